@@ -1,0 +1,48 @@
+# Two commands matter: `make demo` (the main job) and `make test` (the whole test suite).
+# Both run `make setup` first, which creates or refreshes .venv/ and is quick when nothing
+# changed (stamp files track pyproject.toml and the package sources).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+VPY := $(VENV)/bin/python
+# The ROS wheels' bootstrapper re-executes Python with the right library path; rosidl also
+# needs AMENT_PREFIX_PATH / CMAKE_PREFIX_PATH pointing at the venv when building messages.
+BUILD_ENV := CMAKE_PREFIX_PATH=$(abspath $(VENV)) AMENT_PREFIX_PATH=$(abspath $(VENV))
+PACKAGE_SOURCES := $(shell find lw_refinenet_ros msg launch config scripts cmake \
+                     -type f -not -name '*.pyc' -not -path '*/__pycache__/*' 2>/dev/null) \
+                   CMakeLists.txt package.xml pyproject.toml
+PYTEST_ARGS ?=
+DEMO_ARGS ?=
+
+.PHONY: setup test demo lint bench clean
+
+setup: $(VENV)/.package-stamp
+
+$(VENV)/.venv-stamp:
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	touch $@
+
+$(VENV)/.deps-stamp: pyproject.toml scripts/requirements.py $(VENV)/.venv-stamp
+	$(PYTHON) scripts/requirements.py test > $(VENV)/requirements.txt
+	$(VPY) -m pip install --quiet -r $(VENV)/requirements.txt
+	touch $@
+
+$(VENV)/.package-stamp: $(VENV)/.deps-stamp $(PACKAGE_SOURCES)
+	$(BUILD_ENV) $(VPY) -m pip install --quiet --no-build-isolation --no-deps --force-reinstall .
+	touch $@
+
+test: setup
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(VENV)/bin/lw-refinenet demo $(DEMO_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+bench: setup
+	$(VENV)/bin/lw-refinenet bench --json docs/bench_engine.json
+
+clean:
+	rm -rf build $(VENV)
