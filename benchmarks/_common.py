@@ -1,0 +1,232 @@
+"""Helpers shared by the end-to-end benchmarks (not part of the installed package).
+
+Every benchmark records the machine state next to its numbers (load average, CPU count,
+commit), because the development machine has 2 cores shared by several people: a number
+without the load it was taken under cannot be compared with anything.
+
+Processes are started with ``sys.executable`` so that children run in the same venv: a
+different venv's python inherits the ROS wheel bootstrapper's variables and fails to import
+rclpy (shared/docs/ros2-from-pip.md §4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import glob
+import json
+import math
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Iterator, Sequence
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BENCH_DIR = ROOT / 'benchmarks'
+SHM_PROFILE = ROOT / 'config' / 'fastdds_shm.xml'
+
+# Same shape as the profile shared/docs/ros2-from-pip.md §10 describes; used only when the
+# package's config/fastdds_shm.xml is missing, so the benchmark still runs (and says so).
+_FALLBACK_SHM_XML = """<?xml version="1.0" encoding="UTF-8" ?>
+<profiles xmlns="http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles">
+  <transport_descriptors>
+    <transport_descriptor>
+      <transport_id>shm_64mb</transport_id>
+      <type>SHM</type>
+      <segment_size>67108864</segment_size>
+    </transport_descriptor>
+    <transport_descriptor>
+      <transport_id>udp</transport_id>
+      <type>UDPv4</type>
+    </transport_descriptor>
+  </transport_descriptors>
+  <participant profile_name="bench_shm" is_default_profile="true">
+    <rtps>
+      <userTransports>
+        <transport_id>shm_64mb</transport_id>
+        <transport_id>udp</transport_id>
+      </userTransports>
+      <useBuiltinTransports>false</useBuiltinTransports>
+    </rtps>
+  </participant>
+</profiles>
+"""
+
+
+def shm_profile_path() -> tuple[str, str]:
+    """Return (path, origin) of the shared-memory Fast DDS profile to use."""
+    if SHM_PROFILE.is_file():
+        return str(SHM_PROFILE), 'config/fastdds_shm.xml'
+    path = pathlib.Path(tempfile.gettempdir()) / 'lwrf_bench_fastdds_shm.xml'
+    path.write_text(_FALLBACK_SHM_XML)
+    return str(path), 'benchmark fallback (config/fastdds_shm.xml missing)'
+
+
+def child_env(profile: str | None, domain_id: int) -> dict[str, str]:
+    """Environment for a ROS child process: own domain, localhost discovery, chosen profile."""
+    env = dict(os.environ)
+    env['ROS_DOMAIN_ID'] = str(domain_id)
+    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    env['RCUTILS_LOGGING_BUFFERED_STREAM'] = '0'
+    env['PYTHONUNBUFFERED'] = '1'
+    # The source checkout first, so the code under test is the working tree, not a stale
+    # installed copy (lw_refinenet_ros/__init__.py merges both through extend_path).
+    env['PYTHONPATH'] = os.pathsep.join(
+        [str(ROOT)] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
+    env.pop('FASTRTPS_DEFAULT_PROFILES_FILE', None)
+    if profile is not None:
+        env['FASTRTPS_DEFAULT_PROFILES_FILE'] = profile
+    return env
+
+
+def pick_domain() -> int:
+    """A DDS domain in 1..100 unlikely to collide with the test suite or another benchmark."""
+    return random.Random(os.getpid() ^ time.time_ns()).randint(1, 100)
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float | int | None]:
+    """p50/p90/p95/p99/max/mean of ``values`` (ms); None entries when there is no sample."""
+    data = sorted(v for v in values if v is not None and not math.isnan(v))
+    if not data:
+        return {'n': 0, 'p50': None, 'p90': None, 'p95': None, 'p99': None, 'max': None,
+                'mean': None}
+
+    def q(fraction: float) -> float:
+        index = min(len(data) - 1, max(0, math.ceil(fraction * len(data)) - 1))
+        return round(data[index], 3)
+
+    return {'n': len(data), 'p50': q(0.50), 'p90': q(0.90), 'p95': q(0.95), 'p99': q(0.99),
+            'max': round(data[-1], 3), 'mean': round(sum(data) / len(data), 3)}
+
+
+def machine_state() -> dict[str, Any]:
+    """Load average and identity of the run, recorded next to every result."""
+    try:
+        commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT,
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ''
+    return {
+        'time': datetime.datetime.now().isoformat(timespec='seconds'),
+        'loadavg_1_5_15': [round(x, 2) for x in os.getloadavg()],
+        'cpu_count': os.cpu_count(),
+        'commit': commit,
+        'python': sys.version.split()[0],
+    }
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    """The options every benchmark shares: output files and the compute device."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('--json', type=pathlib.Path, default=None,
+                        help='write the results as JSON to this file')
+    parser.add_argument('--plot', type=pathlib.Path, default=None,
+                        help='write a PNG plot to this file (matplotlib Agg)')
+    parser.add_argument('--device', default='cpu',
+                        help='engine device for the real-engine runs: cpu, cuda, cuda:N '
+                             '(GPU numbers were not measured in this session)')
+    parser.add_argument('--quick', action='store_true',
+                        help='shorter runs (smoke test of the benchmark itself)')
+    return parser
+
+
+def write_json(path: pathlib.Path | None, result: dict[str, Any]) -> None:
+    """Write ``result`` to ``path`` (if given) and a compact copy to stdout."""
+    text = json.dumps(result, indent=2, sort_keys=False, default=str)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + '\n')
+    print(text)
+
+
+def spawn(args: Sequence[str], env: dict[str, str], **kwargs: Any) -> subprocess.Popen:
+    """Start ``sys.executable args...`` in its own process group (clean, targeted shutdown)."""
+    return subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT,
+                            start_new_session=True, **kwargs)
+
+
+def stop(process: subprocess.Popen, timeout: float = 5.0) -> tuple[int | None, float]:
+    """SIGINT ``process`` (then SIGKILL after ``timeout``); return (exit code, seconds)."""
+    start = time.monotonic()
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+    return process.returncode, round(time.monotonic() - start, 3)
+
+
+def wait_for_line(process: subprocess.Popen, marker: str, timeout: float) -> bool:
+    """Read ``process.stdout`` until a line contains ``marker`` (the child is ready)."""
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            if process.poll() is not None:
+                return False
+            time.sleep(0.01)
+            continue
+        if marker in line:
+            return True
+    return False
+
+
+def shm_files() -> set[str]:
+    """Fast DDS shared-memory files currently in /dev/shm."""
+    return set(glob.glob('/dev/shm/fastrtps_*')) | set(glob.glob('/dev/shm/sem.fastrtps_*'))
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS (kB) and thread count of ``pid`` from /proc/<pid>/status; {} if it is gone."""
+    values: dict[str, int] = {}
+    try:
+        with open(f'/proc/{pid}/status', encoding='ascii') as handle:
+            for line in handle:
+                key, _, rest = line.partition(':')
+                if key in ('VmRSS', 'Threads'):
+                    values[key] = int(rest.split()[0])
+    except OSError:
+        return {}
+    return values
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds consumed so far by ``pid`` (from /proc/<pid>/stat)."""
+    try:
+        with open(f'/proc/{pid}/stat', encoding='ascii') as handle:
+            fields = handle.read().rsplit(')', 1)[1].split()
+    except OSError:
+        return None
+    ticks = os.sysconf('SC_CLK_TCK')
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+@contextlib.contextmanager
+def matplotlib_axes(path: pathlib.Path | None, rows: int = 1,
+                    cols: int = 1) -> Iterator[Any]:
+    """Yield matplotlib axes (Agg) and save the figure to ``path``; yields None without one."""
+    if path is None:
+        yield None
+        return
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    figure, axes = plt.subplots(rows, cols, figsize=(9, 4.5 * rows), squeeze=False)
+    try:
+        yield axes
+    finally:
+        figure.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=90)
+        plt.close(figure)

@@ -1,0 +1,1 @@
+"""Reliability suite: malformed input, faults, hostile checkpoints, shutdown under load."""
