@@ -30,6 +30,7 @@ import logging
 import os
 from pathlib import Path
 import pickle
+import re
 from typing import Any, Mapping, Sequence, Union
 
 import torch
@@ -106,19 +107,21 @@ def _load_file(path: Path) -> Any:
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as error:
         text = str(error)
-        if 'weights only load failed' not in text.lower():
+        wanted = re.search(r'GLOBAL ([\w.]+)', text)
+        if wanted is None:
+            lines = text.strip().splitlines() or ['unreadable pickle']
+            detail = next((line.strip() for line in lines if 'nsupported' in line), lines[0])
+            # Unknown opcodes: random bytes, or a plain pickle (protocol >= 4) rather than a
+            # torch.save file; neither can be checked, so neither is loaded.
             raise CheckpointError(
-                f'Cannot read checkpoint {path}: the file is corrupt or truncated '
-                f'({type(error).__name__}: {text.strip()[:300]}). Re-download or re-export '
-                f'it.') from error
-        detail = next((line.strip() for line in text.splitlines()
-                       if 'unsupported' in line.lower()), 'it contains more than tensors '
-                                                          'and plain containers')
+                f'Cannot read checkpoint {path}: the file is corrupt or truncated, or was not '
+                f'written by torch.save ({detail[:200]}). Re-download '
+                f'or re-export it.') from error
         raise CheckpointError(
-            f'Refusing to run code from {path}: loading it would import or call Python '
-            f'objects, which a weights file must not need ({detail[:300]}). If you trust the '
-            f'file, convert it once to a plain state dict, e.g. `python -c "import torch; '
-            f"c = torch.load('{path}', weights_only=False); "
+            f'Refusing to run code from {path}: loading it would import and call '
+            f'{wanted.group(1)}, and a weights file must need nothing but tensors and plain '
+            f'containers. If you trust the file, convert it once to a plain state dict, e.g. '
+            f'`python -c "import torch; c = torch.load(\'{path}\', weights_only=False); '
             f'torch.save(c.get(\'state_dict\', c), \'plain.pt\')"`, and load plain.pt.'
         ) from error
     except Exception as error:  # noqa: BLE001 - torch raises many types for damaged files
