@@ -1,4 +1,4 @@
-"""Evaluator for the launch-file tests: launch stubs and a small launch-frontend evaluator.
+"""Helpers for the launch-file tests: launch stubs and a small launch-frontend evaluator.
 
 launch, launch_ros and ros2launch have no pip wheels (shared/docs/ros2-from-pip.md §6), so the
 Python launch files run against recording stubs and the XML/YAML files go through a small
@@ -106,6 +106,37 @@ class LaunchDesc:
         found = [n for n in self.nodes if n.executable == executable]
         assert len(found) == 1, f'expected one {executable} node, got {self.nodes}'
         return found[0]
+
+
+# --------------------------------------------------------------------------- parameters files
+# Keys under which a parameters file can address the node: rcl matches `lw_refinenet` only in
+# the root namespace, `/**/lw_refinenet` in any namespace, `/**` every node.
+NODE_KEYS = (NODE_NAME, f'/{NODE_NAME}', f'/**/{NODE_NAME}', '/**')
+
+
+def flatten(mapping: dict[str, Any], prefix: str = '') -> dict[str, Any]:
+    """Nested parameter dicts as dotted names, as rcl reads them (model: {arch} -> model.arch)."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f'{prefix}{key}.'))
+        else:
+            flat[f'{prefix}{key}'] = value
+    return flat
+
+
+def read_node_parameters(path: Path | str) -> tuple[str, dict[str, Any]]:
+    """The node section of a parameters file: (key used, flattened ros__parameters)."""
+    document = yaml.safe_load(Path(path).read_text())
+    assert isinstance(document, dict), f'{path}: not a YAML mapping'
+    keys = [k for k in NODE_KEYS if k in document]
+    assert keys, (f'{path}: no section for the node; expected one of {NODE_KEYS}, '
+                  f'got {list(document)}')
+    section = document[keys[0]]
+    assert isinstance(section, dict) and 'ros__parameters' in section, (
+        f'{path}: section {keys[0]!r} has no ros__parameters')
+    return keys[0], flatten(section['ros__parameters'])
+
 
 
 # --------------------------------------------------------------------------- Python launch stubs
@@ -438,3 +469,8 @@ def describe_any(path: Path, overrides: Mapping[str, str] | None = None) -> Laun
     if path.name.endswith('.py'):
         return describe_python(path, overrides)
     return describe_frontend(path, overrides)
+
+
+def describe(path: Path, **arguments: str) -> LaunchDesc:
+    """``describe_any`` with keyword arguments (the launch stubs must be installed)."""
+    return describe_any(path, arguments)

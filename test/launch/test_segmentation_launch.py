@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from launch_eval import NODE_NAME, PACKAGE, REPO, describe_any, load_python_launch, render
+from launch_eval import (
+    NODE_NAME,
+    PACKAGE,
+    REPO,
+    describe,
+    describe_any,
+    install_launch_stubs,
+    load_python_launch,
+    read_node_parameters,
+    render,
+)
 import pytest
 
 LAUNCH = REPO / 'launch'
@@ -22,7 +32,13 @@ SCENARIOS = (
 )
 
 
-def test_python_launch_declares_documented_arguments(launch_stubs: dict) -> None:
+@pytest.fixture(autouse=True)
+def _launch_stubs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stub launch/launch_ros modules (no wheels exist); undone after each test."""
+    install_launch_stubs(monkeypatch)
+
+
+def test_python_launch_declares_documented_arguments() -> None:
     description = load_python_launch(LAUNCH / 'segmentation.launch.py')
     declared = [e for e in description.entities if type(e).__name__ == 'DeclareLaunchArgument']
     assert {d.name for d in declared} == EXPECTED_ARGUMENTS
@@ -32,7 +48,7 @@ def test_python_launch_declares_documented_arguments(launch_stubs: dict) -> None
         assert 'default_value' in argument.kwargs, f'{argument.name} has no default'
 
 
-def test_python_launch_node(launch_stubs: dict) -> None:
+def test_python_launch_node() -> None:
     description = load_python_launch(LAUNCH / 'segmentation.launch.py')
     nodes = [e for e in description.entities if type(e).__name__ == 'Node']
     assert len(nodes) == 1
@@ -56,7 +72,7 @@ def test_python_launch_node(launch_stubs: dict) -> None:
     assert remaps['camera_info'] == '/camera/camera_info'
 
 
-def test_python_launch_lifecycle_variant(describe) -> None:
+def test_python_launch_lifecycle_variant() -> None:
     plain = describe(LAUNCH / 'segmentation.launch.py')
     assert [n.kind for n in plain.nodes] == ['node']
     managed = describe(LAUNCH / 'segmentation.launch.py', lifecycle='true')
@@ -69,12 +85,12 @@ def test_python_launch_lifecycle_variant(describe) -> None:
 
 @pytest.mark.parametrize('value, expected', [('false', 'raw'), ('true', 'compressed'),
                                              ('True', 'compressed')])
-def test_use_compressed_sets_input_type(describe, value: str, expected: str) -> None:
+def test_use_compressed_sets_input_type(value: str, expected: str) -> None:
     node = describe(LAUNCH / 'segmentation.launch.py', use_compressed=value).nodes[0]
     assert node.params['input_type'] == expected
 
 
-def test_arguments_override_params_file(describe) -> None:
+def test_arguments_override_params_file() -> None:
     node = describe(LAUNCH / 'segmentation.launch.py', device='cuda:1',
                     weights='/data/w.pt').nodes[0]
     assert node.params['device'] == 'cuda:1'
@@ -82,7 +98,7 @@ def test_arguments_override_params_file(describe) -> None:
     assert len(node.param_files) == 1  # the dict after it is what makes the arguments win
 
 
-def test_use_shm_sets_fast_dds_profile(describe) -> None:
+def test_use_shm_sets_fast_dds_profile() -> None:
     assert describe(LAUNCH / 'segmentation.launch.py').env == {}
     env = describe(LAUNCH / 'segmentation.launch.py', use_shm='true').env
     profile = Path(env['FASTRTPS_DEFAULT_PROFILES_FILE'])
@@ -91,7 +107,7 @@ def test_use_shm_sets_fast_dds_profile(describe) -> None:
 
 
 @pytest.mark.parametrize('other', FORMATS[1:])
-def test_frontend_declares_same_arguments(launch_stubs: dict, other: str) -> None:
+def test_frontend_declares_same_arguments(other: str) -> None:
     reference = describe_any(LAUNCH / FORMATS[0])
     candidate = describe_any(LAUNCH / other)
     assert candidate.arguments == reference.arguments
@@ -99,7 +115,7 @@ def test_frontend_declares_same_arguments(launch_stubs: dict, other: str) -> Non
 
 @pytest.mark.parametrize('other', FORMATS[1:])
 @pytest.mark.parametrize('scenario', SCENARIOS, ids=lambda s: ','.join(s) or 'defaults')
-def test_frontend_starts_same_node(launch_stubs: dict, other: str, scenario: dict) -> None:
+def test_frontend_starts_same_node(other: str, scenario: dict) -> None:
     reference = describe_any(LAUNCH / FORMATS[0], scenario)
     candidate = describe_any(LAUNCH / other, scenario)
     assert candidate.nodes == reference.nodes
@@ -107,10 +123,9 @@ def test_frontend_starts_same_node(launch_stubs: dict, other: str, scenario: dic
 
 
 @pytest.mark.parametrize('name', FORMATS)
-def test_params_file_default_exists_with_node_section(launch_stubs: dict, name: str,
-                                                      params_section) -> None:
+def test_params_file_default_exists_with_node_section(name: str) -> None:
     node = describe_any(LAUNCH / name).nodes[0]
     assert len(node.param_files) == 1
     path = Path(node.param_files[0])
     assert path.is_file(), f'{name}: params file {path} does not exist'
-    params_section(path)
+    read_node_parameters(path)
