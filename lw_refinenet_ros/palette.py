@@ -1,0 +1,315 @@
+"""Class maps (names + RGB colours), the PASCAL VOC colour map, colourising and overlays.
+
+numpy only (OpenCV is used for the overlay blend when it is importable), so the node, the CLI
+and the tests share one implementation and no torch import is needed to draw a label image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from lw_refinenet_ros.errors import ConfigError
+
+#: The 21 PASCAL VOC class names, index = label id.
+VOC_CLASSES: tuple[str, ...] = (
+    'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat',
+    'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant',
+    'sheep', 'sofa', 'train', 'tvmonitor',
+)
+
+
+def voc_palette(n: int) -> np.ndarray:
+    """The standard PASCAL VOC colour map for labels ``0 .. n-1``.
+
+    For label c, bit 3j of c goes to bit 7-j of R, bit 3j+1 to G and bit 3j+2 to B, so the
+    lowest bits of c set the most significant colour bits and neighbouring ids get very
+    different colours (label 1 = (128, 0, 0), 2 = (0, 128, 0), 3 = (128, 128, 0), ...).
+
+    Args:
+        n: Number of colours, >= 0.
+
+    Returns:
+        (n, 3) uint8 RGB colours. Ids above 255 wrap their high bits in the same pattern, so
+        large palettes keep going (the map repeats only after 2**24 ids).
+    """
+    if n < 0:
+        raise ConfigError(f'voc_palette needs n >= 0, got {n}.')
+    ids = np.arange(n, dtype=np.int64)
+    colors = np.zeros((n, 3), dtype=np.int64)
+    for shift in range(8):
+        for channel in range(3):
+            bit = (ids >> (3 * shift + channel)) & 1
+            colors[:, channel] |= bit << (7 - shift)
+    return colors.astype(np.uint8)
+
+
+def _as_colors(colors: Any, what: str) -> np.ndarray:
+    try:
+        array = np.asarray(colors)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f'{what}: cannot read colours ({error}).') from error
+    if array.ndim != 2 or array.shape[1] != 3:
+        raise ConfigError(f'{what}: colours must have shape (K, 3), got {array.shape}.')
+    if array.dtype.kind not in 'iuf':
+        raise ConfigError(f'{what}: colours must be numbers 0..255, got dtype {array.dtype}.')
+    if array.size and (np.any(array < 0) or np.any(array > 255)
+                       or np.any(array != np.round(array))):
+        raise ConfigError(f'{what}: colour components must be integers in 0..255.')
+    return array.astype(np.uint8)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ClassMap:
+    """Names and display colours of the K classes a model predicts.
+
+    Attributes:
+        names: One name per class id, unique and non-empty.
+        colors: (K, 3) uint8 RGB, read-only.
+    """
+
+    names: tuple[str, ...]
+    colors: np.ndarray
+
+    def __post_init__(self) -> None:
+        names = tuple(str(name) for name in self.names)
+        if not names:
+            raise ConfigError('A class map needs at least one class.')
+        empty = [i for i, name in enumerate(names) if not name.strip()]
+        if empty:
+            raise ConfigError(f'Class names must not be empty (ids {empty}).')
+        seen: dict[str, int] = {}
+        for i, name in enumerate(names):
+            if name in seen:
+                raise ConfigError(f'Duplicate class name {name!r} at ids {seen[name]} and {i}; '
+                                  f'give every class a unique name.')
+            seen[name] = i
+        colors = _as_colors(self.colors, 'class map').copy()
+        if colors.shape[0] != len(names):
+            raise ConfigError(f'The class map has {len(names)} names but {colors.shape[0]} '
+                              f'colours; give one colour per class.')
+        colors.setflags(write=False)
+        object.__setattr__(self, 'names', names)
+        object.__setattr__(self, 'colors', colors)
+
+    @property
+    def num_classes(self) -> int:
+        """K, the number of classes."""
+        return len(self.names)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ClassMap):
+            return NotImplemented
+        return self.names == other.names and np.array_equal(self.colors, other.colors)
+
+    def __hash__(self) -> int:
+        return hash((self.names, self.colors.tobytes()))
+
+    @classmethod
+    def default(cls, num_classes: int) -> ClassMap:
+        """VOC names for K == 21, otherwise ``class_0``, ``class_1``, ...; VOC colours."""
+        if num_classes < 1:
+            raise ConfigError(f'num_classes must be >= 1, got {num_classes}.')
+        if num_classes == len(VOC_CLASSES):
+            names = VOC_CLASSES
+        else:
+            names = tuple(f'class_{i}' for i in range(num_classes))
+        return cls(names, voc_palette(num_classes))
+
+    @classmethod
+    def from_checkpoint(cls, class_names: Sequence[str] | None,
+                        colors: Sequence[Sequence[int]] | None, num_classes: int) -> ClassMap:
+        """Build from a checkpoint's optional names/colours, defaulting what is missing.
+
+        Args:
+            class_names: ``CheckpointInfo.class_names`` (or None).
+            colors: ``CheckpointInfo.colors`` (or None).
+            num_classes: K of the model; the stored lists must have this length.
+        """
+        default = cls.default(num_classes)
+        names = tuple(class_names) if class_names is not None else default.names
+        palette = np.asarray(colors) if colors is not None else default.colors
+        if len(names) != num_classes:
+            raise ConfigError(f'The checkpoint stores {len(names)} class names for a '
+                              f'{num_classes}-class model.')
+        return cls(names, palette)
+
+    def check_num_classes(self, num_classes: int, source: str = 'class map') -> None:
+        """Raise ConfigError unless this map has exactly ``num_classes`` entries."""
+        if self.num_classes != num_classes:
+            raise ConfigError(f'{source} has {self.num_classes} classes but the model predicts '
+                              f'{num_classes}; give one entry per model class.')
+
+
+def _parse_yaml(path: Path) -> tuple[list[str], list[Any]]:
+    import yaml  # deferred: only YAML class maps need it
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding='utf-8'))
+    except yaml.YAMLError as error:
+        raise ConfigError(f'{path}: invalid YAML ({error}).') from error
+    if isinstance(data, dict) and 'classes' in data:
+        data = data['classes']
+    names: list[str] = []
+    colors: list[Any] = []
+    if isinstance(data, dict):
+        # {name: [r, g, b]} in id order (YAML mappings keep file order).
+        for name, color in data.items():
+            names.append(str(name))
+            colors.append(color)
+    elif isinstance(data, list):
+        for i, entry in enumerate(data):
+            if isinstance(entry, str):
+                names.append(entry)
+                colors.append(None)
+            elif isinstance(entry, dict) and 'name' in entry:
+                names.append(str(entry['name']))
+                colors.append(entry.get('color', entry.get('colour')))
+            else:
+                raise ConfigError(f'{path}: entry {i} must be a name or a mapping '
+                                  f'{{name: ..., color: [r, g, b]}}, got {entry!r}.')
+    else:
+        raise ConfigError(f'{path}: expected a list of {{name, color}} entries or a mapping '
+                          f'name -> [r, g, b], got {type(data).__name__}.')
+    return names, colors
+
+
+def _parse_text(path: Path) -> tuple[list[str], list[Any]]:
+    names: list[str] = []
+    colors: list[Any] = []
+    for raw in path.read_text(encoding='utf-8').splitlines():
+        line = raw.split('#', 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) >= 4:
+            try:
+                rgb = [int(value) for value in parts[-3:]]
+            except ValueError:
+                rgb = None
+            if rgb is not None:
+                names.append(' '.join(parts[:-3]))
+                colors.append(rgb)
+                continue
+        names.append(line)
+        colors.append(None)
+    return names, colors
+
+
+def load_class_map(path: str | os.PathLike[str], num_classes: int | None = None) -> ClassMap:
+    """Read class names (and optional colours) from a YAML or text file.
+
+    YAML (``.yaml``/``.yml``): a list of ``{name: str, color: [r, g, b]}`` (``color`` optional;
+    bare strings allowed), a mapping ``name: [r, g, b]``, or either under a ``classes:`` key.
+    Text (anything else): one class per line, ``name`` or ``name r g b``; ``#`` starts a
+    comment. Classes without a colour get the VOC colour of their id.
+
+    Args:
+        path: The file.
+        num_classes: If given, the file must list exactly this many classes.
+
+    Raises:
+        ConfigError: Missing file, bad syntax, bad colour, duplicate or wrong number of names.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f'Class map file {file} does not exist; pass an existing YAML or '
+                          f'text file (one class name per line).')
+    if file.suffix.lower() in ('.yaml', '.yml'):
+        names, colors = _parse_yaml(file)
+    else:
+        names, colors = _parse_text(file)
+    if not names:
+        raise ConfigError(f'{file} lists no classes.')
+    default = voc_palette(len(names))
+    rows = []
+    for i, color in enumerate(colors):
+        if color is None:
+            rows.append(default[i].tolist())
+            continue
+        if (not isinstance(color, (list, tuple)) or len(color) != 3
+                or not all(isinstance(c, int) and not isinstance(c, bool) for c in color)
+                or not all(0 <= c <= 255 for c in color)):
+            raise ConfigError(f'{file}: class {i} ({names[i]!r}) has colour {color!r}; '
+                              f'expected three integers 0..255 like [128, 0, 0].')
+        rows.append(list(color))
+    try:
+        class_map = ClassMap(tuple(names), np.asarray(rows, dtype=np.int64))
+    except ConfigError as error:
+        raise ConfigError(f'{file}: {error}') from error
+    if num_classes is not None:
+        class_map.check_num_classes(num_classes, str(file))
+    return class_map
+
+
+def _check_labels(labels: np.ndarray) -> None:
+    if not isinstance(labels, np.ndarray) or labels.ndim != 2:
+        raise ConfigError(f'labels must be a 2-D integer array, got '
+                          f'{getattr(labels, "shape", type(labels).__name__)}.')
+    if labels.dtype.kind not in 'iu':
+        raise ConfigError(f'labels must have an integer dtype, got {labels.dtype}.')
+
+
+def colorize(labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    """Map a label image to RGB with a lookup table.
+
+    Args:
+        labels: (H, W) integer labels.
+        colors: (K, 3) uint8 colours. Labels >= K (or negative) are drawn black instead of
+            raising, so a model/palette mismatch shows up visibly rather than crashing a node.
+
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
+    _check_labels(labels)
+    table = _as_colors(colors, 'colorize')
+    if labels.dtype == np.uint8:
+        # 256-entry table: np.take on uint8 indices is a single gather without bounds work.
+        lut = np.zeros((256, 3), dtype=np.uint8)
+        lut[:min(256, len(table))] = table[:256]
+        return lut[labels]
+    lut = np.concatenate([table, np.zeros((1, 3), dtype=np.uint8)])
+    index = labels.astype(np.intp, copy=False)
+    index = np.where((index < 0) | (index >= len(table)), len(table), index)
+    return lut[index]
+
+
+def overlay(image_rgb: np.ndarray, labels: np.ndarray, colors: np.ndarray,
+            alpha: float = 0.5) -> np.ndarray:
+    """Blend the colourised labels over an image: ``(1 - alpha) * image + alpha * colour``.
+
+    Args:
+        image_rgb: (H, W, 3) uint8 (any channel order; the colours must use the same one).
+        labels: (H, W) integer labels.
+        colors: (K, 3) uint8 colours.
+        alpha: Weight of the label colour, in [0, 1]; 0 returns the image, 1 the colours.
+
+    Returns:
+        (H, W, 3) uint8, rounded to nearest.
+    """
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ConfigError(f'overlay alpha must be in [0, 1], got {alpha}.')
+    if (not isinstance(image_rgb, np.ndarray) or image_rgb.dtype != np.uint8
+            or image_rgb.ndim != 3 or image_rgb.shape[2] != 3):
+        raise ConfigError(f'overlay needs an (H, W, 3) uint8 image, got '
+                          f'{getattr(image_rgb, "shape", None)} '
+                          f'{getattr(image_rgb, "dtype", type(image_rgb).__name__)}.')
+    _check_labels(labels)
+    if labels.shape != image_rgb.shape[:2]:
+        raise ConfigError(f'labels {labels.shape} and image {image_rgb.shape[:2]} differ in '
+                          f'size.')
+    color = colorize(labels, colors)
+    try:
+        import cv2  # deferred: optional fast path
+    except ImportError:  # pragma: no cover - opencv is a dependency, numpy is the fallback
+        cv2 = None
+    if cv2 is not None:
+        return cv2.addWeighted(image_rgb, 1.0 - float(alpha), color, float(alpha), 0.0)
+    # Integer maths: weights in 1/256 steps, +128 rounds to nearest.
+    a = int(round(float(alpha) * 256))
+    blended = (image_rgb.astype(np.uint16) * (256 - a) + color.astype(np.uint16) * a + 128)
+    return (blended >> 8).astype(np.uint8)
