@@ -1,12 +1,14 @@
 """Child processes for the benchmarks: a camera-like publisher and a bare subscriber.
 
-Run as ``python benchmarks/_roles.py camera|sink ...`` by the benchmark scripts, never by hand.
+Run as ``python benchmarks/_roles.py camera|sink|monitor ...`` by the benchmark scripts only.
 
 * ``camera`` publishes ``sensor_msgs/Image`` frames paced at a fixed rate on an absolute
   schedule (so a slow ``publish()`` does not stretch the period), best-effort like a camera
   driver. The stamp is taken right before the message is filled, as a driver stamps at capture,
   so stamp -> callback latency includes the copy into the message and the ``publish()`` call.
   It prints ``READY`` once a subscriber is matched and writes a JSON log of what it sent.
+* ``monitor`` subscribes to a node's outputs and records stamp -> arrival per output, plus
+  the last ``/diagnostics`` values (what ros2_benchmark's monitor node does).
 * ``sink`` subscribes like the node does (best-effort, KeepLast 1 by default) and records the
   stamp -> callback latency of each frame; with ``--echo`` it republishes a small mono8 image
   carrying the same header (the size of a label image), so the benchmark can measure the
@@ -157,9 +159,74 @@ def run_sink(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diagnostic_values(message: object) -> dict[str, dict[str, str]]:
+    return {status.name: {kv.key: kv.value for kv in status.values}
+            for status in message.status}
+
+
+def run_monitor(args: argparse.Namespace) -> int:
+    """Record stamp -> arrival of each output; ``--topics name:topic:kind`` (kind image,
+    stats, diag). Writes {name: [[stamp_ns, recv_ns, extra...], ...], 'diagnostics': last}."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from lw_refinenet_ros.msg import SegmentationStats
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('bench_monitor', context=context)
+    records: dict[str, list] = {}
+    last_diagnostics: dict = {}
+    # Best-effort with a deep queue: compatible with reliable and best-effort publishers and
+    # never the reason a result is lost (results are small and arrive at <= inference rate).
+    monitor_qos = qos('best_effort', 100)
+
+    def on_message(name: str, kind: str):
+        def callback(message: object) -> None:
+            now = time.time_ns()
+            if kind == 'diag':
+                last_diagnostics.update(_diagnostic_values(message))
+                records[name].append([now, now])
+                return
+            stamp = message.header.stamp.sec * 10**9 + message.header.stamp.nanosec
+            row = [stamp, now]
+            if kind == 'stats':
+                row += [message.frame_age_ms, message.processing_latency_ms]
+            records[name].append(row)
+        return callback
+
+    types = {'image': Image, 'stats': SegmentationStats, 'diag': DiagnosticArray}
+    for spec in args.topics:
+        name, topic, kind = spec.split(':')
+        records[name] = []
+        node.create_subscription(types[kind], topic, on_message(name, kind),
+                                 qos('reliable', 10) if kind == 'diag' else monitor_qos)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    print('READY', flush=True)
+    end = time.monotonic() + args.duration
+
+    def dump() -> None:
+        with open(args.log, 'w', encoding='utf-8') as handle:
+            json.dump({'records': records, 'diagnostics': last_diagnostics}, handle)
+
+    flush_every = args.flush_every
+    next_flush = time.monotonic() + flush_every if flush_every else float('inf')
+    try:
+        while context.ok() and time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+            if time.monotonic() >= next_flush and args.log:
+                dump()
+                next_flush = time.monotonic() + flush_every
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    if args.log:
+        dump()
+    node.destroy_node()
+    context.try_shutdown()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('role', choices=('camera', 'sink'))
+    parser.add_argument('role', choices=('camera', 'sink', 'monitor'))
     parser.add_argument('--topic', default='image')
     parser.add_argument('--width', type=int, default=640)
     parser.add_argument('--height', type=int, default=480)
@@ -179,8 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--echo-width', type=int, default=320)
     parser.add_argument('--echo-height', type=int, default=240)
     parser.add_argument('--compressed', action='store_true')
+    parser.add_argument('--topics', nargs='*', default=[], help='monitor: name:topic:kind')
+    parser.add_argument('--flush-every', type=float, default=0.0,
+                        help='monitor: also write the log every N seconds')
     args = parser.parse_args(argv)
-    return run_camera(args) if args.role == 'camera' else run_sink(args)
+    roles = {'camera': run_camera, 'sink': run_sink, 'monitor': run_monitor}
+    return roles[args.role](args)
 
 
 if __name__ == '__main__':

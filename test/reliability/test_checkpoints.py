@@ -80,13 +80,10 @@ def test_garbage_is_refused(good_file: pathlib.Path, tmp_path: pathlib.Path,
     assert str(path) in str(error.value)
 
 
-@pytest.mark.xfail(reason='weights.py reports bytes that are not a pickle at all as '
-                          '"Refusing to run code ... Unsupported operand N" instead of '
-                          '"corrupt or truncated" (misleading; reported to the model owner)',
-                   strict=False)
-@pytest.mark.parametrize('kind', ['one_byte'])
+@pytest.mark.parametrize('kind', ['one_byte', 'random1'])
 def test_garbage_is_called_corrupt_not_malicious(good_file: pathlib.Path,
                                                  tmp_path: pathlib.Path, kind: str) -> None:
+    """Bytes that are no pickle at all must not be reported as a malicious pickle."""
     path = tmp_path / 'garbage.pt'
     path.write_bytes(_garbage(good_file, kind))
     with pytest.raises(CheckpointError, match='corrupt or truncated'):
