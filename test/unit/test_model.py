@@ -267,3 +267,12 @@ def test_fold_batchnorm_keeps_outputs_and_leaves_the_original_alone(arch: str) -
         expected, got = model(x), folded(x)
     scale = expected.abs().max().item()
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5 * max(1.0, scale))
+
+
+@pytest.mark.slow
+def test_torch_compile_eager_backend_smoke() -> None:
+    model = build_model('mbv2', 3).eval()
+    compiled = torch.compile(model, backend='eager', dynamic=False)
+    x = torch.randn(1, 3, 33, 47)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x))
