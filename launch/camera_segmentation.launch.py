@@ -97,7 +97,9 @@ def generate_launch_description() -> LaunchDescription:
             namespace=CAMERA_NAMESPACE, output='screen', condition=_is_camera('v4l2_camera'),
             parameters=[{
                 'video_device': video_device,
-                'image_size': [width, height],
+                # One string '[w, h]' that launch_ros YAML-parses into an integer array; a
+                # plain [width, height] would be joined into the single string 'wh'.
+                'image_size': ['[', width, ', ', height, ']'],
                 'camera_frame_id': 'camera',
             }]),
         Node(

@@ -64,9 +64,11 @@ def generate_launch_description() -> LaunchDescription:
     image_topic = LaunchConfiguration('image_topic')
     lifecycle = LaunchConfiguration('lifecycle')
     # Applied after the params file so that the launch arguments win (later files override).
+    # launch_ros YAML-parses substituted values and rejects an empty one (None); the quotes keep
+    # device and weights strings, so weights:='' (the packaged model) passes through.
     overrides = {
-        'device': LaunchConfiguration('device'),
-        'model.weights': LaunchConfiguration('weights'),
+        'device': ["'", LaunchConfiguration('device'), "'"],
+        'model.weights': ["'", LaunchConfiguration('weights'), "'"],
         'input_type': PythonExpression([
             "'compressed' if '", LaunchConfiguration('use_compressed'),
             "'.lower() == 'true' else 'raw'"]),

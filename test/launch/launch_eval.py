@@ -266,10 +266,18 @@ def condition_holds(condition: Any, config: Mapping[str, str]) -> bool:
 
 
 def _render_param_value(value: Any, config: Mapping[str, str]) -> str:
-    if isinstance(value, (list, tuple)) and not any(
-            type(v).__name__.endswith('Substitution') for v in value):
-        return '[' + ', '.join(render(v, config) for v in value) + ']'
-    return render(value, config)
+    """A parameter dict value as launch_ros normalises it, written as the string it evaluates to.
+
+    launch_ros joins a list that holds a substitution (plus plain strings) into ONE string, so
+    ``[LaunchConfiguration('w'), LaunchConfiguration('h')]`` becomes '640480', not a list; a
+    list of lists gives one element per inner list; a list of plain scalars stays a list.
+    """
+    if not isinstance(value, (list, tuple)):
+        return render(value, config)
+    if any(isinstance(v, Recorded) for v in value) and all(
+            isinstance(v, (str, Recorded, list, tuple)) for v in value):
+        return render(value, config)
+    return '[' + ', '.join(render(v, config) for v in value) + ']'
 
 
 def describe_python(path: Path, overrides: Mapping[str, str] | None = None) -> LaunchDesc:
@@ -469,6 +477,21 @@ def describe_any(path: Path, overrides: Mapping[str, str] | None = None) -> Laun
     if path.name.endswith('.py'):
         return describe_python(path, overrides)
     return describe_frontend(path, overrides)
+
+
+def launch_param_value(text: str) -> Any:
+    """The typed value launch_ros writes for a substituted ``<param value=...>`` string.
+
+    launch_ros YAML-parses the string and accepts only scalars or uniform lists of scalars, so
+    an empty string (YAML null) aborts the launch: values that may be empty must be quoted.
+    """
+    value = yaml.safe_load(text)
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, list) and value and all(
+            type(v) is type(value[0]) and isinstance(v, (bool, int, float, str)) for v in value):
+        return value
+    raise TypeError(f'launch_ros rejects parameter value {text!r} (YAML gives {value!r})')
 
 
 def describe(path: Path, **arguments: str) -> LaunchDesc:

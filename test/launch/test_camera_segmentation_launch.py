@@ -11,6 +11,7 @@ from launch_eval import (
     describe,
     describe_any,
     install_launch_stubs,
+    launch_param_value,
     load_python_launch,
 )
 import pytest
@@ -68,6 +69,15 @@ def test_driver_parameters() -> None:
     assert (usb.params['image_width'], usb.params['image_height']) == ('320', '240')
 
 
+@pytest.mark.parametrize('camera', DRIVERS)
+def test_parameter_values_survive_launch_ros_typing(camera: str) -> None:
+    for node in describe(PY, camera=camera, rviz='true').nodes:
+        for value in node.params.values():
+            launch_param_value(value)  # raises like launch_ros would
+    v4l2 = describe(PY).node('v4l2_camera_node')
+    assert launch_param_value(v4l2.params['image_size']) == [640, 480]
+
+
 def test_rviz_is_optional() -> None:
     assert not [n for n in describe(PY).nodes if n.package == 'rviz2']
     rviz = describe(PY, rviz='true').node('rviz2')
@@ -79,8 +89,8 @@ def test_rviz_is_optional() -> None:
 def test_arguments_reach_the_included_node() -> None:
     node = describe(PY, device='cuda', weights='/w.pt', use_compressed='true',
                     params_file='/p.yaml').node('segmentation_node')
-    assert node.params['device'] == 'cuda'
-    assert node.params['model.weights'] == '/w.pt'
+    assert launch_param_value(node.params['device']) == 'cuda'
+    assert launch_param_value(node.params['model.weights']) == '/w.pt'
     assert node.params['input_type'] == 'compressed'
     assert node.param_files == ['/p.yaml']
     assert dict(node.remaps)['image/compressed'] == '/camera/image_raw/compressed'

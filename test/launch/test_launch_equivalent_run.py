@@ -18,7 +18,15 @@ import sys
 import time
 from typing import Any
 
-from launch_eval import NODE_KEYS, NODE_NAME, PACKAGE, REPO, describe_frontend, installed_share
+from launch_eval import (
+    NODE_KEYS,
+    NODE_NAME,
+    PACKAGE,
+    REPO,
+    describe_frontend,
+    installed_share,
+    launch_param_value,
+)
 import pytest
 import yaml
 
@@ -66,12 +74,6 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _yaml_value(text: str) -> Any:
-    """launch_ros types substituted parameter values by YAML-loading them; empty stays ''."""
-    value = yaml.safe_load(text) if text else text
-    return text if value is None else value
-
-
 def _write_probe_params(source: Path, target: Path) -> None:
     document = yaml.safe_load(source.read_text())
     key = next(k for k in NODE_KEYS if k in document)
@@ -89,7 +91,7 @@ def _launch_command(executable: Path, node: Any, overrides_file: Path) -> list[s
     for params_file in node.param_files:
         command += ['--params-file', params_file]
     overrides_file.write_text(yaml.safe_dump(
-        {'/**': {'ros__parameters': {k: _yaml_value(v) for k, v in node.params.items()}}}))
+        {'/**': {'ros__parameters': {k: launch_param_value(v) for k, v in node.params.items()}}}))
     command += ['--params-file', str(overrides_file)]
     for source, target in node.remaps:
         command += ['-r', f'{source}:={target}']

@@ -11,6 +11,7 @@ from launch_eval import (
     describe,
     describe_any,
     install_launch_stubs,
+    launch_param_value,
     load_python_launch,
     read_node_parameters,
     render,
@@ -90,11 +91,20 @@ def test_use_compressed_sets_input_type(value: str, expected: str) -> None:
     assert node.params['input_type'] == expected
 
 
+@pytest.mark.parametrize('scenario', SCENARIOS, ids=lambda s: ','.join(s) or 'defaults')
+def test_parameter_values_survive_launch_ros_typing(scenario: dict) -> None:
+    """launch_ros aborts on values that YAML-parse to null, e.g. an unquoted empty weights."""
+    for node in describe_any(LAUNCH / 'segmentation.launch.py', scenario).nodes:
+        typed = {name: launch_param_value(value) for name, value in node.params.items()}
+        assert typed['model.weights'] == scenario.get('weights', '')
+        assert typed['device'] == scenario.get('device', 'auto')
+
+
 def test_arguments_override_params_file() -> None:
     node = describe(LAUNCH / 'segmentation.launch.py', device='cuda:1',
                     weights='/data/w.pt').nodes[0]
-    assert node.params['device'] == 'cuda:1'
-    assert node.params['model.weights'] == '/data/w.pt'
+    assert launch_param_value(node.params['device']) == 'cuda:1'
+    assert launch_param_value(node.params['model.weights']) == '/data/w.pt'
     assert len(node.param_files) == 1  # the dict after it is what makes the arguments win
 
 
