@@ -18,6 +18,9 @@ from lw_refinenet_ros.errors import LWRefineNetError
 
 # Subcommand name -> module under lw_refinenet_ros.cli, in the order --help lists them.
 _COMMANDS: tuple[tuple[str, str], ...] = (
+    ('train', 'train'),
+    ('eval', 'evaluate'),
+    ('make-dataset', 'make_dataset'),
 )
 
 

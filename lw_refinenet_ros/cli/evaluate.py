@@ -1,0 +1,97 @@
+"""``lw-refinenet eval``: mIoU, per-class IoU and pixel accuracy of a checkpoint on a dataset.
+
+Inference follows the reference: full resolution, bicubic upsampling of the logits, argmax.
+Optional robustness perturbations (brightness, blur, noise) are applied to the images only.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = 'evaluate a checkpoint: confusion matrix, per-class IoU, mIoU, pixel accuracy'
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    a = parser.add_argument
+    a('--weights', help='checkpoint (default: the packaged conveyor model)')
+    a('--data', required=True, help='dataset folder, or conveyor:SEED (rendered on the fly)')
+    a('--layout', default='auto', choices=('auto', 'voc', 'folder', 'cityscapes', 'conveyor'))
+    a('--split', default='val', help='VOC/Cityscapes split (default val)')
+    a('--classes', help='class names file (YAML or text); default from the data/checkpoint')
+    a('--limit', type=int, help='evaluate only the first N images')
+    a('--count', type=int, default=100, help='frames for conveyor:SEED data (default 100)')
+    a('--device', default='auto', help='auto | cpu | cuda | cuda:N')
+    a('--threads', type=int, help='torch CPU threads')
+    a('--brightness', type=float, default=1.0, help='multiply image intensities (robustness)')
+    a('--blur', type=float, default=0.0, help='Gaussian blur sigma in pixels (robustness)')
+    a('--noise', type=float, default=0.0, help='Gaussian noise sigma, 0..255 scale')
+    a('--json', help='write the scores as JSON here')
+    a('--confusion-png', help='write the row-normalised confusion matrix as PNG here')
+
+
+def perturbation(brightness: float = 1.0, blur: float = 0.0, noise: float = 0.0,
+                 seed: int = 0):
+    """An image-only perturbation function (None when it would be the identity)."""
+    if brightness == 1.0 and blur <= 0 and noise <= 0:
+        return None
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+
+    def apply(image: np.ndarray) -> np.ndarray:
+        x = image.astype(np.float32) * brightness
+        if blur > 0:
+            x = cv2.GaussianBlur(x, (0, 0), blur)
+        if noise > 0:
+            x = x + rng.standard_normal(x.shape, dtype=np.float32) * noise
+        return np.clip(x, 0, 255).astype(np.uint8)
+
+    return apply
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from lw_refinenet_ros.data.datasets import load_class_file, open_dataset
+    from lw_refinenet_ros.errors import ConfigError
+    from lw_refinenet_ros.model import load_model
+    from lw_refinenet_ros.training.evaluate import evaluate_model
+    from lw_refinenet_ros.training.metrics import save_confusion_png
+    from lw_refinenet_ros.training.trainer import resolve_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, info = load_model(args.weights)
+    dataset = open_dataset(args.data, args.layout, args.split, classes=args.classes,
+                           conveyor_length=args.count)
+    if hasattr(dataset, 'fresh_per_epoch'):
+        dataset.fresh_per_epoch = False
+    if dataset.num_classes != info.num_classes:
+        raise ConfigError(f'The data has {dataset.num_classes} classes but the checkpoint '
+                          f'{info.num_classes}; pass the matching --classes file or weights.')
+    names = list(info.class_names or dataset.class_names)
+    if args.classes:
+        names = list(load_class_file(args.classes)[0])
+    device = resolve_device(args.device)
+    model.to(device)
+    scores = evaluate_model(model, dataset, info.num_classes, device=device, limit=args.limit,
+                            transform=perturbation(args.brightness, args.blur, args.noise),
+                            progress=True)
+    print(f'mIoU {scores.miou:.4f}  pixel accuracy {scores.pixel_accuracy:.4f}  '
+          f'({int(scores.present.sum())}/{len(names)} classes counted)')
+    for name, iou in zip(names, scores.iou):
+        print(f'  {name:>16s}  ' + ('   n/a' if iou != iou else f'{iou:.4f}'))
+    if args.json:
+        result = scores.to_dict(names)
+        result.update({'weights': str(args.weights or 'default'), 'data': str(args.data),
+                       'images': min(len(dataset), args.limit or len(dataset)),
+                       'perturbation': {'brightness': args.brightness, 'blur': args.blur,
+                                        'noise': args.noise}})
+        with open(args.json, 'w') as stream:
+            json.dump(result, stream, indent=1)
+    if args.confusion_png:
+        save_confusion_png(args.confusion_png, scores.confusion, names)
+    return 0

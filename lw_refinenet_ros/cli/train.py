@@ -1,0 +1,139 @@
+"""``lw-refinenet train``: train LW-RefineNet with the reference recipe (every value a flag).
+
+Values come from, in increasing priority: the recipe defaults (``TrainConfig``), a YAML file
+(``--config``, keys = TrainConfig field names), then explicit flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+HELP = 'train a model (reference recipe; synthetic conveyor, VOC, folder or Cityscapes data)'
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in text.split(','))
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(','))
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ('1', 'true', 'yes', 'on'):
+        return True
+    if text.lower() in ('0', 'false', 'no', 'off'):
+        return False
+    raise argparse.ArgumentTypeError(f'expected true/false, got {text!r}')
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags; every default is None so that only explicit flags override the YAML config."""
+    a = parser.add_argument
+    a('--config', help='YAML file with TrainConfig fields (flags override it)')
+    a('--data', help='dataset folder, or conveyor:SEED for frames rendered on the fly')
+    a('--layout', choices=('auto', 'voc', 'folder', 'cityscapes', 'conveyor'),
+      help='dataset layout (default: auto-detect)')
+    a('--split', help='training split for VOC/Cityscapes (default train)')
+    a('--val-data', help='validation folder or conveyor:SEED (unseen seed!)')
+    a('--val-layout', choices=('auto', 'voc', 'folder', 'cityscapes', 'conveyor'))
+    a('--val-split', help='validation split (default val)')
+    a('--val-every', type=int, help='validate every N epochs (default 5)')
+    a('--val-limit', type=int, help='validate on the first N images only')
+    a('--classes', help='class names/colours file (YAML or text)')
+    a('--out', help='output folder (default runs/train)')
+    a('--arch', choices=('mbv2', 'resnet50', 'resnet101', 'resnet152'), help='default mbv2')
+    a('--init-encoder', help='torchvision ImageNet weights file for the encoder')
+    a('--resume', action='store_true', default=None,
+      help='continue the run in --out from its resume.pt / last.pt')
+    a('--stage-epochs', type=_ints, help='epochs per stage, e.g. 100,100,100')
+    a('--epochs', type=int, help='shortcut: one stage of N epochs (uses the first LR)')
+    a('--lrs', type=_floats, dest='encoder_lrs',
+      help='encoder LR per stage (default 5e-4,2.5e-4,1e-4)')
+    a('--decoder-lr-mult', type=float, help='decoder LR = encoder LR x this (default 10)')
+    a('--optimizer', choices=('sgd', 'adam'))
+    a('--momentum', type=float)
+    a('--weight-decay', type=float)
+    a('--freeze-bn', type=_bool, help='keep BatchNorm in eval mode (default true)')
+    a('--crop-size', type=int, help='square crop (default 500)')
+    a('--scale-min', type=float)
+    a('--scale-max', type=float)
+    a('--min-short-side', type=int, help='raise scale so the short side >= this (0 = off)')
+    a('--flip', type=_bool)
+    a('--batch-size', type=int)
+    a('--workers', type=int)
+    a('--device', help='auto | cpu | cuda | cuda:N')
+    a('--amp', type=_bool, help='mixed precision on CUDA (default true)')
+    a('--seed', type=int)
+    a('--max-steps', type=int, help='stop (resumably) after this many optimiser steps')
+    a('--time-limit', type=float, help='stop (resumably) after this many minutes',
+      dest='time_limit_min')
+    a('--checkpoint-every', type=int, help='also checkpoint every N steps (0 = epoch ends)')
+    a('--epoch-size', type=int, help='frames per epoch for conveyor:SEED data')
+    a('--conveyor-size', help='WxH of rendered conveyor frames (default 320x240)')
+    a('--half', type=_bool, help='store best.pt weights as fp16')
+    a('--grad-clip', type=float)
+    a('--threads', type=int, help='torch CPU threads')
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    """Merge defaults, the YAML file and explicit flags into a validated TrainConfig."""
+    import yaml
+
+    from lw_refinenet_ros.data.conveyor import parse_size
+    from lw_refinenet_ros.errors import ConfigError
+    from lw_refinenet_ros.training.trainer import TrainConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    values: dict[str, Any] = {}
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise ConfigError(f'--config {path} does not exist.')
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f'--config {path} must be a YAML mapping of TrainConfig fields.')
+        unknown = sorted(set(loaded) - fields)
+        if unknown:
+            raise ConfigError(f'--config {path}: unknown keys {", ".join(unknown)}; valid keys: '
+                              f'{", ".join(sorted(fields))}.')
+        values.update(loaded)
+    for name, value in vars(args).items():
+        if value is None or name.startswith('_') or name in ('config', 'command', 'verbose'):
+            continue
+        if name == 'epochs':
+            values['stage_epochs'] = (value,)
+            lrs = values.get('encoder_lrs', TrainConfig.encoder_lrs)
+            values.setdefault('encoder_lrs', (tuple(lrs)[0],))
+            if len(tuple(values['encoder_lrs'])) != 1:
+                values['encoder_lrs'] = (tuple(values['encoder_lrs'])[0],)
+            continue
+        if name == 'time_limit_min':
+            values['time_limit'] = value * 60.0
+            continue
+        if name == 'conveyor_size':
+            values['conveyor_size'] = parse_size(value)
+            continue
+        if name in fields:
+            values[name] = value
+    if 'data' not in values:
+        raise ConfigError('No training data: pass --data DIR (or conveyor:SEED), or set data: '
+                          'in --config.')
+    for key in ('stage_epochs', 'encoder_lrs', 'conveyor_size'):
+        if key in values:
+            values[key] = tuple(values[key])
+    return TrainConfig(**values).validate()
+
+
+def run(args: argparse.Namespace) -> int:
+    from lw_refinenet_ros.training.trainer import train
+
+    config = build_config(args)
+    result = train(config)
+    print(f'trained {result.global_step} steps ({result.epochs_done} epochs); best val mIoU '
+          f'{result.best_miou:.4f}; checkpoints in {result.out}'
+          + (' (stopped early: continue with --resume)' if result.stopped_early else ''))
+    return 0

@@ -1,0 +1,414 @@
+"""Segmentation dataset readers: PASCAL VOC, a generic image/label folder, Cityscapes, and the
+synthetic conveyor rendered on the fly.
+
+Every dataset is a plain sequence (``len(ds)``, ``ds[i] -> (image RGB uint8 (H, W, 3),
+labels uint8 (H, W))``, ``ds.class_names``, ``ds.colors``) with no torch dependency, so a
+``torch.utils.data.DataLoader`` can wrap it directly and tests can read it without torch.
+Label value 255 means "ignore" everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from lw_refinenet_ros.errors import ConfigError
+
+_LOG = logging.getLogger(__name__)
+
+IGNORE_INDEX = 255
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.ppm', '.webp')
+LAYOUTS = ('auto', 'voc', 'folder', 'cityscapes', 'conveyor')
+
+VOC_CLASSES: tuple[str, ...] = (
+    'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat',
+    'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant',
+    'sheep', 'sofa', 'train', 'tvmonitor')
+
+CITYSCAPES_CLASSES: tuple[str, ...] = (
+    'road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign',
+    'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train',
+    'motorcycle', 'bicycle')
+CITYSCAPES_COLORS: tuple[tuple[int, int, int], ...] = (
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
+    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
+    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
+    (0, 80, 100), (0, 0, 230), (119, 11, 32))
+# Cityscapes labelIds (0..33) -> the 19 train ids of the official benchmark; the rest ignore.
+CITYSCAPES_ID_TO_TRAIN_ID: dict[int, int] = {
+    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11,
+    25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+
+
+def voc_colors(n: int) -> tuple[tuple[int, int, int], ...]:
+    """The PASCAL VOC colour map: the bits of c are spread over R, G, B, MSB first."""
+    colors = []
+    for c in range(n):
+        r = g = b = 0
+        value = c
+        for bit in range(8):
+            r |= ((value >> 0) & 1) << (7 - bit)
+            g |= ((value >> 1) & 1) << (7 - bit)
+            b |= ((value >> 2) & 1) << (7 - bit)
+            value >>= 3
+        colors.append((r, g, b))
+    return tuple(colors)
+
+
+def _cityscapes_lut() -> np.ndarray:
+    lut = np.full(256, IGNORE_INDEX, np.uint8)
+    for label_id, train_id in CITYSCAPES_ID_TO_TRAIN_ID.items():
+        lut[label_id] = train_id
+    return lut
+
+
+# --------------------------------------------------------------------------- class files
+
+
+def load_class_file(path: str | os.PathLike[str]) -> tuple[tuple[str, ...],
+                                                            tuple[tuple[int, int, int], ...]
+                                                            | None]:
+    """Read class names (and optional RGB colours) from YAML or text.
+
+    Accepted forms:
+        * YAML mapping ``{names: [...], colors: [[r, g, b], ...]}`` (colors optional);
+        * YAML list of names, or of ``{name: ..., color: [r, g, b]}`` entries;
+        * text: one class per line, ``name`` or ``name r g b``; ``#`` starts a comment.
+
+    Returns:
+        ``(names, colors or None)``.
+
+    Raises:
+        ConfigError: Missing file, or content in none of these forms.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f'Class file {path} does not exist; pass a YAML ({{names: [...], '
+                          f'colors: [...]}}) or text file (one name per line).')
+    text = path.read_text()
+    names: list[str] = []
+    colors: list[tuple[int, int, int]] = []
+    if path.suffix.lower() in ('.yaml', '.yml', '.json'):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ConfigError(f'Class file {path} is not valid YAML: {error}') from None
+        if isinstance(data, dict):
+            names = [str(n) for n in data.get('names') or []]
+            colors = [tuple(int(v) for v in c) for c in data.get('colors') or []]
+        elif isinstance(data, list):
+            for entry in data:
+                if isinstance(entry, dict):
+                    names.append(str(entry.get('name')))
+                    if entry.get('color') is not None:
+                        colors.append(tuple(int(v) for v in entry['color']))
+                else:
+                    names.append(str(entry))
+    else:
+        for line in text.splitlines():
+            line = line.split('#', 1)[0].strip()
+            if not line:
+                continue
+            fields = line.split()
+            if len(fields) >= 4 and all(f.lstrip('-').isdigit() for f in fields[-3:]):
+                names.append(' '.join(fields[:-3]))
+                colors.append(tuple(int(v) for v in fields[-3:]))
+            else:
+                names.append(line)
+    if not names:
+        raise ConfigError(f'Class file {path} lists no class names; expected a YAML mapping '
+                          f'with "names" or a text file with one name per line.')
+    if colors and (len(colors) != len(names) or any(
+            len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in colors)):
+        raise ConfigError(f'Class file {path}: {len(colors)} colours for {len(names)} names; '
+                          f'give one (r, g, b) triple in 0..255 per class, or none.')
+    return tuple(names), (tuple(colors) if colors else None)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- image I/O
+
+
+def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an image file as RGB uint8 (H, W, 3)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ConfigError(f'Cannot read image {path}; is it a valid image file?')
+    return np.ascontiguousarray(image[..., ::-1])
+
+
+def read_label(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a label PNG as uint8 class ids (H, W).
+
+    Palette ('P') PNGs are read through Pillow so the *indices* are the labels (OpenCV would
+    expand them to colours); greyscale PNGs hold the ids directly.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            if img.mode in ('P', 'L'):
+                return np.array(img, dtype=np.uint8)
+            if img.mode in ('I', 'I;16', 'I;16B'):
+                return np.array(img).astype(np.uint8)
+            raise ConfigError(f'Label {path} is mode {img.mode}; expected a palette (P) or '
+                              f'8-bit greyscale (L) PNG of class ids.')
+    except OSError as error:
+        raise ConfigError(f'Cannot read label image {path}: {error}') from None
+
+
+class SegmentationDataset:
+    """A list of (image path, label path) pairs with class names; ``ds[i] -> (rgb, labels)``."""
+
+    layout = 'folder'
+
+    def __init__(self, pairs: Sequence[tuple[Path, Path]], class_names: Sequence[str],
+                 colors: Sequence[Sequence[int]] | None = None, *,
+                 label_lut: np.ndarray | None = None, root: Path | None = None) -> None:
+        self.pairs = list(pairs)
+        self.class_names = tuple(class_names)
+        self.colors = tuple(tuple(int(v) for v in c) for c in
+                            (colors or voc_colors(len(self.class_names))))
+        self.label_lut = label_lut
+        self.root = root
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        image_path, label_path = self.pairs[index]
+        image = read_rgb(image_path)
+        labels = read_label(label_path)
+        if self.label_lut is not None:
+            labels = self.label_lut[labels]
+        if labels.shape != image.shape[:2]:
+            raise ConfigError(f'Label {label_path} is {labels.shape[1]}x{labels.shape[0]} but '
+                              f'image {image_path} is {image.shape[1]}x{image.shape[0]}; '
+                              f'labels must match their images pixel for pixel.')
+        return image, labels
+
+    def name(self, index: int) -> str:
+        return self.pairs[index][0].stem
+
+
+def _find_class_file(*folders: Path) -> Path | None:
+    for folder in folders:
+        for name in ('classes.yaml', 'classes.yml', 'classes.txt', 'labels.txt'):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def _names_and_colors(classes: str | os.PathLike[str] | None, *search: Path,
+                      default: Sequence[str] | None = None,
+                      default_colors: Sequence[Sequence[int]] | None = None,
+                      what: str = '') -> tuple[tuple[str, ...], tuple | None]:
+    path = Path(classes) if classes is not None else _find_class_file(*search)
+    if path is not None:
+        return load_class_file(path)
+    if default is None:
+        raise ConfigError(f'No class names for {what}: put a classes.yaml (names + colors) or '
+                          f'classes.txt next to the data, or pass --classes FILE.')
+    return tuple(default), (tuple(default_colors) if default_colors else None)
+
+
+# --------------------------------------------------------------------------- layouts
+
+
+def voc_dataset(root: str | os.PathLike[str], split: str = 'train', *,
+                classes: str | os.PathLike[str] | None = None) -> SegmentationDataset:
+    """PASCAL VOC layout: ``JPEGImages/``, ``SegmentationClass/`` (palette PNGs) and
+    ``ImageSets/Segmentation/<split>.txt``.
+
+    ``root`` may be the ``VOC2012`` folder or the ``VOCdevkit`` folder above it.
+    """
+    root = Path(root)
+    if (root / 'VOC2012').is_dir() and not (root / 'JPEGImages').is_dir():
+        root = root / 'VOC2012'
+    expected = ('JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation')
+    missing = [name for name in expected if not (root / name).is_dir()]
+    if missing:
+        raise ConfigError(f'{root} does not look like PASCAL VOC: missing {", ".join(missing)}. '
+                          f'Expected JPEGImages/*.jpg, SegmentationClass/*.png (palette PNGs) '
+                          f'and ImageSets/Segmentation/{{train,val}}.txt.')
+    split_file = root / 'ImageSets' / 'Segmentation' / f'{split}.txt'
+    if not split_file.is_file():
+        available = sorted(p.stem for p in (root / 'ImageSets' / 'Segmentation').glob('*.txt'))
+        raise ConfigError(f'VOC split {split!r} not found ({split_file} missing); available: '
+                          f'{", ".join(available) or "none"}.')
+    pairs = []
+    for stem in split_file.read_text().split():
+        image = root / 'JPEGImages' / f'{stem}.jpg'
+        if not image.is_file():
+            candidates = list((root / 'JPEGImages').glob(f'{stem}.*'))
+            image = candidates[0] if candidates else image
+        label = root / 'SegmentationClass' / f'{stem}.png'
+        if not image.is_file() or not label.is_file():
+            raise ConfigError(f'VOC split {split} lists {stem} but {image.name if not image.is_file() else label.name} '  # noqa: E501
+                              f'is missing under {root}.')
+        pairs.append((image, label))
+    if not pairs:
+        raise ConfigError(f'VOC split file {split_file} is empty.')
+    names, colors = _names_and_colors(classes, root, default=VOC_CLASSES,
+                                      default_colors=voc_colors(len(VOC_CLASSES)))
+    ds = SegmentationDataset(pairs, names, colors, root=root)
+    ds.layout = 'voc'
+    return ds
+
+
+def folder_dataset(root: str | os.PathLike[str] | None = None, *,
+                   images: str | os.PathLike[str] | None = None,
+                   labels: str | os.PathLike[str] | None = None,
+                   classes: str | os.PathLike[str] | None = None) -> SegmentationDataset:
+    """Generic layout: ``root/images/<stem>.*`` with ``root/labels/<stem>.png`` (or two dirs).
+
+    Labels are 8-bit class-id PNGs (greyscale or palette). Class names come from ``classes``,
+    or ``classes.yaml``/``classes.txt`` in ``root``.
+    """
+    if root is not None:
+        root = Path(root)
+        images = Path(images) if images is not None else root / 'images'
+        labels = Path(labels) if labels is not None else root / 'labels'
+    if images is None or labels is None:
+        raise ConfigError('The folder layout needs a root (with images/ and labels/) or both '
+                          'an images and a labels folder.')
+    images, labels = Path(images), Path(labels)
+    for folder, what in ((images, 'images'), (labels, 'labels')):
+        if not folder.is_dir():
+            raise ConfigError(f'{folder} is not a folder: the folder layout expects '
+                              f'{what}/ holding files with matching stems '
+                              f'(images/0001.png + labels/0001.png).')
+    label_files = {p.stem: p for p in labels.iterdir() if p.suffix.lower() == '.png'}
+    pairs = []
+    for image in sorted(images.iterdir()):
+        if image.suffix.lower() in IMAGE_SUFFIXES and image.stem in label_files:
+            pairs.append((image, label_files[image.stem]))
+    if not pairs:
+        raise ConfigError(f'No image/label pairs in {images} and {labels}: expected images '
+                          f'and PNG labels with matching file stems.')
+    search = [p for p in (root, images.parent) if p is not None]
+    names, colors = _names_and_colors(classes, *search, what=str(root or images))
+    ds = SegmentationDataset(pairs, names, colors, root=root)
+    ds.layout = 'folder'
+    return ds
+
+
+def cityscapes_dataset(root: str | os.PathLike[str], split: str = 'train'
+                       ) -> SegmentationDataset:
+    """Cityscapes layout: ``leftImg8bit/<split>/<city>/*_leftImg8bit.png`` with
+    ``gtFine/<split>/<city>/*_gtFine_labelIds.png``, labelIds mapped to the 19 train ids."""
+    root = Path(root)
+    image_root = root / 'leftImg8bit' / split
+    label_root = root / 'gtFine' / split
+    if not image_root.is_dir() or not label_root.is_dir():
+        raise ConfigError(f'{root} does not look like Cityscapes split {split!r}: expected '
+                          f'leftImg8bit/{split}/<city>/*_leftImg8bit.png and '
+                          f'gtFine/{split}/<city>/*_gtFine_labelIds.png.')
+    pairs = []
+    for image in sorted(image_root.glob('*/*_leftImg8bit.png')):
+        stem = image.name[:-len('_leftImg8bit.png')]
+        label = label_root / image.parent.name / f'{stem}_gtFine_labelIds.png'
+        if not label.is_file():
+            raise ConfigError(f'Cityscapes image {image} has no label {label}.')
+        pairs.append((image, label))
+    if not pairs:
+        raise ConfigError(f'No *_leftImg8bit.png files under {image_root}/<city>/.')
+    ds = SegmentationDataset(pairs, CITYSCAPES_CLASSES, CITYSCAPES_COLORS,
+                             label_lut=_cityscapes_lut(), root=root)
+    ds.layout = 'cityscapes'
+    return ds
+
+
+class ConveyorDataset:
+    """The synthetic conveyor rendered on the fly: item ``i`` is frame ``offset + i`` of seed.
+
+    Set :attr:`epoch` before each pass to see fresh frames every epoch (the offset moves by
+    ``len`` per epoch) while staying reproducible.
+    """
+
+    layout = 'conveyor'
+
+    def __init__(self, seed: int, length: int, size: tuple[int, int] = (320, 240), *,
+                 fresh_per_epoch: bool = True) -> None:
+        from lw_refinenet_ros.data import conveyor
+
+        self.seed = int(seed)
+        self.length = int(length)
+        self.size = size
+        self.fresh_per_epoch = fresh_per_epoch
+        self.epoch = 0
+        self.class_names = conveyor.CLASS_NAMES
+        self.colors = conveyor.CLASS_COLORS
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        from lw_refinenet_ros.data.conveyor import frame_rng, render_conveyor_frame
+
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        offset = self.epoch * self.length if self.fresh_per_epoch else 0
+        return render_conveyor_frame(frame_rng(self.seed, offset + index), self.size)
+
+    def name(self, index: int) -> str:
+        return f'conveyor_{self.seed}_{index:06d}'
+
+
+def detect_layout(root: str | os.PathLike[str]) -> str:
+    """Guess the layout of a folder from its sub-folders."""
+    root = Path(root)
+    if (root / 'JPEGImages').is_dir() or (root / 'VOC2012' / 'JPEGImages').is_dir():
+        return 'voc'
+    if (root / 'leftImg8bit').is_dir():
+        return 'cityscapes'
+    if (root / 'images').is_dir():
+        return 'folder'
+    raise ConfigError(f'Cannot tell the dataset layout of {root}: expected JPEGImages/ (VOC), '
+                      f'leftImg8bit/ + gtFine/ (Cityscapes) or images/ + labels/ (folder). '
+                      f'Pass --layout to say which.')
+
+
+def open_dataset(data: str | os.PathLike[str], layout: str = 'auto', split: str = 'train', *,
+                 classes: str | os.PathLike[str] | None = None, conveyor_length: int = 1000,
+                 size: tuple[int, int] = (320, 240)):
+    """Open a dataset by layout name.
+
+    ``layout='conveyor'`` renders frames on the fly; ``data`` is then the seed (an integer,
+    optionally written ``conveyor:SEED``).
+    """
+    if layout not in LAYOUTS:
+        raise ConfigError(f'Unknown layout {layout!r}; expected one of {", ".join(LAYOUTS)}.')
+    text = str(data)
+    if layout == 'conveyor' or (layout == 'auto' and text.startswith('conveyor:')):
+        seed_text = text.split(':', 1)[1] if text.startswith('conveyor:') else text
+        try:
+            seed = int(seed_text)
+        except ValueError:
+            raise ConfigError(f'The conveyor layout takes a seed (conveyor:SEED), got '
+                              f'{text!r}.') from None
+        return ConveyorDataset(seed, conveyor_length, size)
+    path = Path(data)
+    if not path.exists():
+        raise ConfigError(f'Dataset folder {path} does not exist.')
+    if layout == 'auto':
+        layout = detect_layout(path)
+    if layout == 'voc':
+        return voc_dataset(path, split, classes=classes)
+    if layout == 'cityscapes':
+        return cityscapes_dataset(path, split)
+    return folder_dataset(path, classes=classes)
