@@ -1,0 +1,319 @@
+"""InferenceEngine against the reference pipeline (CPU, small seeded inputs)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from lw_refinenet_ros.engine import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    EngineConfig,
+    InferenceEngine,
+    normalization_lut,
+)
+from lw_refinenet_ros.errors import ConfigError, EngineError
+from lw_refinenet_ros.reference_pipeline import (
+    reference_logits,
+    reference_preprocess,
+    reference_segment,
+)
+from lw_refinenet_ros.stats import compute_class_stats
+
+FAST = EngineConfig(device='cpu', warmup_iters=0)
+
+
+class StandIn(nn.Module):
+    """(N, 3, H, W) -> (N, K, ceil(H/4), ceil(W/4)) with a BatchNorm to fold."""
+
+    def __init__(self, num_classes: int, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8),
+                                  nn.ReLU())
+        self.head = nn.Conv2d(8, num_classes, 3, 2, 1)
+        with torch.no_grad():
+            self.body[1].running_mean.uniform_(-0.5, 0.5)
+            self.body[1].running_var.uniform_(0.5, 2.0)
+            self.body[1].weight.uniform_(0.5, 1.5)
+            self.body[1].bias.uniform_(-0.2, 0.2)
+        self.num_classes = num_classes
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def _image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def _stats_equal(a: list, b: list, rel: float = 1e-9) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert dataclasses.replace(x, mean_confidence=0.0) == \
+            dataclasses.replace(y, mean_confidence=0.0)
+        assert x.mean_confidence == pytest.approx(y.mean_confidence, rel=rel, abs=1e-12)
+
+
+# ----------------------------------------------------------------- preprocessing
+
+
+def test_normalisation_of_known_pixels_is_exact() -> None:
+    lut = normalization_lut()
+    assert lut[0, 255] == np.float32((1.0 - 0.485) / 0.229)
+    assert lut[1, 0] == np.float32((0.0 - 0.456) / 0.224)
+    assert lut[2, 128] == np.float32((128 / 255 - 0.406) / 0.225)
+    assert lut[0, 255] == pytest.approx(2.2489083, abs=1e-6)
+    assert lut[1, 0] == pytest.approx(-2.0357143, abs=1e-6)
+    assert np.allclose(lut[:, 0], -np.array(IMAGENET_MEAN) / np.array(IMAGENET_STD))
+
+
+@pytest.mark.parametrize('order', ['rgb', 'bgr'])
+def test_preprocessing_is_bit_identical_to_the_float64_reference(order: str) -> None:
+    engine = InferenceEngine(StandIn(3), FAST)
+    image = _image(7, 9)
+    pixel = np.array([[[255, 0, 128]]], dtype=np.uint8)
+    fed = image if order == 'rgb' else np.ascontiguousarray(image[..., ::-1])
+    with torch.inference_mode():
+        x = engine._preprocess(fed, order, (7, 9)).contiguous().numpy()
+        one = engine._preprocess(pixel if order == 'rgb' else pixel[..., ::-1].copy(), order,
+                                 (1, 1)).numpy()[:, 0, 0]
+    assert np.array_equal(x, reference_preprocess(image)[0])
+    expected = [(1 - 0.485) / 0.229, (0 - 0.456) / 0.224, (128 / 255 - 0.406) / 0.225]
+    assert np.array_equal(one, np.asarray(expected, dtype=np.float32))
+
+
+# ----------------------------------------------------------------- labels
+
+
+@pytest.mark.parametrize('order', ['rgb', 'bgr'])
+def test_labels_equal_the_reference_on_an_odd_size_mbv2(order: str) -> None:
+    from lw_refinenet_ros.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model('mbv2', 21).eval()
+    image = _image(37, 53)
+    reference = reference_segment(model, image)
+    engine = InferenceEngine(model, FAST)
+    fed = image if order == 'rgb' else np.ascontiguousarray(image[..., ::-1])
+    result = engine(fed, order)
+    assert result.labels.dtype == np.uint8 and result.labels.shape == (37, 53)
+    assert np.array_equal(result.labels, reference)
+    assert set(result.timings) == {'preprocess', 'forward', 'postprocess', 'total'}
+    assert result.network_size == (37, 53)
+
+
+def test_confidence_is_the_max_softmax_of_the_reference_logits() -> None:
+    model = StandIn(5)
+    image = _image(21, 30)
+    logits = reference_logits(model, image)
+    expected = torch.softmax(torch.from_numpy(logits), dim=2).max(dim=2).values.numpy()
+    result = InferenceEngine(StandIn(5), FAST)(image)
+    assert result.confidence.dtype == np.float32
+    np.testing.assert_allclose(result.confidence, expected, rtol=1e-5, atol=1e-6)
+    assert np.array_equal(result.labels, reference_segment(model, image))
+
+
+def test_torch_bicubic_path_matches_the_opencv_path() -> None:
+    image = _image(23, 31)
+    engine = InferenceEngine(StandIn(6), FAST)
+    fast = engine(image)
+    engine._use_cv2 = False
+    slow = engine(image)
+    assert np.array_equal(fast.labels, slow.labels)
+    np.testing.assert_allclose(fast.confidence, slow.confidence, rtol=1e-5, atol=1e-6)
+
+
+def test_uint16_labels_when_more_than_256_classes() -> None:
+    model = StandIn(300)
+    image = _image(19, 26)
+    result = InferenceEngine(StandIn(300), FAST)(image)
+    assert result.labels.dtype == np.uint16
+    assert np.array_equal(result.labels, reference_segment(model, image))
+    _stats_equal(result.stats, compute_class_stats(result.labels, result.confidence, 300))
+
+
+def test_max_side_maps_back_to_full_resolution() -> None:
+    model = StandIn(4)
+    image = _image(60, 100)
+    engine = InferenceEngine(StandIn(4), dataclasses.replace(FAST, max_side=40))
+    result = engine(image)
+    assert result.labels.shape == (60, 100) and result.confidence.shape == (60, 100)
+    assert result.network_size == (24, 40)
+    # The same thing by hand: normalise, shrink, forward, bicubic to the full size, argmax.
+    x = torch.from_numpy(reference_preprocess(image))
+    with torch.no_grad():
+        small = F.interpolate(x, size=(24, 40), mode='bilinear', align_corners=False,
+                              antialias=True)
+        logits = F.interpolate(model(small), size=(60, 100), mode='bicubic',
+                               align_corners=False)
+    expected = logits.argmax(1)[0].numpy()
+    assert (result.labels == expected).mean() > 0.999
+    # Images already within max_side run natively.
+    assert engine(_image(30, 40)).network_size == (30, 40)
+
+
+def test_nearest_mode_upsamples_the_stride4_argmax() -> None:
+    model = StandIn(5)
+    image = _image(17, 22)
+    result = InferenceEngine(StandIn(5), dataclasses.replace(FAST, upsample='nearest'))(image)
+    with torch.no_grad():
+        small = model(torch.from_numpy(reference_preprocess(image))).argmax(1).float()
+    expected = F.interpolate(small[None], size=(17, 22), mode='nearest')[0, 0].numpy()
+    assert np.array_equal(result.labels, expected.astype(np.uint8))
+    _stats_equal(result.stats, compute_class_stats(result.labels, result.confidence, 5))
+
+
+def test_bf16_agrees_with_fp32_on_cpu() -> None:
+    image = _image(32, 40)
+    fp32 = InferenceEngine(StandIn(4), FAST)(image)
+    bf16 = InferenceEngine(StandIn(4), dataclasses.replace(FAST, precision='bf16'))(image)
+    assert (bf16.labels == fp32.labels).mean() > 0.95
+
+
+def test_fp16_on_cpu_falls_back_to_fp32(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        engine = InferenceEngine(StandIn(4), dataclasses.replace(FAST, precision='fp16'))
+    assert engine.dtype == torch.float32
+    assert 'fp16' in caplog.text
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_fp16_agrees_with_fp32_on_cuda() -> None:
+    from lw_refinenet_ros.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model('mbv2', 21).eval()
+    image = _image(120, 160)
+    reference = reference_segment(model, image)
+    fp32 = InferenceEngine(build_model('mbv2', 21), EngineConfig(device='cuda',
+                                                                 warmup_iters=0))
+    fp32.model.load_state_dict(InferenceEngine(model, FAST).model.state_dict())
+    fp16 = InferenceEngine(model, EngineConfig(device='cuda', precision='fp16',
+                                               warmup_iters=0))
+    assert np.array_equal(fp32(image).labels, reference)
+    assert (fp16(image).labels == reference).mean() > 0.99
+
+
+# ----------------------------------------------------------------- batching and stats
+
+
+def test_batch_equals_single_frames() -> None:
+    engine = InferenceEngine(StandIn(5), dataclasses.replace(FAST, max_batch=2))
+    images = [_image(20, 28, 1), _image(20, 28, 2), _image(15, 33, 3), _image(20, 28, 4)]
+    orders = ['rgb', 'bgr', 'rgb', 'rgb']
+    batch = engine.infer_batch(images, orders)
+    for image, order, got in zip(images, orders, batch):
+        single = engine(image, order)
+        assert np.array_equal(got.labels, single.labels)
+        np.testing.assert_allclose(got.confidence, single.confidence, rtol=1e-5, atol=1e-6)
+        _stats_equal(got.stats, single.stats, rel=1e-5)  # batched convs round differently
+    assert batch[2].labels.shape == (15, 33)
+
+
+def test_device_stats_equal_the_numpy_reference() -> None:
+    engine = InferenceEngine(StandIn(6, seed=3), FAST)
+    result = engine(_image(41, 57, 5))
+    assert len(result.stats) >= 2
+    _stats_equal(result.stats, compute_class_stats(result.labels, result.confidence, 6))
+
+
+def test_optional_outputs_can_be_skipped() -> None:
+    result = InferenceEngine(StandIn(3), FAST)(_image(9, 9), want_confidence=False,
+                                              want_stats=False)
+    assert result.confidence is None and result.stats is None
+
+
+def test_warmup_and_channels_last_off() -> None:
+    config = dataclasses.replace(FAST, warmup_iters=2, warmup_size=(16, 16),
+                                 channels_last=False, fold_batchnorm=False)
+    engine = InferenceEngine(StandIn(3), config)
+    assert not engine.channels_last
+    assert np.array_equal(engine(_image(13, 11)).labels,
+                          reference_segment(StandIn(3), _image(13, 11)))
+
+
+def test_compile_eager_backend_smoke() -> None:
+    config = dataclasses.replace(FAST, compile=True, compile_backend='eager')
+    image = _image(16, 20)
+    assert np.array_equal(InferenceEngine(StandIn(3), config)(image).labels,
+                          InferenceEngine(StandIn(3), FAST)(image).labels)
+
+
+# ----------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize('image, match', [
+    (np.zeros((8, 8, 3), np.float32), 'uint8'),
+    (np.zeros((8, 8), np.uint8), 'H x W x 3'),
+    (np.zeros((8, 8, 4), np.uint8), 'H x W x 3'),
+    (np.zeros((0, 8, 3), np.uint8), 'empty'),
+    ([[1, 2, 3]], 'numpy array'),
+])
+def test_bad_images_raise_engine_error(image: object, match: str) -> None:
+    engine = InferenceEngine(StandIn(3), FAST)
+    with pytest.raises(EngineError, match=match):
+        engine(image)  # type: ignore[arg-type]
+
+
+def test_bad_colour_order_and_forward_failure() -> None:
+    engine = InferenceEngine(StandIn(3), FAST)
+    with pytest.raises(EngineError, match='colour order'):
+        engine(_image(8, 8), 'rgba')
+    with pytest.raises(EngineError, match='2 images but 1'):
+        engine.infer_batch([_image(8, 8)] * 2, ['rgb'])
+
+    class Broken(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError('boom')
+
+    broken = InferenceEngine(Broken(), FAST, num_classes=3)
+    with pytest.raises(EngineError, match='boom'):
+        broken(_image(8, 8))
+
+
+def test_wrong_logit_shape_is_reported() -> None:
+    engine = InferenceEngine(StandIn(3), FAST, num_classes=4)
+    with pytest.raises(EngineError, match='expected'):
+        engine(_image(8, 8))
+
+
+def test_cuda_unavailable(monkeypatch: pytest.MonkeyPatch,
+                          caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    with pytest.raises(EngineError, match='cuda_fallback_to_cpu'):
+        InferenceEngine(StandIn(3), EngineConfig(device='cuda', warmup_iters=0))
+    with caplog.at_level(logging.WARNING):
+        engine = InferenceEngine(StandIn(3), EngineConfig(device='cuda:0', warmup_iters=0,
+                                                          cuda_fallback_to_cpu=True))
+    assert engine.device == 'cpu' and 'CPU' in caplog.text
+    assert InferenceEngine(StandIn(3), EngineConfig(warmup_iters=0)).device == 'cpu'
+
+
+@pytest.mark.parametrize('field, value', [
+    ('device', 'gpu'), ('precision', 'int8'), ('max_side', 8), ('max_side', True),
+    ('upsample', 'bilinear'), ('channels_last', 'yes'), ('fold_batchnorm', 1),
+    ('num_threads', 0), ('warmup_iters', -1), ('warmup_size', (0, 4)), ('max_batch', 0),
+    ('compile_backend', ''),
+])
+def test_config_validation(field: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=field):
+        EngineConfig(**{field: value})
+
+
+def test_config_from_mapping() -> None:
+    config = EngineConfig.from_mapping({'device': 'cpu', 'max_side': 512,
+                                        'warmup_size': [48, 64]})
+    assert config.max_side == 512 and config.warmup_size == (48, 64)
+    with pytest.raises(ConfigError, match='Unknown engine option'):
+        EngineConfig.from_mapping({'devise': 'cpu'})
+    with pytest.raises(ConfigError, match='num_classes'):
+        InferenceEngine(nn.Identity(), FAST)
