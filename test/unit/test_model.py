@@ -106,7 +106,7 @@ def test_encoder_decoder_split_matches_the_reference_optimiser_groups(
 
 
 @pytest.mark.parametrize('arch', ['mbv2', 'resnet50'])
-@pytest.mark.parametrize('size', [(33, 47), (97, 131), (64, 64), (1, 1), (5, 130)])
+@pytest.mark.parametrize('size', [(33, 47), (97, 131), (1, 1), (5, 130)])
 def test_logits_are_at_stride_four_with_ceil_for_any_size(arch: str, size: tuple) -> None:
     model = _model21(arch).eval()
     with torch.no_grad():
