@@ -8,6 +8,7 @@ Usage: python scripts/requirements.py [EXTRA ...]
 
 import pathlib
 import sys
+
 import tomllib
 
 

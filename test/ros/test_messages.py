@@ -6,11 +6,10 @@ from conftest import spin_until
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
+from lw_refinenet_ros.msg import ClassMap, ClassStatistics, SegmentationStats  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from std_msgs.msg import ColorRGBA  # noqa: E402
-
-from lw_refinenet_ros.msg import ClassMap, ClassStatistics, SegmentationStats  # noqa: E402
 
 
 def _stats_message() -> SegmentationStats:
