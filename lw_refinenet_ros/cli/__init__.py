@@ -21,6 +21,9 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ('train', 'train'),
     ('eval', 'evaluate'),
     ('make-dataset', 'make_dataset'),
+    ('segment', 'segment'),
+    ('export', 'export'),
+    ('bench', 'bench'),
 )
 
 

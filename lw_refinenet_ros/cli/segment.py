@@ -1,0 +1,161 @@
+"""``lw-refinenet segment``: segment images, folders and videos to PNG files.
+
+For every image ``<stem>.<ext>`` three PNGs are written to ``--out``:
+
+* ``<stem>_labels.png``: class ids at full resolution (mono8, or 16-bit when K > 256);
+* ``<stem>_color.png``: the labels in the class colours;
+* ``<stem>_overlay.png``: the colours blended over the image (``--alpha``).
+
+Videos (``.mp4``, ``.avi``, ``.mkv``, ``.mov``, ``.webm``, ``.m4v``) are decoded with
+``cv2.VideoCapture`` and every ``--video-stride``-th frame is written the same way as
+``<stem>_<frame:06d>_labels.png`` etc. (frame = index in the video, from 0). Lossless PNGs
+keep the label values exact, which a compressed output video would not.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Iterator
+
+HELP = 'segment images, folders or videos; writes labels, colour and overlay PNGs'
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+VIDEO_SUFFIXES = ('.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v')
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    a = parser.add_argument
+    a('inputs', nargs='+', metavar='INPUT', help='image files, folders or video files')
+    a('--out', required=True, help='output folder (created if missing)')
+    a('--weights', help='checkpoint (default: the packaged conveyor model)')
+    a('--arch', help='require this architecture (default: read from the checkpoint)')
+    a('--num-classes', type=int, help='require this many classes (default: from the file)')
+    a('--device', default='auto', help='auto | cpu | cuda | cuda:N (default auto)')
+    a('--precision', default='fp32', choices=('fp32', 'fp16', 'bf16'))
+    a('--max-side', type=int, help='downscale the network input to this longest side')
+    a('--upsample', default='bicubic', choices=('bicubic', 'nearest'),
+      help='bicubic = reference labels (default); nearest = faster, approximate')
+    a('--classes-file', help='class names/colours (YAML or text); default: from the checkpoint')
+    a('--alpha', type=float, default=0.5, help='overlay colour weight in [0, 1] (default 0.5)')
+    a('--video-stride', type=int, default=1, help='segment every N-th video frame (default 1)')
+    a('--no-progress', action='store_true', help='no progress bar')
+
+
+def _expand(inputs: list[str]) -> list[Path]:
+    from lw_refinenet_ros.errors import ConfigError
+
+    files: list[Path] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir()
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+            if not found:
+                raise ConfigError(f'folder {path} contains no images or videos '
+                                  f'({", ".join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}).')
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ConfigError(f'input {path} does not exist.')
+    return files
+
+
+def _frames(path: Path, stride: int) -> Iterator[tuple[str, object]]:
+    """(output stem, BGR uint8 frame) pairs of one input file."""
+    import cv2
+
+    from lw_refinenet_ros.errors import ConfigError
+
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        capture = cv2.VideoCapture(str(path))
+        if not capture.isOpened():
+            raise ConfigError(f'cannot open video {path} (unsupported codec or broken file).')
+        try:
+            index = 0
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                if index % stride == 0:
+                    yield f'{path.stem}_{index:06d}', frame
+                index += 1
+        finally:
+            capture.release()
+        return
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ConfigError(f'cannot read image {path} (not an image OpenCV can decode).')
+    yield path.stem, image
+
+
+def _count_frames(path: Path, stride: int) -> int:
+    import cv2
+
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        return 1
+    capture = cv2.VideoCapture(str(path))
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    capture.release()
+    return max(1, -(-total // stride))
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    import cv2
+    import numpy as np
+    from tqdm import tqdm
+
+    from lw_refinenet_ros.engine import EngineConfig, InferenceEngine
+    from lw_refinenet_ros.errors import ConfigError
+    from lw_refinenet_ros.model import load_model
+    from lw_refinenet_ros.palette import ClassMap, colorize, load_class_map, overlay
+
+    if not 0.0 <= args.alpha <= 1.0:
+        raise ConfigError(f'--alpha must be in [0, 1], got {args.alpha}.')
+    if args.video_stride < 1:
+        raise ConfigError(f'--video-stride must be >= 1, got {args.video_stride}.')
+    files = _expand(args.inputs)
+    model, info = load_model(args.weights, arch=args.arch, num_classes=args.num_classes)
+    num_classes = model.num_classes
+    if args.classes_file:
+        class_map = load_class_map(args.classes_file, num_classes=num_classes)
+    elif info is not None:
+        class_map = ClassMap.from_checkpoint(info.class_names, info.colors, num_classes)
+    else:
+        class_map = ClassMap.default(num_classes)
+    colors_bgr = np.ascontiguousarray(class_map.colors[:, ::-1])
+    engine = InferenceEngine(model, EngineConfig(
+        device=args.device, precision=args.precision, max_side=args.max_side,
+        upsample=args.upsample, warmup_iters=0))
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    total = sum(_count_frames(path, args.video_stride) for path in files)
+    bar = tqdm(total=total, unit='frame', disable=args.no_progress or total <= 1)
+    written = 0
+    latencies = []
+    start = time.perf_counter()
+    try:
+        for path in files:
+            for stem, frame in _frames(path, args.video_stride):
+                result = engine(frame, 'bgr', want_confidence=False, want_stats=False)
+                latencies.append(result.timings['total'])
+                for suffix, data in (
+                        ('labels', result.labels),
+                        ('color', colorize(result.labels, colors_bgr)),
+                        ('overlay', overlay(frame, result.labels, colors_bgr, args.alpha))):
+                    target = out_dir / f'{stem}_{suffix}.png'
+                    if not cv2.imwrite(str(target), data):
+                        raise ConfigError(f'cannot write {target}; check the --out folder.')
+                written += 1
+                bar.update(1)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - start
+    print(f'segmented {written} frame(s) from {len(files)} input(s) into {out_dir} '
+          f'({engine.device}, mean {np.mean(latencies) if latencies else 0:.0f} ms/frame, '
+          f'{elapsed:.1f} s in all)')
+    return 0

@@ -1,0 +1,92 @@
+"""The segment, export and bench subcommands, end to end on tiny inputs."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from lw_refinenet_ros.cli import main
+from lw_refinenet_ros.model import build_model, save_checkpoint
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    torch.manual_seed(0)
+    model = build_model('mbv2', 3).eval()
+    path = tmp_path_factory.mktemp('ckpt') / 'tiny.pt'
+    save_checkpoint(path, model, arch='mbv2', class_names=['bg', 'box', 'can'],
+                    colors=[(0, 0, 0), (255, 0, 0), (0, 0, 255)])
+    return path
+
+
+def test_segment_writes_three_pngs(tmp_path: pathlib.Path, checkpoint: pathlib.Path) -> None:
+    image = np.random.default_rng(0).integers(0, 256, (27, 35, 3), dtype=np.uint8)
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    cv2.imwrite(str(inputs / 'part.png'), image)
+    out = tmp_path / 'out'
+    code = main(['segment', str(inputs), '--weights', str(checkpoint), '--out', str(out),
+                 '--device', 'cpu', '--no-progress'])
+    assert code == 0
+    labels = cv2.imread(str(out / 'part_labels.png'), cv2.IMREAD_UNCHANGED)
+    color = cv2.imread(str(out / 'part_color.png'), cv2.IMREAD_UNCHANGED)
+    over = cv2.imread(str(out / 'part_overlay.png'), cv2.IMREAD_UNCHANGED)
+    assert labels.shape == (27, 35) and labels.dtype == np.uint8 and labels.max() < 3
+    assert color.shape == (27, 35, 3) and over.shape == (27, 35, 3)
+    # Class 1 is red in the checkpoint: BGR (0, 0, 255) on disk.
+    if (labels == 1).any():
+        assert color[labels == 1][0].tolist() == [0, 0, 255]
+
+
+def test_segment_video_frames(tmp_path: pathlib.Path, checkpoint: pathlib.Path) -> None:
+    video = tmp_path / 'clip.avi'
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*'MJPG'), 5, (32, 24))
+    if not writer.isOpened():
+        pytest.skip('no video encoder in this OpenCV build')
+    for i in range(3):
+        writer.write(np.full((24, 32, 3), 40 * i, dtype=np.uint8))
+    writer.release()
+    out = tmp_path / 'out'
+    assert main(['segment', str(video), '--weights', str(checkpoint), '--out', str(out),
+                 '--device', 'cpu', '--no-progress', '--video-stride', '2']) == 0
+    assert sorted(p.name for p in out.glob('*_labels.png')) == [
+        'clip_000000_labels.png', 'clip_000002_labels.png']
+
+
+def test_segment_errors(tmp_path: pathlib.Path, checkpoint: pathlib.Path,
+                        capsys: pytest.CaptureFixture) -> None:
+    code = main(['segment', str(tmp_path / 'missing.png'), '--weights', str(checkpoint),
+                 '--out', str(tmp_path)])
+    assert code == 2 and 'does not exist' in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_export_static_and_dynamic_onnx(tmp_path: pathlib.Path,
+                                        capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip('onnxruntime')
+    static = tmp_path / 'static.onnx'
+    assert main(['export', '--onnx', str(static), '--num-classes', '3', '--height', '32',
+                 '--width', '48', '--check']) == 0
+    assert 'OK' in capsys.readouterr().out
+    dynamic = tmp_path / 'dynamic.onnx'
+    assert main(['export', '--onnx', str(dynamic), '--num-classes', '3', '--height', '40',
+                 '--width', '56', '--dynamic', '--check']) == 0
+    out = capsys.readouterr().out
+    assert '40x56, 21x31' in out and 'OK' in out
+
+
+def test_bench_json(tmp_path: pathlib.Path) -> None:
+    target = tmp_path / 'bench.json'
+    assert main(['bench', '--size', '24x40', '--device', 'cpu', '--iters', '2', '--warmup', '0',
+                 '--num-classes', '3', '--json', str(target)]) == 0
+    data = json.loads(target.read_text())
+    (row,) = data['results']
+    assert row['arch'] == 'mbv2' and row['height'] == 24 and row['device'] == 'cpu'
+    assert row['label_agreement_pct'] == 100.0
+    assert row['engine']['p50_ms'] > 0 and row['reference']['fps'] > 0
+    assert row['speedup_p50'] > 0 and data['meta']['torch'] == torch.__version__
