@@ -28,6 +28,7 @@ import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 
 CHANNELS = {'rgb8': 3, 'bgr8': 3, 'mono8': 1, 'rgba8': 4, 'bgra8': 4}
@@ -52,15 +53,29 @@ def _frames(width: int, height: int, encoding: str, variants: int = 4) -> list[b
     return frames
 
 
-def run_camera(args: argparse.Namespace) -> int:
+def _stop_on_signals() -> threading.Event:
+    """SIGINT/SIGTERM end the spin loop, so the log is always written (no rclpy handler)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
+
+
+def _init() -> rclpy.Context:
     context = rclpy.Context()
-    rclpy.init(context=context)
+    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    return context
+
+
+def run_camera(args: argparse.Namespace) -> int:
+    stop = _stop_on_signals()
+    context = _init()
     node = rclpy.create_node('bench_camera', context=context)
     publisher = node.create_publisher(Image, args.topic, qos(args.qos, args.depth))
     frames = _frames(args.width, args.height, args.encoding)
     step = args.width * CHANNELS[args.encoding]
     deadline = time.monotonic() + args.match_timeout
-    while publisher.get_subscription_count() < args.wait_subs:
+    while publisher.get_subscription_count() < args.wait_subs and not stop.is_set():
         if time.monotonic() > deadline:
             print('NO_SUBSCRIBER', flush=True)
             break
@@ -68,8 +83,6 @@ def run_camera(args: argparse.Namespace) -> int:
     print('READY', flush=True)
     time.sleep(args.settle)
     log: dict = {'stamps_ns': [], 'publish_ms': [], 'rate_hz': args.rate}
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     period = 1.0 / args.rate if args.rate > 0 else 0.0
     start = time.monotonic()
     end = start + args.duration
@@ -109,8 +122,8 @@ def run_camera(args: argparse.Namespace) -> int:
 
 
 def run_sink(args: argparse.Namespace) -> int:
-    context = rclpy.Context()
-    rclpy.init(context=context)
+    stop = _stop_on_signals()
+    context = _init()
     node = rclpy.create_node('bench_sink', context=context)
     records: list[tuple[int, int]] = []
     echo = None
@@ -147,7 +160,7 @@ def run_sink(args: argparse.Namespace) -> int:
     print('READY', flush=True)
     end = time.monotonic() + args.duration
     try:
-        while context.ok() and time.monotonic() < end:
+        while not stop.is_set() and context.ok() and time.monotonic() < end:
             executor.spin_once(timeout_sec=0.05)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
@@ -169,8 +182,8 @@ def run_monitor(args: argparse.Namespace) -> int:
     stats, diag). Writes {name: [[stamp_ns, recv_ns, extra...], ...], 'diagnostics': last}."""
     from diagnostic_msgs.msg import DiagnosticArray
     from lw_refinenet_ros.msg import SegmentationStats
-    context = rclpy.Context()
-    rclpy.init(context=context)
+    stop = _stop_on_signals()
+    context = _init()
     node = rclpy.create_node('bench_monitor', context=context)
     records: dict[str, list] = {}
     last_diagnostics: dict = {}
@@ -210,7 +223,7 @@ def run_monitor(args: argparse.Namespace) -> int:
     flush_every = args.flush_every
     next_flush = time.monotonic() + flush_every if flush_every else float('inf')
     try:
-        while context.ok() and time.monotonic() < end:
+        while not stop.is_set() and context.ok() and time.monotonic() < end:
             executor.spin_once(timeout_sec=0.05)
             if time.monotonic() >= next_flush and args.log:
                 dump()
