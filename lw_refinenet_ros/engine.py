@@ -14,8 +14,9 @@ Speed-ups that keep the labels identical to the reference (see docs/engine.md fo
   the 256 byte values per channel, rounded once to float32 -- bit-identical to the
   reference and cheaper than per-pixel arithmetic;
 * on CPU the bicubic upsampling uses OpenCV's ``INTER_CUBIC`` (the reference operation,
-  ~8x faster than ``F.interpolate`` on two cores); on CUDA it is ``F.interpolate``;
-* argmax and confidence from one ``max`` plus one ``exp``-sum, without materialising softmax.
+  ~6x faster than ``F.interpolate`` on two cores) and the argmax/confidence use numpy and
+  ``cv2.exp``; on CUDA everything is torch (``F.interpolate``, ``max``, ``exp``);
+* argmax and confidence from one max plus one ``exp``-sum, without materialising softmax.
 
 Options that change the labels are explicit: ``max_side`` (downscale the network input),
 ``upsample='nearest'`` (argmax at stride 4, nearest upsampling) and reduced precision.
@@ -467,22 +468,47 @@ class InferenceEngine:
                               f'expected (N, {self.num_classes}, h, w) logits.')
         return logits
 
-    def _upsample_bicubic(self, logits: Any, height: int, width: int) -> Any:
-        """(K, h, w) float32 logits -> (H, W, K) float32 at full resolution."""
+    @staticmethod
+    def _resize_cv2(logits: Any, height: int, width: int) -> np.ndarray:
+        """(K, h, w) float32 CPU logits -> (H, W, K) numpy via OpenCV INTER_CUBIC."""
+        import cv2
+
+        # Free for channels_last logits: their (h, w, K) view is already contiguous.
+        hwc = logits.permute(1, 2, 0).contiguous().numpy()
+        parts = []
+        for start in range(0, hwc.shape[2], _CV_MAX_CHANNELS):
+            chunk = np.ascontiguousarray(hwc[:, :, start:start + _CV_MAX_CHANNELS])
+            up = cv2.resize(chunk, (width, height), interpolation=cv2.INTER_CUBIC)
+            parts.append(up.reshape(height, width, -1))
+        return np.concatenate(parts, axis=2) if len(parts) > 1 else parts[0]
+
+    @staticmethod
+    def _numpy_label_and_confidence(hwk: np.ndarray,
+                                    want_confidence: bool) -> tuple[Any, Any]:
+        """Argmax and max softmax of (H, W, K) numpy logits (the CPU fast path).
+
+        numpy/OpenCV rather than torch here: single-threaded SIMD kernels measured 1.4x
+        faster than the torch reductions over a short innermost axis on two cores, and they
+        do not stall in OpenMP barriers when other processes share the cores.
+        """
+        import cv2
+        import torch
+
+        height, width, k = hwk.shape
+        labels = hwk.argmax(axis=2)
+        if not want_confidence:
+            return torch.from_numpy(labels), None
+        best = np.take_along_axis(hwk, labels[..., None], axis=2)
+        expd = cv2.exp((hwk - best).reshape(height, -1))
+        denom = expd.reshape(-1, k) @ np.ones(k, dtype=np.float32)
+        conf = np.reciprocal(denom, out=denom).reshape(height, width)
+        return torch.from_numpy(labels), torch.from_numpy(conf)
+
+    def _upsample_bicubic_torch(self, logits: Any, height: int, width: int) -> Any:
+        """(K, h, w) float32 logits -> (H, W, K) float32 with F.interpolate (any device)."""
         import torch
         import torch.nn.functional as F
 
-        if self._use_cv2:
-            import cv2
-
-            hwc = logits.permute(1, 2, 0).contiguous().numpy()
-            parts = []
-            for start in range(0, hwc.shape[2], _CV_MAX_CHANNELS):
-                chunk = np.ascontiguousarray(hwc[:, :, start:start + _CV_MAX_CHANNELS])
-                up = cv2.resize(chunk, (width, height), interpolation=cv2.INTER_CUBIC)
-                parts.append(up.reshape(height, width, -1))
-            out = np.concatenate(parts, axis=2) if len(parts) > 1 else parts[0]
-            return torch.from_numpy(out)
         up = F.interpolate(logits[None].contiguous(memory_format=torch.channels_last),
                            size=(height, width), mode='bicubic', align_corners=False)
         return up[0].permute(1, 2, 0)
@@ -545,8 +571,11 @@ class InferenceEngine:
 
         logits = logits.float()
         need_conf = want_confidence or want_stats
-        if self.config.upsample == 'bicubic':
-            hwk = self._upsample_bicubic(logits, height, width)
+        if self.config.upsample == 'bicubic' and self._use_cv2 and logits.device.type == 'cpu':
+            hwk = self._resize_cv2(logits, height, width)
+            labels, conf = self._numpy_label_and_confidence(hwk, need_conf)
+        elif self.config.upsample == 'bicubic':
+            hwk = self._upsample_bicubic_torch(logits, height, width)
             labels, conf = self._label_and_confidence(hwk, need_conf)
         else:
             small_labels, small_conf = self._label_and_confidence(logits.permute(1, 2, 0),
