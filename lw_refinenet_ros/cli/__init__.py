@@ -24,6 +24,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ('segment', 'segment'),
     ('export', 'export'),
     ('bench', 'bench'),
+    ('demo', 'demo'),
 )
 
 

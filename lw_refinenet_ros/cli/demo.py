@@ -1,0 +1,140 @@
+"""``lw-refinenet demo``: conveyor camera -> segmentation node -> sorting robot, recorded.
+
+Runs the synthetic conveyor camera and the segmentation node (default model) as processes,
+and the example sorting robot plus a recorder/scorer in this process (see
+``lw_refinenet_ros/ros/demo.py`` for why). Prints a summary and leaves ``demo.mcap`` (open it in
+Foxglove), overlay PNGs and ``summary.json`` in ``--out``. See docs/demo.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from lw_refinenet_ros.errors import ConfigError
+
+HELP = 'run the live conveyor demo (camera, segmentation node, sorting robot) and record it'
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``lw-refinenet demo``."""
+    parser.add_argument('--duration', type=float, default=20.0,
+                        help='seconds to run after the first camera frame (default 20)')
+    parser.add_argument('--out', default='demo_output',
+                        help='output folder: demo.mcap, overlay_*.png, summary.json, logs/ '
+                             '(default demo_output/)')
+    parser.add_argument('--device', default='auto',
+                        help='inference device: auto (cuda if available, else cpu), cpu, cuda, '
+                             'cuda:N (default auto)')
+    parser.add_argument('--rate', type=float, default=30.0, help='camera rate in Hz (default 30)')
+    parser.add_argument('--size', default='320x240',
+                        help='camera size WIDTHxHEIGHT (default 320x240: real-time on 2 CPU '
+                             'cores)')
+    parser.add_argument('--weights', default='',
+                        help='checkpoint for the node (default: the packaged conveyor model)')
+    parser.add_argument('--max-frame-age-ms', type=float, default=None,
+                        help='node drops frames older than this (default 500 on cpu, 200 on '
+                             'cuda)')
+    parser.add_argument('--seed', type=int, default=0, help='conveyor scene seed (default 0)')
+    parser.add_argument('--snapshots', type=int, default=5,
+                        help='overlay PNGs saved, evenly spaced (default 5)')
+    parser.add_argument('--startup-timeout', type=float, default=120.0,
+                        help='seconds to wait for the node to load its model (default 120)')
+    parser.add_argument('--json', action='store_true', help='print the summary as JSON')
+    # Tests run the demo against a stand-in node module; not for users.
+    parser.add_argument('--node-module', default=None, help=argparse.SUPPRESS)
+
+
+def _resolve_device(device: str) -> str:
+    if device != 'auto':
+        return device
+    import torch
+
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+def _check_weights(weights: str) -> None:
+    """Fail before starting any process when the model file is not there."""
+    if weights:
+        if not Path(weights).is_file():
+            raise ConfigError(f'--weights {weights!r} does not exist; pass a checkpoint file '
+                              f'(e.g. one written by `lw-refinenet train`).')
+        return
+    try:
+        from lw_refinenet_ros.model import DEFAULT_MODEL_PATH
+    except ImportError as error:
+        raise ConfigError(f'The model package cannot be imported ({error}).') from None
+    if not Path(DEFAULT_MODEL_PATH).is_file():
+        raise ConfigError(
+            f'The packaged default model is missing ({DEFAULT_MODEL_PATH}). Reinstall the '
+            f'package (`make setup`), train one with `lw-refinenet train`, or pass --weights.')
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    cam, node, res = summary['camera'], summary['node'], summary['results']
+    lat, acc, robot = summary['latency_ms'], summary['accuracy'], summary['robot']
+    cfg = summary['config']
+
+    def show(value: Any, unit: str = '') -> str:
+        return 'n/a' if value is None else f'{value}{unit}'
+
+    print()
+    print(f'Demo summary ({summary["duration_s"]} s, {cfg["device"]}, '
+          f'{cfg["size"][0]}x{cfg["size"][1]} at {cfg["rate_hz"]:g} Hz'
+          f'{", interrupted" if summary["interrupted"] else ""})')
+    print(f'  camera     published {show(cam["published"])}, recorded {cam["recorded"]}')
+    print(f'  node       received {show(node["received"])}, processed {show(node["processed"])}, '
+          f'dropped {show(node["dropped_overwritten"])} overwritten + '
+          f'{show(node["dropped_too_old"])} too old, failed {show(node["failed"])}')
+    print(f'  results    {res["labels_received"]} label images ({show(res["throughput_hz"])} Hz)')
+    print(f'  latency    p50 {show(lat["p50"], " ms")}, p95 {show(lat["p95"], " ms")} '
+          f'(camera stamp -> labels arrival, {lat["count"]} frames)')
+    print(f'  accuracy   mIoU {show(acc["miou"])}, pixel accuracy {show(acc["pixel_accuracy"])} '
+          f'over {acc["frames_scored"]} frames')
+    if acc['iou']:
+        print('             ' + ', '.join(f'{k} {show(v)}' for k, v in acc['iou'].items()))
+    print(f'  robot      {robot["picks"]} picks {robot["by_class"] or ""}')
+    if robot['last']:
+        print(f'             last: {robot["last"]}')
+    rec = summary['recording']
+    print(f'  recording  {rec["path"]} ({rec["bytes"] / 1e6:.1f} MB, '
+          f'{sum(rec["messages"].values())} messages on {len(rec["messages"])} topics)')
+    print(f'  overlays   {len(summary["overlays"])} PNGs in {Path(rec["path"]).parent}')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo; 0 when the node produced results, 1 when it produced none."""
+    from lw_refinenet_ros.data.conveyor import parse_size
+
+    size = parse_size(args.size)
+    if args.duration <= 0 or args.rate <= 0:
+        raise ConfigError('--duration and --rate must be positive.')
+    if args.node_module is None:
+        _check_weights(args.weights)
+    device = _resolve_device(args.device)
+    max_age = args.max_frame_age_ms
+    if max_age is None:
+        # Latest-frame scheduling keeps queues short; this only drops frames that sat in
+        # transport or a stalled executor for longer than a few inference times.
+        max_age = 200.0 if device.startswith('cuda') else 500.0
+
+    # ROS imports stay here so that `lw-refinenet --help` does not load rclpy.
+    from lw_refinenet_ros.ros.demo import NODE_MODULE, DemoConfig, run_demo
+
+    config = DemoConfig(out_dir=Path(args.out), duration_s=args.duration, device=device,
+                        weights=args.weights, rate_hz=args.rate, size=size,
+                        max_frame_age_ms=max_age, seed=args.seed, snapshots=args.snapshots,
+                        startup_timeout_s=args.startup_timeout,
+                        node_module=args.node_module or NODE_MODULE)
+    summary = run_demo(config)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary)
+    if not summary['results']['labels_received']:
+        print('lw-refinenet demo: error: the segmentation node produced no results; see '
+              f'{Path(args.out) / "logs" / "segmentation_node.log"}')
+        return 1
+    return 0
