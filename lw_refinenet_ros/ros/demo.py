@@ -358,7 +358,10 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
     # Own signal handling: Ctrl-C must stop the run, not shut the context down under us,
     # so the children can be stopped in order and the summary still written.
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
-    previous_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM ends the run like Ctrl-C; SIGINT is set explicitly because a shell starting the
+    # demo in the background hands it down ignored.
+    previous = {sig: signal.signal(sig, signal.default_int_handler)
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     writer = McapWriter(out / 'demo.mcap')
     monitor = DemoMonitor(writer, out, context=context)
     robot = SortingRobotNode(context=context)
@@ -434,7 +437,8 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
         for process in (camera, node):
             if process is not None:
                 _stop(process)
-        signal.signal(signal.SIGTERM, previous_term)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         writer.close()
         executor.shutdown()
         monitor.destroy_node()

@@ -12,8 +12,10 @@ import importlib.util
 import json
 import os
 from pathlib import Path
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -26,13 +28,17 @@ EXPECTED_TOPICS = {'/image', '/camera_info', '/ground_truth/labels', '/segmentat
                    '/segmentation/stats', '/segmentation/class_map', '/diagnostics'}
 
 
-def _run_demo(out: Path, *extra: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
+def _env() -> dict[str, str]:
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(
         p for p in (str(ROOT), str(HERE), env.get('PYTHONPATH')) if p)
+    return env
+
+
+def _run_demo(out: Path, *extra: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, '-m', 'lw_refinenet_ros', 'demo', '--out', str(out), *extra],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
 def _check_outputs(out: Path, snapshots: int) -> dict:
@@ -68,6 +74,32 @@ def test_demo_harness_with_stand_in_node(tmp_path):
     assert summary['node']['failed'] == 0
     assert summary['robot']['picks'] >= 1
     assert (out / 'logs' / 'camera.log').is_file()
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_the_run_with_the_summary_so_far(tmp_path):
+    out = tmp_path / 'demo'
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'lw_refinenet_ros', 'demo', '--out', str(out), '--duration', '60',
+         '--device', 'cpu', '--node-module', 'fake_segmentation_node'],
+        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        for line in process.stdout:  # wait until the camera runs, then let a second pass
+            if line.startswith('Running for') or time.monotonic() > deadline:
+                break
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, rest
+    assert 'interrupted' in rest
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['interrupted'] and summary['duration_s'] < 30
+    assert summary['results']['labels_received'] > 0
+    assert (out / 'demo.mcap').stat().st_size > 0
 
 
 def test_missing_weights_is_a_clear_error(tmp_path):
