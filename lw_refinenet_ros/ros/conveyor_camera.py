@@ -9,11 +9,12 @@ The node publishes, with one shared header per frame (stamp = now, frame_id
 - ``camera_info`` (sensor_msgs/CameraInfo): a pinhole model (about 53 degrees horizontal FOV).
 
 Why frames are cached: rendering one 320x240 frame costs about 14 ms of Python/OpenCV, close to
-half a CPU core at 30 Hz, which the demo needs for inference on a 2-core machine. The scene is
-rendered live while the cache fills (``loop_frames`` frames) and replayed from the cache
-afterwards, so publishing costs a copy into ``array.array('B')`` (about 0.05 ms). The video
-therefore loops every ``loop_frames / rate_hz`` seconds; set ``loop_frames`` to 0 to render
-every frame live (an endless, never-repeating belt at the cost of the CPU time).
+half a CPU core at 30 Hz, which the demo needs for inference on a 2-core machine. The node
+renders ``loop_frames`` frames once (at startup with ``prerender``, about 2 s for 150 frames at
+320x240, else live while publishing the first pass) and replays them from the cache, so
+publishing costs a copy into ``array.array('B')`` (about 0.05 ms). The video therefore loops
+every ``loop_frames / rate_hz`` seconds; set ``loop_frames`` to 0 to render every frame live
+(an endless, never-repeating belt at the cost of the CPU time).
 
 All publishers are reliable with depth 5: a reliable publisher matches both best-effort
 subscribers (the segmentation node) and reliable ones (recorders).
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import array
 import math
+import time
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -56,6 +58,8 @@ PARAMETERS: dict[str, tuple[Any, str, dict[str, Any]]] = {
     'loop_frames': (150, 'Frames rendered once and then replayed in a loop; 0 renders every '
                          'frame live (costs about 14 ms of CPU per 320x240 frame)',
                     {'integer_range': _int_range(0, 100000), 'read_only': True}),
+    'prerender': (True, 'Render the loop at startup (no rendering cost while publishing)',
+                  {'read_only': True}),
     'belt_speed': (2.0, 'Belt speed in pixels per frame at 320x240 (scales with the size)',
                    {'floating_point_range': [FloatingPointRange(from_value=0.0, to_value=50.0)],
                     'read_only': True}),
@@ -112,6 +116,13 @@ class ConveyorCameraNode(Node):
                                     speed=float(values['belt_speed']))
         self._cache: list[tuple[bytes, bytes]] = []
         self._next = 0
+        if self._loop_frames and values['prerender']:
+            start = time.monotonic()
+            while len(self._cache) < self._loop_frames:
+                self._frame()
+            self._next = 0
+            self.get_logger().info(f'Rendered {self._loop_frames} frames in '
+                                   f'{time.monotonic() - start:.1f} s')
         self._wait_for = int(values['wait_for_subscribers'])
         self.frames_published = 0
 
