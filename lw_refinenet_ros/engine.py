@@ -95,7 +95,11 @@ class EngineConfig:
         compile_backend: ``torch.compile`` backend (``'inductor'``; ``'eager'`` for tests).
         cuda_fallback_to_cpu: If CUDA was requested but is unavailable, warn and use the CPU
             instead of raising EngineError.
-        num_threads: If set, ``torch.set_num_threads`` for CPU inference (process-wide).
+        num_threads: CPU threads for torch (``torch.set_num_threads``, process-wide): None
+            keeps torch's default (one per core), an integer sets it, ``'auto'`` times the
+            warm-up image (needs warmup_iters >= 1) with 1 thread and with the default and
+            keeps the faster. On a CPU shared with other busy processes, 1 thread measured
+            up to 4x faster than 2 (OpenMP workers wait on each other when a core is taken).
         warmup_iters: Forward passes run at construction so the first real frame is not
             slow (kernel selection, allocator, graphs/compile). 0 disables warm-up.
         warmup_size: ``(height, width)`` of the warm-up image (use the camera's size).
@@ -114,7 +118,7 @@ class EngineConfig:
     compile: bool | str = False
     compile_backend: str = 'inductor'
     cuda_fallback_to_cpu: bool = False
-    num_threads: int | None = None
+    num_threads: int | str | None = None
     warmup_iters: int = 1
     warmup_size: tuple[int, int] = (480, 640)
     max_batch: int = 8
@@ -146,11 +150,11 @@ class EngineConfig:
         if not isinstance(self.compile_backend, str) or not self.compile_backend:
             raise ConfigError('EngineConfig.compile_backend must be a backend name such as '
                               '"inductor".')
-        if self.num_threads is not None and (
+        if self.num_threads is not None and self.num_threads != _AUTO and (
                 isinstance(self.num_threads, bool) or not isinstance(self.num_threads, int)
                 or self.num_threads < 1):
-            raise ConfigError(f'EngineConfig.num_threads must be None or an integer >= 1, got '
-                              f'{self.num_threads!r}.')
+            raise ConfigError(f'EngineConfig.num_threads must be None, "auto" or an integer '
+                              f'>= 1, got {self.num_threads!r}.')
         if isinstance(self.warmup_iters, bool) or not isinstance(self.warmup_iters, int) \
                 or self.warmup_iters < 0:
             raise ConfigError(f'EngineConfig.warmup_iters must be an integer >= 0, got '
@@ -318,7 +322,7 @@ class InferenceEngine:
         self._torch_device = torch.device(self.device)
         self._is_cuda = self._torch_device.type == 'cuda'
         self.dtype = _resolve_dtype(self.config.precision, self.device)
-        if self.config.num_threads is not None and not self._is_cuda:
+        if isinstance(self.config.num_threads, int) and not self._is_cuda:
             torch.set_num_threads(self.config.num_threads)
         if self._is_cuda:
             torch.backends.cudnn.benchmark = self.config.cudnn_benchmark
@@ -389,10 +393,28 @@ class InferenceEngine:
         start = time.perf_counter()
         for _ in range(iters):
             self(image, 'rgb', want_confidence=True, want_stats=True)
+        if self.config.num_threads == _AUTO and not self._is_cuda:
+            self._tune_threads(image)
         _LOG.info('engine ready on %s (%s, channels_last=%s, compile=%s, cuda_graphs=%s): '
                   'warm-up %dx %dx%d took %.0f ms', self.device, str(self.dtype)[6:],
                   self.channels_last, self.config.compile, self.config.cuda_graphs, iters,
                   height, width, (time.perf_counter() - start) * 1e3)
+
+    def _tune_threads(self, image: np.ndarray) -> None:
+        import torch
+
+        default = torch.get_num_threads()
+        timings = {}
+        for threads in sorted({1, default}):
+            torch.set_num_threads(threads)
+            self(image, 'rgb', want_confidence=True, want_stats=True)  # settle the pool
+            start = time.perf_counter()
+            self(image, 'rgb', want_confidence=True, want_stats=True)
+            timings[threads] = (time.perf_counter() - start) * 1e3
+        best = min(timings, key=timings.get)
+        torch.set_num_threads(best)
+        _LOG.info('num_threads=auto: %s ms per frame -> using %d thread(s)',
+                  {k: round(v) for k, v in timings.items()}, best)
 
     # ----------------------------------------------------------------- stages
 
@@ -691,11 +713,13 @@ class InferenceEngine:
 
     def describe(self) -> dict[str, Any]:
         """Effective settings after fallbacks (for logs, diagnostics and benchmarks)."""
+        import torch
+
         return {
             'device': self.device, 'dtype': str(self.dtype).replace('torch.', ''),
             'channels_last': self.channels_last, 'upsample': self.config.upsample,
             'max_side': self.config.max_side, 'fold_batchnorm': self.config.fold_batchnorm,
             'compile': self.config.compile, 'cuda_graphs': self.config.cuda_graphs,
             'bicubic_backend': 'opencv' if self._use_cv2 else 'torch',
-            'num_classes': self.num_classes,
+            'num_classes': self.num_classes, 'num_threads': torch.get_num_threads(),
         }

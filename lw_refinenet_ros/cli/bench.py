@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--warmup', type=int, default=2, help='untimed iterations first (default 2)')
     a('--max-side', type=int, help='engine max_side (changes labels)')
     a('--upsample', default='bicubic', choices=('bicubic', 'nearest'))
+    a('--channels-last', default='auto', choices=('auto', 'on', 'off'),
+      help='engine memory format (default auto = on)')
+    a('--no-fold-bn', action='store_true', help='engine without BatchNorm folding (ablation)')
     a('--threads', type=int, help='torch CPU threads (default: torch default)')
     a('--no-reference', action='store_true', help='time the engine only')
     a('--json', help='write the results here as JSON')
@@ -53,7 +56,8 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 def bench_one(model, arch: str, size: tuple[int, int], device: str, precision: str, *,
               iters: int, warmup: int, seed: int, max_side: int | None, upsample: str,
-              reference: bool) -> dict:
+              reference: bool, channels_last: bool | str = 'auto',
+              fold_batchnorm: bool = True) -> dict:
     """Time one configuration; returns a JSON-ready dict."""
     import copy
     import time
@@ -68,7 +72,8 @@ def bench_one(model, arch: str, size: tuple[int, int], device: str, precision: s
     image = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
     ref_model = copy.deepcopy(model).eval()
     config = EngineConfig(device=device, precision=precision, max_side=max_side,
-                          upsample=upsample, warmup_iters=max(1, warmup), warmup_size=size)
+                          upsample=upsample, warmup_iters=max(1, warmup), warmup_size=size,
+                          channels_last=channels_last, fold_batchnorm=fold_batchnorm)
     engine = InferenceEngine(copy.deepcopy(model), config)
 
     def sync() -> None:
@@ -138,7 +143,10 @@ def run(args: argparse.Namespace) -> int:
                     row = bench_one(model, arch, size, device, precision, iters=args.iters,
                                     warmup=args.warmup, seed=args.seed,
                                     max_side=args.max_side, upsample=args.upsample,
-                                    reference=not args.no_reference)
+                                    reference=not args.no_reference,
+                                    channels_last={'on': True, 'off': False}.get(
+                                        args.channels_last, 'auto'),
+                                    fold_batchnorm=not args.no_fold_bn)
                     rows.append(row)
                     line = (f'{arch:9s} {size[0]}x{size[1]} {row["device"]:6s} {precision:4s} '
                             f'engine p50 {row["engine"]["p50_ms"]:8.1f} ms '

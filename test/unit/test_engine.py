@@ -241,6 +241,17 @@ def test_warmup_and_channels_last_off() -> None:
                           reference_segment(StandIn(3), _image(13, 11)))
 
 
+def test_num_threads_auto_keeps_a_valid_setting() -> None:
+    before = torch.get_num_threads()
+    try:
+        config = dataclasses.replace(FAST, num_threads='auto', warmup_iters=1,
+                                     warmup_size=(16, 16))
+        engine = InferenceEngine(StandIn(3), config)
+        assert engine.describe()['num_threads'] in {1, before}
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_compile_eager_backend_smoke() -> None:
     config = dataclasses.replace(FAST, compile=True, compile_backend='eager')
     image = _image(16, 20)
@@ -301,7 +312,8 @@ def test_cuda_unavailable(monkeypatch: pytest.MonkeyPatch,
 @pytest.mark.parametrize('field, value', [
     ('device', 'gpu'), ('precision', 'int8'), ('max_side', 8), ('max_side', True),
     ('upsample', 'bilinear'), ('channels_last', 'yes'), ('fold_batchnorm', 1),
-    ('num_threads', 0), ('warmup_iters', -1), ('warmup_size', (0, 4)), ('max_batch', 0),
+    ('num_threads', 0), ('num_threads', 'many'), ('warmup_iters', -1),
+    ('warmup_size', (0, 4)), ('max_batch', 0),
     ('compile_backend', ''),
 ])
 def test_config_validation(field: str, value: object) -> None:
