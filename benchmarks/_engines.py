@@ -65,7 +65,8 @@ class FakeEngine:
 
 
 def build_real_engine(*, device: str = 'cpu', weights: str | None = None,
-                      num_classes: int = 3, max_side: int | None = None) -> Any:
+                      num_classes: int = 3, max_side: int | None = None,
+                      num_threads: int | None = None) -> Any:
     """The real engine on the packaged default model, or random mbv2 weights without one."""
     from lw_refinenet_ros import engine
     from lw_refinenet_ros.errors import CheckpointError
@@ -79,5 +80,5 @@ def build_real_engine(*, device: str = 'cpu', weights: str | None = None,
             raise
         _LOG.warning('no default model (%s); using random mbv2 weights', error)
         model = build_model('mbv2', num_classes).eval()
-    config = engine.EngineConfig(device=device, max_side=max_side)
+    config = engine.EngineConfig(device=device, max_side=max_side, num_threads=num_threads)
     return engine.InferenceEngine(model, config, num_classes=num_classes)

@@ -28,10 +28,8 @@ def node_command(engine: str, *, fake_ms: float, device: str,
         return ['benchmarks/_roles.py', 'sink', '--duration', '100000', '--echo',
                 'segmentation/labels', *extra]
     if engine == 'naive':
-        args = ['benchmarks/naive_node.py', '--device', device]
+        args = ['benchmarks/naive_node.py', '--device', device, *extra]
         return args + (['--fake-engine-ms', str(fake_ms)] if fake_ms else [])
-    if engine == 'naive_real':
-        return ['benchmarks/naive_node.py', '--device', device]
     host = ['benchmarks/_node_host.py']
     if engine == 'fake':
         host += ['--fake-engine-ms', str(fake_ms)]

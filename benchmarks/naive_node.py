@@ -80,11 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--weights', default=None)
     parser.add_argument('--depth', type=int, default=10)
+    parser.add_argument('--num-threads', type=int, default=None,
+                        help='torch CPU threads (the node parameter of the same meaning)')
     args = parser.parse_args(argv)
     if args.fake_engine_ms is not None:
         engine = _engines.FakeEngine(args.fake_engine_ms)
     else:
-        engine = _engines.build_real_engine(device=args.device, weights=args.weights)
+        engine = _engines.build_real_engine(device=args.device, weights=args.weights,
+                                            num_threads=args.num_threads)
     context = rclpy.Context()
     rclpy.init(context=context)
     naive = NaiveNode(engine, context, depth=args.depth)

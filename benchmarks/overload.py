@@ -27,7 +27,8 @@ def run_one(kind: str, args: Any, profile: str | None) -> dict[str, Any]:
         argv = _session.node_command('fake' if fake else 'real', fake_ms=fake,
                                      device=args.device, extra=args.node_args)
     else:
-        argv = _session.node_command('naive', fake_ms=fake, device=args.device)
+        extra = ['--num-threads', str(args.num_threads)] if args.num_threads else []
+        argv = _session.node_command('naive', fake_ms=fake, device=args.device, extra=extra)
     session = _session.Session(argv, profile=profile, name=kind)
     out: dict[str, Any] = {'node': kind}
     try:
@@ -90,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--fake-engine-ms', type=float, default=None,
                         help='fixed-latency fake engine instead of the real one')
     parser.add_argument('--profile', choices=('shm', 'default'), default='shm')
+    parser.add_argument('--num-threads', type=int, default=1,
+                        help='torch CPU threads for the real engine in both nodes (0: torch '
+                             'default); 1 leaves a core to camera, monitor and executor')
     parser.add_argument('--node-args', nargs='*', default=[])
     args = parser.parse_args(argv)
     if args.quick:

@@ -50,7 +50,8 @@ def sample(pid: int, stop: threading.Event, period: float, out: list) -> None:
         if not status:
             return
         out.append([round(time.monotonic() - start, 2), status.get('VmRSS', 0),
-                    status.get('Threads', 0), _common.cpu_seconds(pid)])
+                    status.get('Threads', 0), _common.cpu_seconds(pid),
+                    len(_common.shm_files())])
         stop.wait(period)
 
 
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     time.sleep(1.0)
     leftover = _common.shm_files() - shm_before
     held = _mapped_shm_files()
+    # Non-vacuous check: the run did create shared-memory files (SHM profile in use).
+    result['shm_files_during_run_max'] = max((s[4] for s in samples), default=0)
     result['shm_files_new_after_exit'] = sorted(leftover)
     result['shm_files_leaked'] = sorted(f for f in leftover if f not in held)
     result['machine_after'] = _common.machine_state()

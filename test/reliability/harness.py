@@ -151,9 +151,16 @@ class LiveNode:
         return self.spin_until(lambda: self.counters()[counter] > before and self.settled(),
                                timeout)
 
-    def send_good(self, timeout: float = 10.0, **kwargs: Any) -> Image:
-        """A valid frame must be processed and produce labels with its stamp."""
+    def send_good(self, timeout: float = 10.0, compressed: bytes | None = None,
+                  **kwargs: Any) -> Image:
+        """A valid frame must be processed and produce labels with its stamp.
+
+        With ``compressed`` (PNG/JPEG bytes) the frame is a CompressedImage.
+        """
         message = image_message(**kwargs)
+        if compressed is not None:
+            message = CompressedImage(header=message.header, format='png')
+            message.data = compressed
         stamp = (message.header.stamp.sec, message.header.stamp.nanosec)
         ok = self.send_and_wait(message, 'processed', timeout)
         assert ok, f'good frame not processed; counters {self.counters()}'

@@ -8,15 +8,14 @@ received == processed + dropped_overwritten + dropped_too_old + failed.
 
 from __future__ import annotations
 
-import pathlib
+import importlib.util
 import time
 from typing import Iterator
 
 import pytest
 
 pytest.importorskip('rclpy')
-if not (pathlib.Path(__file__).resolve().parents[2] / 'lw_refinenet_ros' / 'ros'
-        / 'node.py').is_file():
+if importlib.util.find_spec('lw_refinenet_ros.ros.node') is None:
     pytest.skip('lw_refinenet_ros/ros/node.py is not there yet', allow_module_level=True)
 
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402

@@ -8,6 +8,7 @@ finishes, the worker thread joins, the context shuts down; no traceback).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pathlib
 import signal
@@ -19,8 +20,7 @@ from typing import Iterator
 import pytest
 
 pytest.importorskip('rclpy')
-if not (pathlib.Path(__file__).resolve().parents[2] / 'lw_refinenet_ros' / 'ros'
-        / 'node.py').is_file():
+if importlib.util.find_spec('lw_refinenet_ros.ros.node') is None:
     pytest.skip('lw_refinenet_ros/ros/node.py is not there yet', allow_module_level=True)
 torch = pytest.importorskip('torch')
 
