@@ -88,6 +88,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
     print(f'  node       received {show(node["received"])}, processed {show(node["processed"])}, '
           f'dropped {show(node["dropped_overwritten"])} overwritten + '
           f'{show(node["dropped_too_old"])} too old, failed {show(node["failed"])}')
+    if node['latency_p50_ms'] is not None:
+        print(f'             in the node: latency p50 {show(node["latency_p50_ms"], " ms")}, '
+              f'p95 {show(node["latency_p95_ms"], " ms")}, inference p50 '
+              f'{show(node["inference_p50_ms"], " ms")}')
     print(f'  results    {res["labels_received"]} label images ({show(res["throughput_hz"])} Hz)')
     print(f'  latency    p50 {show(lat["p50"], " ms")}, p95 {show(lat["p95"], " ms")} '
           f'(camera stamp -> labels arrival, {lat["count"]} frames)')

@@ -37,7 +37,6 @@ from typing import Any, Callable
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
-from lw_refinenet_ros.msg import ClassMap
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
@@ -49,6 +48,7 @@ from sensor_msgs.msg import Image
 
 from lw_refinenet_ros.data.conveyor import CLASS_COLORS, CLASS_NAMES
 from lw_refinenet_ros.errors import LWRefineNetError
+from lw_refinenet_ros.msg import ClassMap
 from lw_refinenet_ros.palette import overlay
 from lw_refinenet_ros.ros.recorder import McapWriter, TopicRecorder
 from lw_refinenet_ros.ros.sorting_robot import SortingRobotNode
@@ -481,7 +481,11 @@ def _summary(config: DemoConfig, monitor: DemoMonitor, robot: SortingRobotNode,
                    'size': list(config.size), 'rate_hz': config.rate_hz,
                    'max_frame_age_ms': config.max_frame_age_ms, 'seed': config.seed},
         'camera': {'published': camera_published, 'recorded': monitor.image_count},
-        'node': {**node_counts, 'diagnostics': diag},
+        'node': {**node_counts,
+                 'latency_p50_ms': _number(diag.get('latency_p50_ms')),
+                 'latency_p95_ms': _number(diag.get('latency_p95_ms')),
+                 'inference_p50_ms': _number(diag.get('inference_p50_ms')),
+                 'diagnostics': diag},
         'results': {'labels_received': monitor.labels_count,
                     'throughput_hz': round(monitor.labels_count / elapsed_s, 2)
                     if elapsed_s > 0 else None},

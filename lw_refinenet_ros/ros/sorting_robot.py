@@ -22,11 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from lw_refinenet_ros.msg import ClassMap, SegmentationStats
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from lw_refinenet_ros.msg import ClassMap, SegmentationStats
 
 NOT_PARTS = ('background', 'belt')
 
