@@ -25,6 +25,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ('export', 'export'),
     ('bench', 'bench'),
     ('demo', 'demo'),
+    ('node', 'node'),
 )
 
 

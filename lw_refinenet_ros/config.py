@@ -1,0 +1,230 @@
+"""The segmentation node's configuration: one frozen dataclass, one parameter table.
+
+Every ROS parameter of the node is described here once (name, default, description, range or
+allowed values, whether it may change at runtime). The ROS layer turns this table into
+``ParameterDescriptor`` s, the YAML in ``config/lw_refinenet.yaml`` is kept equal to it by a
+test, and :meth:`NodeConfig.from_mapping` is the single validator used at start-up and for
+runtime changes. No ROS imports here, so the table is testable in a plain environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.model import ARCHES
+from lw_refinenet_ros.scheduler import SchedulerConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterSpec:
+    """How one node parameter is declared.
+
+    Attributes:
+        name: ROS parameter name (dots group parameters: ``model.weights``).
+        default: Default value; its Python type is the parameter type (tuple = string array).
+        description: Shown by ``ros2 param describe``.
+        choices: Allowed values for strings, or None.
+        minimum/maximum: Inclusive range for numbers, or None.
+        runtime: True when the value may change while the node runs.
+    """
+
+    name: str
+    default: Any
+    description: str
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    runtime: bool = False
+
+    def validate(self, value: Any) -> Any:
+        """Return ``value`` in canonical form or raise ConfigError naming the parameter."""
+        default = self.default
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f'Parameter {self.name} must be true or false, got {value!r}.')
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f'Parameter {self.name} must be an integer, got {value!r}.')
+        elif isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or value != value:
+                raise ConfigError(f'Parameter {self.name} must be a number, got {value!r}.')
+            value = float(value)
+        elif isinstance(default, str):
+            if not isinstance(value, str):
+                raise ConfigError(f'Parameter {self.name} must be a string, got {value!r}.')
+        elif isinstance(default, tuple):
+            if value is None:
+                value = ()
+            if not isinstance(value, (list, tuple)) or \
+                    not all(isinstance(v, str) for v in value):
+                raise ConfigError(f'Parameter {self.name} must be a list of strings, got '
+                                  f'{value!r}.')
+            value = tuple(value)
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(f'Parameter {self.name} must be one of {", ".join(self.choices)}; '
+                              f'got {value!r}.')
+        if self.minimum is not None and value < self.minimum or \
+                self.maximum is not None and value > self.maximum:
+            raise ConfigError(f'Parameter {self.name} must be within [{self.minimum}, '
+                              f'{self.maximum}], got {value!r}.')
+        return value
+
+
+_PUBLISH_OUTPUTS = ('color', 'overlay', 'confidence', 'stats')
+
+PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec('model.arch', 'auto',
+                  'Architecture; "auto" reads it from the weights file. Set it to check that '
+                  'the file holds this architecture.', choices=('auto',) + ARCHES),
+    ParameterSpec('model.weights', '',
+                  "Checkpoint file (original release, training checkpoint or this project's "
+                  'format). Empty: the packaged conveyor model.'),
+    ParameterSpec('model.num_classes', 0,
+                  'Number of classes; 0 reads it from the weights file. A different value '
+                  'in the file stops start-up.', minimum=0, maximum=65536),
+    ParameterSpec('model.classes_file', '',
+                  'YAML or text file with class names and RGB colours. Empty: names and '
+                  'colours stored in the checkpoint, else VOC colours.'),
+    ParameterSpec('device', 'auto', 'Inference device: auto (CUDA if available), cpu, cuda, '
+                  'cuda:N.'),
+    ParameterSpec('device_fallback', False,
+                  'If true, a requested but unavailable CUDA device falls back to the CPU with '
+                  'a warning; if false, start-up stops with an error.'),
+    ParameterSpec('precision', 'fp32', 'Inference precision (fp16/bf16 on the GPU).',
+                  choices=('fp32', 'fp16', 'bf16')),
+    ParameterSpec('max_side', 0,
+                  'Run the network with the longer image side scaled to at most this many '
+                  'pixels (labels are still at camera resolution); 0 = native resolution.',
+                  minimum=0, maximum=8192),
+    ParameterSpec('upsample', 'bicubic',
+                  'bicubic: reference-exact labels; nearest: cheaper, argmax at stride 4.',
+                  choices=('bicubic', 'nearest')),
+    ParameterSpec('num_threads', 0, 'CPU threads for inference; 0 = torch default.',
+                  minimum=0, maximum=256),
+    ParameterSpec('input_type', 'raw', 'raw: sensor_msgs/Image on "image"; compressed: '
+                  'sensor_msgs/CompressedImage on "image/compressed".',
+                  choices=('raw', 'compressed')),
+    ParameterSpec('qos', 'best_effort',
+                  'Input QoS: best_effort (depth 1, works with every publisher), reliable, or '
+                  'auto (match the publisher found at start-up).',
+                  choices=('best_effort', 'reliable', 'auto')),
+    ParameterSpec('cameras', (),
+                  'Input namespaces for several cameras sharing one model (frames are batched '
+                  'into one forward pass); empty = one camera on the plain topic names.'),
+    ParameterSpec('use_camera_info', False,
+                  'Subscribe to camera_info and check that its size matches the images.'),
+    ParameterSpec('overlay_alpha', 0.5, 'Weight of the class colours in segmentation/overlay.',
+                  minimum=0.0, maximum=1.0, runtime=True),
+    ParameterSpec('max_frame_age_ms', 1000.0,
+                  'Skip frames older than this (now minus header stamp) when inference is '
+                  'ready for them; 0 disables the check.', minimum=0.0, maximum=600000.0,
+                  runtime=True),
+    ParameterSpec('max_rate_hz', 0.0, 'Process at most this many frames per second per '
+                  'cycle; 0 = as fast as possible.', minimum=0.0, maximum=1000.0, runtime=True),
+    *(ParameterSpec(f'publish.{name}', True,
+                    f'Publish segmentation/{name} (computed only while someone subscribes).',
+                    runtime=True) for name in _PUBLISH_OUTPUTS),
+    ParameterSpec('class_filter', (),
+                  'Class names or ids reported in stats and drawn in the overlay; empty = all.',
+                  runtime=True),
+    ParameterSpec('max_image_pixels', 16_777_216,
+                  'Refuse (count as failed) images with more pixels than this.',
+                  minimum=1, maximum=1 << 30, runtime=True),
+    ParameterSpec('diagnostics_period_s', 1.0, 'Period of /diagnostics messages.',
+                  minimum=0.05, maximum=60.0),
+    ParameterSpec('log_throttle_s', 5.0,
+                  'At most one log line per kind of bad input within this many seconds.',
+                  minimum=0.0, maximum=3600.0, runtime=True),
+)
+
+PARAMETER_SPECS: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
+
+
+def _field(name: str) -> str:
+    return name.replace('.', '_')
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeConfig:
+    """Validated node settings; field ``a_b`` holds parameter ``a.b``."""
+
+    model_arch: str
+    model_weights: str
+    model_num_classes: int
+    model_classes_file: str
+    device: str
+    device_fallback: bool
+    precision: str
+    max_side: int
+    upsample: str
+    num_threads: int
+    input_type: str
+    qos: str
+    cameras: tuple[str, ...]
+    use_camera_info: bool
+    overlay_alpha: float
+    max_frame_age_ms: float
+    max_rate_hz: float
+    publish_color: bool
+    publish_overlay: bool
+    publish_confidence: bool
+    publish_stats: bool
+    class_filter: tuple[str, ...]
+    max_image_pixels: int
+    diagnostics_period_s: float
+    log_throttle_s: float
+
+    @classmethod
+    def defaults(cls) -> NodeConfig:
+        """The configuration with every parameter at its default."""
+        return cls.from_mapping({})
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> NodeConfig:
+        """Validate parameter values (by ROS name); missing ones take their default."""
+        unknown = sorted(set(values) - set(PARAMETER_SPECS))
+        if unknown:
+            raise ConfigError(f'Unknown parameter(s) {", ".join(unknown)}; see '
+                              f'config/lw_refinenet.yaml for the list.')
+        fields = {}
+        for spec in PARAMETERS:
+            value = values.get(spec.name, spec.default)
+            fields[_field(spec.name)] = spec.validate(value)
+        config = cls(**fields)
+        config._check_consistency()
+        return config
+
+    def _check_consistency(self) -> None:
+        device = self.device
+        if not (device in ('auto', 'cpu', 'cuda') or
+                (device.startswith('cuda:') and device[5:].isdigit())):
+            raise ConfigError(f'Parameter device must be auto, cpu, cuda or cuda:N, got '
+                              f'{device!r}.')
+        cameras = self.cameras
+        if len(set(cameras)) != len(cameras) or any(
+                not c or c.startswith('/') and len(c) == 1 for c in cameras):
+            raise ConfigError(f'Parameter cameras must list distinct, non-empty namespaces, '
+                              f'got {list(cameras)}.')
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The values by ROS parameter name (inverse of :meth:`from_mapping`)."""
+        return {spec.name: getattr(self, _field(spec.name)) for spec in PARAMETERS}
+
+    def replace(self, changes: Mapping[str, Any]) -> NodeConfig:
+        """A new validated config with some parameters (by ROS name) changed."""
+        merged = self.to_mapping()
+        merged.update(changes)
+        return NodeConfig.from_mapping(merged)
+
+    @property
+    def scheduler(self) -> SchedulerConfig:
+        """The frame-dropping part of the configuration."""
+        return SchedulerConfig(max_frame_age_ms=self.max_frame_age_ms,
+                               max_rate_hz=self.max_rate_hz)
+
+    def publishes(self, output: str) -> bool:
+        """Whether ``segmentation/<output>`` is enabled (labels always are)."""
+        return output == 'labels' or bool(getattr(self, f'publish_{output}'))

@@ -1,0 +1,87 @@
+"""``lifecycle_segmentation_node``: the managed variant of the segmentation node.
+
+configure loads the model (the slow, failure-prone step, done before the system goes live),
+activate subscribes and starts the inference thread, deactivate unsubscribes and stops it
+(nothing is published while inactive), cleanup frees the model.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Sequence
+
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+
+from lw_refinenet_ros.config import NodeConfig
+from lw_refinenet_ros.errors import LWRefineNetError
+from lw_refinenet_ros.ros.node import NODE_NAME, run_node
+from lw_refinenet_ros.ros.parameters import declare_parameters, validate_change
+from lw_refinenet_ros.ros.pipeline import EngineFactory, SegmentationPipeline, load_engine
+
+
+class LifecycleSegmentationNode(LifecycleNode):
+    """Managed segmentation node (see module docstring for the transitions)."""
+
+    def __init__(self, node_name: str = NODE_NAME, *,
+                 engine_factory: EngineFactory | None = None, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self._engine_factory = engine_factory or load_engine
+        self._config: NodeConfig = declare_parameters(self)
+        self._pipeline: SegmentationPipeline | None = None
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    @property
+    def pipeline(self) -> SegmentationPipeline | None:
+        """The pipeline while configured, else None."""
+        return self._pipeline
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            loaded = self._engine_factory(self._config)
+        except LWRefineNetError as error:
+            self.get_logger().error(f'configure failed: {error}')
+            return TransitionCallbackReturn.FAILURE
+        self._pipeline = SegmentationPipeline(self, self._config, loaded)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._pipeline.subscribe()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._pipeline.unsubscribe()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.destroy()
+            self._pipeline = None
+
+    def _on_set_parameters(self, parameters: list[Any]) -> Any:
+        new_config, result = validate_change(self._config, parameters)
+        if new_config is not None:
+            if self._pipeline is not None:
+                self._pipeline.apply(new_config)
+            self._config = new_config
+        return result
+
+    def destroy_node(self) -> None:
+        self._release()
+        super().destroy_node()
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Entry point of ``lifecycle_segmentation_node``."""
+    return run_node(LifecycleSegmentationNode, sys.argv if args is None else args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

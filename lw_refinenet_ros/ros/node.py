@@ -1,0 +1,116 @@
+"""``segmentation_node``: Light-Weight RefineNet on camera images, keeping up by dropping frames.
+
+A thin node: declare parameters (one table, ``lw_refinenet_ros.config``) -> NodeConfig ->
+model and engine -> :class:`~lw_refinenet_ros.ros.pipeline.SegmentationPipeline`, which owns
+the subscriptions, the publishers and the inference thread. Topics and parameters are
+documented in docs/node.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Sequence
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+
+from lw_refinenet_ros.config import NodeConfig
+from lw_refinenet_ros.errors import LWRefineNetError
+from lw_refinenet_ros.ros.parameters import declare_parameters, validate_change
+from lw_refinenet_ros.ros.pipeline import (
+    EngineFactory,
+    LoadedModel,
+    SegmentationPipeline,
+    load_engine,
+)
+from lw_refinenet_ros.scheduler import FrameCounters
+
+NODE_NAME = 'lw_refinenet'
+
+
+class SegmentationNode(Node):
+    """The segmentation node; ``engine_factory`` lets tests inject a fake engine."""
+
+    def __init__(self, node_name: str = NODE_NAME, *,
+                 engine_factory: EngineFactory | None = None, **kwargs: Any) -> None:
+        """Declare parameters, load the model and start processing.
+
+        Raises:
+            LWRefineNetError: Invalid parameters, unusable weights or an unavailable device;
+                the message says what to fix.
+        """
+        super().__init__(node_name, **kwargs)
+        self._config = declare_parameters(self)
+        loaded: LoadedModel = (engine_factory or load_engine)(self._config)
+        self._pipeline = SegmentationPipeline(self, self._config, loaded)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._pipeline.subscribe()
+        self.get_logger().info(
+            f'segmenting with {loaded.name} ({loaded.class_map.num_classes} classes) on '
+            f'{getattr(loaded.engine, "device", "?")}, input {self._config.input_type}, '
+            f'qos {self._config.qos}, cameras {list(self._config.cameras) or ["(default)"]}')
+
+    @property
+    def config(self) -> NodeConfig:
+        """The configuration in force (after runtime changes)."""
+        return self._config
+
+    @property
+    def pipeline(self) -> SegmentationPipeline:
+        """The pipeline (tests read its counters)."""
+        return self._pipeline
+
+    def counters(self, camera: str | None = None) -> FrameCounters:
+        """Frame counters: received = processed + dropped + failed + pending."""
+        return self._pipeline.counters(camera)
+
+    def _on_set_parameters(self, parameters: list[Any]) -> Any:
+        new_config, result = validate_change(self._config, parameters)
+        if new_config is not None and new_config != self._config:
+            try:
+                self._pipeline.apply(new_config)
+            except LWRefineNetError as error:
+                result.successful, result.reason = False, str(error)
+                return result
+            self._config = new_config
+        return result
+
+    def destroy_node(self) -> None:
+        """Stop the inference thread before the node's entities go away."""
+        pipeline = getattr(self, '_pipeline', None)
+        if pipeline is not None:
+            pipeline.destroy()
+            self._pipeline = None
+        super().destroy_node()
+
+
+def run_node(factory: Any, args: Sequence[str] | None = None) -> int:
+    """Init rclpy, build a node with ``factory()``, spin until SIGINT/SIGTERM; exit code."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        try:
+            node = factory()
+        except LWRefineNetError as error:
+            rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {error}')
+            return 1
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Entry point of ``segmentation_node`` (``ros2 run lw_refinenet_ros segmentation_node``)."""
+    return run_node(SegmentationNode, sys.argv if args is None else args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

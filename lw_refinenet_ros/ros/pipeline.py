@@ -1,0 +1,344 @@
+"""The segmentation pipeline behind both node flavours (plain and lifecycle).
+
+It owns, per camera, the input subscription and the output publishers, and one
+:class:`~lw_refinenet_ros.scheduler.LatestFrameScheduler` whose single worker thread does all
+inference and publishing (no GPU work ever runs on the executor thread). The subscription
+callback only drops the message into the camera's slot; decoding happens on the worker, so a
+frame that gets overwritten costs nothing and a malformed one is counted as failed there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any, Callable
+
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import ColorRGBA
+
+from lw_refinenet_ros.config import NodeConfig
+from lw_refinenet_ros.errors import ConfigError, ImageConversionError, LWRefineNetError
+from lw_refinenet_ros.msg import ClassMap as ClassMapMsg
+from lw_refinenet_ros.msg import ClassStatistics, SegmentationStats
+from lw_refinenet_ros.palette import ClassMap, colorize, overlay
+from lw_refinenet_ros.ros.conversions import array_to_image, compressed_to_rgb, image_to_rgb
+from lw_refinenet_ros.ros.diagnostics import LatencyWindow, camera_status, diagnostic_array
+from lw_refinenet_ros.ros.qos import LATCHED_QOS, OUTPUT_QOS, input_qos
+from lw_refinenet_ros.scheduler import Frame, FrameCounters, LatestFrameScheduler
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    """What the pipeline needs from a model: an engine, its classes and a name for logs."""
+
+    engine: Any  # InferenceEngine, or a fake with the same infer_batch in tests
+    class_map: ClassMap
+    name: str
+
+
+EngineFactory = Callable[[NodeConfig], LoadedModel]
+
+
+def load_engine(config: NodeConfig) -> LoadedModel:
+    """The production factory: checkpoint -> model -> InferenceEngine on the chosen device."""
+    from lw_refinenet_ros.engine import EngineConfig, InferenceEngine
+    from lw_refinenet_ros.model import DEFAULT_MODEL_PATH, load_model
+    from lw_refinenet_ros.palette import load_class_map
+
+    weights = config.model_weights or None
+    model, info = load_model(weights,
+                             arch=None if config.model_arch == 'auto' else config.model_arch,
+                             num_classes=config.model_num_classes or None)
+    num_classes = info.num_classes
+    if config.model_classes_file:
+        class_map = load_class_map(config.model_classes_file, num_classes)
+    else:
+        class_map = ClassMap.from_checkpoint(info.class_names, info.colors, num_classes)
+    engine = InferenceEngine(model, EngineConfig(
+        device=config.device, precision=config.precision, max_side=config.max_side or None,
+        upsample=config.upsample, cuda_fallback_to_cpu=config.device_fallback,
+        num_threads=config.num_threads or None), num_classes=num_classes)
+    name = f'{info.arch}:{(weights or str(DEFAULT_MODEL_PATH)).rsplit("/", 1)[-1]}'
+    return LoadedModel(engine, class_map, name)
+
+
+def _stamp_seconds(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+@dataclasses.dataclass
+class _Camera:
+    """Topics, publishers and statistics of one input camera."""
+
+    name: str
+    prefix: str
+    publishers: dict[str, Any]
+    latency: LatencyWindow
+    inference: LatencyWindow
+    previous: FrameCounters
+    subscription: Any = None
+    info_subscription: Any = None
+    camera_info: CameraInfo | None = None
+
+
+class SegmentationPipeline:
+    """Cameras -> latest-frame scheduler -> engine -> outputs, wired onto a node."""
+
+    OUTPUTS = ('labels', 'color', 'overlay', 'confidence')
+
+    def __init__(self, node: Node, config: NodeConfig, loaded: LoadedModel) -> None:
+        self._node = node
+        self._config = config
+        self._loaded = loaded
+        self._class_map = loaded.class_map
+        self._filter_lut = self._make_filter(config)
+        self._last_log: dict[str, float] = {}
+        names = list(config.cameras) or ['']
+        self._cameras = {name: self._make_camera(name) for name in names}
+        self._class_map_publishers = [
+            node.create_publisher(ClassMapMsg, f'{c.prefix}segmentation/class_map', LATCHED_QOS)
+            for c in self._cameras.values()]
+        self._diagnostics = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._scheduler = LatestFrameScheduler(
+            names, self._process, config.scheduler, on_skipped=self._on_skipped)
+        self._diag_timer = node.create_timer(config.diagnostics_period_s,
+                                             self._publish_diagnostics)
+        self._publish_class_map()
+
+    # ------------------------------------------------------------------ set-up
+
+    def _make_camera(self, name: str) -> _Camera:
+        prefix = f'{name.rstrip("/")}/' if name else ''
+        publishers = {
+            'labels': self._node.create_publisher(Image, f'{prefix}segmentation/labels',
+                                                  OUTPUT_QOS),
+            'color': self._node.create_publisher(Image, f'{prefix}segmentation/color',
+                                                 OUTPUT_QOS),
+            'overlay': self._node.create_publisher(Image, f'{prefix}segmentation/overlay',
+                                                   OUTPUT_QOS),
+            'confidence': self._node.create_publisher(
+                Image, f'{prefix}segmentation/confidence', OUTPUT_QOS),
+            'stats': self._node.create_publisher(SegmentationStats,
+                                                 f'{prefix}segmentation/stats', OUTPUT_QOS),
+        }
+        return _Camera(name, prefix, publishers, LatencyWindow(), LatencyWindow(),
+                       FrameCounters())
+
+    def _make_filter(self, config: NodeConfig) -> np.ndarray | None:
+        if not config.class_filter:
+            return None
+        lut = np.zeros(max(self._class_map.num_classes, 1), bool)
+        for item in config.class_filter:
+            if item in self._class_map.names:
+                lut[self._class_map.names.index(item)] = True
+            elif item.isdigit() and int(item) < lut.size:
+                lut[int(item)] = True
+            else:
+                raise ConfigError(f'class_filter entry {item!r} is neither a class name nor an '
+                                  f'id; classes: {", ".join(self._class_map.names)}')
+        return lut
+
+    def subscribe(self) -> None:
+        """Create the input subscriptions and start the worker."""
+        for camera in self._cameras.values():
+            if self._config.input_type == 'compressed':
+                topic, message_type = f'{camera.prefix}image/compressed', CompressedImage
+            else:
+                topic, message_type = f'{camera.prefix}image', Image
+            qos = input_qos(self._node, topic, self._config.qos)
+            camera.subscription = self._node.create_subscription(
+                message_type, topic, lambda msg, name=camera.name: self._on_image(name, msg),
+                qos)
+            if self._config.use_camera_info:
+                camera.info_subscription = self._node.create_subscription(
+                    CameraInfo, f'{camera.prefix}camera_info',
+                    lambda msg, cam=camera: setattr(cam, 'camera_info', msg), qos)
+        self._scheduler.start()
+
+    def unsubscribe(self, timeout: float = 1.5) -> bool:
+        """Stop the worker and remove the input subscriptions; False if the worker hung."""
+        stopped = self._scheduler.stop(timeout)
+        for camera in self._cameras.values():
+            for attribute in ('subscription', 'info_subscription'):
+                subscription = getattr(camera, attribute)
+                if subscription is not None:
+                    self._node.destroy_subscription(subscription)
+                    setattr(camera, attribute, None)
+        return stopped
+
+    def destroy(self) -> None:
+        """Stop everything this pipeline created on the node."""
+        self.unsubscribe()
+        self._node.destroy_timer(self._diag_timer)
+        for camera in self._cameras.values():
+            for publisher in camera.publishers.values():
+                self._node.destroy_publisher(publisher)
+        for publisher in [*self._class_map_publishers, self._diagnostics]:
+            self._node.destroy_publisher(publisher)
+
+    # ------------------------------------------------------------------ runtime
+
+    @property
+    def scheduler(self) -> LatestFrameScheduler:
+        """The frame scheduler (its counters are the node's counters)."""
+        return self._scheduler
+
+    @property
+    def class_map(self) -> ClassMap:
+        """Names and colours of the model's classes."""
+        return self._class_map
+
+    def apply(self, config: NodeConfig) -> None:
+        """Apply a validated runtime change (alpha, rates, outputs, filter, limits)."""
+        self._filter_lut = self._make_filter(config)
+        self._config = config
+        self._scheduler.set_config(config.scheduler)
+
+    def counters(self, camera: str | None = None) -> FrameCounters:
+        """Frame counters of one camera (by namespace) or of all."""
+        return self._scheduler.counters(camera)
+
+    def _on_image(self, camera: str, msg: Any) -> None:
+        self._scheduler.submit(camera, msg, _stamp_seconds(msg.header.stamp))
+
+    def _log_throttled(self, kind: str, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last_log.get(kind, -1e9) >= self._config.log_throttle_s:
+            self._last_log[kind] = now
+            self._node.get_logger().warning(text)
+
+    def _on_skipped(self, frame: Frame, reason: str) -> None:
+        self._log_throttled('too_old', f'skipped a frame from camera "{frame.source}": {reason}')
+
+    def _decode(self, frame: Frame) -> tuple[np.ndarray, str]:
+        msg = frame.data
+        limit = self._config.max_image_pixels
+        if isinstance(msg, CompressedImage):
+            image, order = compressed_to_rgb(msg, limit)
+        else:
+            image, order = image_to_rgb(msg, limit)
+        info = self._cameras[frame.source].camera_info
+        if info is not None and (info.width, info.height) != (image.shape[1], image.shape[0]):
+            raise ImageConversionError(
+                f'camera_info says {info.width}x{info.height} but the image is '
+                f'{image.shape[1]}x{image.shape[0]}; fix the camera driver calibration or set '
+                f'use_camera_info false')
+        return image, order
+
+    def _process(self, frames: list[Frame]) -> list[bool]:
+        """Worker: decode, infer in one batch, publish; returns success per frame."""
+        ok = [False] * len(frames)
+        decoded: list[tuple[int, np.ndarray, str]] = []
+        for index, frame in enumerate(frames):
+            try:
+                image, order = self._decode(frame)
+                decoded.append((index, image, order))
+            except LWRefineNetError as error:
+                self._log_throttled('bad_input', f'bad frame from camera "{frame.source}" '
+                                                 f'(counted as failed): {error}')
+        if not decoded:
+            return ok
+        want_confidence = self._config.publish_stats or self._wants(frames, 'confidence')
+        try:
+            results = self._loaded.engine.infer_batch(
+                [image for _, image, _ in decoded], [order for _, _, order in decoded],
+                want_confidence=want_confidence, want_stats=self._config.publish_stats)
+        except Exception as error:  # noqa: BLE001 - EngineError, CUDA OOM, anything: go on
+            self._log_throttled('engine', f'inference failed for {len(decoded)} frame(s) '
+                                          f'(counted as failed): {error}')
+            return ok
+        for (index, image, order), result in zip(decoded, results):
+            try:
+                self._publish(frames[index], image, order, result)
+                ok[index] = True
+            except Exception as error:  # noqa: BLE001 - one bad publish must not stop others
+                self._log_throttled('publish', f'publishing results failed: {error}')
+        return ok
+
+    def _wants(self, frames: list[Frame], output: str) -> bool:
+        return self._config.publishes(output) and any(
+            self._cameras[f.source].publishers[output].get_subscription_count() > 0
+            for f in frames)
+
+    def _publish(self, frame: Frame, image: np.ndarray, order: str, result: Any) -> None:
+        camera = self._cameras[frame.source]
+        header = frame.data.header
+        publishers = camera.publishers
+        labels = result.labels
+        publishers['labels'].publish(array_to_image(labels, header))
+        if self._wants([frame], 'color') or self._wants([frame], 'overlay'):
+            colors = self._class_map.colors
+            if self._wants([frame], 'color'):
+                publishers['color'].publish(array_to_image(colorize(labels, colors), header,
+                                                           'rgb8'))
+            if self._wants([frame], 'overlay'):
+                rgb = image[:, :, ::-1] if order == 'bgr' else image
+                blended = overlay(rgb, labels, colors, self._config.overlay_alpha)
+                if self._filter_lut is not None:
+                    keep = self._filter_lut[np.minimum(labels, self._filter_lut.size - 1)]
+                    blended = np.where(keep[:, :, None], blended, rgb)
+                publishers['overlay'].publish(array_to_image(blended, header, 'rgb8'))
+        if self._wants([frame], 'confidence') and result.confidence is not None:
+            publishers['confidence'].publish(array_to_image(
+                result.confidence.astype(np.float32, copy=False), header, '32FC1'))
+        now = time.monotonic()
+        processing_ms = (now - frame.received) * 1e3
+        age_ms = (time.time() - frame.stamp) * 1e3 if frame.stamp > 0 else processing_ms
+        camera.latency.add(age_ms)
+        camera.inference.add(float(result.timings.get('total', float('nan'))))
+        if self._config.publish_stats and result.stats is not None:
+            publishers['stats'].publish(self._stats_message(header, labels, result.stats,
+                                                            processing_ms, age_ms))
+
+    def _stats_message(self, header: Any, labels: np.ndarray, stats: list[Any],
+                       processing_ms: float, age_ms: float) -> SegmentationStats:
+        msg = SegmentationStats(header=header, height=int(labels.shape[0]),
+                                width=int(labels.shape[1]),
+                                num_classes=self._class_map.num_classes,
+                                processing_latency_ms=float(processing_ms),
+                                frame_age_ms=float(age_ms))
+        names = self._class_map.names
+        for stat in stats:
+            if self._filter_lut is not None and not self._filter_lut[stat.class_id]:
+                continue
+            entry = ClassStatistics(class_id=stat.class_id, class_name=names[stat.class_id],
+                                    pixel_count=stat.pixel_count,
+                                    area_fraction=float(stat.area_fraction),
+                                    mean_confidence=float(stat.mean_confidence),
+                                    centroid_x=float(stat.centroid[0]),
+                                    centroid_y=float(stat.centroid[1]))
+            x_min, y_min, x_max, y_max = stat.bbox
+            entry.bbox.x_offset, entry.bbox.y_offset = x_min, y_min
+            entry.bbox.width, entry.bbox.height = x_max - x_min + 1, y_max - y_min + 1
+            msg.classes.append(entry)
+        return msg
+
+    def _publish_class_map(self) -> None:
+        msg = ClassMapMsg(ids=list(range(self._class_map.num_classes)),
+                          names=list(self._class_map.names), model=self._loaded.name)
+        msg.header.stamp = self._node.get_clock().now().to_msg()
+        msg.colors = [ColorRGBA(r=r / 255.0, g=g / 255.0, b=b / 255.0, a=1.0)
+                      for r, g, b in self._class_map.colors.tolist()]
+        for publisher in self._class_map_publishers:
+            publisher.publish(msg)
+
+    def _publish_diagnostics(self) -> None:
+        statuses = []
+        period = self._config.diagnostics_period_s
+        node_name = self._node.get_fully_qualified_name()
+        for camera in self._cameras.values():
+            counters = self._scheduler.counters(camera.name)
+            label = f' ({camera.name})' if camera.name else ''
+            statuses.append(camera_status(
+                f'{node_name}: segmentation{label}', node_name, counters, camera.previous,
+                period, camera.latency, camera.inference, {'model': self._loaded.name}))
+            camera.previous = counters
+        self._diagnostics.publish(diagnostic_array(self._node.get_clock().now().to_msg(),
+                                                   statuses))

@@ -1,0 +1,281 @@
+"""Latest-frame scheduling: keep up with any camera rate by dropping frames, never by lagging.
+
+Design (shared/docs/what-users-expect.md, section 3, "D done properly"): each camera has a
+one-slot mailbox. The subscription callback only stores the newest frame in it; a frame that
+is overwritten before the worker took it is counted as ``dropped_overwritten``. One worker
+thread, woken by a condition variable (no polling delay), takes the newest frame of every
+camera that has one, skips frames older than ``max_frame_age_ms`` (``dropped_too_old``), and
+hands the rest to ``process`` in one call so that several cameras share one batched forward
+pass. A taken frame leaves its slot, so no frame is ever processed twice, and every camera
+with a pending frame is served in every cycle, which keeps several cameras fair under
+overload.
+
+This module knows nothing about torch or ROS: ``process`` is any callable, and the clocks are
+injectable so that tests can drive time.
+
+Counter invariant, at every instant (under the lock):
+``received == processed + dropped_overwritten + dropped_too_old + failed + pending``, where
+``pending`` is the number of frames waiting in slots or being processed right now.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from typing import Any, Callable, Sequence
+
+from lw_refinenet_ros.errors import ConfigError
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class SchedulerConfig:
+    """Frame-dropping policy.
+
+    Attributes:
+        max_frame_age_ms: Skip a frame whose age (stamp clock now minus its stamp) exceeds
+            this when the worker takes it; 0 disables the check. A frame too old to be useful
+            (a conveyor has moved on) costs nothing this way.
+        max_rate_hz: Start at most this many processing cycles per second; 0 = as fast as
+            possible. Frames arriving in between still overwrite the slot (newest wins).
+    """
+
+    max_frame_age_ms: float = 0.0
+    max_rate_hz: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ('max_frame_age_ms', 'max_rate_hz'):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
+                    or value != value:
+                raise ConfigError(f'{name} must be a number >= 0 (0 disables it), got '
+                                  f'{value!r}.')
+
+
+@dataclasses.dataclass(frozen=True)
+class Frame:
+    """One frame waiting in (or taken from) a camera's slot.
+
+    Attributes:
+        source: The camera it came from.
+        data: Whatever the caller submitted (the ROS message, an array, ...).
+        stamp: Capture time in seconds on the stamp clock (the header stamp); 0 if unknown.
+        received: Arrival time in seconds on the monotonic clock.
+        sequence: Per-source arrival number, starting at 1 (tests use it to check order).
+    """
+
+    source: str
+    data: Any
+    stamp: float
+    received: float
+    sequence: int
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameCounters:
+    """A consistent snapshot of one camera's (or all cameras') counters."""
+
+    received: int = 0
+    processed: int = 0
+    dropped_overwritten: int = 0
+    dropped_too_old: int = 0
+    failed: int = 0
+    pending: int = 0
+
+    def __add__(self, other: FrameCounters) -> FrameCounters:
+        return FrameCounters(*(getattr(self, f.name) + getattr(other, f.name)
+                               for f in dataclasses.fields(self)))
+
+    @property
+    def dropped(self) -> int:
+        """Frames never processed on purpose (overwritten or too old)."""
+        return self.dropped_overwritten + self.dropped_too_old
+
+
+# ``process`` receives the frames of one cycle and returns, per frame, True when it was
+# processed and False when it failed. Raising counts every frame of the cycle as failed.
+ProcessFn = Callable[[list[Frame]], Sequence[bool]]
+
+
+class LatestFrameScheduler:
+    """One-slot-per-camera mailbox plus the single worker thread that consumes it."""
+
+    def __init__(self, sources: Sequence[str], process: ProcessFn,
+                 config: SchedulerConfig | None = None, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 stamp_clock: Callable[[], float] = time.time,
+                 on_skipped: Callable[[Frame, str], None] | None = None) -> None:
+        """Create the scheduler (the worker starts with :meth:`start`).
+
+        Args:
+            sources: Camera names; ``submit`` accepts only these.
+            process: Called on the worker thread with the frames of one cycle.
+            config: Dropping policy (changeable later with :meth:`set_config`).
+            clock: Monotonic clock for arrival times and rate limiting.
+            stamp_clock: Clock that frame stamps are compared with for the age limit (ROS
+                header stamps are wall-clock time).
+            on_skipped: Called (outside the lock) for each frame dropped as too old, with a
+                reason, so the caller can log it.
+        """
+        if not sources:
+            raise ConfigError('The scheduler needs at least one source.')
+        if len(set(sources)) != len(sources):
+            raise ConfigError(f'Source names must be unique, got {list(sources)}.')
+        self._sources = tuple(sources)
+        self._process = process
+        self._config = config or SchedulerConfig()
+        self._clock = clock
+        self._stamp_clock = stamp_clock
+        self._on_skipped = on_skipped
+        self._condition = threading.Condition()
+        self._slots: dict[str, Frame | None] = {s: None for s in self._sources}
+        self._counts = {s: dict.fromkeys(
+            ('received', 'processed', 'dropped_overwritten', 'dropped_too_old', 'failed',
+             'in_flight'), 0) for s in self._sources}
+        self._sequence = dict.fromkeys(self._sources, 0)
+        self._stopping = False
+        self._last_cycle = float('-inf')
+        self._thread: threading.Thread | None = None
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The camera names, in the order given."""
+        return self._sources
+
+    @property
+    def config(self) -> SchedulerConfig:
+        """The policy in force."""
+        return self._config
+
+    def set_config(self, config: SchedulerConfig) -> None:
+        """Change the policy at runtime; the worker applies it from its next cycle."""
+        with self._condition:
+            self._config = config
+            self._condition.notify_all()
+
+    def submit(self, source: str, data: Any, stamp: float = 0.0) -> None:
+        """Store a frame as the newest of ``source``; cheap, never blocks on processing."""
+        now = self._clock()
+        with self._condition:
+            counts = self._counts[source]
+            counts['received'] += 1
+            self._sequence[source] += 1
+            if self._slots[source] is not None:
+                counts['dropped_overwritten'] += 1
+            self._slots[source] = Frame(source, data, stamp, now, self._sequence[source])
+            self._condition.notify()
+
+    def counters(self, source: str | None = None) -> FrameCounters:
+        """A consistent snapshot of one source's counters, or the sum over all sources."""
+        with self._condition:
+            names = self._sources if source is None else (source,)
+            total = FrameCounters()
+            for name in names:
+                c = self._counts[name]
+                pending = c['in_flight'] + (self._slots[name] is not None)
+                total = total + FrameCounters(c['received'], c['processed'],
+                                              c['dropped_overwritten'], c['dropped_too_old'],
+                                              c['failed'], pending)
+            return total
+
+    # ------------------------------------------------------------------ worker side
+
+    def _age_ms(self, frame: Frame) -> float:
+        # An unset stamp (0) says nothing about the frame's age: fall back to its arrival.
+        if frame.stamp > 0:
+            return (self._stamp_clock() - frame.stamp) * 1e3
+        return (self._clock() - frame.received) * 1e3
+
+    def _take(self, timeout: float | None) -> tuple[list[Frame], list[tuple[Frame, str]]]:
+        """Wait for frames (or stop) and take every slot's frame; returns (fresh, too_old)."""
+        with self._condition:
+            deadline = None if timeout is None else self._clock() + timeout
+            while not self._stopping:
+                wait = None if deadline is None else deadline - self._clock()
+                if wait is not None and wait <= 0:
+                    return [], []
+                rate = self._config.max_rate_hz
+                next_cycle = self._last_cycle + (1.0 / rate if rate > 0 else 0.0)
+                if any(self._slots.values()):
+                    until_cycle = next_cycle - self._clock()
+                    if until_cycle <= 0:
+                        break
+                    wait = until_cycle if wait is None else min(wait, until_cycle)
+                self._condition.wait(wait)
+            if self._stopping:
+                return [], []
+            self._last_cycle = self._clock()
+            fresh, stale = [], []
+            limit = self._config.max_frame_age_ms
+            for source in self._sources:
+                frame = self._slots[source]
+                if frame is None:
+                    continue
+                self._slots[source] = None
+                age = self._age_ms(frame)
+                if limit > 0 and age > limit:
+                    self._counts[source]['dropped_too_old'] += 1
+                    stale.append((frame, f'{age:.0f} ms old > max_frame_age_ms {limit:g}'))
+                else:
+                    self._counts[source]['in_flight'] += 1
+                    fresh.append(frame)
+            return fresh, stale
+
+    def _finish(self, frames: list[Frame], outcome: Sequence[bool] | None) -> None:
+        with self._condition:
+            for index, frame in enumerate(frames):
+                counts = self._counts[frame.source]
+                counts['in_flight'] -= 1
+                ok = outcome is not None and index < len(outcome) and bool(outcome[index])
+                counts['processed' if ok else 'failed'] += 1
+
+    def run_once(self, timeout: float | None = None) -> int:
+        """Run one cycle on the calling thread; returns how many frames were handed over.
+
+        The worker thread calls this in a loop; tests call it directly for determinism.
+        """
+        frames, stale = self._take(timeout)
+        if self._on_skipped is not None:
+            for frame, reason in stale:
+                self._on_skipped(frame, reason)
+        if not frames:
+            return 0
+        outcome: Sequence[bool] | None = None
+        try:
+            outcome = self._process(frames)
+        except Exception:  # noqa: BLE001 - a failing cycle must not kill the worker
+            _LOG.exception('processing %d frame(s) failed', len(frames))
+        finally:
+            self._finish(frames, outcome)
+        return len(frames)
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self.run_once()
+
+    def start(self) -> None:
+        """Start the worker thread (idempotent)."""
+        with self._condition:
+            if self._thread is not None:
+                return
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name='lw_refinenet_worker',
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Stop the worker; returns False if it is still busy after ``timeout`` seconds.
+
+        Frames still waiting in the slots stay counted as pending.
+        """
+        with self._condition:
+            self._stopping = True
+            self._condition.notify_all()
+            thread, self._thread = self._thread, None
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()

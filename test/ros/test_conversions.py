@@ -1,0 +1,130 @@
+"""Image <-> array conversion for every common encoding, padded rows and bad messages."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip('rclpy')
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from lw_refinenet_ros.errors import ImageConversionError  # noqa: E402
+from lw_refinenet_ros.ros.conversions import (array_to_image, compressed_to_rgb,  # noqa: E402
+                                              image_to_rgb)
+
+RNG = np.random.default_rng(7)
+RGB = RNG.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+
+
+def make_image(pixels: np.ndarray, encoding: str, pad: int = 0, bigendian: bool = False) -> Image:
+    """A message with ``pad`` junk bytes after every row."""
+    rows = pixels.reshape(pixels.shape[0], -1)
+    if pixels.dtype.itemsize > 1:
+        dtype = pixels.dtype.newbyteorder('>' if bigendian else '<')
+        rows = pixels.astype(dtype).reshape(pixels.shape[0], -1).view(np.uint8)
+    rows = np.ascontiguousarray(rows).view(np.uint8).reshape(pixels.shape[0], -1)
+    padded = np.concatenate([rows, np.full((rows.shape[0], pad), 0xAB, np.uint8)], axis=1)
+    msg = Image(height=pixels.shape[0], width=pixels.shape[1], encoding=encoding,
+                is_bigendian=int(bigendian), step=padded.shape[1])
+    msg.data = padded.tobytes()
+    return msg
+
+
+@pytest.mark.parametrize('pad', [0, 5])
+@pytest.mark.parametrize('encoding,pixels,expected,order', [
+    ('rgb8', RGB, RGB, 'rgb'),
+    ('bgr8', RGB[:, :, ::-1], RGB[:, :, ::-1], 'bgr'),
+    ('rgba8', np.dstack([RGB, np.full(RGB.shape[:2], 9, np.uint8)]), RGB, 'rgb'),
+    ('bgra8', np.dstack([RGB[:, :, ::-1], np.full(RGB.shape[:2], 9, np.uint8)]),
+     RGB[:, :, ::-1], 'bgr'),
+    ('8UC3', RGB, RGB, 'rgb'),
+    ('mono8', RGB[:, :, 1], np.repeat(RGB[:, :, 1:2], 3, 2), 'rgb'),
+])
+def test_eight_bit_encodings_honour_step(encoding, pixels, expected, order, pad) -> None:
+    image, got_order = image_to_rgb(make_image(np.ascontiguousarray(pixels), encoding, pad))
+    assert got_order == order
+    np.testing.assert_array_equal(image, expected)
+
+
+@pytest.mark.parametrize('bigendian', [False, True])
+@pytest.mark.parametrize('encoding', ['mono16', '16UC1'])
+def test_sixteen_bit_grey_is_scaled_to_eight_bits_in_either_byte_order(encoding,
+                                                                       bigendian) -> None:
+    pixels = (RGB[:, :, 0].astype(np.uint16) << 8) | 0x7F
+    image, order = image_to_rgb(make_image(pixels, encoding, pad=2, bigendian=bigendian))
+    np.testing.assert_array_equal(image[:, :, 0], RGB[:, :, 0])
+    assert order == 'rgb' and image.shape == (6, 8, 3)
+
+
+def test_float_images_are_intensities_and_nan_is_refused() -> None:
+    pixels = (RGB[:, :, 0] / 255.0).astype(np.float32)
+    image, _ = image_to_rgb(make_image(pixels, '32FC1'))
+    np.testing.assert_array_equal(image[:, :, 2], RGB[:, :, 0])
+    pixels[2, 3] = np.nan
+    with pytest.raises(ImageConversionError, match='NaN'):
+        image_to_rgb(make_image(pixels, '32FC1'))
+
+
+@pytest.mark.parametrize('encoding', ['yuv422', 'yuv422_yuy2'])
+def test_yuv422_decodes_a_flat_colour(encoding) -> None:
+    # A flat grey frame: Y=128, U=V=128 decodes to (128,128,128) in both byte orders.
+    packed = np.full((4, 8, 2), 128, np.uint8)
+    image, order = image_to_rgb(make_image(packed, encoding, pad=3))
+    assert order == 'rgb' and image.shape == (4, 8, 3)
+    assert np.abs(image.astype(int) - 128).max() <= 2
+
+
+@pytest.mark.parametrize('encoding,offset', [('bayer_rggb8', (0, 0)), ('bayer_bggr8', (1, 1)),
+                                             ('bayer_gbrg8', (1, 0)), ('bayer_grbg8', (0, 1))])
+def test_bayer_patterns_put_red_where_the_pattern_says(encoding, offset) -> None:
+    """A pure red scene: only the R sites are bright, so the demosaiced image is red."""
+    mosaic = np.zeros((8, 8), np.uint8)
+    mosaic[offset[0]::2, offset[1]::2] = 200
+    image, _ = image_to_rgb(make_image(mosaic, encoding))
+    centre = image[2:6, 2:6].reshape(-1, 3).mean(axis=0)
+    assert centre[0] > 150 and centre[1] < 50 and centre[2] < 50
+
+
+@pytest.mark.parametrize('mutate,match', [
+    (lambda m: setattr(m, 'encoding', 'weird8'), 'unsupported encoding'),
+    (lambda m: setattr(m, 'step', 3), 'step'),
+    (lambda m: setattr(m, 'data', bytes(m.data)[:10]), 'truncated'),
+    (lambda m: setattr(m, 'height', 0), 'empty'),
+    (lambda m: (setattr(m, 'encoding', 'yuv422'), setattr(m, 'width', 7),
+                setattr(m, 'step', 14)), 'even width'),
+])
+def test_malformed_messages_raise_a_clear_error(mutate, match) -> None:
+    msg = make_image(RGB, 'rgb8')
+    mutate(msg)
+    with pytest.raises(ImageConversionError, match=match):
+        image_to_rgb(msg)
+
+
+def test_huge_images_are_refused_before_reading() -> None:
+    msg = make_image(RGB, 'rgb8')
+    with pytest.raises(ImageConversionError, match='max_image_pixels'):
+        image_to_rgb(msg, max_pixels=10)
+
+
+def test_compressed_jpeg_and_png_decode_and_corrupt_data_is_refused() -> None:
+    ok, png = cv2.imencode('.png', RGB[:, :, ::-1])
+    image, order = compressed_to_rgb(CompressedImage(format='png', data=png.tobytes()))
+    assert order == 'bgr'
+    np.testing.assert_array_equal(image[:, :, ::-1], RGB)
+    with pytest.raises(ImageConversionError, match='cannot decode'):
+        compressed_to_rgb(CompressedImage(format='jpeg', data=b'\xff\xd8garbage'))
+    with pytest.raises(ImageConversionError, match='empty'):
+        compressed_to_rgb(CompressedImage(format='jpeg', data=b''))
+
+
+def test_arrays_become_packed_images_with_the_given_header() -> None:
+    header = Header(frame_id='cam')
+    header.stamp.sec = 5
+    labels = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    msg = array_to_image(labels, header)
+    assert (msg.encoding, msg.step, msg.height, msg.width) == ('mono16', 8, 3, 4)
+    assert msg.header.frame_id == 'cam' and msg.header.stamp.sec == 5
+    np.testing.assert_array_equal(np.frombuffer(bytes(msg.data), '<u2').reshape(3, 4), labels)
+    assert array_to_image(RGB, header).encoding == 'rgb8'
