@@ -252,6 +252,17 @@ def test_num_threads_auto_keeps_a_valid_setting() -> None:
         torch.set_num_threads(before)
 
 
+def test_unavailable_accelerations_fall_back_with_a_log(
+        caplog: pytest.LogCaptureFixture) -> None:
+    config = dataclasses.replace(FAST, compile=True, compile_backend='no_such_backend',
+                                 cuda_graphs=True)
+    with caplog.at_level(logging.INFO):
+        engine = InferenceEngine(StandIn(3), config)
+    assert 'torch.compile is unavailable' in caplog.text
+    assert 'cuda_graphs needs a CUDA device' in caplog.text
+    assert engine(_image(9, 9)).labels.shape == (9, 9)
+
+
 def test_compile_eager_backend_smoke() -> None:
     config = dataclasses.replace(FAST, compile=True, compile_backend='eager')
     image = _image(16, 20)
