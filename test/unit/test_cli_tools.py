@@ -90,3 +90,26 @@ def test_bench_json(tmp_path: pathlib.Path) -> None:
     assert row['label_agreement_pct'] == 100.0
     assert row['engine']['p50_ms'] > 0 and row['reference']['fps'] > 0
     assert row['speedup_p50'] > 0 and data['meta']['torch'] == torch.__version__
+
+
+def test_segment_writes_16bit_labels_when_k_exceeds_256(tmp_path: pathlib.Path) -> None:
+    torch.manual_seed(0)
+    ckpt = tmp_path / 'wide.pt'
+    save_checkpoint(ckpt, build_model('mbv2', 300).eval(), arch='mbv2')
+    cv2.imwrite(str(tmp_path / 'img.png'), np.full((12, 20, 3), 90, dtype=np.uint8))
+    out = tmp_path / 'out'
+    assert main(['segment', str(tmp_path / 'img.png'), '--weights', str(ckpt), '--out',
+                 str(out), '--device', 'cpu', '--no-progress']) == 0
+    labels = cv2.imread(str(out / 'img_labels.png'), cv2.IMREAD_UNCHANGED)
+    assert labels.dtype == np.uint16 and labels.shape == (12, 20) and labels.max() < 300
+
+
+def test_segment_without_weights_uses_the_default_model_or_explains(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    from lw_refinenet_ros.model import weights
+
+    monkeypatch.setattr(weights, 'DEFAULT_MODEL_PATH', tmp_path / 'absent.pt')
+    cv2.imwrite(str(tmp_path / 'img.png'), np.zeros((8, 8, 3), dtype=np.uint8))
+    code = main(['segment', str(tmp_path / 'img.png'), '--out', str(tmp_path / 'out')])
+    assert code == 2 and 'default model' in capsys.readouterr().err
