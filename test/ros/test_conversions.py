@@ -11,8 +11,7 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from lw_refinenet_ros.errors import ImageConversionError  # noqa: E402
-from lw_refinenet_ros.ros.conversions import (array_to_image, compressed_to_rgb,  # noqa: E402
-                                              image_to_rgb)
+from lw_refinenet_ros.ros.conversions import array_to_image, compressed_to_rgb, image_to_rgb  # noqa: E402
 
 RNG = np.random.default_rng(7)
 RGB = RNG.integers(0, 256, (6, 8, 3), dtype=np.uint8)

@@ -1,0 +1,385 @@
+"""The segmentation node with a real rclpy and a fake engine: outputs, headers, statistics,
+frame dropping, bad input, parameters, several cameras and the lifecycle variant."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+from conftest import spin_until  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from lw_refinenet_ros.msg import ClassMap, SegmentationStats  # noqa: E402
+from node_fakes import FakeEngine, fake_factory  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+
+from lw_refinenet_ros.ros.conversions import array_to_image  # noqa: E402
+from lw_refinenet_ros.ros.node import SegmentationNode  # noqa: E402
+from lw_refinenet_ros.ros.qos import LATCHED_QOS  # noqa: E402
+
+H, W = 24, 32
+
+
+def scene() -> np.ndarray:
+    """Left third red (class 1), a blue block (class 2), the rest black (class 0)."""
+    image = np.zeros((H, W, 3), np.uint8)
+    image[:, :10, 0] = 255
+    image[4:12, 20:28, 2] = 255
+    return image
+
+
+class Harness:
+    """A node under test plus a probe node that publishes images and records outputs."""
+
+    def __init__(self, context, engine: FakeEngine, namespace: str = '',
+                 parameters: list[Parameter] | None = None, node_cls=SegmentationNode) -> None:
+        self.context = context
+        self.node = node_cls(engine_factory=fake_factory(engine), context=context,
+                             namespace=namespace or None, parameter_overrides=parameters or [])
+        self.probe = rclpy.create_node('probe', context=context)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.probe)
+        self.received: dict[str, list] = {}
+        self.lock = threading.Lock()
+
+    def listen(self, topic: str, message_type=Image, qos=5) -> list:
+        store = self.received.setdefault(topic, [])
+
+        def callback(msg) -> None:
+            with self.lock:
+                store.append(msg)
+        self.probe.create_subscription(message_type, topic, callback, qos)
+        return store
+
+    def publisher(self, topic: str, message_type=Image):
+        return self.probe.create_publisher(message_type, topic, 10)
+
+    def spin_until(self, predicate, timeout: float = 10.0) -> bool:
+        return spin_until(self.executor, predicate, timeout)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.probe.destroy_node()
+
+
+@pytest.fixture
+def harness_factory(ros_context):
+    made = []
+
+    def make(*args, **kwargs) -> Harness:
+        harness = Harness(ros_context, *args, **kwargs)
+        made.append(harness)
+        return harness
+    yield make
+    for harness in made:
+        harness.close()
+
+
+def stamped(pixels: np.ndarray, sec: int | None = None, frame_id: str = 'cam_optical',
+            encoding: str | None = None) -> Image:
+    msg = array_to_image(pixels, Image().header, encoding)
+    now = time.time() if sec is None else sec
+    msg.header.stamp.sec = int(now)
+    msg.header.stamp.nanosec = int((now % 1) * 1e9)
+    msg.header.frame_id = frame_id
+    return msg
+
+
+def publish_until(harness: Harness, publisher, message, store: list, count: int = 1,
+                  timeout: float = 10.0) -> bool:
+    def done() -> bool:
+        if len(store) < count:
+            publisher.publish(message)
+        return len(store) >= count
+    return harness.spin_until(done, timeout)
+
+
+def test_every_output_carries_the_input_header_at_camera_resolution(harness_factory) -> None:
+    harness = harness_factory(FakeEngine())
+    outputs = {name: harness.listen(f'segmentation/{name}')
+               for name in ('labels', 'color', 'overlay', 'confidence')}
+    stats = harness.listen('segmentation/stats', SegmentationStats)
+    message = stamped(scene(), frame_id='conveyor_optical')
+    publisher = harness.publisher('image')
+    assert harness.spin_until(lambda: (publisher.publish(message), all(
+        outputs.values()) and stats)[1], timeout=15)
+    for name, store in outputs.items():
+        got = store[-1]
+        assert got.header.frame_id == 'conveyor_optical', name
+        assert (got.header.stamp.sec, got.header.stamp.nanosec) == (
+            message.header.stamp.sec, message.header.stamp.nanosec), name
+        assert (got.height, got.width) == (H, W), name
+    assert outputs['labels'][-1].encoding == 'mono8'
+    assert outputs['color'][-1].encoding == 'rgb8'
+    assert outputs['confidence'][-1].encoding == '32FC1'
+    labels = np.frombuffer(bytes(outputs['labels'][-1].data), np.uint8).reshape(H, W)
+    assert set(np.unique(labels)) == {0, 1, 2}
+    assert (labels[:, :10] == 1).all() and (labels[4:12, 20:28] == 2).all()
+    colour = np.frombuffer(bytes(outputs['color'][-1].data), np.uint8).reshape(H, W, 3)
+    assert tuple(colour[0, 0]) == (255, 0, 0) and tuple(colour[5, 21]) == (0, 0, 255)
+    assert stats[-1].header.frame_id == 'conveyor_optical'
+
+
+def test_stats_describe_the_hand_made_label_map(harness_factory) -> None:
+    harness = harness_factory(FakeEngine())
+    stats = harness.listen('segmentation/stats', SegmentationStats)
+    assert publish_until(harness, harness.publisher('image'), stamped(scene()), stats)
+    msg = stats[-1]
+    assert (msg.height, msg.width, msg.num_classes) == (H, W, 3)
+    by_id = {c.class_id: c for c in msg.classes}
+    assert sorted(by_id) == [0, 1, 2]
+    red, blue = by_id[1], by_id[2]
+    assert red.class_name == 'red_part' and red.pixel_count == H * 10
+    assert red.area_fraction == pytest.approx(10 / W)
+    assert (red.bbox.x_offset, red.bbox.y_offset, red.bbox.width, red.bbox.height) == (
+        0, 0, 10, H)
+    assert red.centroid_x == pytest.approx(4.5) and red.centroid_y == pytest.approx(11.5)
+    assert blue.pixel_count == 64 and (blue.bbox.x_offset, blue.bbox.width) == (20, 8)
+    assert blue.centroid_x == pytest.approx(23.5) and blue.centroid_y == pytest.approx(7.5)
+    assert blue.mean_confidence == pytest.approx(0.75)
+    assert msg.processing_latency_ms >= 0 and msg.frame_age_ms >= msg.processing_latency_ms - 1
+
+
+def test_class_map_is_latched_for_late_subscribers(harness_factory) -> None:
+    harness = harness_factory(FakeEngine())
+    maps = harness.listen('segmentation/class_map', ClassMap, LATCHED_QOS)
+    assert harness.spin_until(lambda: bool(maps))
+    assert list(maps[0].names) == ['background', 'red_part', 'blue_part']
+    assert maps[0].colors[1].r == pytest.approx(1.0) and maps[0].model == 'fake:test'
+
+
+@pytest.mark.parametrize('encoding', ['bgr8', 'rgba8', 'mono8', 'mono16'])
+def test_other_encodings_reach_the_engine_in_a_known_colour_order(harness_factory,
+                                                                  encoding) -> None:
+    engine = FakeEngine()
+    harness = harness_factory(engine)
+    labels = harness.listen('segmentation/labels')
+    rgb = scene()
+    pixels = {'bgr8': rgb[:, :, ::-1], 'rgba8': np.dstack([rgb, np.zeros((H, W), np.uint8)]),
+              'mono8': rgb[:, :, 0], 'mono16': rgb[:, :, 0].astype(np.uint16) * 257}[encoding]
+    assert publish_until(harness, harness.publisher('image'),
+                         stamped(np.ascontiguousarray(pixels), encoding=encoding), labels)
+    got = np.frombuffer(bytes(labels[-1].data), np.uint8).reshape(H, W)
+    assert (got[:, :10] == 1).all()  # red (or bright grey) stays class 1 in every encoding
+
+
+def test_compressed_input(harness_factory) -> None:
+    import cv2
+    harness = harness_factory(FakeEngine(), parameters=[Parameter('input_type', value='compressed')])
+    labels = harness.listen('segmentation/labels')
+    ok, png = cv2.imencode('.png', scene()[:, :, ::-1])
+    msg = CompressedImage(format='png', data=png.tobytes())
+    msg.header.frame_id = 'compressed_cam'
+    msg.header.stamp.sec = int(time.time())
+    assert publish_until(harness, harness.publisher('image/compressed', CompressedImage), msg,
+                         labels)
+    got = np.frombuffer(bytes(labels[-1].data), np.uint8).reshape(H, W)
+    assert labels[-1].header.frame_id == 'compressed_cam'
+    assert (got[:, :10] == 1).all() and (got[4:12, 20:28] == 2).all()
+
+
+def test_bad_frames_are_counted_as_failed_and_the_next_good_frame_is_processed(
+        harness_factory) -> None:
+    harness = harness_factory(FakeEngine())
+    labels = harness.listen('segmentation/labels')
+    publisher = harness.publisher('image')
+    good = stamped(scene())
+    wrong_encoding = stamped(scene())
+    wrong_encoding.encoding = 'weird'
+    short_step = stamped(scene())
+    short_step.step = 5
+    truncated = stamped(scene())
+    truncated.data = bytes(truncated.data)[:100]
+    zero = stamped(scene())
+    zero.height = 0
+    nan = stamped(np.full((H, W), np.nan, np.float32))
+    bad = [wrong_encoding, short_step, truncated, zero, nan]
+    for message in bad:
+        before = harness.node.counters().failed
+        assert harness.spin_until(lambda m=message, b=before: (
+            publisher.publish(m), harness.node.counters().failed > b)[1])
+    assert harness.node.counters().processed == 0
+    assert publish_until(harness, publisher, good, labels)
+    counters = harness.node.counters()
+    assert counters.failed >= len(bad) and counters.processed >= 1
+    assert counters.received == counters.processed + counters.dropped + counters.failed + \
+        counters.pending
+
+
+def test_engine_failures_and_out_of_memory_fail_the_frame_and_the_node_goes_on(
+        harness_factory) -> None:
+    errors = [RuntimeError('CUDA out of memory. Tried to allocate 2 GiB'),
+              ValueError('forward pass exploded')]
+    engine = FakeEngine(fail=lambda: errors.pop(0) if errors else None)
+    harness = harness_factory(engine)
+    labels = harness.listen('segmentation/labels')
+    assert publish_until(harness, harness.publisher('image'), stamped(scene()), labels)
+    assert harness.node.counters().failed == 2
+    assert harness.node.counters().processed >= 1
+
+
+def test_overload_drops_frames_instead_of_lagging(harness_factory) -> None:
+    """30 Hz camera, 100 ms engine: each processed frame is the newest, none twice."""
+    engine = FakeEngine(delay_s=0.1, label_fn=lambda image, order: np.full(
+        image.shape[:2], image[0, 0, 0] % 3, np.uint8))
+    harness = harness_factory(engine)
+    labels = harness.listen('segmentation/labels')
+    publisher = harness.publisher('image')
+    sent: dict[int, float] = {}
+    start = time.monotonic()
+    index = 0
+
+    def camera() -> bool:
+        nonlocal index
+        now = time.monotonic()
+        while start + index / 30.0 <= now:
+            frame = np.zeros((H, W, 3), np.uint8)
+            frame[0, 0, 0] = index % 256
+            msg = stamped(frame)
+            msg.header.frame_id = f'frame_{index}'
+            sent[index] = time.time()
+            publisher.publish(msg)
+            index += 1
+        return now - start > 3.0
+    harness.spin_until(camera, timeout=10)
+    harness.spin_until(lambda: harness.node.counters().pending == 0, timeout=5)
+    processed_ids = [int(m.header.frame_id.split('_')[1]) for m in labels]
+    counters = harness.node.counters()
+    assert index >= 60
+    assert len(processed_ids) == len(set(processed_ids)), 'a frame was processed twice'
+    assert processed_ids == sorted(processed_ids), 'results went backwards in time'
+    assert 10 <= counters.processed <= 40  # ~100 ms per frame over ~3 s
+    # Frames the middleware already dropped (best-effort, depth 1) never reach the node;
+    # of those received, every one not processed was overwritten by a newer frame.
+    assert counters.received > 2 * counters.processed
+    assert counters.dropped_overwritten == counters.received - counters.processed
+    assert counters.received == counters.processed + counters.dropped + counters.failed + \
+        counters.pending
+    # Latency stays bounded by about one inference period plus one frame, it does not grow.
+    ages = [(time.time() - sent[i]) for i in processed_ids[-3:]]
+    assert max(ages) < 3.0
+    gaps = np.diff(processed_ids)
+    assert gaps.max() <= 8, f'processed frames are not the newest available: gaps {gaps}'
+
+
+def test_frames_older_than_max_frame_age_are_skipped(harness_factory) -> None:
+    harness = harness_factory(FakeEngine(),
+                              parameters=[Parameter('max_frame_age_ms', value=200.0)])
+    labels = harness.listen('segmentation/labels')
+    publisher = harness.publisher('image')
+    old = stamped(scene(), sec=int(time.time()) - 10)
+    assert harness.spin_until(lambda: (publisher.publish(old),
+                                       harness.node.counters().dropped_too_old >= 2)[1])
+    assert not labels
+    assert publish_until(harness, publisher, stamped(scene()), labels)
+
+
+def test_runtime_parameter_changes_are_validated(harness_factory) -> None:
+    harness = harness_factory(FakeEngine())
+    node = harness.node
+    assert node.set_parameters([Parameter('overlay_alpha', value=0.25)])[0].successful
+    assert node.config.overlay_alpha == 0.25
+    assert node.set_parameters([Parameter('max_frame_age_ms', value=50.0)])[0].successful
+    assert node.pipeline.scheduler.config.max_frame_age_ms == 50.0
+    rejected = node.set_parameters([Parameter('overlay_alpha', value=1.5)])[0]
+    assert not rejected.successful and node.config.overlay_alpha == 0.25
+    fixed = node.set_parameters([Parameter('model.weights', value='/tmp/other.pt')])[0]
+    assert not fixed.successful
+    bad_filter = node.set_parameters([Parameter('class_filter', value=['no_such_class'])])[0]
+    assert not bad_filter.successful and 'no_such_class' in bad_filter.reason
+    assert node.set_parameters([Parameter('class_filter', value=['blue_part'])])[0].successful
+
+
+def test_class_filter_limits_stats_to_the_chosen_classes(harness_factory) -> None:
+    harness = harness_factory(FakeEngine(),
+                              parameters=[Parameter('class_filter', value=['red_part'])])
+    stats = harness.listen('segmentation/stats', SegmentationStats)
+    assert publish_until(harness, harness.publisher('image'), stamped(scene()), stats)
+    assert [c.class_name for c in stats[-1].classes] == ['red_part']
+
+
+def test_invalid_start_up_parameters_stop_the_node_with_the_reason(ros_context) -> None:
+    from lw_refinenet_ros.errors import ConfigError
+    with pytest.raises(ConfigError, match='qos'):
+        SegmentationNode(engine_factory=fake_factory(FakeEngine()), context=ros_context,
+                         parameter_overrides=[Parameter('qos', value='sometimes')])
+
+
+def test_diagnostics_report_counters(harness_factory) -> None:
+    harness = harness_factory(FakeEngine(),
+                              parameters=[Parameter('diagnostics_period_s', value=0.2)])
+    labels = harness.listen('segmentation/labels')
+    diagnostics = harness.listen('/diagnostics', DiagnosticArray)
+    assert publish_until(harness, harness.publisher('image'), stamped(scene()), labels)
+
+    def has_processed() -> bool:
+        for array in diagnostics:
+            values = {kv.key: kv.value for kv in array.status[0].values}
+            if int(values.get('processed', 0)) >= 1:
+                return True
+        return False
+    assert harness.spin_until(has_processed)
+    values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
+    for key in ('received', 'processed', 'dropped_overwritten', 'dropped_too_old', 'failed',
+                'latency_p50_ms', 'latency_p95_ms'):
+        assert key in values
+
+
+def test_several_cameras_share_one_batched_forward_pass(harness_factory) -> None:
+    engine = FakeEngine(delay_s=0.05)
+    harness = harness_factory(engine, parameters=[
+        Parameter('cameras', value=['left', 'right'])])
+    left = harness.listen('left/segmentation/labels')
+    right = harness.listen('right/segmentation/labels')
+    left_pub, right_pub = harness.publisher('left/image'), harness.publisher('right/image')
+    left_msg, right_msg = stamped(scene(), frame_id='left'), stamped(scene(), frame_id='right')
+
+    def both() -> bool:
+        left_pub.publish(left_msg)
+        right_pub.publish(right_msg)
+        return len(left) >= 3 and len(right) >= 3
+    assert harness.spin_until(both, timeout=15)
+    assert all(m.header.frame_id == 'left' for m in left)
+    assert all(m.header.frame_id == 'right' for m in right)
+    assert max(len(batch) for batch in engine.batches) == 2
+    left_count = harness.node.counters('left').processed
+    right_count = harness.node.counters('right').processed
+    assert abs(left_count - right_count) <= 2, 'one camera starved the other'
+    assert engine.thread_names == {'lw_refinenet_worker'}
+
+
+def test_lifecycle_node_publishes_only_while_active(ros_context) -> None:
+    from lifecycle_msgs.msg import State
+
+    from lw_refinenet_ros.ros.lifecycle_node import LifecycleSegmentationNode
+    engine = FakeEngine()
+    harness = Harness(ros_context, engine, node_cls=LifecycleSegmentationNode)
+    try:
+        node = harness.node
+        labels = harness.listen('segmentation/labels')
+        publisher = harness.publisher('image')
+        assert node.pipeline is None
+        node.trigger_configure()
+        assert node.pipeline is not None
+        harness.spin_until(lambda: (publisher.publish(stamped(scene())), False)[1], timeout=0.5)
+        assert not labels and not engine.batches
+        node.trigger_activate()
+        assert publish_until(harness, publisher, stamped(scene()), labels)
+        node.trigger_deactivate()
+        harness.spin_until(lambda: node.pipeline.counters().pending == 0, timeout=3)
+        harness.spin_until(lambda: False, timeout=0.5)  # let results already sent arrive
+        count = len(labels)
+        harness.spin_until(lambda: (publisher.publish(stamped(scene())), False)[1], timeout=0.5)
+        assert len(labels) == count
+        node.trigger_cleanup()
+        assert node.pipeline is None
+        assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
+    finally:
+        harness.close()
