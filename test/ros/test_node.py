@@ -172,7 +172,8 @@ def test_other_encodings_reach_the_engine_in_a_known_colour_order(harness_factor
 
 def test_compressed_input(harness_factory) -> None:
     import cv2
-    harness = harness_factory(FakeEngine(), parameters=[Parameter('input_type', value='compressed')])
+    harness = harness_factory(FakeEngine(),
+                              parameters=[Parameter('input_type', value='compressed')])
     labels = harness.listen('segmentation/labels')
     ok, png = cv2.imencode('.png', scene()[:, :, ::-1])
     msg = CompressedImage(format='png', data=png.tobytes())
