@@ -455,7 +455,7 @@ def load_model(weights: str | os.PathLike[str] | None, *, arch: str | None = Non
             raise CheckpointError(
                 f'The packaged default model {path} is missing. Train a model (see the '
                 f'README, "Training") and pass it with --weights PATH (node parameter '
-                f'`weights`), or reinstall the package with its default model.')
+                f'`model.weights`), or reinstall the package with its default model.')
     else:
         path = Path(weights)
     info = read_checkpoint(path)
