@@ -38,32 +38,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--fake-classes', type=int, default=3)
     parser.add_argument('--device', default='')
     args, rest = parser.parse_known_args(argv)
-    ros_args = _ros_args(args.device if args.fake_engine_ms is None else '', rest)
+    ros_args = [sys.argv[0], *_ros_args(args.device if args.fake_engine_ms is None else '',
+                                        rest)]
     from lw_refinenet_ros.ros import node as node_module
     if args.fake_engine_ms is None:
-        sys.argv = [sys.argv[0], *ros_args]
-        return int(node_module.main() or 0)
+        return int(node_module.main(ros_args) or 0)
 
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from lw_refinenet_ros.palette import ClassMap
+    from lw_refinenet_ros.ros.pipeline import LoadedModel
     engine = _engines.FakeEngine(args.fake_engine_ms, num_classes=args.fake_classes)
 
-    def factory(*_: Any, **__: Any) -> _engines.FakeEngine:
-        return engine
+    def factory(_config: Any) -> LoadedModel:
+        return LoadedModel(engine, ClassMap.default(engine.num_classes),
+                           f'fake engine {args.fake_engine_ms} ms')
 
-    context = rclpy.Context()
-    rclpy.init(args=[sys.argv[0], *ros_args], context=context)
-    node = node_module.SegmentationNode(context=context, engine_factory=factory)
-    executor = MultiThreadedExecutor(context=context)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        context.try_shutdown()
-    return 0
+    # The node's own run loop (init, executor, signal handling, shutdown), fake engine inside.
+    return node_module.run_node(lambda: node_module.SegmentationNode(engine_factory=factory),
+                                ros_args)
 
 
 if __name__ == '__main__':

@@ -17,7 +17,8 @@ from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-COUNTERS = ('received', 'processed', 'dropped_overwritten', 'dropped_too_old', 'failed')
+COUNTERS = ('received', 'processed', 'dropped_overwritten', 'dropped_too_old', 'failed',
+            'pending')
 
 
 class ScriptedEngine:
@@ -84,11 +85,18 @@ class LiveNode:
     def __init__(self, context: Any, engine: Any, params: dict[str, Any] | None = None,
                  outputs: tuple[str, ...] = ('labels', 'stats')) -> None:
         from lw_refinenet_ros.msg import SegmentationStats
+
+        from lw_refinenet_ros.palette import ClassMap
         from lw_refinenet_ros.ros.node import SegmentationNode
+        from lw_refinenet_ros.ros.pipeline import LoadedModel
         self.context = context
         self.engine = engine
+
+        def factory(_config: Any) -> LoadedModel:
+            return LoadedModel(engine, ClassMap.default(engine.num_classes), 'scripted engine')
+
         overrides = [Parameter(name, value=value) for name, value in (params or {}).items()]
-        self.node = SegmentationNode(context=context, engine_factory=lambda *_, **__: engine,
+        self.node = SegmentationNode(context=context, engine_factory=factory,
                                      parameter_overrides=overrides)
         self.peer = rclpy.create_node('reliability_peer', context=context)
         self.executor = SingleThreadedExecutor(context=context)
@@ -139,8 +147,8 @@ class LiveNode:
     def settled(self) -> bool:
         """Every received frame is accounted for (nothing in the mailbox or in flight)."""
         c = self.counters()
-        return c['received'] == (c['processed'] + c['dropped_overwritten']
-                                 + c['dropped_too_old'] + c['failed'])
+        return c['pending'] == 0 and c['received'] == (
+            c['processed'] + c['dropped_overwritten'] + c['dropped_too_old'] + c['failed'])
 
     def send_and_wait(self, message: Any, counter: str, timeout: float = 5.0) -> bool:
         """Publish one message and spin until ``counter`` grew by one and nothing is pending."""
@@ -177,22 +185,6 @@ class LiveNode:
 
 
 def node_counters(node: Any) -> dict[str, int]:
-    """Read the counters from the node (adapter: the one place that knows where they live)."""
-    source = None
-    for holder in (node, getattr(node, 'scheduler', None), getattr(node, '_scheduler', None)):
-        if holder is None:
-            continue
-        for name in ('counters', 'stats', 'snapshot'):
-            value = getattr(holder, name, None)
-            if value is None:
-                continue
-            value = value() if callable(value) else value
-            source = value
-            break
-        if source is not None:
-            break
-    if source is None:
-        raise AttributeError('cannot find the node frame counters')
-    if not isinstance(source, dict):
-        source = {name: getattr(source, name) for name in COUNTERS if hasattr(source, name)}
-    return {name: int(source.get(name, 0)) for name in COUNTERS}
+    """The node's FrameCounters snapshot as a dict (the numbers /diagnostics reports)."""
+    snapshot = node.counters()
+    return {name: int(getattr(snapshot, name)) for name in COUNTERS}

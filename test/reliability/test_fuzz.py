@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import time
 from typing import Any, Iterator
 
 import pytest
@@ -85,20 +86,25 @@ def _send_malformed(node: harness.LiveNode, message: Any, why: str, log: dict) -
     log['sent'] += 1
 
 
+def _stamp(message: Any) -> Any:
+    # A fresh stamp, so the node's age gate (max_frame_age_ms) cannot be why it is dropped.
+    message.header.stamp.sec, message.header.stamp.nanosec = divmod(time.time_ns(), 10**9)
+    message.header.frame_id = 'fuzz'
+    return message
+
+
 def _image(fields: dict) -> Image:
     message = Image(height=fields['height'], width=fields['width'],
                     encoding=fields['encoding'], step=fields['step'],
                     is_bigendian=fields['is_bigendian'])
-    message.header.frame_id = 'fuzz'
     message.data = fields['data']
-    return message
+    return _stamp(message)
 
 
 def _compressed(fields: dict) -> CompressedImage:
     message = CompressedImage(format=fields['format'])
-    message.header.frame_id = 'fuzz'
     message.data = fields['data']
-    return message
+    return _stamp(message)
 
 
 def test_malformed_messages_are_counted_as_failed_and_the_node_recovers(
