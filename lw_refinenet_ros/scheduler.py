@@ -195,8 +195,6 @@ class LatestFrameScheduler:
             deadline = None if timeout is None else self._clock() + timeout
             while not self._stopping:
                 wait = None if deadline is None else deadline - self._clock()
-                if wait is not None and wait <= 0:
-                    return [], []
                 rate = self._config.max_rate_hz
                 next_cycle = self._last_cycle + (1.0 / rate if rate > 0 else 0.0)
                 if any(self._slots.values()):
@@ -204,6 +202,8 @@ class LatestFrameScheduler:
                     if until_cycle <= 0:
                         break
                     wait = until_cycle if wait is None else min(wait, until_cycle)
+                if wait is not None and (wait <= 0 or deadline - self._clock() <= 0):
+                    return [], []
                 self._condition.wait(wait)
             if self._stopping:
                 return [], []
