@@ -259,7 +259,7 @@ def test_overload_drops_frames_instead_of_lagging(harness_factory) -> None:
     assert 10 <= counters.processed <= 40  # ~100 ms per frame over ~3 s
     # Frames the middleware already dropped (best-effort, depth 1) never reach the node;
     # of those received, every one not processed was overwritten by a newer frame.
-    assert counters.received > 2 * counters.processed
+    assert counters.dropped_overwritten > 0
     assert counters.dropped_overwritten == counters.received - counters.processed
     assert counters.received == counters.processed + counters.dropped + counters.failed + \
         counters.pending
