@@ -42,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='overlay PNGs saved, evenly spaced (default 5)')
     parser.add_argument('--startup-timeout', type=float, default=120.0,
                         help='seconds to wait for the node to load its model (default 120)')
+    parser.add_argument('--transport', choices=('shm', 'default'), default='shm',
+                        help='shm: 64 MB shared-memory Fast DDS profile for every demo process '
+                             '(config/fastdds_shm.xml; an exported FASTRTPS_DEFAULT_PROFILES_FILE '
+                             'wins); default: Fast DDS defaults (default shm)')
     parser.add_argument('--json', action='store_true', help='print the summary as JSON')
     # Tests run the demo against a stand-in node module; not for users.
     parser.add_argument('--node-module', default=None, help=argparse.SUPPRESS)
@@ -131,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
                         weights=args.weights, rate_hz=args.rate, size=size,
                         max_frame_age_ms=max_age, seed=args.seed, snapshots=args.snapshots,
                         startup_timeout_s=args.startup_timeout,
-                        node_module=args.node_module or NODE_MODULE)
+                        node_module=args.node_module or NODE_MODULE,
+                        transport=args.transport)
     summary = run_demo(config)
     if args.json:
         print(json.dumps(summary, indent=2))

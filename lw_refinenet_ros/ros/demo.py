@@ -58,11 +58,11 @@ NODE_MODULE = 'lw_refinenet_ros.ros.node'
 CAMERA_MODULE = 'lw_refinenet_ros.ros.conveyor_camera'
 NODE_NAME = 'lw_refinenet'
 
-TOPICS = ('image', 'camera_info', 'ground_truth/labels', 'segmentation/labels',
-          'segmentation/color', 'segmentation/overlay', 'segmentation/confidence',
-          'segmentation/stats', 'segmentation/class_map', '/diagnostics')
-CAMERA_TOPICS = {'image': 'sensor_msgs/msg/Image', 'camera_info': 'sensor_msgs/msg/CameraInfo',
-                 'ground_truth/labels': 'sensor_msgs/msg/Image'}
+NODE_TOPICS = ('segmentation/labels', 'segmentation/color', 'segmentation/overlay',
+               'segmentation/confidence', 'segmentation/stats', 'segmentation/class_map',
+               '/diagnostics')
+CAMERA_TOPICS = {'camera_info': 'sensor_msgs/msg/CameraInfo',
+                 'ground_truth/labels': 'sensor_msgs/msg/Image', 'image': 'sensor_msgs/msg/Image'}
 DIAGNOSTIC_COUNTERS = ('received', 'processed', 'dropped_overwritten', 'dropped_too_old',
                        'failed')
 _PAIRING_WINDOW = 90  # frames of unmatched ground truth / labels kept for pairing (3 s)
@@ -84,6 +84,9 @@ class DemoConfig:
         snapshots: Number of overlay PNGs, evenly spaced over the run.
         startup_timeout_s: Longest wait for the node to come up (model load, warm-up).
         node_module: Module with the segmentation node's ``main()`` (tests swap in a fake).
+        transport: ``shm``: every demo process uses the package's 64 MB shared-memory Fast DDS
+            profile (``config/fastdds_shm.xml``) unless FASTRTPS_DEFAULT_PROFILES_FILE is set;
+            ``default``: Fast DDS defaults.
     """
 
     out_dir: Path
@@ -97,6 +100,7 @@ class DemoConfig:
     snapshots: int = 5
     startup_timeout_s: float = 120.0
     node_module: str = NODE_MODULE
+    transport: str = 'shm'
 
 
 def _stamp_ns(stamp: Any) -> int:
@@ -131,12 +135,9 @@ class DemoMonitor(Node):
     def __init__(self, writer: McapWriter, out_dir: Path, **kwargs: Any) -> None:
         super().__init__('demo_monitor', **kwargs)
         self.out_dir = out_dir
-        self.recorder = TopicRecorder(self, writer, TOPICS, on_message=self._on_message)
-        # The camera's QoS is known (reliable, volatile): subscribe before it starts so no
-        # frame is missed; the node's outputs are matched to its QoS once it is up.
-        camera_qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        for topic, type_name in CAMERA_TOPICS.items():
-            self.recorder.subscribe(topic, type_name, camera_qos)
+        # The node's outputs are subscribed with its QoS as they appear; the camera topics
+        # only once the node's labels are matched (see subscribe_camera).
+        self.recorder = TopicRecorder(self, writer, NODE_TOPICS, on_message=self._on_message)
         self.recorder.poll()
         self.create_timer(0.25, self.recorder.poll)
         self.class_names: tuple[str, ...] = CLASS_NAMES
@@ -168,10 +169,22 @@ class DemoMonitor(Node):
         self._snapshot_times = [int(start_ns + (k + 0.5) * step) for k in range(snapshots)]
 
     def node_is_up(self) -> bool:
-        """The segmentation node subscribes to ``image`` and its labels are being recorded."""
+        """The segmentation node subscribes to ``image`` and its labels reach the recorder."""
         subscribers = self.get_subscriptions_info_by_topic(self.resolve_topic_name('image'))
+        labels = self.recorder.subscriptions.get(self.resolve_topic_name('segmentation/labels'))
         return (any(info.node_name == NODE_NAME for info in subscribers)
-                and self.resolve_topic_name('segmentation/labels') in self.recorder.subscribed)
+                and labels is not None and labels.get_publisher_count() > 0)
+
+    def subscribe_camera(self) -> None:
+        """Record the camera topics (its QoS is known: reliable, volatile), image last.
+
+        The camera holds the belt until the node and this ``image`` subscription are matched,
+        so creating it only now (after :meth:`node_is_up`) means no label image is published
+        before the recorder receives labels: nothing is missed at the start.
+        """
+        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        for topic, type_name in CAMERA_TOPICS.items():
+            self.recorder.subscribe(topic, type_name, qos)
 
     # ------------------------------------------------------------------ message handlers
 
@@ -299,17 +312,34 @@ def _spawn(module: str, ros_args: list[str], log_path: Path) -> subprocess.Popen
         log.close()  # the child holds its own descriptor
 
 
-def _stop(process: subprocess.Popen, timeout_s: float = 8.0) -> int:
-    """SIGINT, then SIGTERM, then SIGKILL; returns the exit code."""
+def _stop(process: subprocess.Popen, timeout_s: float = 8.0,
+          spin: Callable[[], None] | None = None) -> int:
+    """SIGINT, then SIGTERM, then SIGKILL; returns the exit code.
+
+    ``spin`` runs while waiting (the monitor's executor), so the last messages the process
+    sends before it exits are still received: a reliable sample not yet delivered is lost
+    once its publisher is gone.
+    """
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
         if process.poll() is not None:
             break
         process.send_signal(sig)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            continue
+        deadline = time.monotonic() + timeout_s
+        while process.poll() is None and time.monotonic() < deadline:
+            if spin is not None:
+                spin()
+            else:
+                time.sleep(0.02)
     return process.wait()
+
+
+def shm_profile() -> Path | None:
+    """The package's shared-memory Fast DDS profile: installed share/ first, then the source."""
+    prefixes = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
+    candidates = [Path(p) / 'share' / 'lw_refinenet_ros' / 'config' / 'fastdds_shm.xml'
+                  for p in (*prefixes, sys.prefix)]
+    candidates.append(Path(__file__).resolve().parents[2] / 'config' / 'fastdds_shm.xml')
+    return next((path for path in candidates if path.is_file()), None)
 
 
 def _log_tail(path: Path, lines: int = 15) -> str:
@@ -353,6 +383,15 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
         stale.unlink()
     # A demo should not talk to the whole network; an explicit setting still wins.
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    # Fast DDS's default shared-memory segment (0.5 MB) overflows when the node publishes its
+    # five outputs at once; the reliable label and colour images then went missing in the
+    # recording (52 of 56 and 43 of 56 in a 10 s run). With the 64 MB profile nothing was lost.
+    # Set before rclpy.init: this process and the children (which inherit it) all need it.
+    profile = shm_profile() if config.transport == 'shm' else None
+    if config.transport == 'shm' and profile is None:
+        echo('warning: config/fastdds_shm.xml not found; using the Fast DDS defaults')
+    if profile is not None:
+        os.environ.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', str(profile))
 
     context = rclpy.Context()
     # Own signal handling: Ctrl-C must stop the run, not shut the context down under us,
@@ -410,6 +449,7 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
                         f'{_log_tail(node_log)}')
                 executor.spin_once(timeout_sec=0.1)
             startup['node_ready_s'] = round(time.monotonic() - started, 2)
+            monitor.subscribe_camera()
             deadline = time.monotonic() + 60.0
             while monitor.first_image_ns is None:
                 if camera.poll() is not None or time.monotonic() > deadline:
@@ -432,7 +472,7 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
             echo('Interrupted: stopping and writing the summary so far ...')
         window_end = time.monotonic()
         if camera is not None:
-            _stop(camera)
+            _stop(camera, spin=lambda: executor.spin_once(timeout_sec=0.02))
         # Drain: in-flight results, and a diagnostics message counting the last frames.
         drain_end = time.monotonic() + (2.0 if not interrupted else 1.0)
         while time.monotonic() < drain_end:
@@ -479,7 +519,8 @@ def _summary(config: DemoConfig, monitor: DemoMonitor, robot: SortingRobotNode,
         'interrupted': interrupted,
         'config': {'device': config.device, 'weights': config.weights or '(default model)',
                    'size': list(config.size), 'rate_hz': config.rate_hz,
-                   'max_frame_age_ms': config.max_frame_age_ms, 'seed': config.seed},
+                   'max_frame_age_ms': config.max_frame_age_ms, 'seed': config.seed,
+                   'fastdds_profile': os.environ.get('FASTRTPS_DEFAULT_PROFILES_FILE')},
         'camera': {'published': camera_published, 'recorded': monitor.image_count},
         'node': {**node_counts,
                  'latency_p50_ms': _number(diag.get('latency_p50_ms')),

@@ -165,6 +165,7 @@ class TopicRecorder:
         self._on_message = on_message
         self._depth = depth
         self.subscribed: dict[str, str] = {}  # topic -> type
+        self.subscriptions: dict[str, Any] = {}  # topic -> rclpy Subscription
 
     def poll(self) -> None:
         """Subscribe to every pending topic that has a publisher now, with matching QoS."""
@@ -194,7 +195,7 @@ class TopicRecorder:
         if topic in self.subscribed:
             return
         self._writer.add_channel(topic, type_name)
-        self._node.create_subscription(
+        self.subscriptions[topic] = self._node.create_subscription(
             _message_class(type_name), topic,
             lambda data, topic=topic: self._on_raw(topic, data), qos, raw=True)
         if topic in self._pending:
