@@ -175,6 +175,10 @@ class DemoMonitor(Node):
         return (any(info.node_name == NODE_NAME for info in subscribers)
                 and labels is not None and labels.get_publisher_count() > 0)
 
+    def node_counts_settled(self) -> bool:
+        """The latest diagnostics were sent after the last frame: processed == labels seen."""
+        return _number(self.diagnostics.get('processed')) == self.labels_count > 0
+
     def subscribe_camera(self) -> None:
         """Record the camera topics (its QoS is known: reliable, volatile), image last.
 
@@ -473,9 +477,10 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
         window_end = time.monotonic()
         if camera is not None:
             _stop(camera, spin=lambda: executor.spin_once(timeout_sec=0.02))
-        # Drain: in-flight results, and a diagnostics message counting the last frames.
-        drain_end = time.monotonic() + (2.0 if not interrupted else 1.0)
-        while time.monotonic() < drain_end:
+        # Drain: in-flight results, until the node's diagnostics count exactly the label
+        # images received (its last frames are then in both), for at most 3 s.
+        drain_end = time.monotonic() + 3.0
+        while time.monotonic() < drain_end and not monitor.node_counts_settled():
             executor.spin_once(timeout_sec=0.05)
     except KeyboardInterrupt:
         interrupted = True
