@@ -36,6 +36,28 @@ def node_command(engine: str, *, fake_ms: float, device: str,
     return host + ['--device', device, *extra]
 
 
+def real_model(weights: str | None, folder: pathlib.Path) -> tuple[str, str]:
+    """(checkpoint path, description) for the real-engine runs.
+
+    The given file, else the packaged default model, else random MobileNet-v2 weights with 3
+    classes written to ``folder`` (speed does not depend on the weights' values).
+    """
+    if weights:
+        return weights, weights
+    from lw_refinenet_ros.model import DEFAULT_MODEL_PATH, build_model, save_checkpoint
+    if DEFAULT_MODEL_PATH.is_file():
+        return str(DEFAULT_MODEL_PATH), f'packaged default ({DEFAULT_MODEL_PATH.name})'
+    path = folder / 'random_mbv2_3cls.pt'
+    save_checkpoint(path, build_model('mbv2', 3).eval(), arch='mbv2')
+    return str(path), 'random mbv2 weights, 3 classes (no packaged default model yet)'
+
+
+def node_engine_args(weights: str, num_threads: int) -> list[str]:
+    """ROS arguments giving the node the same model and thread count as the naive node."""
+    return ['--ros-args', '-p', f'model.weights:={weights}', '-p',
+            f'num_threads:={num_threads}']
+
+
 class Session:
     """Start the system under test and a monitor; run cameras; collect and split results."""
 
@@ -129,6 +151,7 @@ def summarize(run: dict[str, Any], records: dict[str, list], outputs: Sequence[s
             first.setdefault(row[0], row)
         latencies = [(row[1] - row[0]) / 1e6 - extra_ms for row in first.values()]
         summary[name] = {
+            'output_rate_hz': round(len(first) / run['elapsed_s'], 2) if run['elapsed_s'] else 0,
             'delivered': len(first),
             'delivered_pct': round(100.0 * len(first) / max(1, published), 2),
             'duplicates': len(rows) - len(first),

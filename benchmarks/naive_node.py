@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         engine = _engines.FakeEngine(args.fake_engine_ms)
     else:
         engine = _engines.build_real_engine(device=args.device, weights=args.weights,
-                                            num_threads=args.num_threads)
+                                            num_threads=args.num_threads or None)
     context = rclpy.Context()
     rclpy.init(context=context)
     naive = NaiveNode(engine, context, depth=args.depth)

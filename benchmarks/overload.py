@@ -14,7 +14,9 @@ inference time behind. Both use the same engine (real by default, or ``--fake-en
 
 from __future__ import annotations
 
+import pathlib
 import sys
+import tempfile
 from typing import Any
 
 import _common
@@ -24,10 +26,14 @@ import _session
 def run_one(kind: str, args: Any, profile: str | None) -> dict[str, Any]:
     fake = args.fake_engine_ms or 0.0
     if kind == 'ours':
+        extra = list(args.node_args)
+        if not fake:
+            extra = _session.node_engine_args(args.weights, args.num_threads) + [
+                a for a in extra if a != '--ros-args']
         argv = _session.node_command('fake' if fake else 'real', fake_ms=fake,
-                                     device=args.device, extra=args.node_args)
+                                     device=args.device, extra=extra)
     else:
-        extra = ['--num-threads', str(args.num_threads)] if args.num_threads else []
+        extra = ['--num-threads', str(args.num_threads), '--weights', args.weights]
         argv = _session.node_command('naive', fake_ms=fake, device=args.device, extra=extra)
     session = _session.Session(argv, profile=profile, name=kind)
     out: dict[str, Any] = {'node': kind}
@@ -91,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--fake-engine-ms', type=float, default=None,
                         help='fixed-latency fake engine instead of the real one')
     parser.add_argument('--profile', choices=('shm', 'default'), default='shm')
+    parser.add_argument('--weights', default=None,
+                        help='checkpoint for the real engine (default: the packaged model, or '
+                             'random mbv2 weights if there is none)')
     parser.add_argument('--num-threads', type=int, default=1,
                         help='torch CPU threads for the real engine in both nodes (0: torch '
                              'default); 1 leaves a core to camera, monitor and executor')
@@ -100,8 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         args.duration, args.warmup, args.drain = 6.0, 1.5, 3.0
     shm, origin = _common.shm_profile_path()
     profile = shm if args.profile == 'shm' else None
+    folder = tempfile.TemporaryDirectory()
+    args.weights, model = _session.real_model(args.weights, pathlib.Path(folder.name))
     result: dict[str, Any] = {
-        'benchmark': 'overload', 'command': ' '.join([sys.executable, *sys.argv]),
+        'benchmark': 'overload', 'model': model, 'num_threads': args.num_threads,
+        'command': ' '.join([sys.executable, *sys.argv]),
         'machine_before': _common.machine_state(), 'profile': args.profile,
         'device': args.device, 'engine': (f'fake {args.fake_engine_ms} ms'
                                           if args.fake_engine_ms else 'real'),
