@@ -126,9 +126,7 @@ class DemoMonitor(Node):
 
     Args:
         writer: MCAP writer for the recording.
-        out_dir: Where overlay PNGs go.
-        snapshot_times_ns: Wall-clock times (``time.time_ns()``) at which to save the next
-            overlay; filled in by :meth:`start_window`.
+        out_dir: Where overlay PNGs go (scheduled by :meth:`start_window`).
         **kwargs: Forwarded to ``rclpy.node.Node``.
     """
 
@@ -148,13 +146,13 @@ class DemoMonitor(Node):
         self.image_count = 0
         self.labels_count = 0
         self.first_image_ns: int | None = None
-        self.class_map_received = False
         self.diagnostics: dict[str, str] = {}
         self.snapshot_paths: list[Path] = []
         self._snapshot_times: list[int] = []
         self._truth: OrderedDict[int, np.ndarray] = OrderedDict()
         self._labels: OrderedDict[int, np.ndarray] = OrderedDict()
         self._images: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._overlay_topic = self.resolve_topic_name('segmentation/overlay')
         self._handlers: dict[str, Callable[[bytes, int], None]] = {
             self.resolve_topic_name(name): handler for name, handler in (
                 ('image', self._on_image), ('ground_truth/labels', self._on_truth),
@@ -201,7 +199,8 @@ class DemoMonitor(Node):
         self.image_count += 1
         if self.first_image_ns is None:
             self.first_image_ns = now_ns
-        if self._snapshot_times:  # keep recent camera frames only while snapshots are due
+        if self._snapshot_times and self._overlay_topic not in self.recorder.subscribed:
+            # No overlay from the node (yet): keep recent frames to compose snapshots from.
             msg = deserialize_message(data, Image)
             self._remember(self._images, _stamp_ns(msg.header.stamp), _image_array(msg))
 
@@ -226,8 +225,7 @@ class DemoMonitor(Node):
             self._score(truth, predicted)
         else:
             self._remember(self._labels, stamp, predicted)
-        overlay_topic = self.resolve_topic_name('segmentation/overlay')
-        if self._snapshot_due(now_ns) and overlay_topic not in self.recorder.subscribed:
+        if self._snapshot_due(now_ns) and self._overlay_topic not in self.recorder.subscribed:
             # The node publishes no overlay: compose one from the camera frame.
             image = self._images.get(stamp)
             if image is not None and image.shape[:2] == predicted.shape:
@@ -239,7 +237,6 @@ class DemoMonitor(Node):
 
     def _on_class_map(self, data: bytes, now_ns: int) -> None:
         msg = deserialize_message(data, ClassMap)
-        self.class_map_received = True
         size = max(msg.ids, default=-1) + 1
         names = [str(i) for i in range(size)]
         colors = np.zeros((size, 3), np.uint8)

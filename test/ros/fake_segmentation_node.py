@@ -9,6 +9,7 @@ fake_segmentation_node`` with this folder on PYTHONPATH.
 from __future__ import annotations
 
 import array
+import os
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from lw_refinenet_ros.msg import ClassMap, ClassStatistics, SegmentationStats
@@ -43,7 +44,9 @@ class FakeSegmentationNode(Node):
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._map_pub = self.create_publisher(ClassMap, 'segmentation/class_map', latched)
         self._labels_pub = self.create_publisher(Image, 'segmentation/labels', 5)
-        self._overlay_pub = self.create_publisher(Image, 'segmentation/overlay', 5)
+        # FAKE_NODE_NO_OVERLAY=1: no overlay topic (the demo then composes its snapshots).
+        self._overlay_pub = (None if os.environ.get('FAKE_NODE_NO_OVERLAY') == '1'
+                             else self.create_publisher(Image, 'segmentation/overlay', 5))
         self._stats_pub = self.create_publisher(SegmentationStats, 'segmentation/stats', 5)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 5)
         colors = [ColorRGBA(r=r / 255, g=g / 255, b=b / 255, a=1.0) for r, g, b in CLASS_COLORS]
@@ -61,9 +64,11 @@ class FakeSegmentationNode(Node):
         out = Image(header=msg.header, height=msg.height, width=msg.width, encoding='mono8',
                     step=msg.width, data=_data(labels))
         self._labels_pub.publish(out)
-        colored = overlay(rgb, labels, np.array(CLASS_COLORS, np.uint8), 0.5)
-        self._overlay_pub.publish(Image(header=msg.header, height=msg.height, width=msg.width,
-                                        encoding='rgb8', step=msg.width * 3, data=_data(colored)))
+        if self._overlay_pub is not None:
+            colored = overlay(rgb, labels, np.array(CLASS_COLORS, np.uint8), 0.5)
+            self._overlay_pub.publish(Image(header=msg.header, height=msg.height,
+                                            width=msg.width, encoding='rgb8',
+                                            step=msg.width * 3, data=_data(colored)))
         stats = SegmentationStats(header=msg.header, height=msg.height, width=msg.width,
                                   num_classes=len(CLASS_NAMES))
         for s in compute_class_stats(labels, None, len(CLASS_NAMES)):

@@ -28,8 +28,8 @@ EXPECTED_TOPICS = {'/image', '/camera_info', '/ground_truth/labels', '/segmentat
                    '/segmentation/stats', '/segmentation/class_map', '/diagnostics'}
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, **extra)
     env['PYTHONPATH'] = os.pathsep.join(
         p for p in (str(ROOT), str(HERE), env.get('PYTHONPATH')) if p)
     return env
@@ -81,14 +81,15 @@ def test_ctrl_c_ends_the_run_with_the_summary_so_far(tmp_path):
     out = tmp_path / 'demo'
     process = subprocess.Popen(
         [sys.executable, '-m', 'lw_refinenet_ros', 'demo', '--out', str(out), '--duration', '60',
-         '--device', 'cpu', '--node-module', 'fake_segmentation_node'],
-        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+         '--device', 'cpu', '--node-module', 'fake_segmentation_node', '--snapshots', '30'],
+        cwd=ROOT, env=_env(FAKE_NODE_NO_OVERLAY='1'), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60
         for line in process.stdout:  # wait until the camera runs, then let a second pass
             if line.startswith('Running for') or time.monotonic() > deadline:
                 break
-        time.sleep(1.0)
+        time.sleep(2.5)  # past the first snapshot (due at 1 s)
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=30)
     finally:
@@ -100,6 +101,9 @@ def test_ctrl_c_ends_the_run_with_the_summary_so_far(tmp_path):
     assert summary['interrupted'] and summary['duration_s'] < 30
     assert summary['results']['labels_received'] > 0
     assert (out / 'demo.mcap').stat().st_size > 0
+    # The stand-in published no overlay: the snapshot was composed from camera + labels.
+    assert (out / 'overlay_00.png').is_file()
+    assert '/segmentation/overlay' not in summary['recording']['messages']
 
 
 def test_missing_weights_is_a_clear_error(tmp_path):
