@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -88,14 +91,21 @@ def main(argv: list[str] | None = None) -> int:
     else:
         engine = _engines.build_real_engine(device=args.device, weights=args.weights,
                                             num_threads=args.num_threads or None)
+    # Own signal handling: with a non-default context, rclpy's SIGINT handler did not wake an
+    # idle executor (the process hung until SIGKILL), which would blame the naive design for a
+    # harness problem. The flag is checked between callbacks, as rclpy would.
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     context = rclpy.Context()
-    rclpy.init(context=context)
+    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
     naive = NaiveNode(engine, context, depth=args.depth)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(naive.node)
     print('READY', flush=True)
     try:
-        executor.spin()
+        while not stop.is_set() and context.ok():
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -43,8 +43,7 @@ def _mapped_shm_files() -> set[str]:
     return held
 
 
-def sample(pid: int, stop: threading.Event, period: float, out: list) -> None:
-    start = time.monotonic()
+def sample(pid: int, stop: threading.Event, period: float, out: list, start: float) -> None:
     while not stop.is_set():
         status = _common.proc_status(pid)
         if not status:
@@ -55,16 +54,23 @@ def sample(pid: int, stop: threading.Event, period: float, out: list) -> None:
         stop.wait(period)
 
 
-def growth(samples: list, skip_fraction: float = 0.1) -> dict[str, Any]:
-    """RSS and thread growth after warm-up (the first ``skip_fraction`` of the run)."""
-    if len(samples) < 3:
+def growth(samples: list, soak_start: float, soak_end: float,
+           skip_fraction: float = 0.1) -> dict[str, Any]:
+    """RSS and thread growth during the soak run, after its first ``skip_fraction``.
+
+    Start-up (imports, model, DDS discovery) and the warm-up frames are excluded: their
+    allocations are not a leak.
+    """
+    begin = soak_start + skip_fraction * (soak_end - soak_start)
+    window = [s for s in samples if begin <= s[0] <= soak_end + 1.0]
+    if len(window) < 3:
         return {}
-    start = samples[max(0, int(len(samples) * skip_fraction))]
-    end = samples[-1]
+    start, end = window[0], window[-1]
     minutes = max(1e-9, (end[0] - start[0]) / 60)
-    rss = [s[1] for s in samples]
-    threads = [s[2] for s in samples]
+    rss = [s[1] for s in window]
+    threads = [s[2] for s in window]
     return {
+        'window_s': [start[0], end[0]],
         'rss_kb_after_warmup': start[1], 'rss_kb_end': end[1], 'rss_kb_max': max(rss),
         'rss_growth_kb': end[1] - start[1],
         'rss_growth_kb_per_min': round((end[1] - start[1]) / minutes, 1),
@@ -100,14 +106,18 @@ def main(argv: list[str] | None = None) -> int:
     session = _session.Session(argv_node, profile=profile, name='node')
     samples: list = []
     stop = threading.Event()
+    t0 = time.monotonic()
     sampler = threading.Thread(target=sample, args=(session.sut.pid, stop, args.sample_period,
-                                                    samples), daemon=True)
+                                                    samples, t0), daemon=True)
     sampler.start()
     run = None
+    soak_start = soak_end = 0.0
     try:
         session.camera(width=args.width, height=args.height, rate=10, duration=2.0,
                        settle=1.0, label='warm-up')
+        soak_start = time.monotonic() - t0
         run = session_camera_count(session, args)
+        soak_end = time.monotonic() - t0
         session.drain(2.0)
     except RuntimeError as error:
         result['error'] = str(error)
@@ -123,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
                                                             1)}
         summary = _session.summarize(run, data['records'])
         result['results'] = summary
-    result['memory'] = growth(samples)
+    result['memory'] = growth(samples, soak_start, soak_end)
+    result['memory_whole_process_life'] = growth(samples, 0.0, samples[-1][0] if samples else 0,
+                                                 skip_fraction=0.0)
     result['samples'] = samples
     time.sleep(1.0)
     leftover = _common.shm_files() - shm_before
@@ -143,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
                                  f'{result["machine_before"]["loadavg_1_5_15"][0]})')
             axes[1][0].plot(xs, [s[2] for s in samples], color='tab:orange')
             axes[1][0].set_ylabel('node threads')
-            axes[1][0].set_xlabel('time (s)')
+            axes[1][0].set_xlabel('time since the node process started (s); dotted: soak run')
+            for ax in (axes[0][0], axes[1][0]):
+                ax.axvline(soak_start, color='grey', ls=':')
+                ax.axvline(soak_end, color='grey', ls=':')
     _common.write_json(args.json, {k: v for k, v in result.items() if k != 'samples'}
                        | {'samples_every_s': args.sample_period, 'samples_n': len(samples)})
     return 0
