@@ -15,7 +15,6 @@ The drivers are separate packages (``apt install ros-jazzy-v4l2-camera`` or
 
 # The repository's own launch/ folder makes isort take `launch` for a first-party module;
 # it is the third-party ROS package (pyproject: known-third-party would fix this for all).
-# ruff: noqa: I001
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, SetEnvironmentVariable
 from launch.conditions import IfCondition

@@ -12,7 +12,6 @@ arguments; ``test/launch`` keeps the three in step, so change them together.
 
 # The repository's own launch/ folder makes isort take `launch` for a first-party module;
 # it is the third-party ROS package (pyproject: known-third-party would fix this for all).
-# ruff: noqa: I001
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition, UnlessCondition
