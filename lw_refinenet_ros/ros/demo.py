@@ -57,6 +57,7 @@ from lw_refinenet_ros.training.metrics import ConfusionMeter
 NODE_MODULE = 'lw_refinenet_ros.ros.node'
 CAMERA_MODULE = 'lw_refinenet_ros.ros.conveyor_camera'
 NODE_NAME = 'lw_refinenet'
+DEFAULT_NAMESPACE = '/conveyor_demo'
 
 NODE_TOPICS = ('segmentation/labels', 'segmentation/color', 'segmentation/overlay',
                'segmentation/confidence', 'segmentation/stats', 'segmentation/class_map',
@@ -87,6 +88,8 @@ class DemoConfig:
         transport: ``shm``: every demo process uses the package's 64 MB shared-memory Fast DDS
             profile (``config/fastdds_shm.xml``) unless FASTRTPS_DEFAULT_PROFILES_FILE is set;
             ``default``: Fast DDS defaults.
+        namespace: ROS namespace of every demo node and topic (except ``/diagnostics``), so
+            other nodes in the same DDS domain (benchmarks, tests) cannot mix in.
     """
 
     out_dir: Path
@@ -101,6 +104,7 @@ class DemoConfig:
     startup_timeout_s: float = 120.0
     node_module: str = NODE_MODULE
     transport: str = 'shm'
+    namespace: str = DEFAULT_NAMESPACE
 
 
 def _stamp_ns(stamp: Any) -> int:
@@ -153,6 +157,7 @@ class DemoMonitor(Node):
         self._labels: OrderedDict[int, np.ndarray] = OrderedDict()
         self._images: OrderedDict[int, np.ndarray] = OrderedDict()
         self._overlay_topic = self.resolve_topic_name('segmentation/overlay')
+        self._node_fqn = f'{self.get_namespace().rstrip("/")}/{NODE_NAME}'
         self._handlers: dict[str, Callable[[bytes, int], None]] = {
             self.resolve_topic_name(name): handler for name, handler in (
                 ('image', self._on_image), ('ground_truth/labels', self._on_truth),
@@ -170,7 +175,8 @@ class DemoMonitor(Node):
         """The segmentation node subscribes to ``image`` and its labels reach the recorder."""
         subscribers = self.get_subscriptions_info_by_topic(self.resolve_topic_name('image'))
         labels = self.recorder.subscriptions.get(self.resolve_topic_name('segmentation/labels'))
-        return (any(info.node_name == NODE_NAME for info in subscribers)
+        return (any(info.node_name == NODE_NAME and info.node_namespace == self.get_namespace()
+                    for info in subscribers)
                 and labels is not None and labels.get_publisher_count() > 0)
 
     def node_counts_settled(self) -> bool:
@@ -251,7 +257,8 @@ class DemoMonitor(Node):
     def _on_diagnostics(self, data: bytes, now_ns: int) -> None:
         for status in deserialize_message(data, DiagnosticArray).status:
             values = {kv.key: kv.value for kv in status.values}
-            if NODE_NAME in status.name or 'processed' in values:
+            # Only our node: /diagnostics is global, other nodes in the domain publish too.
+            if status.name.startswith(self._node_fqn):
                 self.diagnostics = values
 
     # ------------------------------------------------------------------ helpers
@@ -403,18 +410,19 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
     previous = {sig: signal.signal(sig, signal.default_int_handler)
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     writer = McapWriter(out / 'demo.mcap')
-    monitor = DemoMonitor(writer, out, context=context)
-    robot = SortingRobotNode(context=context)
+    monitor = DemoMonitor(writer, out, context=context, namespace=config.namespace)
+    robot = SortingRobotNode(context=context, namespace=config.namespace)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(monitor)
     executor.add_node(robot)
 
     width, height = config.size
-    node_args = ['-r', f'__node:={NODE_NAME}', '-p', f'device:={config.device}',
+    namespace = ['-r', f'__ns:={config.namespace}']
+    node_args = [*namespace, '-r', f'__node:={NODE_NAME}', '-p', f'device:={config.device}',
                  '-p', f'max_frame_age_ms:={float(config.max_frame_age_ms)}']
     if config.weights:
         node_args += ['-p', f'model.weights:={config.weights}']
-    camera_args = ['-p', f'width:={width}', '-p', f'height:={height}',
+    camera_args = [*namespace, '-p', f'width:={width}', '-p', f'height:={height}',
                    '-p', f'rate_hz:={float(config.rate_hz)}', '-p', f'seed:={config.seed}',
                    # Start the belt once the node and the recorder are matched, so both see
                    # every frame (a new match between processes can take seconds here).
@@ -508,12 +516,12 @@ def _summary(config: DemoConfig, monitor: DemoMonitor, robot: SortingRobotNode,
     diag = monitor.diagnostics
     node_counts = {key: _number(diag.get(key)) for key in DIAGNOSTIC_COUNTERS}
     scores = monitor.meter.scores()
-    per_class = {
-        name: (None if math.isnan(iou) else round(float(iou), 4))
-        for name, iou, present in zip(
-            list(monitor.class_names) + [str(i) for i in range(len(monitor.class_names),
-                                                              len(scores.iou))],
-            scores.iou, scores.present) if present}
+    names = list(monitor.class_names) + [
+        str(i) for i in range(len(monitor.class_names), len(scores.iou))]
+    # IoU of every class with pixels in the ground truth or the prediction (the mIoU's terms).
+    per_class = {name: round(float(iou), 4)
+                 for name, iou, present in zip(names, scores.iou, scores.present) if present}
+    details = scores.to_dict(names[:len(scores.iou)])
     lat = monitor.latencies_ms
     picks = Counter(p.class_name for p in robot.picks)
     return {
@@ -522,6 +530,7 @@ def _summary(config: DemoConfig, monitor: DemoMonitor, robot: SortingRobotNode,
         'config': {'device': config.device, 'weights': config.weights or '(default model)',
                    'size': list(config.size), 'rate_hz': config.rate_hz,
                    'max_frame_age_ms': config.max_frame_age_ms, 'seed': config.seed,
+                   'namespace': config.namespace,
                    'fastdds_profile': os.environ.get('FASTRTPS_DEFAULT_PROFILES_FILE')},
         'camera': {'published': camera_published, 'recorded': monitor.image_count},
         'node': {**node_counts,
@@ -540,7 +549,8 @@ def _summary(config: DemoConfig, monitor: DemoMonitor, robot: SortingRobotNode,
                      'miou': _round(None if math.isnan(scores.miou) else scores.miou, 4),
                      'pixel_accuracy': _round(None if math.isnan(scores.pixel_accuracy)
                                               else scores.pixel_accuracy, 4),
-                     'iou': per_class},
+                     'iou': per_class,
+                     'per_class': details['per_class'], 'confusion': details['confusion']},
         'robot': {'picks': len(robot.picks), 'by_class': dict(picks),
                   'last': robot.picks[-1].describe() if robot.picks else None},
         'recording': {'path': str(writer.path), 'messages': dict(writer.counts),

@@ -84,7 +84,8 @@ class FakeSegmentationNode(Node):
         self.counts['processed'] += 1
 
     def _publish_diagnostics(self) -> None:
-        status = DiagnosticStatus(name='lw_refinenet: segmentation', hardware_id='fake',
+        name = self.get_fully_qualified_name()
+        status = DiagnosticStatus(name=f'{name}: segmentation', hardware_id=name,
                                   values=[KeyValue(key=k, value=str(v))
                                           for k, v in self.counts.items()])
         self._diag_pub.publish(DiagnosticArray(status=[status]))

@@ -24,8 +24,8 @@ mcap_reader = pytest.importorskip('mcap_ros2.reader')
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-EXPECTED_TOPICS = {'/image', '/camera_info', '/ground_truth/labels', '/segmentation/labels',
-                   '/segmentation/stats', '/segmentation/class_map', '/diagnostics'}
+RELATIVE_TOPICS = ('image', 'camera_info', 'ground_truth/labels', 'segmentation/labels',
+                   'segmentation/stats', 'segmentation/class_map')
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -35,9 +35,15 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _namespace(out: Path) -> str:
+    # Unique per test: parallel suites may share a DDS domain.
+    return f'/demo_{abs(hash(str(out))) % 10**8}'
+
+
 def _run_demo(out: Path, *extra: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, '-m', 'lw_refinenet_ros', 'demo', '--out', str(out), *extra],
+        [sys.executable, '-m', 'lw_refinenet_ros', 'demo', '--out', str(out),
+         '--namespace', _namespace(out), *extra],
         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
@@ -53,10 +59,12 @@ def _check_outputs(out: Path, snapshots: int) -> dict:
     counts: dict[str, int] = {}
     for message in mcap_reader.read_ros2_messages(str(out / 'demo.mcap')):
         counts[message.channel.topic] = counts.get(message.channel.topic, 0) + 1
-    assert EXPECTED_TOPICS <= set(counts)
+    ns = _namespace(out)
+    assert {f'{ns}/{t}' for t in RELATIVE_TOPICS} | {'/diagnostics'} <= set(counts)
     assert counts == summary['recording']['messages']
-    assert counts['/image'] == counts['/ground_truth/labels'] == summary['camera']['recorded']
-    assert counts['/segmentation/labels'] == summary['results']['labels_received']
+    assert counts[f'{ns}/image'] == counts[f'{ns}/ground_truth/labels'] \
+        == summary['camera']['recorded']
+    assert counts[f'{ns}/segmentation/labels'] == summary['results']['labels_received']
     return summary
 
 
@@ -80,7 +88,8 @@ def test_demo_harness_with_stand_in_node(tmp_path):
 def test_ctrl_c_ends_the_run_with_the_summary_so_far(tmp_path):
     out = tmp_path / 'demo'
     process = subprocess.Popen(
-        [sys.executable, '-m', 'lw_refinenet_ros', 'demo', '--out', str(out), '--duration', '60',
+        [sys.executable, '-m', 'lw_refinenet_ros', 'demo', '--out', str(out),
+         '--namespace', _namespace(out), '--duration', '60',
          '--device', 'cpu', '--node-module', 'fake_segmentation_node', '--snapshots', '30'],
         cwd=ROOT, env=_env(FAKE_NODE_NO_OVERLAY='1'), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
@@ -103,7 +112,7 @@ def test_ctrl_c_ends_the_run_with_the_summary_so_far(tmp_path):
     assert (out / 'demo.mcap').stat().st_size > 0
     # The stand-in published no overlay: the snapshot was composed from camera + labels.
     assert (out / 'overlay_00.png').is_file()
-    assert '/segmentation/overlay' not in summary['recording']['messages']
+    assert f'{_namespace(out)}/segmentation/overlay' not in summary['recording']['messages']
 
 
 def test_missing_weights_is_a_clear_error(tmp_path):
@@ -145,7 +154,7 @@ def test_demo_with_real_node(tmp_path):
     summary = _check_outputs(out, snapshots=5)
     assert summary['node']['failed'] == 0
     assert summary['node']['processed'] == summary['results']['labels_received']
-    assert summary['recording']['messages']['/segmentation/overlay'] > 0
+    assert summary['recording']['messages'][f'{_namespace(out)}/segmentation/overlay'] > 0
     if trained:
         # A trained conveyor model scores far above chance on its own generator.
         assert summary['accuracy']['miou'] > 0.3
