@@ -37,9 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--max-frame-age-ms', type=float, default=None,
                         help='node drops frames older than this (default 500 on cpu, 200 on '
                              'cuda)')
-    # Seed 10: all six part classes pass through the camera's 5 s loop (seed 0 has no bracket).
-    parser.add_argument('--seed', type=int, default=10,
-                        help='conveyor scene seed (default 10: every part class appears)')
+    # Seed 1: all six part classes cover 0.5-1.7 % of the camera's 5 s loop each (seed 0 has
+    # no bracket, so a stray bracket pixel would score IoU 0).
+    parser.add_argument('--seed', type=int, default=1,
+                        help='conveyor scene seed (default 1: every part class appears)')
     parser.add_argument('--snapshots', type=int, default=5,
                         help='overlay PNGs saved, evenly spaced (default 5)')
     parser.add_argument('--startup-timeout', type=float, default=120.0,

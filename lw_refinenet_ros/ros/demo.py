@@ -99,7 +99,7 @@ class DemoConfig:
     rate_hz: float = 30.0
     size: tuple[int, int] = (320, 240)
     max_frame_age_ms: float = 500.0
-    seed: int = 0
+    seed: int = 1
     snapshots: int = 5
     startup_timeout_s: float = 120.0
     node_module: str = NODE_MODULE
