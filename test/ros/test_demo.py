@@ -123,6 +123,19 @@ def test_missing_weights_is_a_clear_error(tmp_path):
     assert not (tmp_path / 'demo').exists()
 
 
+@pytest.mark.slow
+def test_node_failing_at_startup_is_reported_with_its_log(tmp_path):
+    if importlib.util.find_spec('lw_refinenet_ros.ros.node') is None:
+        pytest.skip('lw_refinenet_ros.ros.node (the segmentation node) does not exist yet')
+    corrupt = tmp_path / 'corrupt.pt'
+    corrupt.write_bytes(b'not a checkpoint')
+    result = _run_demo(tmp_path / 'demo', '--weights', str(corrupt), '--device', 'cpu',
+                       timeout=120)
+    assert result.returncode == 2
+    assert 'segmentation node exited' in result.stderr
+    assert 'corrupt.pt' in result.stderr  # the node's own reason, from its log
+
+
 def _default_model() -> Path | None:
     try:
         from lw_refinenet_ros.model import DEFAULT_MODEL_PATH
