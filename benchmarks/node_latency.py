@@ -124,6 +124,11 @@ def overhead(results: dict[str, dict[str, Any]], fake_ms: float) -> list[dict[st
             if e2e['p50'] is None or flo['p50'] is None:
                 continue
             row[output] = {q: round(e2e[q] - fake_ms - flo[q], 3) for q in ('p50', 'p95')}
+        # The node's own view (stats.processing_latency_ms: callback -> publish) minus the
+        # engine: free of the run-to-run transport noise of the subtraction above.
+        processing = run.get('stats', {}).get('node_processing_ms', {})
+        if processing.get('p50') is not None:
+            row['in_node'] = {q: round(processing[q] - fake_ms, 3) for q in ('p50', 'p95')}
         rows.append(row)
     return rows
 

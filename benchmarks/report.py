@@ -66,12 +66,14 @@ def node(data: dict[str, Any]) -> str:
             tries = ', '.join(f"{t['achieved_rate_hz']:g}->{t['delivered_pct']:g}"
                               for t in peak['tries'])
             lines.append(f"| {engine} | {peak['peak_hz_at_5pct_loss']} | {tries} |")
-    lines += ['', '| Rate Hz | node overhead labels p50 / p95 ms | stats p50 / p95 ms |',
-              '|---|---|---|']
+    lines += ['', '| Rate Hz | e2e - engine - floor, labels p50 / p95 ms | same, stats '
+              'p50 / p95 ms | in-node (callback -> publish) - engine, p50 / p95 ms |',
+              '|---|---|---|---|']
     for row in data.get('node_overhead_ms', []):
-        lab, st = row.get('labels', {}), row.get('stats', {})
+        lab, st, inn = row.get('labels', {}), row.get('stats', {}), row.get('in_node', {})
         lines.append(f"| {row['rate_hz']:g} | {_ms(lab.get('p50'))} / {_ms(lab.get('p95'))} | "
-                     f"{_ms(st.get('p50'))} / {_ms(st.get('p95'))} |")
+                     f"{_ms(st.get('p50'))} / {_ms(st.get('p95'))} | {_ms(inn.get('p50'))} / "
+                     f"{_ms(inn.get('p95'))} |")
     return '\n'.join(lines)
 
 
