@@ -37,11 +37,10 @@ def _launch_dir() -> Path:
 @pytest.mark.launch_test
 @launch_testing.parametrize('launch_file', FORMATS)
 def generate_test_description(launch_file: str):  # noqa: ANN201 (launch_testing's contract)
+    from launch import LaunchDescription
     from launch.actions import IncludeLaunchDescription
     from launch.launch_description_sources import AnyLaunchDescriptionSource
     import launch_testing.actions
-
-    from launch import LaunchDescription
 
     include = IncludeLaunchDescription(
         AnyLaunchDescriptionSource(str(_launch_dir() / launch_file)),
