@@ -32,6 +32,14 @@ def test_schema_text_carries_every_nested_definition():
         message_definition('no_such_pkg/msg/Nothing')
 
 
+@pytest.mark.parametrize('type_name', [
+    'sensor_msgs/msg/CameraInfo', 'diagnostic_msgs/msg/DiagnosticArray',
+    'lw_refinenet_ros/msg/ClassMap'])
+def test_every_demo_type_has_a_schema(type_name):
+    text = message_definition(type_name)
+    assert 'MSG: std_msgs/Header' in text and 'MSG: builtin_interfaces/Time' in text
+
+
 def test_records_topics_with_matching_qos_and_reads_back(ros_context, tmp_path):
     namespace = f'/rec_{uuid.uuid4().hex[:8]}'
     source = Node('source', context=ros_context, namespace=namespace)
