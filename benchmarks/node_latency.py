@@ -184,10 +184,11 @@ def main(argv: list[str] | None = None) -> int:
                 line = ax.plot(rates, p50, 'o-', label=f'{engine} p50')[0]
                 ax.plot(rates, p95, 's--', color=line.get_color(), label=f'{engine} p95')
             ax.set_xlabel('camera rate (Hz)')
-            ax.set_ylabel('stamp -> labels received (ms)')
+            ax.set_ylabel('stamp -> labels received (ms, log scale)')
+            ax.set_yscale('log')
             ax.set_title(f'Node end to end, {args.width}x{args.height}, {args.profile} profile '
                          f'(load {result["machine_before"]["loadavg_1_5_15"][0]})')
-            ax.legend()
+            ax.legend(fontsize=8, ncol=3)
     _common.write_json(args.json, result)
     return 0
 
