@@ -1,0 +1,128 @@
+"""Training: loss goes down, checkpoints load, resume continues exactly, config merging."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from lw_refinenet_ros.cli import build_parser
+from lw_refinenet_ros.cli.train import build_config
+from lw_refinenet_ros.data.conveyor import CLASS_NAMES, write_conveyor_dataset
+from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.model import build_model, load_model, read_checkpoint
+from lw_refinenet_ros.training.trainer import (
+    TrainConfig,
+    freeze_batchnorm,
+    make_optimizer,
+    split_parameters,
+    stage_of,
+    train,
+)
+
+
+@pytest.fixture(scope='module')
+def tiny_data(tmp_path_factory) -> Path:
+    return write_conveyor_dataset(tmp_path_factory.mktemp('conveyor'), 8, seed=5,
+                                  size=(64, 48), augment=False)
+
+
+def _config(data: Path, out: Path, **overrides) -> TrainConfig:
+    base = dict(data=str(data), out=str(out), val_data=str(data), val_limit=2, val_every=1,
+                stage_epochs=(2,), encoder_lrs=(1e-3,), decoder_lr_mult=1.0,
+                optimizer='adam', freeze_bn=False, crop_size=48, scale_min=1.0,
+                scale_max=1.0, min_short_side=0, flip=False, batch_size=4, workers=0,
+                device='cpu', seed=3, threads=2)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+@pytest.mark.slow
+def test_tiny_training_lowers_the_loss_and_writes_loadable_checkpoints(tiny_data,
+                                                                       tmp_path) -> None:
+    result = train(_config(tiny_data, tmp_path, stage_epochs=(6,), encoder_lrs=(2e-3,),
+                          val_every=3, val_limit=1))
+    assert result.global_step == 12 and result.epochs_done == 6
+    history = json.loads((tmp_path / 'history.json').read_text())
+    losses = [e['loss'] for e in history['epochs']]
+    assert losses[-1] < losses[0] * 0.8, losses
+    for name in ('best.pt', 'last.pt', 'resume.pt', 'curves.png', 'train.log'):
+        assert (tmp_path / name).is_file(), name
+    model, info = load_model(tmp_path / 'best.pt')
+    assert info.arch == 'mbv2' and info.num_classes == len(CLASS_NAMES)
+    assert tuple(info.class_names) == CLASS_NAMES and info.colors is not None
+    assert info.metadata['val_miou'] == pytest.approx(result.best_miou)
+    assert 'validation' in (tmp_path / 'train.log').read_text()
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_saved_step_exactly(tiny_data, tmp_path) -> None:
+    whole = train(_config(tiny_data, tmp_path / 'whole', val_data=None))
+    part = train(_config(tiny_data, tmp_path / 'cut', val_data=None, max_steps=3))
+    assert part.stopped_early and part.global_step == 3
+    state = torch.load(tmp_path / 'cut' / 'resume.pt', weights_only=True)
+    assert (state['epoch'], state['batch_in_epoch'], state['global_step']) == (1, 1, 3)
+    assert read_checkpoint(tmp_path / 'cut' / 'last.pt').metadata['global_step'] == 3
+    resumed = train(_config(tiny_data, tmp_path / 'cut', val_data=None, resume=True))
+    assert resumed.global_step == whole.global_step == 4 and resumed.epochs_done == 2
+    a = read_checkpoint(tmp_path / 'whole' / 'last.pt').state_dict
+    b = read_checkpoint(tmp_path / 'cut' / 'last.pt').state_dict
+    for key in a:
+        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-5), key
+
+
+def test_resume_without_a_previous_run_is_a_config_error(tiny_data, tmp_path) -> None:
+    with pytest.raises(ConfigError, match='resume'):
+        train(_config(tiny_data, tmp_path, resume=True))
+
+
+def test_parameter_groups_follow_the_reference_regex() -> None:
+    model = build_model('mbv2', 21)
+    encoder, decoder = split_parameters(model)
+    assert (len(encoder), len(decoder)) == (156, 27)
+    optimizer = make_optimizer(model, TrainConfig(data='x'), stage=1)
+    lrs = [group['lr'] for group in optimizer.param_groups]
+    assert lrs == pytest.approx([2.5e-4, 2.5e-3])
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert optimizer.defaults['momentum'] == 0.9 and optimizer.defaults['weight_decay'] == 1e-5
+
+
+def test_stages_and_frozen_batchnorm() -> None:
+    assert [stage_of(e, (2, 1, 2)) for e in range(6)] == [0, 0, 1, 2, 2, 2]
+    model = build_model('mbv2', 3).train()
+    freeze_batchnorm(model)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and not any(m.training for m in bns)
+
+
+def test_recipe_defaults() -> None:
+    config = TrainConfig(data='x')
+    assert config.stage_epochs == (100, 100, 100)
+    assert config.encoder_lrs == (5e-4, 2.5e-4, 1e-4) and config.decoder_lr_mult == 10.0
+    assert (config.scale_min, config.scale_max, config.crop_size) == (0.5, 2.0, 500)
+    assert config.freeze_bn and config.optimizer == 'sgd'
+    with pytest.raises(ConfigError, match='learning rates'):
+        TrainConfig(data='x', encoder_lrs=(1e-3,)).validate()
+
+
+def test_cli_merges_yaml_and_flags(tmp_path) -> None:
+    config_file = tmp_path / 'train.yaml'
+    config_file.write_text('data: conveyor:1\nbatch_size: 3\ncrop_size: 64\n'
+                           'stage_epochs: [4, 2]\nencoder_lrs: [0.01, 0.001]\n')
+    args = build_parser().parse_args(['train', '--config', str(config_file), '--batch-size',
+                                      '5', '--time-limit', '2', '--conveyor-size', '64x48'])
+    config = build_config(args)
+    assert config.batch_size == 5 and config.crop_size == 64
+    assert config.stage_epochs == (4, 2) and config.encoder_lrs == (0.01, 0.001)
+    assert config.time_limit == 120.0 and config.conveyor_size == (64, 48)
+    args = build_parser().parse_args(['train', '--data', 'd', '--epochs', '7'])
+    config = build_config(args)
+    assert config.stage_epochs == (7,) and config.encoder_lrs == (5e-4,)
+    config_file.write_text('bogus: 1\n')
+    with pytest.raises(ConfigError, match='bogus'):
+        build_config(argparse.Namespace(config=str(config_file)))
+    assert {f.name for f in dataclasses.fields(TrainConfig)} >= {'data', 'out', 'resume'}
