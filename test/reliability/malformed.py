@@ -12,10 +12,15 @@ import hypothesis.strategies as st
 
 # Encodings a segmentation node may legitimately support: never used as "unsupported".
 MAYBE_SUPPORTED = {'rgb8', 'bgr8', 'mono8', 'rgba8', 'bgra8', 'mono16', '8UC1', '8UC3',
-                   '8UC4', '16UC1', '16UC3', 'rgb16', 'bgr16', 'rgba16', 'bgra16'}
+                   '8UC4', '16UC1', '16UC3', 'rgb16', 'bgr16', 'rgba16', 'bgra16', '32FC1',
+                   '32FC3', 'yuv422', 'uyvy', 'yuv422_yuy2', 'yuyv', 'bayer_rggb8',
+                   'bayer_bggr8', 'bayer_gbrg8', 'bayer_grbg8', 'bayer_rggb16',
+                   'bayer_bggr16', 'bayer_gbrg16', 'bayer_grbg16', 'nv12', 'nv21', 'i420'}
 CHANNELS = {'rgb8': 3, 'bgr8': 3, 'mono8': 1, 'rgba8': 4, 'bgra8': 4}
-UNSUPPORTED = ['', 'yuv422', 'uyvy', 'nv21', 'bayer_rggb8', 'bayer_grbg16', '32FC1', '64FC3',
-               'jpeg', 'RGB8', 'rgb 8', '8SC1', '\u00e9ncoding']
+# Encodings no image converter implements (a node that supports YUV, Bayer or float images
+# must still refuse these).
+UNSUPPORTED = ['', 'RGB8', 'rgb 8', 'rgb9', '8SC1', '64FC3', 'yuv420p10', 'bayer_xyzw8',
+               'jpeg', 'png', 'hsv8', '\u00e9ncoding']
 INT32_MAX = 2**31 - 1
 UINT32_MAX = 2**32 - 1
 
