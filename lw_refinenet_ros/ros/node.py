@@ -108,8 +108,17 @@ def run_node(factory: Any, args: Sequence[str] | None = None) -> int:
 
 
 def main(args: Sequence[str] | None = None) -> int:
-    """Entry point of ``segmentation_node`` (``ros2 run lw_refinenet_ros segmentation_node``)."""
-    return run_node(SegmentationNode, sys.argv if args is None else args)
+    """Entry point of ``segmentation_node`` (``ros2 run lw_refinenet_ros segmentation_node``).
+
+    ``--lifecycle`` (before ``--ros-args``) runs the managed variant instead.
+    """
+    argv = list(sys.argv if args is None else args)
+    ros_start = argv.index('--ros-args') if '--ros-args' in argv else len(argv)
+    if '--lifecycle' in argv[1:ros_start]:
+        argv.remove('--lifecycle')
+        from lw_refinenet_ros.ros.lifecycle_node import LifecycleSegmentationNode
+        return run_node(LifecycleSegmentationNode, argv)
+    return run_node(SegmentationNode, argv)
 
 
 if __name__ == '__main__':

@@ -52,17 +52,15 @@ def declare_parameters(node: Node) -> NodeConfig:
     values: dict[str, Any] = {}
     for spec in PARAMETERS:
         descriptor = _descriptor(spec)
-        if isinstance(spec.default, tuple):
-            # An empty list has no ROS type; declare by type (an empty YAML list stays unset).
-            parameter = node.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY,
-                                               descriptor)
-            values[spec.name] = tuple(parameter.value or ())
-        else:
-            try:
-                parameter = node.declare_parameter(spec.name, spec.default, descriptor)
-            except Exception as error:  # rclpy raises several types for a bad override
-                raise ConfigError(f'Parameter {spec.name}: {error}') from error
-            values[spec.name] = parameter.value
+        # An empty list has no ROS type: declare lists by type (an empty YAML list stays unset).
+        default = Parameter.Type.STRING_ARRAY if isinstance(spec.default, tuple) \
+            else spec.default
+        try:
+            parameter = node.declare_parameter(spec.name, default, descriptor)
+        except Exception as error:  # rclpy raises several types for a badly typed override
+            raise ConfigError(f'Parameter {spec.name}: {error}') from error
+        value = parameter.value
+        values[spec.name] = tuple(value or ()) if isinstance(spec.default, tuple) else value
     return NodeConfig.from_mapping(values)
 
 

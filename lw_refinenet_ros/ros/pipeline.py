@@ -22,7 +22,12 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import ColorRGBA
 
 from lw_refinenet_ros.config import NodeConfig
-from lw_refinenet_ros.errors import ConfigError, ImageConversionError, LWRefineNetError
+from lw_refinenet_ros.errors import (
+    ConfigError,
+    EngineError,
+    ImageConversionError,
+    LWRefineNetError,
+)
 from lw_refinenet_ros.msg import ClassMap as ClassMapMsg
 from lw_refinenet_ros.msg import ClassStatistics, SegmentationStats
 from lw_refinenet_ros.palette import ClassMap, colorize, overlay
@@ -61,10 +66,15 @@ def load_engine(config: NodeConfig) -> LoadedModel:
         class_map = load_class_map(config.model_classes_file, num_classes)
     else:
         class_map = ClassMap.from_checkpoint(info.class_names, info.colors, num_classes)
-    engine = InferenceEngine(model, EngineConfig(
-        device=config.device, precision=config.precision, max_side=config.max_side or None,
-        upsample=config.upsample, cuda_fallback_to_cpu=config.device_fallback,
-        num_threads=config.num_threads or None), num_classes=num_classes)
+    try:
+        engine = InferenceEngine(model, EngineConfig(
+            device=config.device, precision=config.precision,
+            max_side=config.max_side or None, upsample=config.upsample,
+            cuda_fallback_to_cpu=config.device_fallback,
+            num_threads=config.num_threads or None), num_classes=num_classes)
+    except EngineError as error:
+        # The engine names its own option; node users set the parameter device_fallback.
+        raise EngineError(f'{error} (node parameters: device, device_fallback)') from error
     name = f'{info.arch}:{(weights or str(DEFAULT_MODEL_PATH)).rsplit("/", 1)[-1]}'
     return LoadedModel(engine, class_map, name)
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip('rclpy')
+from image_samples import BAYER_RED_SITE, bayer_mosaic, pack_yuv422  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
@@ -127,3 +128,54 @@ def test_arrays_become_packed_images_with_the_given_header() -> None:
     assert msg.header.frame_id == 'cam' and msg.header.stamp.sec == 5
     np.testing.assert_array_equal(np.frombuffer(bytes(msg.data), '<u2').reshape(3, 4), labels)
     assert array_to_image(RGB, header).encoding == 'rgb8'
+
+
+@pytest.mark.parametrize('encoding', ['yuv422', 'yuv422_yuy2'])
+def test_yuv422_byte_orders_decode_colours_in_padded_rows(encoding) -> None:
+    rgb = np.zeros((4, 8, 3), np.uint8)
+    rgb[:, :4, 0] = 255  # red left half, blue top-right, black bottom-right
+    rgb[:2, 4:, 2] = 255
+    image, order = image_to_rgb(make_image(pack_yuv422(rgb, encoding), encoding, pad=6))
+    assert order == 'rgb'
+    assert np.abs(image.astype(int) - rgb).max() <= 3
+    other = 'yuv422_yuy2' if encoding == 'yuv422' else 'yuv422'
+    swapped, _ = image_to_rgb(make_image(pack_yuv422(rgb, encoding), other))
+    assert np.abs(swapped.astype(int) - rgb).max() > 50  # the byte order really matters
+
+
+@pytest.mark.parametrize('encoding,offset', [('bayer_rggb8', (0, 0)), ('bayer_bggr8', (1, 1)),
+                                             ('bayer_gbrg8', (1, 0)), ('bayer_grbg8', (0, 1))])
+def test_bayer_patterns_recover_every_channel(encoding, offset) -> None:
+    """A flat (200, 100, 30) scene mosaiced by the pattern demosaics back to that colour."""
+    assert BAYER_RED_SITE[encoding] == offset
+    mosaic = bayer_mosaic(np.full((8, 10, 3), (200, 100, 30), np.uint8), encoding)
+    image, order = image_to_rgb(make_image(mosaic, encoding, pad=2))
+    assert order == 'rgb' and image.shape == (8, 10, 3)
+    np.testing.assert_allclose(image[2:6, 2:8].reshape(-1, 3).mean(axis=0), (200, 100, 30),
+                               atol=3)
+
+
+@pytest.mark.parametrize('bigendian', [False, True])
+@pytest.mark.parametrize('encoding', ['rgb16', 'bgr16'])
+def test_sixteen_bit_colour_keeps_its_order(encoding, bigendian) -> None:
+    pixels = RGB.astype(np.uint16) * 257
+    pixels = pixels[:, :, ::-1] if encoding == 'bgr16' else pixels
+    image, order = image_to_rgb(make_image(np.ascontiguousarray(pixels), encoding, pad=4,
+                                           bigendian=bigendian))
+    assert order == encoding[:3]
+    np.testing.assert_array_equal(image, RGB[:, :, ::-1] if order == 'bgr' else RGB)
+
+
+def test_big_endian_float_images_with_padding() -> None:
+    pixels = (RGB[:, :, 1] / 255.0).astype(np.float32)
+    image, _ = image_to_rgb(make_image(pixels, '32FC1', pad=3, bigendian=True))
+    np.testing.assert_array_equal(image[:, :, 0], RGB[:, :, 1])
+
+
+def test_jpeg_decodes_close_to_the_original() -> None:
+    flat = np.zeros((16, 16, 3), np.uint8)
+    flat[:, :8] = (200, 40, 40)
+    ok, jpeg = cv2.imencode('.jpg', flat[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    image, order = compressed_to_rgb(CompressedImage(format='jpeg', data=jpeg.tobytes()))
+    assert ok and order == 'bgr' and image.shape == (16, 16, 3)
+    assert np.abs(image[2:14, 1:6, ::-1].astype(int) - (200, 40, 40)).max() <= 12

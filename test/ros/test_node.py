@@ -12,6 +12,7 @@ import pytest
 rclpy = pytest.importorskip('rclpy')
 from conftest import spin_until  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from image_samples import bayer_mosaic, pack_yuv422  # noqa: E402
 from lw_refinenet_ros.msg import ClassMap, SegmentationStats  # noqa: E402
 from node_fakes import FakeEngine, fake_factory  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
@@ -37,9 +38,10 @@ class Harness:
     """A node under test plus a probe node that publishes images and records outputs."""
 
     def __init__(self, context, engine: FakeEngine, namespace: str = '',
-                 parameters: list[Parameter] | None = None, node_cls=SegmentationNode) -> None:
+                 parameters: list[Parameter] | None = None, node_cls=SegmentationNode,
+                 factory=None) -> None:
         self.context = context
-        self.node = node_cls(engine_factory=fake_factory(engine), context=context,
+        self.node = node_cls(engine_factory=factory or fake_factory(engine), context=context,
                              namespace=namespace or None, parameter_overrides=parameters or [])
         self.probe = rclpy.create_node('probe', context=context)
         self.executor = MultiThreadedExecutor(num_threads=2, context=context)
@@ -155,19 +157,149 @@ def test_class_map_is_latched_for_late_subscribers(harness_factory) -> None:
     assert maps[0].colors[1].r == pytest.approx(1.0) and maps[0].model == 'fake:test'
 
 
-@pytest.mark.parametrize('encoding', ['bgr8', 'rgba8', 'mono8', 'mono16'])
-def test_other_encodings_reach_the_engine_in_a_known_colour_order(harness_factory,
-                                                                  encoding) -> None:
+def encoded_scene(encoding: str) -> Image:
+    """scene() in ``encoding``, with 3 junk bytes after every row (``step`` > row size)."""
+    rgb = scene()
+    pixels = {
+        'rgb8': rgb, '8UC3': rgb, 'bgr8': rgb[:, :, ::-1],
+        'rgba8': np.dstack([rgb, np.zeros((H, W), np.uint8)]),
+        'bgra8': np.dstack([rgb[:, :, ::-1], np.zeros((H, W), np.uint8)]),
+        'mono8': rgb[:, :, 0], 'mono16': rgb[:, :, 0].astype(np.uint16) * 257,
+        '16UC1': rgb[:, :, 0].astype(np.uint16) * 257,
+        '32FC1': rgb[:, :, 0].astype(np.float32) / 255.0,
+    }.get(encoding)
+    if pixels is None and encoding.startswith('yuv'):
+        pixels = pack_yuv422(rgb, encoding)
+    elif pixels is None:
+        pixels = bayer_mosaic(rgb, encoding)
+    msg = stamped(np.ascontiguousarray(pixels), encoding=encoding)
+    rows = np.frombuffer(bytes(msg.data), np.uint8).reshape(H, msg.step)
+    msg.data = np.concatenate([rows, np.full((H, 3), 0xEE, np.uint8)], axis=1).tobytes()
+    msg.step += 3
+    return msg
+
+
+COLOUR = ('rgb8', '8UC3', 'bgr8', 'rgba8', 'bgra8', 'yuv422', 'yuv422_yuy2', 'bayer_rggb8',
+          'bayer_bggr8', 'bayer_gbrg8', 'bayer_grbg8')
+
+
+@pytest.mark.parametrize('encoding', [*COLOUR, 'mono8', 'mono16', '16UC1', '32FC1'])
+def test_every_encoding_reaches_the_engine_in_a_known_colour_order(harness_factory,
+                                                                   encoding) -> None:
     engine = FakeEngine()
     harness = harness_factory(engine)
     labels = harness.listen('segmentation/labels')
-    rgb = scene()
-    pixels = {'bgr8': rgb[:, :, ::-1], 'rgba8': np.dstack([rgb, np.zeros((H, W), np.uint8)]),
-              'mono8': rgb[:, :, 0], 'mono16': rgb[:, :, 0].astype(np.uint16) * 257}[encoding]
-    assert publish_until(harness, harness.publisher('image'),
-                         stamped(np.ascontiguousarray(pixels), encoding=encoding), labels)
+    message = encoded_scene(encoding)
+    assert publish_until(harness, harness.publisher('image'), message, labels)
+    got = labels[-1]
+    assert (got.height, got.width, got.header.frame_id) == (H, W, 'cam_optical')
+    got = np.frombuffer(bytes(got.data), np.uint8).reshape(H, W)
+    # Red (or bright grey) is class 1 in every encoding (Bayer: away from the demosaic edge).
+    assert (got[:, :9] == 1).all()
+    if encoding in COLOUR:  # and blue is class 2 wherever colour survives
+        assert (got[5:11, 21:27] == 2).all()
+
+
+def test_corrupt_jpeg_fails_and_the_next_good_frame_is_processed(harness_factory) -> None:
+    import cv2
+    harness = harness_factory(FakeEngine(),
+                              parameters=[Parameter('input_type', value='compressed')])
+    labels = harness.listen('segmentation/labels')
+    publisher = harness.publisher('image/compressed', CompressedImage)
+    corrupt = CompressedImage(format='jpeg', data=b'\xff\xd8\xff\xe0 not really a jpeg')
+    assert harness.spin_until(lambda: (publisher.publish(corrupt),
+                                       harness.node.counters().failed >= 1)[1])
+    assert not labels
+    ok, jpeg = cv2.imencode('.jpg', scene()[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 100])
+    good = CompressedImage(format='jpeg', data=jpeg.tobytes())
+    good.header.frame_id = 'jpeg_cam'
+    assert publish_until(harness, publisher, good, labels)
+    assert labels[-1].header.frame_id == 'jpeg_cam'
     got = np.frombuffer(bytes(labels[-1].data), np.uint8).reshape(H, W)
-    assert (got[:, :10] == 1).all()  # red (or bright grey) stays class 1 in every encoding
+    assert (got[:, 1:8] == 1).all()
+
+
+def test_huge_images_and_camera_info_mismatch_fail_then_good_frames_pass(
+        harness_factory) -> None:
+    from sensor_msgs.msg import CameraInfo
+    harness = harness_factory(FakeEngine(), parameters=[
+        Parameter('use_camera_info', value=True),
+        Parameter('max_image_pixels', value=H * W)])
+    labels = harness.listen('segmentation/labels')
+    image_pub, info_pub = harness.publisher('image'), harness.publisher('camera_info',
+                                                                       CameraInfo)
+    huge = stamped(np.zeros((H, W + 2, 3), np.uint8))
+    assert harness.spin_until(lambda: (image_pub.publish(huge),
+                                       harness.node.counters().failed >= 1)[1])
+    wrong_info = CameraInfo(width=W + 8, height=H)
+    failed = harness.node.counters().failed
+
+    def mismatch_counted() -> bool:
+        info_pub.publish(wrong_info)
+        image_pub.publish(stamped(scene()))
+        return harness.node.counters().failed > failed
+    # Images that beat the first camera_info are processed; once it is in, they all fail.
+    assert harness.spin_until(mismatch_counted)
+    assert harness.spin_until(lambda: harness.node.counters().pending == 0)
+    processed, failed = harness.node.counters().processed, harness.node.counters().failed
+    assert harness.spin_until(mismatch_counted)
+    assert harness.node.counters().processed == processed
+    seen = len(labels)
+    right_info = CameraInfo(width=W, height=H)
+    assert harness.spin_until(lambda: (info_pub.publish(right_info), image_pub.publish(
+        stamped(scene())), len(labels) > seen)[2])
+    counters = harness.node.counters()
+    assert counters.received == counters.processed + counters.dropped + counters.failed + \
+        counters.pending
+
+
+def test_colour_overlay_and_confidence_are_computed_only_while_subscribed(
+        harness_factory, monkeypatch) -> None:
+    from lw_refinenet_ros.ros import pipeline
+    calls = {'colorize': 0, 'overlay': 0}
+
+    def counting(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+        return wrapper
+    monkeypatch.setattr(pipeline, 'colorize', counting('colorize', pipeline.colorize))
+    monkeypatch.setattr(pipeline, 'overlay', counting('overlay', pipeline.overlay))
+    engine = FakeEngine()
+    wanted: list[bool] = []
+    infer = engine.infer_batch
+
+    def recording_infer(images, orders, *, want_confidence=True, want_stats=True):
+        wanted.append(want_confidence)
+        return infer(images, orders, want_confidence=want_confidence, want_stats=want_stats)
+    engine.infer_batch = recording_infer
+    harness = harness_factory(engine, parameters=[Parameter('publish.stats', value=False)])
+    labels = harness.listen('segmentation/labels')
+    publisher = harness.publisher('image')
+    assert publish_until(harness, publisher, stamped(scene()), labels, count=3)
+    assert calls == {'colorize': 0, 'overlay': 0} and not any(wanted)
+    overlays = harness.listen('segmentation/overlay')
+    confidence = harness.listen('segmentation/confidence')
+    assert harness.spin_until(lambda: (publisher.publish(stamped(scene())),
+                                       bool(overlays) and bool(confidence))[1])
+    assert calls['overlay'] >= 1 and calls['colorize'] == 0 and wanted[-1]
+
+
+def test_labels_are_mono16_above_256_classes(harness_factory) -> None:
+    from lw_refinenet_ros.palette import ClassMap as Palette
+    from lw_refinenet_ros.ros.pipeline import LoadedModel
+    engine = FakeEngine(label_fn=lambda image, order: np.where(
+        image[:, :, 0] > 127, 299, 7).astype(np.uint16))
+    harness = harness_factory(engine, factory=lambda config: LoadedModel(
+        engine, Palette.default(300), 'fake:300'), parameters=[
+            Parameter('publish.stats', value=False)])
+    labels = harness.listen('segmentation/labels')
+    colours = harness.listen('segmentation/color')
+    assert harness.spin_until(lambda: (harness.publisher('image').publish(stamped(scene())),
+                                       bool(labels) and bool(colours))[1])
+    assert labels[-1].encoding == 'mono16' and labels[-1].step == 2 * W
+    got = np.frombuffer(bytes(labels[-1].data), '<u2').reshape(H, W)
+    assert (got[:, :10] == 299).all() and (got[:, 10:] == 7).all()
 
 
 def test_compressed_input(harness_factory) -> None:
