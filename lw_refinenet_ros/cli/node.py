@@ -15,8 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    ros_args = [a for a in args.ros_args if a != '--'] if args.ros_args[:1] == ['--'] \
-        else list(args.ros_args)
+    # Only the leading '--' separates our options from ROS's; later ones are ROS values.
+    ros_args = list(args.ros_args[1:] if args.ros_args[:1] == ['--'] else args.ros_args)
     if args.lifecycle:
         from lw_refinenet_ros.ros.lifecycle_node import main
     else:

@@ -1,0 +1,106 @@
+"""The node as a process: SIGINT/SIGTERM end it with status 0 within 2 s while it is busy,
+start-up errors end it non-zero with the reason, and the entry points pick the right node."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+from conftest import spin_until  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from lw_refinenet_ros.ros import node as node_module  # noqa: E402
+from lw_refinenet_ros.ros.conversions import array_to_image  # noqa: E402
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+EXIT_BUDGET_S = 2.0
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, **extra)
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (str(ROOT), str(HERE),
+                                                    env.get('PYTHONPATH')) if p)
+    return env
+
+
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
+def test_signals_end_a_busy_node_with_status_zero_within_two_seconds(ros_context,
+                                                                     signum) -> None:
+    namespace = f'/signal_{signum}_{os.getpid()}'
+    # A 300 ms forward pass: the signal arrives while the worker is inside the engine.
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / 'fake_engine_node.py'), '--ros-args', '-r',
+         f'__ns:={namespace}'], cwd=ROOT, env=_env(FAKE_ENGINE_DELAY_S='0.3'),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    probe = rclpy.create_node('signal_probe', context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(probe)
+    try:
+        camera = probe.create_publisher(Image, f'{namespace}/image', qos_profile_sensor_data)
+        outputs: list = []
+        probe.create_subscription(Image, f'{namespace}/segmentation/labels', outputs.append, 5)
+        frame = array_to_image(np.zeros((16, 16, 3), np.uint8), Image().header)
+        assert spin_until(executor, lambda: (camera.publish(frame), bool(outputs) or
+                                             process.poll() is not None)[1], 30)
+        assert outputs, process.communicate(timeout=5)[0]
+        camera.publish(frame)  # a fresh frame: the worker is busy when the signal lands
+        spin_until(executor, lambda: False, 0.1)
+        sent = time.monotonic()
+        process.send_signal(signum)
+        output, _ = process.communicate(timeout=10)
+        elapsed = time.monotonic() - sent
+        assert process.returncode == 0, output
+        assert elapsed < EXIT_BUDGET_S, f'{elapsed:.2f} s to exit\n{output}'
+        assert 'Traceback' not in output, output
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+        executor.shutdown()
+        probe.destroy_node()
+
+
+def test_start_up_errors_exit_non_zero_with_the_reason() -> None:
+    result = subprocess.run([sys.executable, '-m', 'lw_refinenet_ros.ros.node', '--ros-args',
+                             '-p', 'max_rate_hz:=-1.0'], cwd=ROOT, env=_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert 'max_rate_hz' in result.stdout + result.stderr
+
+
+def test_lifecycle_flag_selects_the_managed_node(monkeypatch) -> None:
+    from lw_refinenet_ros.ros.lifecycle_node import LifecycleSegmentationNode
+    calls = []
+    monkeypatch.setattr(node_module, 'run_node', lambda factory, argv: calls.append(
+        (factory, argv)) or 0)
+    assert node_module.main(['segmentation_node', '--lifecycle', '--ros-args', '-r',
+                             'image:=/cam']) == 0
+    assert node_module.main(['segmentation_node', '--ros-args', '-r', 'x:=--lifecycle']) == 0
+    assert calls == [
+        (LifecycleSegmentationNode, ['segmentation_node', '--ros-args', '-r', 'image:=/cam']),
+        (node_module.SegmentationNode, ['segmentation_node', '--ros-args', '-r',
+                                        'x:=--lifecycle'])]
+
+
+def test_cli_forwards_everything_after_the_separator(monkeypatch) -> None:
+    from lw_refinenet_ros import cli
+    from lw_refinenet_ros.ros import lifecycle_node
+    seen = []
+    monkeypatch.setattr(node_module, 'main', lambda argv: seen.append(('plain', argv)) or 0)
+    monkeypatch.setattr(lifecycle_node, 'main', lambda argv: seen.append(('managed', argv)) or 0)
+    assert cli.main(['node', '--', '--ros-args', '-p', 'device:=cpu', '-r', 'a:=--']) == 0
+    assert cli.main(['node', '--lifecycle', '--', '--ros-args']) == 0
+    assert seen == [('plain', ['lw-refinenet-node', '--ros-args', '-p', 'device:=cpu', '-r',
+                               'a:=--']),
+                    ('managed', ['lw-refinenet-node', '--ros-args'])]

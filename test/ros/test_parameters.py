@@ -1,0 +1,109 @@
+"""Parameters through a real rclpy: descriptors from the one table, YAML files applied with
+--params-file, badly typed values refused at start-up with the reason."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+import yaml
+
+rclpy = pytest.importorskip('rclpy')
+from node_fakes import FakeEngine, fake_factory  # noqa: E402
+from rcl_interfaces.msg import ParameterType  # noqa: E402
+
+from lw_refinenet_ros.config import PARAMETERS, NodeConfig  # noqa: E402
+from lw_refinenet_ros.errors import ConfigError  # noqa: E402
+from lw_refinenet_ros.ros.node import SegmentationNode, main  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / 'config' / 'lw_refinenet.yaml'
+
+
+@pytest.fixture
+def context_with_args():
+    """rclpy contexts initialised with command-line arguments, shut down afterwards."""
+    made = []
+
+    def make(*args: str):
+        context = rclpy.Context()
+        rclpy.init(context=context, args=['node', '--ros-args', *args])
+        made.append(context)
+        return context
+    yield make
+    for context in made:
+        context.try_shutdown()
+
+
+def make_node(context) -> SegmentationNode:
+    return SegmentationNode(engine_factory=fake_factory(FakeEngine()), context=context)
+
+
+def test_the_shipped_yaml_loads_through_rclpy_as_the_defaults(context_with_args) -> None:
+    node = make_node(context_with_args('--params-file', str(SHIPPED)))
+    try:
+        assert node.config == NodeConfig.defaults()
+    finally:
+        node.destroy_node()
+
+
+def test_a_params_file_is_applied(context_with_args, tmp_path) -> None:
+    document = yaml.safe_load(SHIPPED.read_text())
+    values = document['lw_refinenet']['ros__parameters']
+    values.update({'overlay_alpha': 0.3, 'qos': 'reliable', 'cameras': ['cam_left', 'cam_right'],
+                   'class_filter': ['red_part'], 'max_frame_age_ms': 250.0,
+                   'publish.color': False, 'max_image_pixels': 4096})
+    path = tmp_path / 'params.yaml'
+    path.write_text(yaml.safe_dump(document))
+    node = make_node(context_with_args('--params-file', str(path)))
+    try:
+        config = node.config
+        assert (config.overlay_alpha, config.qos, config.cameras, config.class_filter) == (
+            0.3, 'reliable', ('cam_left', 'cam_right'), ('red_part',))
+        assert node.pipeline.scheduler.config.max_frame_age_ms == 250.0
+        assert not config.publish_color and config.max_image_pixels == 4096
+        assert node.pipeline.scheduler.sources == ('cam_left', 'cam_right')
+        assert node.count_subscribers('cam_left/segmentation/labels') == 0
+        topics = {name for name, _ in node.get_publisher_names_and_types_by_node(
+            node.get_name(), node.get_namespace())}
+        assert {'/cam_left/segmentation/labels', '/cam_right/segmentation/stats'} <= topics
+    finally:
+        node.destroy_node()
+
+
+def test_every_parameter_has_a_descriptor_from_the_table(ros_context) -> None:
+    node = make_node(ros_context)
+    try:
+        for spec in PARAMETERS:
+            descriptor = node.describe_parameter(spec.name)
+            assert descriptor.description == spec.description
+            assert descriptor.read_only == (not spec.runtime), spec.name
+            if spec.choices:
+                assert all(c in descriptor.additional_constraints for c in spec.choices)
+            if spec.minimum is not None:
+                ranges = descriptor.floating_point_range or descriptor.integer_range
+                assert ranges and ranges[0].from_value == spec.minimum, spec.name
+                assert ranges[0].to_value == spec.maximum, spec.name
+        for name in ('model.weights', 'model.arch', 'device', 'device_fallback', 'cameras'):
+            assert node.describe_parameter(name).read_only
+        assert node.describe_parameter('cameras').type == ParameterType.PARAMETER_STRING_ARRAY
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.parametrize('override,match', [
+    ('cameras:=left', 'cameras'),                # a string where a list is expected
+    ('overlay_alpha:=2.0', 'overlay_alpha'),     # out of range
+    ('model.arch:=resnet18', 'model.arch'),      # not one of the choices
+    ('device:=tpu', 'device'),
+    ('max_rate_hz:=fast', 'max_rate_hz'),        # a string where a number is expected
+])
+def test_invalid_values_stop_start_up_with_the_reason(context_with_args, override,
+                                                      match) -> None:
+    with pytest.raises(ConfigError, match=match):
+        make_node(context_with_args('-p', override))
+
+
+def test_main_exits_non_zero_with_the_reason(capfd) -> None:
+    assert main(['segmentation_node', '--ros-args', '-p', 'qos:=sometimes']) == 1
+    assert 'qos must be one of' in capfd.readouterr().err
