@@ -74,7 +74,9 @@ def load_engine(config: NodeConfig) -> LoadedModel:
             num_threads=config.num_threads or None), num_classes=num_classes)
     except EngineError as error:
         # The engine names its own option; node users set the parameter device_fallback.
-        raise EngineError(f'{error} (node parameters: device, device_fallback)') from error
+        text = str(error)
+        hint = text.replace('set cuda_fallback_to_cpu', 'set the parameter device_fallback:=true')
+        raise EngineError(hint if hint != text else f'{text} (parameter device)') from error
     name = f'{info.arch}:{(weights or str(DEFAULT_MODEL_PATH)).rsplit("/", 1)[-1]}'
     return LoadedModel(engine, class_map, name)
 
@@ -121,6 +123,10 @@ class SegmentationPipeline:
         self._diag_timer = node.create_timer(config.diagnostics_period_s,
                                              self._publish_diagnostics)
         self._publish_class_map()
+        device = str(getattr(loaded.engine, 'device', ''))
+        if config.device.startswith('cuda') and not device.startswith('cuda'):
+            node.get_logger().warning(f'device {config.device!r} is not available: running on '
+                                      f'{device} because device_fallback is true')
 
     # ------------------------------------------------------------------ set-up
 

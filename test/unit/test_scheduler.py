@@ -134,3 +134,79 @@ def test_invalid_policies_and_sources_are_refused() -> None:
         SchedulerConfig(max_frame_age_ms=-1)
     with pytest.raises(ConfigError, match='unique'):
         LatestFrameScheduler(['a', 'a'], lambda frames: [])
+
+
+def test_counters_add_up_in_every_snapshot_under_concurrent_load() -> None:
+    """Two camera threads flood the slots while the worker runs and a third thread samples
+    snapshots: every snapshot satisfies the invariant, and per camera the processed frames
+    are strictly increasing (newest first, nothing twice)."""
+    seen: dict[str, list[int]] = {'a': [], 'b': []}
+
+    def process(frames: list[Frame]) -> list[bool]:
+        for frame in frames:
+            seen[frame.source].append(frame.sequence)
+        return [frame.sequence % 7 != 0 for frame in frames]  # some frames fail
+    scheduler = LatestFrameScheduler(['a', 'b'], process)
+    stop = threading.Event()
+    broken: list[object] = []
+
+    def camera(name: str) -> None:
+        for index in range(3000):
+            scheduler.submit(name, index)
+
+    def sampler() -> None:
+        while not stop.is_set():
+            for source in ('a', 'b', None):
+                c = scheduler.counters(source)
+                # pending: per camera at most one frame in its slot plus one in flight.
+                if c.received != c.processed + c.dropped + c.failed + c.pending or \
+                        not 0 <= c.pending <= (4 if source is None else 2):
+                    broken.append(c)
+    threads = [threading.Thread(target=camera, args=(n,)) for n in ('a', 'b')]
+    watcher = threading.Thread(target=sampler)
+    scheduler.start()
+    watcher.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    deadline = threading.Event()
+    while scheduler.counters().pending and not deadline.wait(0.01):
+        pass
+    stop.set()
+    watcher.join()
+    assert scheduler.stop(timeout=2.0)
+    assert not broken, broken[:3]
+    for name, sequences in seen.items():
+        assert sequences == sorted(set(sequences)), f'{name}: repeated or out of order'
+        assert sequences[-1] == 3000, 'the last frame submitted was not processed'
+    total = scheduler.counters()
+    assert total.received == 6000 and total.pending == 0
+    assert total.processed + total.failed == len(seen['a']) + len(seen['b'])
+
+
+def test_policy_changes_apply_from_the_next_cycle() -> None:
+    scheduler, batches, clock, stamp_clock, _ = make()
+    scheduler.submit('cam', 'old', stamp=stamp_clock.now - 5)
+    scheduler.set_config(SchedulerConfig(max_frame_age_ms=1000))
+    assert scheduler.run_once(timeout=0) == 0 and scheduler.counters().dropped_too_old == 1
+    scheduler.set_config(SchedulerConfig(max_frame_age_ms=0))  # 0 = off
+    scheduler.submit('cam', 'old again', stamp=stamp_clock.now - 5)
+    assert scheduler.run_once(timeout=0) == 1
+
+
+def test_missing_outcomes_count_as_failed() -> None:
+    scheduler = LatestFrameScheduler(['a', 'b'], lambda frames: [True])  # one answer for two
+    scheduler.submit('a', 1)
+    scheduler.submit('b', 2)
+    assert scheduler.run_once(timeout=0) == 2
+    assert (scheduler.counters('a').processed, scheduler.counters('b').failed) == (1, 1)
+
+
+def test_stop_wakes_an_idle_worker_immediately() -> None:
+    import time
+    scheduler = LatestFrameScheduler(['cam'], lambda frames: [True])
+    scheduler.start()
+    started = time.monotonic()
+    assert scheduler.stop(timeout=2.0)
+    assert time.monotonic() - started < 0.5
