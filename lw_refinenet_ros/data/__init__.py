@@ -1,0 +1,1 @@
+"""Datasets: readers for VOC / folder / Cityscapes layouts and the synthetic conveyor generator."""

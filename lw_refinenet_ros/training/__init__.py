@@ -1,0 +1,1 @@
+"""Training and evaluation: the reference recipe, metrics (mIoU), checkpoints and resume."""
