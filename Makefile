@@ -14,7 +14,7 @@ PACKAGE_SOURCES := $(shell find lw_refinenet_ros msg launch config scripts cmake
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: setup test demo lint bench clean
+.PHONY: setup test demo lint bench bench-e2e fuzz clean
 
 setup: $(VENV)/.package-stamp
 
@@ -42,7 +42,13 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 bench: setup
-	$(VENV)/bin/lw-refinenet bench --json docs/bench_engine.json
+	$(VENV)/bin/lw-refinenet bench --arch mbv2 --size 480x640 --device cpu --json bench_engine.json
+
+bench-e2e: setup
+	PATH=$(abspath $(VENV))/bin:$$PATH benchmarks/run_all.sh
+
+fuzz: setup
+	$(VPY) benchmarks/fuzz_node.py --json fuzz_node.json
 
 clean:
 	rm -rf build $(VENV)
