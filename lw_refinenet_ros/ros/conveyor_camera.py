@@ -24,14 +24,17 @@ from __future__ import annotations
 
 import array
 import math
+import signal
+import threading
 import time
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 
 from lw_refinenet_ros.data.conveyor import ConveyorScene
@@ -188,23 +191,31 @@ class ConveyorCameraNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of ``conveyor_camera_node``: spin until Ctrl-C or shutdown."""
-    rclpy.init(args=args)
+    """Entry point of ``conveyor_camera_node``: publish until SIGINT/SIGTERM or shutdown.
+
+    The signals only set a flag that the loop checks between callbacks. rclpy's default
+    handling raises KeyboardInterrupt wherever the main thread is, possibly between publishing
+    a frame and counting it, and the demo compares this count with the frames it recorded.
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     node = None
     try:
         node = ConveyorCameraNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    except ExternalShutdownException:
         pass
     finally:
         if node is not None:
             name = node.get_name()
             node.destroy_node()
             # The demo reads this line from the log to report the published frame count.
-            # Logged after destroy_node: after Ctrl-C the context is gone, and a node logger
-            # would fail to forward the line to /rosout.
-            rclpy.logging.get_logger(name).info(
-                f'published {node.frames_published} frames')
+            rclpy.logging.get_logger(name).info(f'published {node.frames_published} frames')
         rclpy.try_shutdown()
 
 
