@@ -1,8 +1,10 @@
 """``lifecycle_segmentation_node``: the managed variant of the segmentation node.
 
-configure loads the model (the slow, failure-prone step, done before the system goes live),
-activate subscribes and starts the inference thread, deactivate unsubscribes and stops it
-(nothing is published while inactive), cleanup frees the model.
+configure loads the model (the slow, failure-prone step, done before the system goes live) and
+creates the outputs as lifecycle publishers; activate enables them, publishes the class map,
+subscribes and starts the inference thread; deactivate unsubscribes, stops the thread and
+disables the outputs (nothing but /diagnostics is published while inactive); cleanup frees
+the model. Also available as ``segmentation_node --lifecycle``.
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ class LifecycleSegmentationNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)  # enables the managed publishers first
         self._pipeline.subscribe()
-        return super().on_activate(state)
+        return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._pipeline.unsubscribe()

@@ -115,14 +115,13 @@ class SegmentationPipeline:
         names = list(config.cameras) or ['']
         self._cameras = {name: self._make_camera(name) for name in names}
         self._class_map_publishers = [
-            node.create_publisher(ClassMapMsg, f'{c.prefix}segmentation/class_map', LATCHED_QOS)
+            self._publisher(ClassMapMsg, f'{c.prefix}segmentation/class_map', LATCHED_QOS)
             for c in self._cameras.values()]
         self._diagnostics = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._scheduler = LatestFrameScheduler(
             names, self._process, config.scheduler, on_skipped=self._on_skipped)
         self._diag_timer = node.create_timer(config.diagnostics_period_s,
                                              self._publish_diagnostics)
-        self._publish_class_map()
         device = str(getattr(loaded.engine, 'device', ''))
         if config.device.startswith('cuda') and not device.startswith('cuda'):
             node.get_logger().warning(f'device {config.device!r} is not available: running on '
@@ -130,20 +129,17 @@ class SegmentationPipeline:
 
     # ------------------------------------------------------------------ set-up
 
+    def _publisher(self, message_type: Any, topic: str, qos: Any) -> Any:
+        # On a lifecycle node the outputs are managed: enabled by activate, silent otherwise.
+        create = getattr(self._node, 'create_lifecycle_publisher', self._node.create_publisher)
+        return create(message_type, topic, qos)
+
     def _make_camera(self, name: str) -> _Camera:
         prefix = f'{name.rstrip("/")}/' if name else ''
-        publishers = {
-            'labels': self._node.create_publisher(Image, f'{prefix}segmentation/labels',
-                                                  OUTPUT_QOS),
-            'color': self._node.create_publisher(Image, f'{prefix}segmentation/color',
-                                                 OUTPUT_QOS),
-            'overlay': self._node.create_publisher(Image, f'{prefix}segmentation/overlay',
-                                                   OUTPUT_QOS),
-            'confidence': self._node.create_publisher(
-                Image, f'{prefix}segmentation/confidence', OUTPUT_QOS),
-            'stats': self._node.create_publisher(SegmentationStats,
-                                                 f'{prefix}segmentation/stats', OUTPUT_QOS),
-        }
+        publishers = {output: self._publisher(Image, f'{prefix}segmentation/{output}',
+                                              OUTPUT_QOS) for output in self.OUTPUTS}
+        publishers['stats'] = self._publisher(SegmentationStats, f'{prefix}segmentation/stats',
+                                              OUTPUT_QOS)
         return _Camera(name, prefix, publishers, LatencyWindow(), LatencyWindow(),
                        FrameCounters())
 
@@ -162,7 +158,8 @@ class SegmentationPipeline:
         return lut
 
     def subscribe(self) -> None:
-        """Create the input subscriptions and start the worker."""
+        """Publish the class map, create the input subscriptions and start the worker."""
+        self._publish_class_map()
         for camera in self._cameras.values():
             if self._config.input_type == 'compressed':
                 topic, message_type = f'{camera.prefix}image/compressed', CompressedImage
@@ -193,11 +190,14 @@ class SegmentationPipeline:
         """Stop everything this pipeline created on the node."""
         self.unsubscribe()
         self._node.destroy_timer(self._diag_timer)
+        destroy = getattr(self._node, 'destroy_lifecycle_publisher',
+                          self._node.destroy_publisher)
         for camera in self._cameras.values():
             for publisher in camera.publishers.values():
-                self._node.destroy_publisher(publisher)
-        for publisher in [*self._class_map_publishers, self._diagnostics]:
-            self._node.destroy_publisher(publisher)
+                destroy(publisher)
+        for publisher in self._class_map_publishers:
+            destroy(publisher)
+        self._node.destroy_publisher(self._diagnostics)
 
     # ------------------------------------------------------------------ runtime
 
