@@ -31,6 +31,7 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -184,6 +185,15 @@ class ConveyorCameraNode(Node):
         self._info_pub.publish(self._info)
         self.frames_published += 1
 
+    def flush(self, timeout_s: float = 1.0) -> bool:
+        """Wait until reliable subscribers acknowledged every frame (call before exiting).
+
+        Without it the last frame or two can vanish with the publisher when the process ends.
+        """
+        timeout = Duration(nanoseconds=int(timeout_s * 1e9))
+        return all(pub.wait_for_all_acked(timeout)
+                   for pub in (self._truth_pub, self._image_pub, self._info_pub))
+
     @property
     def loop_seconds(self) -> float:
         """Length of the replayed loop in seconds (inf when rendering live)."""
@@ -212,6 +222,7 @@ def main(args: list[str] | None = None) -> None:
         pass
     finally:
         if node is not None:
+            node.flush()
             name = node.get_name()
             node.destroy_node()
             # The demo reads this line from the log to report the published frame count.
