@@ -370,7 +370,13 @@ def test_overload_drops_frames_instead_of_lagging(harness_factory) -> None:
     engine = FakeEngine(delay_s=0.1, label_fn=lambda image, order: np.full(
         image.shape[:2], image[0, 0, 0] % 3, np.uint8))
     harness = harness_factory(engine)
-    labels = harness.listen('segmentation/labels')
+    labels: list = []
+    arrived: dict[int, float] = {}
+
+    def on_labels(msg) -> None:
+        arrived[int(msg.header.frame_id.split('_')[1])] = time.monotonic()
+        labels.append(msg)
+    harness.probe.create_subscription(Image, 'segmentation/labels', on_labels, 5)
     publisher = harness.publisher('image')
     sent: dict[int, float] = {}
     start = time.monotonic()
@@ -384,7 +390,7 @@ def test_overload_drops_frames_instead_of_lagging(harness_factory) -> None:
             frame[0, 0, 0] = index % 256
             msg = stamped(frame)
             msg.header.frame_id = f'frame_{index}'
-            sent[index] = time.time()
+            sent[index] = time.monotonic()
             publisher.publish(msg)
             index += 1
         return now - start > 3.0
@@ -402,9 +408,13 @@ def test_overload_drops_frames_instead_of_lagging(harness_factory) -> None:
     assert counters.dropped_overwritten == counters.received - counters.processed
     assert counters.received == counters.processed + counters.dropped + counters.failed + \
         counters.pending
-    # Latency stays bounded by about one inference period plus one frame, it does not grow.
-    ages = [(time.time() - sent[i]) for i in processed_ids[-3:]]
-    assert max(ages) < 3.0
+    # Publish-to-result latency stays bounded by about one inference period plus one frame
+    # (~135 ms here, generous bounds for a busy 2-core machine) and does not grow.
+    latency = np.array([arrived[i] - sent[i] for i in processed_ids])
+    third = len(latency) // 3
+    assert latency.max() < 1.0, f'latency {np.round(latency, 3)}'
+    assert latency[-third:].mean() < latency[:third].mean() + 0.15, \
+        f'latency grows under overload: {np.round(latency, 3)}'
     gaps = np.diff(processed_ids)
     assert gaps.max() <= 8, f'processed frames are not the newest available: gaps {gaps}'
 
