@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pathlib
+import time
 
 import pytest
 import yaml
@@ -63,10 +64,14 @@ def test_a_params_file_is_applied(context_with_args, tmp_path) -> None:
         assert node.pipeline.scheduler.config.max_frame_age_ms == 250.0
         assert not config.publish_color and config.max_image_pixels == 4096
         assert node.pipeline.scheduler.sources == ('cam_left', 'cam_right')
-        assert node.count_subscribers('cam_left/segmentation/labels') == 0
-        topics = {name for name, _ in node.get_publisher_names_and_types_by_node(
-            node.get_name(), node.get_namespace())}
-        assert {'/cam_left/segmentation/labels', '/cam_right/segmentation/stats'} <= topics
+        # The graph is filled by discovery: give it a deadline, not a single look.
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and not (
+                node.count_publishers('/cam_left/segmentation/labels') and
+                node.count_publishers('/cam_right/segmentation/stats')):
+            time.sleep(0.02)
+        assert node.count_publishers('/cam_left/segmentation/labels') == 1
+        assert node.count_publishers('/cam_right/segmentation/stats') == 1
     finally:
         node.destroy_node()
 
