@@ -468,12 +468,32 @@ def test_runtime_parameter_changes_are_validated(harness_factory) -> None:
     assert node.set_parameters([Parameter('class_filter', value=['blue_part'])])[0].successful
 
 
-def test_class_filter_limits_stats_to_the_chosen_classes(harness_factory) -> None:
-    harness = harness_factory(FakeEngine(),
-                              parameters=[Parameter('class_filter', value=['red_part'])])
+def test_class_filter_limits_stats_and_overlay_to_the_chosen_classes(harness_factory) -> None:
+    from lw_refinenet_ros.palette import ClassMap as Palette
+    from lw_refinenet_ros.ros.pipeline import LoadedModel
+    engine = FakeEngine()
+    # Colours unlike the scene's, so that drawn and not-drawn classes can be told apart.
+    palette = Palette(('background', 'red_part', 'blue_part'),
+                      np.array([[9, 9, 9], [0, 255, 0], [255, 255, 0]], np.uint8))
+    harness = harness_factory(engine, factory=lambda config: LoadedModel(
+        engine, palette, 'fake:filter'), parameters=[
+            Parameter('class_filter', value=['red_part']), Parameter('overlay_alpha', value=1.0)])
     stats = harness.listen('segmentation/stats', SegmentationStats)
-    assert publish_until(harness, harness.publisher('image'), stamped(scene()), stats)
+    overlays = harness.listen('segmentation/overlay')
+    publisher = harness.publisher('image')
+    assert harness.spin_until(lambda: (publisher.publish(fresh(stamped(scene()))),
+                                       bool(stats) and bool(overlays))[1])
     assert [c.class_name for c in stats[-1].classes] == ['red_part']
+    blended = np.frombuffer(bytes(overlays[-1].data), np.uint8).reshape(H, W, 3)
+    # The chosen class is drawn in its colour; the others show the camera image.
+    assert (blended[:, :10] == (0, 255, 0)).all()
+    np.testing.assert_array_equal(blended[:, 10:], scene()[:, 10:])
+    # Changing the filter at runtime (by id) takes effect on the next frame.
+    assert harness.node.set_parameters([Parameter('class_filter', value=['2'])])[0].successful
+    count = len(stats)
+    assert harness.spin_until(lambda: (publisher.publish(fresh(stamped(scene()))),
+                                       len(stats) > count + 1)[1])
+    assert [c.class_name for c in stats[-1].classes] == ['blue_part']
 
 
 def test_invalid_start_up_parameters_stop_the_node_with_the_reason(ros_context) -> None:
