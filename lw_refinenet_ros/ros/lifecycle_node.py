@@ -40,10 +40,11 @@ class LifecycleSegmentationNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             loaded = self._engine_factory(self._config)
+            # Also checks what needs the model's classes (class_filter names).
+            self._pipeline = SegmentationPipeline(self, self._config, loaded)
         except LWRefineNetError as error:
             self.get_logger().error(f'configure failed: {error}')
             return TransitionCallbackReturn.FAILURE
-        self._pipeline = SegmentationPipeline(self, self._config, loaded)
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -72,7 +73,11 @@ class LifecycleSegmentationNode(LifecycleNode):
         new_config, result = validate_change(self._config, parameters)
         if new_config is not None:
             if self._pipeline is not None:
-                self._pipeline.apply(new_config)
+                try:
+                    self._pipeline.apply(new_config)
+                except LWRefineNetError as error:
+                    result.successful, result.reason = False, str(error)
+                    return result
             self._config = new_config
         return result
 

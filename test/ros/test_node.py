@@ -601,3 +601,23 @@ def test_lifecycle_configure_fails_cleanly_when_the_model_cannot_load(ros_contex
         assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
     finally:
         node.destroy_node()
+
+
+def test_lifecycle_checks_the_class_filter_against_the_model(ros_context) -> None:
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from lw_refinenet_ros.ros.lifecycle_node import LifecycleSegmentationNode
+    node = LifecycleSegmentationNode(engine_factory=fake_factory(FakeEngine()),
+                                     context=ros_context)
+    try:
+        # Unconfigured there are no class names to check against: configure does it.
+        assert node.set_parameters([Parameter('class_filter', value=['bolt'])])[0].successful
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.pipeline is None
+        assert node.set_parameters([Parameter('class_filter', value=['red_part'])])[0].successful
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        refused = node.set_parameters([Parameter('class_filter', value=['bolt'])])[0]
+        assert not refused.successful and 'bolt' in refused.reason
+        assert node.set_parameters([Parameter('overlay_alpha', value=0.9)])[0].successful
+    finally:
+        node.destroy_node()
