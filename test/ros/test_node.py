@@ -15,7 +15,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from image_samples import bayer_mosaic, pack_yuv422  # noqa: E402
 from lw_refinenet_ros.msg import ClassMap, SegmentationStats  # noqa: E402
 from node_fakes import FakeEngine, fake_factory  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
@@ -44,7 +44,8 @@ class Harness:
         self.node = node_cls(engine_factory=factory or fake_factory(engine), context=context,
                              namespace=namespace or None, parameter_overrides=parameters or [])
         self.probe = rclpy.create_node('probe', context=context)
-        self.executor = MultiThreadedExecutor(num_threads=2, context=context)
+        # As in main(): callbacks only fill the slot, the worker thread does the rest.
+        self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.probe)
         self.received: dict[str, list] = {}
