@@ -181,7 +181,10 @@ def test_demo_with_real_node(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     summary = _check_outputs(out, snapshots=5)
     assert summary['node']['failed'] == 0
-    assert summary['node']['processed'] == summary['results']['labels_received']
+    # The node's count comes from its last /diagnostics message, the monitor's from the labels
+    # it received: the frame in flight when the diagnostics were sent can fall on either side.
+    assert abs(summary['node']['processed'] - summary['results']['labels_received']) <= 1
+    assert summary['results']['labels_received'] > 0
     assert summary['recording']['messages'][f'{_namespace(out)}/segmentation/overlay'] > 0
     if trained:
         # A trained conveyor model scores far above chance on its own generator.
