@@ -17,7 +17,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from lw_refinenet_ros.config import NodeConfig
 from lw_refinenet_ros.errors import LWRefineNetError
 from lw_refinenet_ros.ros.node import NODE_NAME, run_node
-from lw_refinenet_ros.ros.parameters import declare_parameters, validate_change
+from lw_refinenet_ros.ros.parameters import apply_runtime_change, declare_parameters
 from lw_refinenet_ros.ros.pipeline import EngineFactory, SegmentationPipeline, load_engine
 
 
@@ -70,15 +70,7 @@ class LifecycleSegmentationNode(LifecycleNode):
             self._pipeline = None
 
     def _on_set_parameters(self, parameters: list[Any]) -> Any:
-        new_config, result = validate_change(self._config, parameters)
-        if new_config is not None:
-            if self._pipeline is not None:
-                try:
-                    self._pipeline.apply(new_config)
-                except LWRefineNetError as error:
-                    result.successful, result.reason = False, str(error)
-                    return result
-            self._config = new_config
+        self._config, result = apply_runtime_change(self._config, self._pipeline, parameters)
         return result
 
     def destroy_node(self) -> None:

@@ -17,7 +17,7 @@ from rclpy.node import Node
 
 from lw_refinenet_ros.config import NodeConfig
 from lw_refinenet_ros.errors import LWRefineNetError
-from lw_refinenet_ros.ros.parameters import declare_parameters, validate_change
+from lw_refinenet_ros.ros.parameters import apply_runtime_change, declare_parameters
 from lw_refinenet_ros.ros.pipeline import (
     EngineFactory,
     LoadedModel,
@@ -66,14 +66,7 @@ class SegmentationNode(Node):
         return self._pipeline.counters(camera)
 
     def _on_set_parameters(self, parameters: list[Any]) -> Any:
-        new_config, result = validate_change(self._config, parameters)
-        if new_config is not None and new_config != self._config:
-            try:
-                self._pipeline.apply(new_config)
-            except LWRefineNetError as error:
-                result.successful, result.reason = False, str(error)
-                return result
-            self._config = new_config
+        self._config, result = apply_runtime_change(self._config, self._pipeline, parameters)
         return result
 
     def destroy_node(self) -> None:

@@ -15,7 +15,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from lw_refinenet_ros.config import PARAMETER_SPECS, PARAMETERS, NodeConfig, ParameterSpec
-from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.errors import ConfigError, LWRefineNetError
 
 
 def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
@@ -85,3 +85,21 @@ def validate_change(config: NodeConfig, parameters: list[Parameter]) -> tuple[
     except ConfigError as error:
         return None, SetParametersResult(successful=False, reason=str(error))
     return new_config, SetParametersResult(successful=True)
+
+
+def apply_runtime_change(config: NodeConfig, pipeline: Any,
+                         parameters: list[Parameter]) -> tuple[NodeConfig, SetParametersResult]:
+    """Validate a runtime change and apply it to ``pipeline`` (None: nothing running yet).
+
+    Shared by both node flavours. Returns the configuration now in force (the old one when
+    the change is refused) and the result for rclpy.
+    """
+    new_config, result = validate_change(config, parameters)
+    if new_config is None:
+        return config, result
+    if pipeline is not None and new_config != config:
+        try:
+            pipeline.apply(new_config)
+        except LWRefineNetError as error:
+            return config, SetParametersResult(successful=False, reason=str(error))
+    return new_config, result
