@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = build_config(args)
     result = train(config)
+    if os.environ.get('RANK', '0') != '0':
+        return 0  # under torchrun only rank 0 reports
     print(f'trained {result.global_step} steps ({result.epochs_done} epochs); best val mIoU '
           f'{result.best_miou:.4f}; checkpoints in {result.out}'
           + (' (stopped early: continue with --resume)' if result.stopped_early else ''))
