@@ -23,6 +23,13 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(','))
 
 
+def _pair(text: str) -> tuple[float, float]:
+    values = _floats(text)
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f'expected MIN,MAX, got {text!r}')
+    return values[0], values[1]
+
+
 def _bool(text: str) -> bool:
     if text.lower() in ('1', 'true', 'yes', 'on'):
         return True
@@ -48,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--out', help='output folder (default runs/train)')
     a('--arch', choices=('mbv2', 'resnet50', 'resnet101', 'resnet152'), help='default mbv2')
     a('--init-encoder', help='torchvision ImageNet weights file for the encoder')
+    a('--init-weights', help='start from a trained LW-RefineNet file (fine-tuning, e.g. the '
+      'default model); a different class count re-initialises only the classifier')
     a('--resume', action='store_true', default=None,
       help='continue the run in --out from its resume.pt / last.pt')
     a('--stage-epochs', type=_ints, help='epochs per stage, e.g. 100,100,100')
@@ -64,6 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--scale-max', type=float)
     a('--min-short-side', type=int, help='raise scale so the short side >= this (0 = off)')
     a('--flip', type=_bool)
+    a('--brightness', type=_pair, help='exposure gain range MIN,MAX, e.g. 0.4,1.6 (default '
+      '1,1 = off)')
+    a('--contrast', type=_pair, help='contrast factor range MIN,MAX (default 1,1 = off)')
+    a('--blur-sigma', type=float, help='max Gaussian defocus sigma, pixels (default 0 = off)')
+    a('--noise-sigma', type=float, help='max sensor noise sigma, 0..255 (default 0 = off)')
+    a('--photometric-prob', type=float,
+      help='probability of each photometric effect (default 0.5)')
     a('--batch-size', type=int)
     a('--workers', type=int)
     a('--device', help='auto | cpu | cuda | cuda:N')
@@ -123,7 +139,7 @@ def build_config(args: argparse.Namespace) -> Any:
     if 'data' not in values:
         raise ConfigError('No training data: pass --data DIR (or conveyor:SEED), or set data: '
                           'in --config.')
-    for key in ('stage_epochs', 'encoder_lrs', 'conveyor_size'):
+    for key in ('stage_epochs', 'encoder_lrs', 'conveyor_size', 'brightness', 'contrast'):
         if key in values:
             values[key] = tuple(values[key])
     return TrainConfig(**values).validate()

@@ -2,7 +2,8 @@
 
 Public surface: :func:`build_model` and the named builders, :class:`LWRefineNet`,
 :func:`load_weights`, :func:`read_checkpoint`, :func:`detect_arch`, :func:`save_checkpoint`,
-:func:`load_model`, :func:`init_encoder_from_torchvision`, :func:`fold_batchnorm` and
+:func:`load_model`, :func:`init_encoder_from_torchvision`, :func:`init_from_checkpoint`,
+:func:`fold_batchnorm` and
 :data:`DEFAULT_MODEL_PATH`.
 """
 
@@ -25,6 +26,7 @@ from lw_refinenet_ros.model.weights import (
     CheckpointInfo,
     detect_arch,
     init_encoder_from_torchvision,
+    init_from_checkpoint,
     load_model,
     load_weights,
     normalize_state_dict,
@@ -46,6 +48,7 @@ __all__ = [
     'detect_arch',
     'fold_batchnorm',
     'init_encoder_from_torchvision',
+    'init_from_checkpoint',
     'load_model',
     'load_weights',
     'lwrefinenet_mbv2',

@@ -691,3 +691,45 @@ def init_encoder_from_torchvision(model: nn.Module, path_or_state_dict: Source) 
     full = _verified_state(target, mapped, source, keys=encoder_keys)
     target.load_state_dict(full, strict=True)
     _LOG.info('initialised the %s encoder from %s', target.arch, source)
+
+
+def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> tuple[str, ...]:
+    """Start a training from a trained LW-RefineNet file (fine-tuning), e.g. the default model.
+
+    Every key is verified as in :func:`load_weights`. The one exception is deliberate and
+    logged: when the file was trained for a different number of classes, the final classifier
+    (``segm.*`` / ``clf_conv.*``) keeps its fresh initialisation and everything else is
+    loaded, which is how a user adapts the conveyor model to their own parts.
+
+    Args:
+        model: A model from :func:`build_model` for the new class count.
+        path: A checkpoint of the same architecture.
+
+    Returns:
+        The keys that were *not* loaded (empty when the class counts match).
+
+    Raises:
+        CheckpointError: Unreadable file, another architecture, or any other missing,
+            unexpected or wrong-shape key (all listed); the model is left unchanged.
+    """
+    target = _target(model)
+    if not isinstance(target, LWRefineNet):
+        raise CheckpointError(f'init_from_checkpoint needs an LWRefineNet, got '
+                              f'{type(target).__name__}.')
+    info = read_checkpoint(path)
+    if info.arch != target.arch:
+        raise CheckpointError(f'{path} holds a {info.arch} model but this training builds '
+                              f'{target.arch}; pass --arch {info.arch} or another file.')
+    if info.num_classes == target.num_classes:
+        load_weights(target, info.state_dict)
+        return ()
+    prefix = f'{target.classifier_name}.'
+    keep = [k for k in target.state_dict() if not k.startswith(prefix)]
+    state_dict = {k: v for k, v in info.state_dict.items() if not k.startswith(prefix)}
+    target.load_state_dict(_verified_state(target, state_dict, str(path), keys=keep),
+                           strict=True)
+    skipped = tuple(k for k in target.state_dict() if k.startswith(prefix))
+    _LOG.warning('initialised from %s (%d classes) for %d classes: the classifier %s was '
+                 'left freshly initialised', path, info.num_classes, target.num_classes,
+                 ', '.join(skipped))
+    return skipped

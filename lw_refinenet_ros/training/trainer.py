@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from lw_refinenet_ros.data.datasets import open_dataset
 from lw_refinenet_ros.errors import ConfigError
 from lw_refinenet_ros.training.evaluate import evaluate_model
-from lw_refinenet_ros.training.transforms import IGNORE_INDEX, TrainTransform
+from lw_refinenet_ros.training.transforms import IGNORE_INDEX, PhotometricJitter, TrainTransform
 
 _LOG = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class TrainConfig:
     classes: str | None = None
     arch: str = 'mbv2'
     init_encoder: str | None = None
+    init_weights: str | None = None
     resume: bool = False
     stage_epochs: tuple[int, ...] = (100, 100, 100)
     encoder_lrs: tuple[float, ...] = (5e-4, 2.5e-4, 1e-4)
@@ -76,6 +77,11 @@ class TrainConfig:
     scale_max: float = 2.0
     min_short_side: int = 350
     flip: bool = True
+    brightness: tuple[float, float] = (1.0, 1.0)
+    contrast: tuple[float, float] = (1.0, 1.0)
+    blur_sigma: float = 0.0
+    noise_sigma: float = 0.0
+    photometric_prob: float = 0.5
     batch_size: int = 6
     workers: int = 2
     device: str = 'auto'
@@ -114,7 +120,21 @@ class TrainConfig:
                               f'{self.scale_max}.')
         if self.workers < 0:
             raise ConfigError(f'workers must be >= 0, got {self.workers}.')
+        if self.init_encoder and self.init_weights:
+            raise ConfigError('Give --init-encoder (ImageNet encoder only) or --init-weights '
+                              '(a whole trained model), not both.')
+        try:
+            self.photometric()
+        except ValueError as error:
+            raise ConfigError(f'Photometric augmentation: {error}') from None
         return self
+
+    def photometric(self) -> PhotometricJitter | None:
+        """The camera-change augmentation these fields describe (None when all are off)."""
+        jitter = PhotometricJitter(brightness=tuple(self.brightness),
+                                   contrast=tuple(self.contrast), blur_sigma=self.blur_sigma,
+                                   noise_sigma=self.noise_sigma, prob=self.photometric_prob)
+        return jitter if jitter.enabled else None
 
 
 @dataclass
@@ -318,6 +338,10 @@ def _train(config: TrainConfig, out: Path, device: torch.device, distributed: bo
     model = build_model(config.arch, num_classes)
     if config.init_encoder:
         init_encoder_from_torchvision(model, config.init_encoder)
+    if config.init_weights and not config.resume:
+        from lw_refinenet_ros.model import init_from_checkpoint
+
+        init_from_checkpoint(model, config.init_weights)
     history: dict[str, list] = {'epochs': [], 'val': [], 'steps': []}
     start_epoch, skip_batches, global_step, best_miou = 0, 0, 0, -1.0
     resume_state = None
@@ -344,7 +368,7 @@ def _train(config: TrainConfig, out: Path, device: torch.device, distributed: bo
     scaler = torch.amp.GradScaler('cuda', enabled=use_amp)
     transform = TrainTransform(crop_size=config.crop_size, scale_min=config.scale_min,
                                scale_max=config.scale_max, min_short_side=config.min_short_side,
-                               flip=config.flip)
+                               flip=config.flip, photometric=config.photometric())
     train_aug = _TrainSet(train_set, transform, config.seed)
     total_epochs = sum(config.stage_epochs)
     steps_per_epoch = len(train_set) // (config.batch_size * world)

@@ -25,6 +25,7 @@ from lw_refinenet_ros.model import (
     build_model,
     detect_arch,
     init_encoder_from_torchvision,
+    init_from_checkpoint,
     load_model,
     load_weights,
     read_checkpoint,
@@ -517,3 +518,45 @@ def test_mbv2_imagenet_init_refuses_foreign_or_incomplete_files() -> None:
         init_encoder_from_torchvision(model, incomplete)
     with pytest.raises(CheckpointError, match='torchvision ResNet'):
         init_encoder_from_torchvision(build_model('resnet50', K), tv)
+
+
+# --------------------------------------------------------------------------- fine-tuning
+
+
+def test_fine_tuning_from_a_same_class_model_loads_everything(trained, tmp_path) -> None:
+    path = tmp_path / 'trained.pt'
+    save_checkpoint(path, trained, arch='mbv2')
+    model = build_model('mbv2', K)
+    assert init_from_checkpoint(model, path) == ()
+    assert _same_weights(model, trained)
+
+
+def test_fine_tuning_for_other_classes_keeps_only_a_fresh_classifier(trained,
+                                                                      tmp_path) -> None:
+    path = tmp_path / 'trained.pt'
+    save_checkpoint(path, trained, arch='mbv2')
+    model = build_model('mbv2', K + 2)
+    fresh = _raw(model)
+    skipped = init_from_checkpoint(model, path)
+    assert skipped == ('segm.weight', 'segm.bias')
+    loaded, source = model.state_dict(), trained.state_dict()
+    for key, value in loaded.items():
+        if key in skipped:
+            assert torch.equal(value, fresh[key]) and value.shape[0] == K + 2, key
+        else:
+            assert torch.equal(value, source[key]), key
+
+
+def test_fine_tuning_refuses_another_architecture_or_a_broken_file(trained, tmp_path) -> None:
+    path = tmp_path / 'trained.pt'
+    save_checkpoint(path, trained, arch='mbv2')
+    with pytest.raises(CheckpointError, match='--arch mbv2'):
+        init_from_checkpoint(build_model('resnet50', K), path)
+    state = _raw(trained)
+    del state['layer3.0.output.0.0.weight']
+    torch.save(state, tmp_path / 'broken.pt')
+    model = build_model('mbv2', K + 1)
+    before = _raw(model)
+    with pytest.raises(CheckpointError, match='layer3.0.output.0.0.weight'):
+        init_from_checkpoint(model, tmp_path / 'broken.pt')
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
