@@ -130,8 +130,8 @@ def test_launch_overrides_are_node_parameters() -> None:
     assert set(node.params) <= set(parameters), set(node.params) - set(parameters)
 
 
-@pytest.mark.xfail(strict=False, reason='rcl applies a plain "lw_refinenet:" key only in the '
-                   'root namespace; namespace:=... needs "/**/lw_refinenet:" in the YAML')
-def test_params_file_applies_in_a_namespace() -> None:
+def test_params_file_key_matches_the_node_in_any_namespace() -> None:
+    # Proven against rcl itself in test/ros/test_parameters.py; this keeps the key honest
+    # for launch files that pass the file on.
     key, _ = read_node_parameters(CONFIG / 'lw_refinenet.yaml')
-    assert key.startswith('/**')
+    assert key == '/**/lw_refinenet'

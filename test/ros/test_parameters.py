@@ -50,7 +50,7 @@ def test_the_shipped_yaml_loads_through_rclpy_as_the_defaults(context_with_args)
 
 def test_a_params_file_is_applied(context_with_args, tmp_path) -> None:
     document = yaml.safe_load(SHIPPED.read_text())
-    values = document['lw_refinenet']['ros__parameters']
+    values = document['/**/lw_refinenet']['ros__parameters']
     values.update({'overlay_alpha': 0.3, 'qos': 'reliable', 'cameras': ['cam_left', 'cam_right'],
                    'class_filter': ['red_part'], 'max_frame_age_ms': 250.0,
                    'publish.color': False, 'max_image_pixels': 4096})
@@ -72,6 +72,27 @@ def test_a_params_file_is_applied(context_with_args, tmp_path) -> None:
             time.sleep(0.02)
         assert node.count_publishers('/cam_left/segmentation/labels') == 1
         assert node.count_publishers('/cam_right/segmentation/stats') == 1
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.parametrize('key, applied', [('/**/lw_refinenet', True),
+                                           ('lw_refinenet', False)])
+def test_the_shipped_key_reaches_the_node_in_a_namespace(context_with_args, tmp_path, key,
+                                                         applied) -> None:
+    """rcl matches a plain "lw_refinenet:" section only in the root namespace; the shipped
+    "/**/lw_refinenet:" must also reach the node launched with namespace:=robot1."""
+    document = yaml.safe_load(SHIPPED.read_text())
+    section = document.pop('/**/lw_refinenet')
+    section['ros__parameters']['overlay_alpha'] = 0.25
+    path = tmp_path / 'params.yaml'
+    path.write_text(yaml.safe_dump({key: section}))
+    context = context_with_args('-r', '__ns:=/robot1', '--params-file', str(path))
+    node = make_node(context)
+    try:
+        assert node.get_namespace() == '/robot1'
+        expected = 0.25 if applied else NodeConfig.defaults().overlay_alpha
+        assert node.config.overlay_alpha == expected
     finally:
         node.destroy_node()
 

@@ -15,7 +15,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 def test_shipped_yaml_equals_the_code_defaults() -> None:
     document = yaml.safe_load((ROOT / 'config' / 'lw_refinenet.yaml').read_text())
-    values = document['lw_refinenet']['ros__parameters']
+    values = document['/**/lw_refinenet']['ros__parameters']
     assert set(values) == {spec.name for spec in PARAMETERS}
     for spec in PARAMETERS:
         shipped = values[spec.name]
