@@ -49,7 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # ROS convention: everything from --ros-args on belongs to ROS, so `lw-refinenet node
+    # --ros-args -p device:=cpu` works like `ros2 run` without a separating '--'.
+    ros_args: list[str] = []
+    if '--ros-args' in argv and '--' not in argv[:argv.index('--ros-args')]:
+        split = argv.index('--ros-args')
+        argv, ros_args = argv[:split], argv[split:]
     args = parser.parse_args(argv)
+    if ros_args:
+        if args.command != 'node':
+            parser.error(f'--ros-args is only accepted by `lw-refinenet node`, not by '
+                         f'`{args.command}`.')
+        args.ros_args = [*args.ros_args, *ros_args]
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format='%(levelname)s %(name)s: %(message)s')
     if getattr(args, '_run', None) is None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-HELP = 'run the ROS 2 segmentation node (arguments after -- go to ROS, e.g. --ros-args ...)'
+HELP = 'run the ROS 2 segmentation node (everything from --ros-args on goes to ROS)'
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--lifecycle', action='store_true',
                         help='run the managed (lifecycle) variant')
     parser.add_argument('ros_args', nargs=argparse.REMAINDER,
-                        help='ROS arguments, e.g. -- --ros-args -p device:=cpu -r image:=/cam')
+                        help='ROS arguments, e.g. --ros-args -p device:=cpu -r image:=/cam')
 
 
 def run(args: argparse.Namespace) -> int:

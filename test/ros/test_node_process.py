@@ -101,6 +101,19 @@ def test_cli_forwards_everything_after_the_separator(monkeypatch) -> None:
     monkeypatch.setattr(lifecycle_node, 'main', lambda argv: seen.append(('managed', argv)) or 0)
     assert cli.main(['node', '--', '--ros-args', '-p', 'device:=cpu', '-r', 'a:=--']) == 0
     assert cli.main(['node', '--lifecycle', '--', '--ros-args']) == 0
+    # Without the separator, --ros-args starts the ROS part as in `ros2 run`.
+    assert cli.main(['node', '--ros-args', '-p', 'device:=cpu', '--lifecycle']) == 0
+    assert cli.main(['node', '--lifecycle', '--ros-args', '-r', '__ns:=/a']) == 0
     assert seen == [('plain', ['lw-refinenet-node', '--ros-args', '-p', 'device:=cpu', '-r',
                                'a:=--']),
-                    ('managed', ['lw-refinenet-node', '--ros-args'])]
+                    ('managed', ['lw-refinenet-node', '--ros-args']),
+                    ('plain', ['lw-refinenet-node', '--ros-args', '-p', 'device:=cpu',
+                               '--lifecycle']),
+                    ('managed', ['lw-refinenet-node', '--ros-args', '-r', '__ns:=/a'])]
+
+
+def test_ros_args_belong_to_the_node_command_only(capsys) -> None:
+    from lw_refinenet_ros import cli
+    with pytest.raises(SystemExit):
+        cli.main(['demo', '--ros-args', '-p', 'a:=1'])
+    assert 'only accepted by `lw-refinenet node`' in capsys.readouterr().err
