@@ -62,8 +62,8 @@ def compute_class_stats(labels: np.ndarray, confidence: np.ndarray | None,
                         num_classes: int) -> list[ClassStat]:
     """Per-class pixel counts, area, mean confidence, bounding box and centroid.
 
-    Vectorised with ``bincount`` (sums and row/column occupancy for the boxes), so a 640x480
-    image takes a few milliseconds.
+    Vectorised with two integer ``bincount`` histograms (per row and per column), so a 640x480
+    image takes about a millisecond.
 
     Args:
         labels: (H, W) integer labels in ``[0, num_classes)``.
@@ -87,26 +87,38 @@ def compute_class_stats(labels: np.ndarray, confidence: np.ndarray | None,
     total = height * width
     if total == 0:
         return []
-    flat = labels.reshape(-1).astype(np.intp, copy=False)
-    if flat.min() < 0 or flat.max() >= num_classes:
-        raise ConfigError(f'labels must lie in [0, {num_classes}); found '
-                          f'{int(flat.min())}..{int(flat.max())}.')
-    counts = np.bincount(flat, minlength=num_classes)
-    conf_sums = None
-    if confidence is not None:
-        conf_sums = np.bincount(flat, weights=np.asarray(confidence, dtype=np.float64)
-                                .reshape(-1), minlength=num_classes)
-    xs = np.tile(np.arange(width, dtype=np.float64), height)
-    ys = np.repeat(np.arange(height, dtype=np.float64), width)
-    x_sums = np.bincount(flat, weights=xs, minlength=num_classes)
-    y_sums = np.bincount(flat, weights=ys, minlength=num_classes)
-    # Boxes: a (H, K) "class occurs in row" table from one bincount of row * K + label, then
-    # the first/last true row per class; the same for columns. No per-pixel python loop and
-    # no slow ufunc.at scatter.
-    rows = np.bincount(ys.astype(np.intp) * num_classes + flat,
-                       minlength=height * num_classes).reshape(height, num_classes) > 0
-    cols = np.bincount(xs.astype(np.intp) * num_classes + flat,
-                       minlength=width * num_classes).reshape(width, num_classes) > 0
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= num_classes:
+        raise ConfigError(f'labels must lie in [0, {num_classes}); found {low}..{high}.')
+    if labels.dtype == np.uint64:
+        labels = labels.astype(np.intp)  # bincount refuses uint64 input
+    # Two integer histograms carry everything: per-row and per-column class counts. Their sums
+    # are the pixel counts, their first moments the centroids, and their non-zero rows and
+    # columns the boxes. They are built in blocks of about 32k pixels: the index temporaries
+    # then stay below glibc's mmap threshold and are reused from the heap, instead of
+    # megabyte arrays that are returned to the OS and page-faulted back on every frame (that
+    # alone tripled the time at 640x480; docs/benchmarks.md, "stats output").
+    k = num_classes
+    rows_per_block = max(1, 32768 // width)
+    row_hist = np.empty((height, k), np.int64)
+    col_hist = np.zeros((width, k), np.int64)
+    conf_sums = None if confidence is None else np.zeros(k, np.float64)
+    col_offsets = np.arange(width, dtype=np.intp) * k
+    for y0 in range(0, height, rows_per_block):
+        block = labels[y0:y0 + rows_per_block]
+        n = block.shape[0]
+        row_index = np.arange(n, dtype=np.intp)[:, None] * k + block
+        row_hist[y0:y0 + n] = np.bincount(row_index.reshape(-1),
+                                          minlength=n * k).reshape(n, k)
+        col_hist += np.bincount((col_offsets + block).reshape(-1),
+                                minlength=width * k).reshape(width, k)
+        if conf_sums is not None:
+            conf_sums += np.bincount(block.reshape(-1), minlength=k, weights=np.asarray(
+                confidence[y0:y0 + n], dtype=np.float64).reshape(-1))
+    counts = row_hist.sum(axis=0)
+    y_sums = np.arange(height, dtype=np.float64) @ row_hist
+    x_sums = np.arange(width, dtype=np.float64) @ col_hist
+    rows, cols = row_hist > 0, col_hist > 0
     y_min = rows.argmax(axis=0)
     y_max = height - 1 - rows[::-1].argmax(axis=0)
     x_min = cols.argmax(axis=0)

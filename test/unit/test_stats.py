@@ -34,9 +34,16 @@ def test_without_confidence_is_nan() -> None:
     assert len(stats) == 1 and stats[0].class_id == 1 and math.isnan(stats[0].mean_confidence)
 
 
-def test_matches_brute_force_on_random_labels() -> None:
+@pytest.mark.parametrize('shape, dtype', [
+    ((17, 23), np.uint8),
+    ((480, 640), np.uint8),  # several row blocks
+    ((3, 40000), np.uint16),  # wider than one block: one row per block
+    ((9, 7), np.int64),
+    ((9, 7), np.uint64),
+])
+def test_matches_brute_force_on_random_labels(shape, dtype) -> None:
     rng = np.random.default_rng(0)
-    labels = rng.integers(0, 5, (17, 23)).astype(np.uint8)
+    labels = rng.integers(0, 5, shape).astype(dtype)
     labels[labels == 3] = 4  # class 3 absent
     conf = rng.random(labels.shape).astype(np.float32)
     stats = {s.class_id: s for s in compute_class_stats(labels, conf, 5)}
@@ -52,6 +59,8 @@ def test_matches_brute_force_on_random_labels() -> None:
 def test_errors() -> None:
     with pytest.raises(ConfigError, match='lie in'):
         compute_class_stats(np.full((2, 2), 3, np.uint8), None, 3)
+    with pytest.raises(ConfigError, match=r'found -1\.\.0'):
+        compute_class_stats(np.array([[0, -1]], np.int32), None, 3)
     with pytest.raises(ConfigError, match='differ'):
         compute_class_stats(np.zeros((2, 2), np.uint8), np.zeros((3, 2)), 3)
     assert compute_class_stats(np.zeros((0, 4), np.uint8), None, 3) == []
