@@ -1,7 +1,9 @@
 """``lw-refinenet eval``: mIoU, per-class IoU and pixel accuracy of a checkpoint on a dataset.
 
 Inference follows the reference: full resolution, bicubic upsampling of the logits, argmax.
-Optional robustness perturbations (brightness, blur, noise) are applied to the images only.
+Optional robustness perturbations (brightness, blur, noise) are applied to the images only;
+``--robustness`` runs the fixed suite of ``training/robustness.py`` and ``--fail-below`` turns
+any result under a threshold into exit status 1 (a quality gate for a user's own model).
 """
 
 from __future__ import annotations
@@ -25,33 +27,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--brightness', type=float, default=1.0, help='multiply image intensities (robustness)')
     a('--blur', type=float, default=0.0, help='Gaussian blur sigma in pixels (robustness)')
     a('--noise', type=float, default=0.0, help='Gaussian noise sigma, 0..255 scale')
+    a('--robustness', action='store_true',
+      help='score clean and under the fixed brightness/blur/noise suite (one table)')
+    a('--fail-below', type=float, metavar='MIOU',
+      help='exit 1 if any reported mIoU is below this (e.g. 0.85)')
     a('--json', help='write the scores as JSON here')
     a('--confusion-png', help='write the row-normalised confusion matrix as PNG here')
 
 
-def perturbation(brightness: float = 1.0, blur: float = 0.0, noise: float = 0.0,
-                 seed: int = 0):
-    """An image-only perturbation function (None when it would be the identity)."""
-    if brightness == 1.0 and blur <= 0 and noise <= 0:
-        return None
-    import cv2
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-
-    def apply(image: np.ndarray) -> np.ndarray:
-        x = image.astype(np.float32) * brightness
-        if blur > 0:
-            x = cv2.GaussianBlur(x, (0, 0), blur)
-        if noise > 0:
-            x = x + rng.standard_normal(x.shape, dtype=np.float32) * noise
-        return np.clip(x, 0, 255).astype(np.uint8)
-
-    return apply
+def _perturbation_dict(perturbation) -> dict:
+    return {'name': perturbation.name, 'brightness': perturbation.brightness,
+            'blur': perturbation.blur, 'noise': perturbation.noise}
 
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
 
     import torch
 
@@ -60,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from lw_refinenet_ros.model import load_model
     from lw_refinenet_ros.training.evaluate import evaluate_model
     from lw_refinenet_ros.training.metrics import save_confusion_png
+    from lw_refinenet_ros.training.robustness import Perturbation, evaluate_robustness
     from lw_refinenet_ros.training.trainer import resolve_device
 
     if args.threads:
@@ -77,21 +69,45 @@ def run(args: argparse.Namespace) -> int:
         names = list(load_class_file(args.classes)[0])
     device = resolve_device(args.device)
     model.to(device)
-    scores = evaluate_model(model, dataset, info.num_classes, device=device, limit=args.limit,
-                            transform=perturbation(args.brightness, args.blur, args.noise),
-                            progress=True)
-    print(f'mIoU {scores.miou:.4f}  pixel accuracy {scores.pixel_accuracy:.4f}  '
-          f'({int(scores.present.sum())}/{len(names)} classes counted)')
-    for name, iou in zip(names, scores.iou):
-        print(f'  {name:>16s}  ' + ('   n/a' if iou != iou else f'{iou:.4f}'))
+    images = min(len(dataset), args.limit or len(dataset))
+    if args.robustness:
+        if not Perturbation('custom', args.brightness, args.blur, args.noise).is_identity:
+            raise ConfigError('--robustness runs its own fixed suite; drop --brightness, '
+                              '--blur and --noise (or drop --robustness).')
+        results = evaluate_robustness(model, dataset, info.num_classes, device=device,
+                                      limit=args.limit)
+    else:
+        single = Perturbation('custom' if (args.brightness, args.blur, args.noise) !=
+                              (1.0, 0.0, 0.0) else 'clean', args.brightness, args.blur,
+                              args.noise)
+        results = [(single, evaluate_model(model, dataset, info.num_classes, device=device,
+                                           limit=args.limit, transform=single.make(),
+                                           progress=True))]
+    for perturbation, scores in results:
+        if len(results) > 1:
+            print(f'{perturbation.name:>28s}: ', end='')
+        print(f'mIoU {scores.miou:.4f}  pixel accuracy {scores.pixel_accuracy:.4f}  '
+              f'({int(scores.present.sum())}/{len(names)} classes counted)')
+        if len(results) == 1:
+            for name, iou in zip(names, scores.iou):
+                print(f'  {name:>16s}  ' + ('   n/a' if iou != iou else f'{iou:.4f}'))
+    clean_scores = results[0][1]
     if args.json:
-        result = scores.to_dict(names)
+        result = clean_scores.to_dict(names)
         result.update({'weights': str(args.weights or 'default'), 'data': str(args.data),
-                       'images': min(len(dataset), args.limit or len(dataset)),
-                       'perturbation': {'brightness': args.brightness, 'blur': args.blur,
-                                        'noise': args.noise}})
+                       'images': images,
+                       'perturbation': _perturbation_dict(results[0][0])})
+        if args.robustness:
+            result['robustness'] = [{**_perturbation_dict(p), **scores.to_dict(names)}
+                                    for p, scores in results]
         with open(args.json, 'w') as stream:
             json.dump(result, stream, indent=1)
     if args.confusion_png:
-        save_confusion_png(args.confusion_png, scores.confusion, names)
+        save_confusion_png(args.confusion_png, clean_scores.confusion, names)
+    if args.fail_below is not None:
+        failed = [p.name for p, scores in results if not scores.miou >= args.fail_below]
+        if failed:
+            print(f'FAILED: mIoU below {args.fail_below} for: {", ".join(failed)}',
+                  file=sys.stderr)
+            return 1
     return 0

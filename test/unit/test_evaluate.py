@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from lw_refinenet_ros.cli import main
-from lw_refinenet_ros.cli.evaluate import perturbation
 from lw_refinenet_ros.data.conveyor import CLASS_COLORS, CLASS_NAMES, write_conveyor_dataset
 from lw_refinenet_ros.data.datasets import ConveyorDataset
 from lw_refinenet_ros.model import DEFAULT_MODEL_PATH, build_model, load_model, save_checkpoint
 from lw_refinenet_ros.training.evaluate import evaluate_model, predict
+from lw_refinenet_ros.training.robustness import ROBUSTNESS_SUITE, Perturbation
 
 
 class _Constant(torch.nn.Module):
@@ -44,11 +44,50 @@ def test_predict_is_full_resolution_and_scores_follow_the_confusion_matrix() -> 
 
 
 def test_perturbations() -> None:
-    assert perturbation() is None
+    assert Perturbation('clean').make() is None
     image = np.full((8, 8, 3), 100, np.uint8)
-    assert perturbation(brightness=1.5)(image).max() == 150
-    noisy = perturbation(noise=20.0)(image)
+    assert Perturbation('b', brightness=1.5).make()(image).max() == 150
+    noisy = Perturbation('n', noise=20.0).make(seed=3)(image)
     assert noisy.std() > 5
+    assert np.array_equal(noisy, Perturbation('n', noise=20.0).make(seed=3)(image))
+    edge = np.zeros((9, 9, 3), np.uint8)
+    edge[:, 4:] = 200
+    soft = Perturbation('s', blur=2.0).make()(edge)
+    assert 0 < soft[4, 3, 0] < 200 and 0 < soft[4, 4, 0] < 200
+
+
+def test_the_robustness_suite_covers_brightness_blur_and_noise() -> None:
+    assert ROBUSTNESS_SUITE[0].is_identity
+    assert {p.name for p in ROBUSTNESS_SUITE} == {
+        'clean', 'brightness x0.5', 'brightness x1.5', 'blur sigma 1.5', 'blur sigma 3',
+        'noise sigma 10', 'noise sigma 20', 'x0.7 + blur 1.5 + noise 10'}
+    assert any(p.brightness < 1 for p in ROBUSTNESS_SUITE)
+    assert any(p.brightness > 1 for p in ROBUSTNESS_SUITE)
+    assert max(p.blur for p in ROBUSTNESS_SUITE) >= 3
+    assert max(p.noise for p in ROBUSTNESS_SUITE) >= 20
+
+
+@pytest.mark.slow
+def test_eval_cli_robustness_table_json_and_quality_gate(tmp_path, capsys) -> None:
+    data = write_conveyor_dataset(tmp_path / 'data', 2, seed=8, size=(64, 48))
+    weights = tmp_path / 'model.pt'
+    torch.manual_seed(0)
+    save_checkpoint(weights, build_model('mbv2', len(CLASS_NAMES)), arch='mbv2',
+                    class_names=CLASS_NAMES, colors=CLASS_COLORS)
+    common = ['eval', '--weights', str(weights), '--data', str(data), '--device', 'cpu',
+              '--robustness']
+    assert main([*common, '--json', str(tmp_path / 'r.json'), '--fail-below', '0']) == 0
+    result = json.loads((tmp_path / 'r.json').read_text())
+    rows = result['robustness']
+    assert [r['name'] for r in rows] == [p.name for p in ROBUSTNESS_SUITE]
+    assert rows[0]['miou'] == result['miou'] and rows[1]['brightness'] == 0.5
+    out = capsys.readouterr().out
+    assert out.count('mIoU') == len(ROBUSTNESS_SUITE) and 'blur sigma 3' in out
+    # A random model cannot reach 1.01: the gate fails and names what failed.
+    assert main([*common, '--fail-below', '1.01']) == 1
+    assert 'mIoU below 1.01 for: clean, brightness x0.5' in capsys.readouterr().err
+    assert main([*common, '--blur', '2']) == 2
+    assert 'fixed suite' in capsys.readouterr().err
 
 
 @pytest.mark.slow
