@@ -55,8 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--out', help='output folder (default runs/train)')
     a('--arch', choices=('mbv2', 'resnet50', 'resnet101', 'resnet152'), help='default mbv2')
     a('--init-encoder', help='torchvision ImageNet weights file for the encoder')
-    a('--init-weights', help='start from a trained LW-RefineNet file (fine-tuning, e.g. the '
-      'default model); a different class count re-initialises only the classifier')
+    a('--init-weights', help='start from a trained LW-RefineNet file, or "default" for the '
+      'packaged conveyor model (fine-tuning); a different class count re-initialises only '
+      'the classifier')
     a('--resume', action='store_true', default=None,
       help='continue the run in --out from its resume.pt / last.pt')
     a('--stage-epochs', type=_ints, help='epochs per stage, e.g. 100,100,100')

@@ -339,9 +339,10 @@ def _train(config: TrainConfig, out: Path, device: torch.device, distributed: bo
     if config.init_encoder:
         init_encoder_from_torchvision(model, config.init_encoder)
     if config.init_weights and not config.resume:
-        from lw_refinenet_ros.model import init_from_checkpoint
+        from lw_refinenet_ros.model import DEFAULT_MODEL_PATH, init_from_checkpoint
 
-        init_from_checkpoint(model, config.init_weights)
+        init_from_checkpoint(model, DEFAULT_MODEL_PATH if config.init_weights == 'default'
+                             else config.init_weights)
     history: dict[str, list] = {'epochs': [], 'val': [], 'steps': []}
     start_epoch, skip_batches, global_step, best_miou = 0, 0, 0, -1.0
     resume_state = None

@@ -14,7 +14,7 @@ from lw_refinenet_ros.cli import build_parser
 from lw_refinenet_ros.cli.train import build_config
 from lw_refinenet_ros.data.conveyor import CLASS_NAMES, write_conveyor_dataset
 from lw_refinenet_ros.errors import ConfigError
-from lw_refinenet_ros.model import build_model, load_model, read_checkpoint
+from lw_refinenet_ros.model import DEFAULT_MODEL_PATH, build_model, load_model, read_checkpoint
 from lw_refinenet_ros.training.trainer import (
     TrainConfig,
     freeze_batchnorm,
@@ -126,3 +126,17 @@ def test_cli_merges_yaml_and_flags(tmp_path) -> None:
     with pytest.raises(ConfigError, match='bogus'):
         build_config(argparse.Namespace(config=str(config_file)))
     assert {f.name for f in dataclasses.fields(TrainConfig)} >= {'data', 'out', 'resume'}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(), reason='default model not shipped yet')
+def test_fine_tuning_starts_from_the_packaged_model(tiny_data, tmp_path) -> None:
+    result = train(_config(tiny_data, tmp_path, val_data=None, init_weights='default',
+                          encoder_lrs=(1e-6,), max_steps=1))
+    assert result.global_step == 1
+    tuned = read_checkpoint(tmp_path / 'last.pt').state_dict
+    default = read_checkpoint(DEFAULT_MODEL_PATH).state_dict
+    fresh = build_model('mbv2', len(CLASS_NAMES)).state_dict()
+    key = 'layer4.0.output.0.0.weight'
+    step_change = (tuned[key] - default[key]).abs().mean()
+    assert step_change < 0.01 * (fresh[key] - default[key]).abs().mean()
