@@ -406,9 +406,16 @@ def _train(config: TrainConfig, out: Path, device: torch.device, distributed: bo
             _LOG.warning('could not plot curves: %s', error)
 
     def out_of_budget() -> bool:
-        if config.max_steps is not None and global_step >= config.max_steps:
-            return True
-        return config.time_limit is not None and time.monotonic() - started >= config.time_limit
+        over = config.max_steps is not None and global_step >= config.max_steps
+        if config.time_limit is not None:
+            over = over or time.monotonic() - started >= config.time_limit
+            if distributed:
+                # Every rank reads its own clock: agree (any rank over -> all stop), or the
+                # ranks still training would wait forever in their next gradient all-reduce.
+                flag = torch.tensor([int(over)], device=device)
+                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                over = bool(flag.item())
+        return over
 
     _LOG.info('training %s on %s (%d images, %d classes) on %s x%d, %d epochs of %d steps',
               config.arch, config.data, len(train_set), num_classes, device, world,

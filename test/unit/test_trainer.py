@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 from pathlib import Path
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -140,3 +143,28 @@ def test_fine_tuning_starts_from_the_packaged_model(tiny_data, tmp_path) -> None
     key = 'layer4.0.output.0.0.weight'
     step_change = (tuned[key] - default[key]).abs().mean()
     assert step_change < 0.01 * (fresh[key] - default[key]).abs().mean()
+
+
+@pytest.mark.slow
+def test_torchrun_trains_with_two_ranks_and_rank_zero_writes(tiny_data, tmp_path) -> None:
+    """DistributedDataParallel on CPU (gloo), launched exactly as on a multi-GPU machine."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, 'PYTHONPATH': str(root), 'OMP_NUM_THREADS': '1'}
+    command = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
+               '--nproc_per_node', '2', '-m', 'lw_refinenet_ros', 'train',
+               '--data', str(tiny_data), '--val-data', str(tiny_data), '--val-limit', '1',
+               '--val-every', '1', '--stage-epochs', '2', '--lrs', '1e-3',
+               '--optimizer', 'adam', '--freeze-bn', 'false', '--crop-size', '48',
+               '--scale-min', '1', '--scale-max', '1', '--min-short-side', '0',
+               '--batch-size', '2', '--workers', '0', '--device', 'cpu', '--threads', '1',
+               '--out', str(tmp_path / 'run')]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # 8 images / (2 per rank x 2 ranks) = 2 steps per epoch, 2 epochs.
+    history = json.loads((tmp_path / 'run' / 'history.json').read_text())
+    assert [e['step'] for e in history['epochs']] == [2, 4]
+    assert len(history['val']) == 2
+    assert 'on cpu x2' in (tmp_path / 'run' / 'train.log').read_text()
+    assert done.stdout.count('trained 4 steps') == 1, 'only rank 0 reports'
+    model, info = load_model(tmp_path / 'run' / 'best.pt')
+    assert info.num_classes == len(CLASS_NAMES)
