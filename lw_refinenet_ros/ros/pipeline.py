@@ -261,11 +261,13 @@ class SegmentationPipeline:
                                                  f'(counted as failed): {error}')
         if not decoded:
             return ok
-        want_confidence = self._config.publish_stats or self._wants(frames, 'confidence')
+        # Stats and confidence cost a few ms per frame: only while someone listens.
+        want_stats = self._wants(frames, 'stats')
+        want_confidence = want_stats or self._wants(frames, 'confidence')
         try:
             results = self._loaded.engine.infer_batch(
                 [image for _, image, _ in decoded], [order for _, _, order in decoded],
-                want_confidence=want_confidence, want_stats=self._config.publish_stats)
+                want_confidence=want_confidence, want_stats=want_stats)
         except Exception as error:  # noqa: BLE001 - EngineError, CUDA OOM, anything: go on
             self._log_throttled('engine', f'inference failed for {len(decoded)} frame(s) '
                                           f'(counted as failed): {error}')
@@ -284,34 +286,39 @@ class SegmentationPipeline:
             for f in frames)
 
     def _publish(self, frame: Frame, image: np.ndarray, order: str, result: Any) -> None:
+        """Publish in order of who waits: labels and stats feed robots, so they go first;
+        the colour, overlay and confidence images (for people and RViz) follow, and are only
+        computed while someone subscribes."""
         camera = self._cameras[frame.source]
         header = frame.data.header
         publishers = camera.publishers
         labels = result.labels
         publishers['labels'].publish(array_to_image(labels, header))
-        if self._wants([frame], 'color') or self._wants([frame], 'overlay'):
+        now = time.monotonic()
+        processing_ms = (now - frame.received) * 1e3
+        age_ms = (time.time() - frame.stamp) * 1e3 if frame.stamp > 0 else processing_ms
+        camera.latency.add(age_ms)
+        camera.inference.add(float(result.timings.get('total', float('nan'))))
+        if result.stats is not None:
+            publishers['stats'].publish(self._stats_message(header, labels, result.stats,
+                                                            processing_ms, age_ms))
+        want_color, want_overlay, want_confidence = (
+            self._wants([frame], name) for name in ('color', 'overlay', 'confidence'))
+        if want_color or want_overlay:
             colors = self._class_map.colors
-            if self._wants([frame], 'color'):
+            if want_color:
                 publishers['color'].publish(array_to_image(colorize(labels, colors), header,
                                                            'rgb8'))
-            if self._wants([frame], 'overlay'):
+            if want_overlay:
                 rgb = image[:, :, ::-1] if order == 'bgr' else image
                 blended = overlay(rgb, labels, colors, self._config.overlay_alpha)
                 if self._filter_lut is not None:
                     keep = self._filter_lut[np.minimum(labels, self._filter_lut.size - 1)]
                     blended = np.where(keep[:, :, None], blended, rgb)
                 publishers['overlay'].publish(array_to_image(blended, header, 'rgb8'))
-        if self._wants([frame], 'confidence') and result.confidence is not None:
+        if want_confidence and result.confidence is not None:
             publishers['confidence'].publish(array_to_image(
                 result.confidence.astype(np.float32, copy=False), header, '32FC1'))
-        now = time.monotonic()
-        processing_ms = (now - frame.received) * 1e3
-        age_ms = (time.time() - frame.stamp) * 1e3 if frame.stamp > 0 else processing_ms
-        camera.latency.add(age_ms)
-        camera.inference.add(float(result.timings.get('total', float('nan'))))
-        if self._config.publish_stats and result.stats is not None:
-            publishers['stats'].publish(self._stats_message(header, labels, result.stats,
-                                                            processing_ms, age_ms))
 
     def _stats_message(self, header: Any, labels: np.ndarray, stats: list[Any],
                        processing_ms: float, age_ms: float) -> SegmentationStats:

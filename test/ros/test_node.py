@@ -310,6 +310,41 @@ def test_colour_overlay_and_confidence_are_computed_only_while_subscribed(
     assert calls['overlay'] >= 1 and calls['colorize'] == 0 and wanted[-1]
 
 
+def test_stats_are_computed_only_while_subscribed_and_precede_the_images(
+        harness_factory) -> None:
+    engine = FakeEngine()
+    wanted: list[tuple[bool, bool]] = []
+    infer = engine.infer_batch
+
+    def recording_infer(images, orders, *, want_confidence=True, want_stats=True):
+        wanted.append((want_confidence, want_stats))
+        return infer(images, orders, want_confidence=want_confidence, want_stats=want_stats)
+    engine.infer_batch = recording_infer
+    harness = harness_factory(engine)
+    labels = harness.listen('segmentation/labels')
+    publisher = harness.publisher('image')
+    assert publish_until(harness, publisher, stamped(scene()), labels, count=3)
+    assert wanted and not any(stats for _, stats in wanted), 'nobody listens to stats'
+    order: list[str] = []
+    for camera in harness.node.pipeline._cameras.values():
+        for name in ('labels', 'stats', 'overlay'):
+            target = camera.publishers[name]
+            real = target.publish
+            camera.publishers[name] = type('Recording', (), {
+                'publish': lambda self, msg, name=name, real=real: (order.append(name),
+                                                                     real(msg)),
+                'get_subscription_count': lambda self, target=target:
+                    target.get_subscription_count()})()
+    stats = harness.listen('segmentation/stats', SegmentationStats)
+    harness.listen('segmentation/overlay')
+    assert harness.spin_until(lambda: (publisher.publish(stamped(scene())),
+                                       'overlay' in order and bool(stats))[1])
+    assert wanted[-1] == (True, True)
+    # Per frame: labels, then the robots' stats, then the overlay for people.
+    first = order.index('overlay')
+    assert order[first - 2:first + 1] == ['labels', 'stats', 'overlay']
+
+
 def test_labels_are_mono16_above_256_classes(harness_factory) -> None:
     from lw_refinenet_ros.palette import ClassMap as Palette
     from lw_refinenet_ros.ros.pipeline import LoadedModel
