@@ -123,5 +123,22 @@ def test_default_model_segments_unseen_conveyor_frames() -> None:
     assert info.arch == 'mbv2' and tuple(info.class_names) == CLASS_NAMES
     frames = ConveyorDataset(seed=777_777, length=4, size=(320, 240), fresh_per_epoch=False)
     scores = evaluate_model(model, frames, info.num_classes)
-    assert scores.miou > 0.8, scores.iou
+    assert scores.miou > 0.85, scores.iou
 
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(), reason='default model not shipped yet')
+def test_default_model_holds_up_under_strong_camera_changes() -> None:
+    """The strongest perturbations of the suite on 8 unseen frames: each stays above 0.85 and
+    within 6 points of the clean score (docs/training.md has the table on 60 held-out frames;
+    the model before camera-change augmentation lost 10-14 points here)."""
+    model, info = load_model(None)
+    frames = ConveyorDataset(seed=777_777, length=8, size=(320, 240), fresh_per_epoch=False)
+    clean = evaluate_model(model, frames, info.num_classes).miou
+    strong = [p for p in ROBUSTNESS_SUITE if p.name in (
+        'brightness x0.5', 'blur sigma 3', 'noise sigma 20', 'x0.7 + blur 1.5 + noise 10')]
+    assert len(strong) == 4
+    for index, perturbation in enumerate(strong, start=1):
+        miou = evaluate_model(model, frames, info.num_classes,
+                              transform=perturbation.make(seed=index)).miou
+        assert miou > 0.85 and clean - miou < 0.06, (perturbation.name, miou, clean)
