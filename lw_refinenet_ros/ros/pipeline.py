@@ -281,9 +281,14 @@ class SegmentationPipeline:
         return ok
 
     def _wants(self, frames: list[Frame], output: str) -> bool:
-        return self._config.publishes(output) and any(
-            self._cameras[f.source].publishers[output].get_subscription_count() > 0
-            for f in frames)
+        if not self._config.publishes(output):
+            return False
+        try:
+            return any(self._cameras[f.source].publishers[output].get_subscription_count() > 0
+                       for f in frames)
+        except Exception:  # noqa: BLE001 - rclpy's RCLError once the context is shut down
+            # Shutting down: nobody can receive this output any more.
+            return False
 
     def _publish(self, frame: Frame, image: np.ndarray, order: str, result: Any) -> None:
         """Publish in order of who waits: labels and stats feed robots, so they go first;
