@@ -136,6 +136,21 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def add_real_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the benchmarks that run the real node on the real engine (node_latency,
+    overload), so both read the same model with the same thread budget."""
+    parser.add_argument('--profile', choices=('shm', 'default'), default='shm')
+    parser.add_argument('--weights', default=None,
+                        help='checkpoint for the real engine (default: the packaged model, or '
+                             'random mbv2 weights if there is none)')
+    parser.add_argument('--num-threads', type=int, default=1,
+                        help='torch CPU threads of the real engine in every node under test '
+                             '(0: torch default); 1 leaves a core to camera, monitor and '
+                             'executor')
+    parser.add_argument('--node-args', nargs='*', default=[],
+                        help='extra arguments for the node host, e.g. --ros-args -p x:=y')
+
+
 def write_json(path: pathlib.Path | None, result: dict[str, Any]) -> None:
     """Write ``result`` to ``path`` (if given) and a compact copy to stdout."""
     text = json.dumps(result, indent=2, sort_keys=False, default=str)

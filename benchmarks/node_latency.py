@@ -142,19 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--warmup', type=float, default=3.0)
     parser.add_argument('--engines', nargs='+', default=list(ENGINES), choices=ENGINES)
     parser.add_argument('--fake-engine-ms', type=float, default=5.0)
-    parser.add_argument('--profile', choices=('shm', 'default'), default='shm')
     parser.add_argument('--no-peak', dest='peak', action='store_false')
     parser.add_argument('--peak-max', type=float, default=200.0)
     parser.add_argument('--peak-steps', type=int, default=6)
     parser.add_argument('--peak-duration', type=float, default=4.0)
-    parser.add_argument('--weights', default=None,
-                        help='checkpoint for the real engine (default: the packaged model, or '
-                             'random mbv2 weights if there is none)')
-    parser.add_argument('--num-threads', type=int, default=1,
-                        help='node parameter num_threads for the real engine (0: torch '
-                             'default); 1 leaves a core to camera, monitor and executor')
-    parser.add_argument('--node-args', nargs='*', default=[],
-                        help='extra arguments for the node host, e.g. --ros-args -p x:=y')
+    _common.add_real_engine_arguments(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup, args.peak_steps, args.peak_duration = 2.0, 1.5, 3, 2.0

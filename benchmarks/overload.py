@@ -96,14 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                         help='seconds to keep listening after the camera stops')
     parser.add_argument('--fake-engine-ms', type=float, default=None,
                         help='fixed-latency fake engine instead of the real one')
-    parser.add_argument('--profile', choices=('shm', 'default'), default='shm')
-    parser.add_argument('--weights', default=None,
-                        help='checkpoint for the real engine (default: the packaged model, or '
-                             'random mbv2 weights if there is none)')
-    parser.add_argument('--num-threads', type=int, default=1,
-                        help='torch CPU threads for the real engine in both nodes (0: torch '
-                             'default); 1 leaves a core to camera, monitor and executor')
-    parser.add_argument('--node-args', nargs='*', default=[])
+    _common.add_real_engine_arguments(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup, args.drain = 6.0, 1.5, 3.0
