@@ -35,12 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--confusion-png', help='write the row-normalised confusion matrix as PNG here')
 
 
-def _perturbation_dict(perturbation) -> dict:
-    return {'name': perturbation.name, 'brightness': perturbation.brightness,
-            'blur': perturbation.blur, 'noise': perturbation.noise}
-
-
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
     import json
     import sys
 
@@ -51,7 +47,11 @@ def run(args: argparse.Namespace) -> int:
     from lw_refinenet_ros.model import load_model
     from lw_refinenet_ros.training.evaluate import evaluate_model
     from lw_refinenet_ros.training.metrics import save_confusion_png
-    from lw_refinenet_ros.training.robustness import Perturbation, evaluate_robustness
+    from lw_refinenet_ros.training.robustness import (
+        ROBUSTNESS_SUITE,
+        Perturbation,
+        evaluate_robustness,
+    )
     from lw_refinenet_ros.training.trainer import resolve_device
 
     if args.threads:
@@ -70,19 +70,19 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model.to(device)
     images = min(len(dataset), args.limit or len(dataset))
+    requested = Perturbation('custom', args.brightness, args.blur, args.noise)
     if args.robustness:
-        if not Perturbation('custom', args.brightness, args.blur, args.noise).is_identity:
+        if not requested.is_identity:
             raise ConfigError('--robustness runs its own fixed suite; drop --brightness, '
                               '--blur and --noise (or drop --robustness).')
         results = evaluate_robustness(model, dataset, info.num_classes, device=device,
                                       limit=args.limit)
     else:
-        single = Perturbation('custom' if (args.brightness, args.blur, args.noise) !=
-                              (1.0, 0.0, 0.0) else 'clean', args.brightness, args.blur,
-                              args.noise)
-        results = [(single, evaluate_model(model, dataset, info.num_classes, device=device,
-                                           limit=args.limit, transform=single.make(),
-                                           progress=True))]
+        if requested.is_identity:
+            requested = ROBUSTNESS_SUITE[0]  # 'clean'
+        results = [(requested, evaluate_model(model, dataset, info.num_classes, device=device,
+                                              limit=args.limit, transform=requested.make(),
+                                              progress=True))]
     for perturbation, scores in results:
         if len(results) > 1:
             print(f'{perturbation.name:>28s}: ', end='')
@@ -96,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
         result = clean_scores.to_dict(names)
         result.update({'weights': str(args.weights or 'default'), 'data': str(args.data),
                        'images': images,
-                       'perturbation': _perturbation_dict(results[0][0])})
+                       'perturbation': dataclasses.asdict(results[0][0])})
         if args.robustness:
-            result['robustness'] = [{**_perturbation_dict(p), **scores.to_dict(names)}
+            result['robustness'] = [{**dataclasses.asdict(p), **scores.to_dict(names)}
                                     for p, scores in results]
         with open(args.json, 'w') as stream:
             json.dump(result, stream, indent=1)
