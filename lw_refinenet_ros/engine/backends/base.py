@@ -34,6 +34,7 @@ class BackendRequest:
         num_threads: CPU threads for the runtime; None = the runtime's default.
         calibration_dir: Folder of the user's images for int8 calibration (int8 only).
         weights_id: Hash of the loaded weights plus architecture: part of every cache key.
+        extra: Backend-specific options by name (torch: channels_last, compile, ...).
     """
 
     precision: str = 'fp32'
@@ -44,6 +45,7 @@ class BackendRequest:
     num_threads: int | None = None
     calibration_dir: Path | None = None
     weights_id: str = ''
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @runtime_checkable
