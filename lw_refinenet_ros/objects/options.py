@@ -1,0 +1,169 @@
+"""The object detector's parameters (``objects.*``): one table, one frozen config.
+
+The node's parameter table in ``lw_refinenet_ros/config.py`` includes :data:`OBJECT_PARAMETERS`
+so the same specs give ROS descriptors, YAML entries and validation. :class:`ObjectsConfig`
+holds the validated values for the engine-layer code (detection, tracking, belt geometry),
+which never sees ROS parameter names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping
+
+from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.options import ParameterSpec
+
+OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec('objects.enabled', True,
+                  'Publish segmentation/objects and segmentation/markers (computed only while '
+                  'someone subscribes) and draw ids and pick points in the overlay.',
+                  runtime=True),
+    ParameterSpec('objects.ignore_classes', ('background', 'belt'),
+                  'Class names or ids that are never objects (the scene, not parts). Names '
+                  'the model does not have are ignored.', runtime=True),
+    ParameterSpec('objects.min_area', 40,
+                  'Connected regions with fewer pixels than this are specks, not objects.',
+                  minimum=1, maximum=1 << 24, runtime=True),
+    ParameterSpec('objects.max_hole_area', 8,
+                  'Holes inside a part up to this many pixels are pinholes and get filled '
+                  '(real holes, e.g. in nuts, are larger and stay); 0 keeps every hole.',
+                  minimum=0, maximum=1 << 24, runtime=True),
+    ParameterSpec('objects.split_touching', True,
+                  'Split touching parts of the same class where the mask has a neck between '
+                  'them (distance transform + watershed).', runtime=True),
+    ParameterSpec('objects.split_min_radius', 4.0,
+                  'A part centre must lie at least this many pixels from the mask edge to '
+                  'seed its own object when splitting.', minimum=1.0, maximum=1000.0,
+                  runtime=True),
+    ParameterSpec('objects.split_neck_ratio', 0.7,
+                  'Two centres stay separate objects only if the mask between them narrows to '
+                  'at most this fraction of the smaller centre\'s radius.',
+                  minimum=0.05, maximum=1.0, runtime=True),
+    ParameterSpec('objects.contour_points', 0,
+                  'Include a simplified outline with at most this many points per object; '
+                  '0 = no outline.', minimum=0, maximum=10000, runtime=True),
+    ParameterSpec('objects.tracking.enabled', True,
+                  'Give objects persistent ids across frames and estimate their velocity.',
+                  runtime=True),
+    ParameterSpec('objects.tracking.max_distance_px', 40.0,
+                  'Largest distance between a track\'s predicted position and a detection '
+                  'that can still be the same part.', minimum=1.0, maximum=10000.0,
+                  runtime=True),
+    ParameterSpec('objects.tracking.confirm_frames', 3,
+                  'A track is reported as confirmed after it was seen in this many frames.',
+                  minimum=1, maximum=1000, runtime=True),
+    ParameterSpec('objects.tracking.max_missed_frames', 5,
+                  'Keep a track this many frames without a detection (short occlusions) '
+                  'before it is dropped; a track predicted outside the image is dropped at '
+                  'once.', minimum=0, maximum=1000, runtime=True),
+    ParameterSpec('objects.belt.calibration', 'none',
+                  'How image pixels map to metres on the belt: none (no metric fields), '
+                  'plane (camera_info + camera height and tilt) or homography (camera_info + '
+                  'objects.belt.homography).', choices=('none', 'plane', 'homography'),
+                  runtime=True),
+    ParameterSpec('objects.belt.camera_height_m', 0.5,
+                  'Distance from the camera centre to the belt plane, in metres (plane mode). '
+                  'A value <= 0 means the camera is not above the belt: metric fields off.',
+                  minimum=-1000.0, maximum=1000.0, runtime=True),
+    ParameterSpec('objects.belt.camera_tilt_deg', 0.0,
+                  'Angle between the optical axis and the belt normal, rotating about the '
+                  'camera x axis; positive when the top of the image looks further away '
+                  '(plane mode). |tilt| >= 90 cannot see the belt: metric fields off.',
+                  minimum=-180.0, maximum=180.0, runtime=True),
+    ParameterSpec('objects.belt.homography', '',
+                  'Nine numbers, row-major, of the 3x3 homography from image pixels (u, v, 1) '
+                  'to belt-plane metres (X, Y, 1) (homography mode).', runtime=True),
+    ParameterSpec('objects.pick_line.axis', 'x',
+                  'Camera-frame axis along which the belt runs toward the pick line: x (image '
+                  'right), y (image down) or none (no crossing times).',
+                  choices=('x', 'y', 'none'), runtime=True),
+    ParameterSpec('objects.pick_line.position_m', 0.0,
+                  'Pick line position along that axis in the camera frame, in metres (used '
+                  'while metric positions are valid).', minimum=-1000.0, maximum=1000.0,
+                  runtime=True),
+    ParameterSpec('objects.pick_line.position_px', -1.0,
+                  'Pick line position along that axis in image pixels, used while metric '
+                  'positions are not available; < 0 = no pixel pick line.',
+                  minimum=-1.0, maximum=1e6, runtime=True),
+)
+
+OBJECT_PARAMETER_SPECS: dict[str, ParameterSpec] = {spec.name: spec
+                                                    for spec in OBJECT_PARAMETERS}
+
+
+def _field(name: str) -> str:
+    return name[len('objects.'):].replace('.', '_')
+
+
+def parse_homography(text: str) -> tuple[float, ...]:
+    """Parse nine numbers (spaces, commas or brackets between them) or '' into a tuple.
+
+    Raises:
+        ConfigError: When the text holds anything but exactly nine finite numbers.
+    """
+    cleaned = text.replace(',', ' ').replace('[', ' ').replace(']', ' ').replace(';', ' ')
+    if not cleaned.strip():
+        return ()
+    try:
+        values = tuple(float(v) for v in cleaned.split())
+    except ValueError:
+        raise ConfigError(f'Parameter objects.belt.homography must hold nine numbers, got '
+                          f'{text!r}.') from None
+    if len(values) != 9 or not all(math.isfinite(v) for v in values):
+        raise ConfigError(f'Parameter objects.belt.homography must hold nine finite numbers '
+                          f'(row-major 3x3), got {len(values)} in {text!r}.')
+    return values
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectsConfig:
+    """Validated ``objects.*`` settings; field ``a_b`` holds parameter ``objects.a.b``."""
+
+    enabled: bool
+    ignore_classes: tuple[str, ...]
+    min_area: int
+    max_hole_area: int
+    split_touching: bool
+    split_min_radius: float
+    split_neck_ratio: float
+    contour_points: int
+    tracking_enabled: bool
+    tracking_max_distance_px: float
+    tracking_confirm_frames: int
+    tracking_max_missed_frames: int
+    belt_calibration: str
+    belt_camera_height_m: float
+    belt_camera_tilt_deg: float
+    belt_homography: str
+    pick_line_axis: str
+    pick_line_position_m: float
+    pick_line_position_px: float
+
+    @classmethod
+    def defaults(cls) -> ObjectsConfig:
+        """Every parameter at its default."""
+        return cls.from_mapping({})
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> ObjectsConfig:
+        """Validate values keyed by ROS name (``objects.min_area``); others are ignored.
+
+        Keys outside ``objects.*`` belong to other tables (the node passes its whole
+        parameter mapping); unknown ``objects.*`` keys are an error.
+        """
+        unknown = sorted(k for k in values
+                         if k.startswith('objects.') and k not in OBJECT_PARAMETER_SPECS)
+        if unknown:
+            raise ConfigError(f'Unknown parameter(s) {", ".join(unknown)}; the objects.* '
+                              f'parameters are listed in docs/objects.md.')
+        fields = {_field(spec.name): spec.validate(values.get(spec.name, spec.default))
+                  for spec in OBJECT_PARAMETERS}
+        parse_homography(fields['belt_homography'])  # refuse malformed text at start-up
+        return cls(**fields)
+
+    @property
+    def homography(self) -> tuple[float, ...]:
+        """The homography as nine floats, or () when not given."""
+        return parse_homography(self.belt_homography)
