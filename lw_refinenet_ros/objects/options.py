@@ -39,7 +39,7 @@ OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
                   runtime=True),
     ParameterSpec('objects.split_neck_ratio', 0.7,
                   'Two centres stay separate objects only if the mask between them narrows to '
-                  'at most this fraction of the smaller centre\'s radius.',
+                  "at most this fraction of the smaller centre's radius.",
                   minimum=0.05, maximum=1.0, runtime=True),
     ParameterSpec('objects.contour_points', 0,
                   'Include a simplified outline with at most this many points per object; '
@@ -48,7 +48,7 @@ OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
                   'Give objects persistent ids across frames and estimate their velocity.',
                   runtime=True),
     ParameterSpec('objects.tracking.max_distance_px', 40.0,
-                  'Largest distance between a track\'s predicted position and a detection '
+                  "Largest distance between a track's predicted position and a detection "
                   'that can still be the same part.', minimum=1.0, maximum=10000.0,
                   runtime=True),
     ParameterSpec('objects.tracking.confirm_frames', 3,
