@@ -20,12 +20,10 @@ from typing import Callable, ClassVar, Iterator
 import torch
 from torch import nn
 
+from lw_refinenet_ros.constants import ARCHES
 from lw_refinenet_ros.errors import ConfigError
 from lw_refinenet_ros.model.decoder import MobileNetV2RefineDecoder, ResNetRefineDecoder
 from lw_refinenet_ros.model.encoders import MobileNetV2Encoder, ResNetEncoder
-
-#: Architectures this package builds, in the order the CLI lists them.
-ARCHES: tuple[str, ...] = ('mbv2', 'resnet50', 'resnet101', 'resnet152')
 
 #: The stride of the logits relative to the input.
 OUTPUT_STRIDE = 4
