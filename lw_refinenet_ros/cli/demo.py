@@ -2,7 +2,7 @@
 
 Runs the synthetic conveyor camera and the segmentation node (default model) as processes,
 and the example sorting robot plus a recorder/scorer in this process (see
-``lw_refinenet_ros/ros/demo.py`` for why). Prints a summary and leaves ``demo.mcap`` (open it in
+``lw_refinenet_ros/demo/runner.py`` for why). Prints a summary and leaves ``demo.mcap`` (open it in
 Foxglove), overlay PNGs and ``summary.json`` in ``--out``. See docs/demo.md.
 """
 
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         max_age = 200.0 if device.startswith('cuda') else 500.0
 
     # ROS imports stay here so that `lw-refinenet --help` does not load rclpy.
-    from lw_refinenet_ros.ros.demo import DEFAULT_NAMESPACE, NODE_MODULE, DemoConfig, run_demo
+    from lw_refinenet_ros.demo.runner import DEFAULT_NAMESPACE, NODE_MODULE, DemoConfig, run_demo
 
     config = DemoConfig(out_dir=Path(args.out), duration_s=args.duration, device=device,
                         weights=args.weights, rate_hz=args.rate, size=size,

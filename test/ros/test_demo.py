@@ -72,15 +72,15 @@ def test_image_decoding_handles_padding_and_bgr():
     import numpy as np
     from sensor_msgs.msg import Image
 
-    from lw_refinenet_ros.ros.demo import _image_array
+    from lw_refinenet_ros.demo.monitor import image_array
 
     rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
     padded = np.zeros((2, 12), np.uint8)  # step 12 > 3 * 3: row padding
     padded[:, :9] = rgb[..., ::-1].reshape(2, 9)
     msg = Image(height=2, width=3, encoding='bgr8', step=12, data=padded.tobytes())
-    np.testing.assert_array_equal(_image_array(msg), rgb)
+    np.testing.assert_array_equal(image_array(msg), rgb)
     mono = Image(height=2, width=3, encoding='mono8', step=4, data=bytes(range(8)))
-    np.testing.assert_array_equal(_image_array(mono), [[0, 1, 2], [4, 5, 6]])
+    np.testing.assert_array_equal(image_array(mono), [[0, 1, 2], [4, 5, 6]])
 
 
 @pytest.mark.slow

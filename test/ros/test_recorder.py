@@ -17,8 +17,8 @@ from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image, RegionOfInterest  # noqa: E402
 
+from lw_refinenet_ros.demo.recorder import McapWriter, TopicRecorder, message_definition  # noqa: E402
 from lw_refinenet_ros.errors import LWRefineNetError  # noqa: E402
-from lw_refinenet_ros.ros.recorder import McapWriter, TopicRecorder, message_definition  # noqa: E402
 
 
 def test_schema_text_carries_every_nested_definition():

@@ -1,8 +1,10 @@
-"""Only ``lw_refinenet_ros.ros`` may talk to ROS: everything else runs in a plain venv.
+"""Only ``lw_refinenet_ros.ros`` and the demo may talk to ROS: everything else runs in a
+plain venv.
 
 Each module is imported in a fresh interpreter in which ``rclpy`` and every message package
 are blocked (``sys.modules[name] = None`` makes any import of them fail), so an accidental
-``import rclpy`` anywhere outside ``ros/`` fails this test.
+``import rclpy`` anywhere outside ``ros/`` and ``demo/`` fails this test. The demo's process
+supervisor and scoring are checked too: the benchmarks use the supervisor without ROS.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import sys
 import pytest
 
 PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[2] / 'lw_refinenet_ros'
-ROS_ONLY = ('lw_refinenet_ros.ros', 'lw_refinenet_ros.msg')
+ROS_ONLY = ('lw_refinenet_ros.ros', 'lw_refinenet_ros.msg', 'lw_refinenet_ros.demo.')
+# Demo modules that must stay ROS-free (shared with benchmarks/, testable alone).
+PLAIN_DEMO_MODULES = ('lw_refinenet_ros.demo.supervisor', 'lw_refinenet_ros.demo.scoring')
 BLOCKED = ('rclpy', 'rosidl_runtime_py', 'std_msgs', 'sensor_msgs', 'diagnostic_msgs',
            'lifecycle_msgs', 'rcl_interfaces', 'builtin_interfaces', 'lw_refinenet_ros.msg')
 
@@ -28,7 +32,7 @@ def _plain_modules() -> list[str]:
         if parts[-1] == '__main__':
             continue
         name = '.'.join(parts)
-        if not name.startswith(ROS_ONLY):
+        if not name.startswith(ROS_ONLY) or name in PLAIN_DEMO_MODULES:
             names.append(name)
     return names
 
@@ -37,6 +41,8 @@ def test_the_package_has_plain_modules_to_check() -> None:
     modules = _plain_modules()
     assert 'lw_refinenet_ros.errors' in modules
     assert 'lw_refinenet_ros.cli' in modules
+    assert set(PLAIN_DEMO_MODULES) <= set(modules)
+    assert 'lw_refinenet_ros.demo.runner' not in modules
 
 
 def test_plain_modules_import_without_ros() -> None:

@@ -1,0 +1,14 @@
+"""The conveyor demo (``lw-refinenet demo``): camera -> segmentation node -> sorting robot.
+
+Not part of the node: it starts the node as a child process and watches it from outside.
+
+- :mod:`.supervisor`: child processes (start, stop in order, log tails); no ROS, shared with
+  ``benchmarks/``.
+- :mod:`.recorder`: raw topics to MCAP (Foxglove opens it).
+- :mod:`.scoring`: pairs labels with ground truth by stamp, confusion matrix, summary numbers;
+  no ROS.
+- :mod:`.monitor`: the in-process ROS node that records and scores.
+- :mod:`.runner`: :class:`~.runner.DemoConfig` and :func:`~.runner.run_demo`, the whole run.
+
+The package imports nothing itself, so ``supervisor`` and ``scoring`` load without ROS.
+"""

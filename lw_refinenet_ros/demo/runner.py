@@ -1,0 +1,272 @@
+"""The conveyor demo: camera -> segmentation node -> sorting robot, recorded and scored live.
+
+Process layout (why): the synthetic camera and the segmentation node run as **subprocesses**
+(:mod:`lw_refinenet_ros.demo.supervisor`: ``sys.executable``, so the same venv), the sorting
+robot and the monitor (:mod:`lw_refinenet_ros.demo.monitor`) run **in this process**. Separate
+processes give the node its own GIL and interpreter, so inference does not compete with
+recording and scoring for the one Python thread, and the latency numbers include the real DDS
+transport, as they would with a hardware camera. The robot is light and is meant to be read as
+example code, and counting its picks directly is simpler in-process.
+
+Shutdown order: camera first, then a short drain so in-flight frames and a final diagnostics
+message arrive, then the node (SIGINT, then SIGTERM/SIGKILL if it hangs).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+import json
+import os
+from pathlib import Path
+import re
+import signal
+import subprocess
+import time
+from typing import Any, Callable
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
+
+from lw_refinenet_ros.demo import supervisor
+from lw_refinenet_ros.demo.monitor import NODE_NAME, DemoMonitor
+from lw_refinenet_ros.demo.recorder import McapWriter
+from lw_refinenet_ros.demo.scoring import accuracy_summary, number, percentile, rounded
+from lw_refinenet_ros.errors import LWRefineNetError
+from lw_refinenet_ros.ros.sorting_robot import SortingRobotNode
+
+NODE_MODULE = 'lw_refinenet_ros.ros.node'
+CAMERA_MODULE = 'lw_refinenet_ros.ros.conveyor_camera'
+DEFAULT_NAMESPACE = '/conveyor_demo'
+DIAGNOSTIC_COUNTERS = ('received', 'processed', 'dropped_overwritten', 'dropped_too_old',
+                       'failed')
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Everything the demo run needs; the CLI builds it from its options.
+
+    Attributes:
+        out_dir: Output folder (MCAP, PNGs, summary.json, logs/).
+        duration_s: Seconds to run once the camera's first frame is recorded.
+        device: Inference device passed to the node (``cpu``, ``cuda``, ``cuda:N``).
+        weights: Checkpoint for ``model.weights``; empty uses the packaged default model.
+        rate_hz: Camera rate.
+        size: Camera (width, height).
+        max_frame_age_ms: Node parameter: frames older than this are dropped, not segmented.
+        seed: Scene seed.
+        snapshots: Number of overlay PNGs, evenly spaced over the run.
+        startup_timeout_s: Longest wait for the node to come up (model load, warm-up).
+        node_module: Module with the segmentation node's ``main()`` (tests swap in a fake).
+        transport: ``shm``: every demo process uses the package's 64 MB shared-memory Fast DDS
+            profile (``config/fastdds_shm.xml``) unless FASTRTPS_DEFAULT_PROFILES_FILE is set;
+            ``default``: Fast DDS defaults.
+        namespace: ROS namespace of every demo node and topic (except ``/diagnostics``), so
+            other nodes in the same DDS domain (benchmarks, tests) cannot mix in.
+    """
+
+    out_dir: Path
+    duration_s: float = 20.0
+    device: str = 'cpu'
+    weights: str = ''
+    rate_hz: float = 30.0
+    size: tuple[int, int] = (320, 240)
+    max_frame_age_ms: float = 500.0
+    seed: int = 1
+    snapshots: int = 5
+    startup_timeout_s: float = 120.0
+    node_module: str = NODE_MODULE
+    transport: str = 'shm'
+    namespace: str = DEFAULT_NAMESPACE
+
+
+
+def _spawn(module: str, ros_args: list[str], log_path: Path) -> subprocess.Popen:
+    """Run ``module.main()`` as a child (see :mod:`supervisor`), output to ``log_path``."""
+    return supervisor.start(supervisor.module_main_argv(module, ['--ros-args', *ros_args]),
+                            log_path=log_path)
+
+
+def _stop(process: subprocess.Popen, spin: Callable[[], None] | None = None) -> int:
+    return supervisor.stop(process, timeout_s=8.0, spin=spin).exit_code
+
+
+def _camera_published(log_path: Path) -> int | None:
+    match = re.findall(r'published (\d+) frames', supervisor.log_tail(log_path, 50))
+    return int(match[-1]) if match else None
+
+
+# ---------------------------------------------------------------------- run
+
+
+def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the demo and return the summary (also written to ``out_dir/summary.json``).
+
+    Ctrl-C (SIGINT) or SIGTERM ends the run early; the summary then covers the time so far.
+
+    Raises:
+        LWRefineNetError: The segmentation node exited or did not come up in time (the message
+            includes the end of its log).
+    """
+    out = Path(config.out_dir)
+    (out / 'logs').mkdir(parents=True, exist_ok=True)
+    for stale in out.glob('overlay_*.png'):
+        stale.unlink()
+    # A demo should not talk to the whole network; an explicit setting still wins.
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    # Fast DDS's default shared-memory segment (0.5 MB) overflows when the node publishes its
+    # five outputs at once; the reliable label and colour images then went missing in the
+    # recording (52 of 56 and 43 of 56 in a 10 s run). With the 64 MB profile nothing was lost.
+    # Set before rclpy.init: this process and the children (which inherit it) all need it.
+    profile = supervisor.shm_profile() if config.transport == 'shm' else None
+    if config.transport == 'shm' and profile is None:
+        echo('warning: config/fastdds_shm.xml not found; using the Fast DDS defaults')
+    if profile is not None:
+        os.environ.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', str(profile))
+
+    context = rclpy.Context()
+    # Own signal handling: Ctrl-C must stop the run, not shut the context down under us,
+    # so the children can be stopped in order and the summary still written.
+    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    # SIGTERM ends the run like Ctrl-C; SIGINT is set explicitly because a shell starting the
+    # demo in the background hands it down ignored.
+    previous = {sig: signal.signal(sig, signal.default_int_handler)
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    writer = McapWriter(out / 'demo.mcap')
+    monitor = DemoMonitor(writer, out, context=context, namespace=config.namespace)
+    robot = SortingRobotNode(context=context, namespace=config.namespace)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(monitor)
+    executor.add_node(robot)
+
+    width, height = config.size
+    namespace = ['-r', f'__ns:={config.namespace}']
+    node_args = [*namespace, '-r', f'__node:={NODE_NAME}', '-p', f'device:={config.device}',
+                 '-p', f'max_frame_age_ms:={float(config.max_frame_age_ms)}']
+    if config.weights:
+        node_args += ['-p', f'model.weights:={config.weights}']
+    camera_args = [*namespace, '-p', f'width:={width}', '-p', f'height:={height}',
+                   '-p', f'rate_hz:={float(config.rate_hz)}', '-p', f'seed:={config.seed}',
+                   # Start the belt once the node and the recorder are matched, so both see
+                   # every frame (a new match between processes can take seconds here).
+                   '-p', 'wait_for_subscribers:=2']
+    node_log, camera_log = out / 'logs' / 'segmentation_node.log', out / 'logs' / 'camera.log'
+    node = camera = None
+    interrupted = False
+    window_start = started = time.monotonic()
+    window_end = None
+    startup: dict[str, float] = {}
+    try:
+        try:
+            echo(f'Starting the segmentation node ({config.device}) and the conveyor camera '
+                 f'({width}x{height} at {config.rate_hz:g} Hz) ...')
+            node = _spawn(config.node_module, node_args, node_log)
+            # The camera pre-renders its loop while the node loads its model, then holds the
+            # belt until the node and the recorder subscribe.
+            camera = _spawn(CAMERA_MODULE, camera_args, camera_log)
+            deadline = time.monotonic() + config.startup_timeout_s
+            while not monitor.node_is_up():
+                if camera.poll() is not None:
+                    raise LWRefineNetError(
+                        f'The conveyor camera exited with code {camera.returncode}. End of '
+                        f'{camera_log}:\n{supervisor.log_tail(camera_log)}')
+                if node.poll() is not None:
+                    raise LWRefineNetError(
+                        f'The segmentation node exited with code {node.returncode} during '
+                        f'startup. End of {node_log}:\n{supervisor.log_tail(node_log)}')
+                if time.monotonic() > deadline:
+                    raise LWRefineNetError(
+                        f'The segmentation node did not come up within '
+                        f'{config.startup_timeout_s:g} s. End of {node_log}:\n'
+                        f'{supervisor.log_tail(node_log)}')
+                executor.spin_once(timeout_sec=0.1)
+            startup['node_ready_s'] = round(time.monotonic() - started, 2)
+            monitor.subscribe_camera()
+            deadline = time.monotonic() + 60.0
+            while monitor.first_image_ns is None:
+                if camera.poll() is not None or time.monotonic() > deadline:
+                    raise LWRefineNetError(
+                        f'The conveyor camera published nothing. End of {camera_log}:\n'
+                        f'{supervisor.log_tail(camera_log)}')
+                executor.spin_once(timeout_sec=0.1)
+            window_start = time.monotonic()
+            startup['first_frame_s'] = round(window_start - started, 2)
+            monitor.start_window(time.time_ns(), config.duration_s, config.snapshots)
+            echo(f'Running for {config.duration_s:g} s (Ctrl-C ends early) ...')
+            while time.monotonic() - window_start < config.duration_s:
+                if node.poll() is not None:
+                    raise LWRefineNetError(
+                        f'The segmentation node exited with code {node.returncode}. '
+                        f'End of {node_log}:\n{supervisor.log_tail(node_log)}')
+                executor.spin_once(timeout_sec=0.1)
+        except KeyboardInterrupt:
+            interrupted = True
+            echo('Interrupted: stopping and writing the summary so far ...')
+        window_end = time.monotonic()
+        if camera is not None:
+            _stop(camera, spin=lambda: executor.spin_once(timeout_sec=0.02))
+        # Drain: in-flight results, until the node's diagnostics count exactly the label
+        # images received (its last frames are then in both), for at most 3 s.
+        drain_end = time.monotonic() + 3.0
+        while time.monotonic() < drain_end and not monitor.node_counts_settled():
+            executor.spin_once(timeout_sec=0.05)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        for process in (camera, node):
+            if process is not None:
+                _stop(process)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        writer.close()
+        executor.shutdown()
+        monitor.destroy_node()
+        robot.destroy_node()
+        context.try_shutdown()
+
+    elapsed = (window_end or time.monotonic()) - window_start
+    summary = _summary(config, monitor, robot, writer, elapsed, interrupted,
+                       _camera_published(camera_log))
+    summary['startup_s'] = startup
+    (out / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
+    return summary
+
+
+def _summary(config: DemoConfig, monitor: DemoMonitor, robot: SortingRobotNode,
+             writer: McapWriter, elapsed_s: float, interrupted: bool,
+             camera_published: int | None) -> dict[str, Any]:
+    """Everything worth reporting, JSON-ready."""
+    diag = monitor.diagnostics
+    node_counts = {key: number(diag.get(key)) for key in DIAGNOSTIC_COUNTERS}
+    lat = monitor.latencies_ms
+    picks = Counter(p.class_name for p in robot.picks)
+    return {
+        'duration_s': round(elapsed_s, 2),
+        'interrupted': interrupted,
+        'config': {'device': config.device, 'weights': config.weights or '(default model)',
+                   'size': list(config.size), 'rate_hz': config.rate_hz,
+                   'max_frame_age_ms': config.max_frame_age_ms, 'seed': config.seed,
+                   'namespace': config.namespace,
+                   'fastdds_profile': os.environ.get('FASTRTPS_DEFAULT_PROFILES_FILE')},
+        'camera': {'published': camera_published, 'recorded': monitor.image_count},
+        'node': {**node_counts,
+                 'latency_p50_ms': number(diag.get('latency_p50_ms')),
+                 'latency_p95_ms': number(diag.get('latency_p95_ms')),
+                 'inference_p50_ms': number(diag.get('inference_p50_ms')),
+                 'diagnostics': diag},
+        'results': {'labels_received': monitor.labels_count,
+                    'throughput_hz': round(monitor.labels_count / elapsed_s, 2)
+                    if elapsed_s > 0 else None},
+        'latency_ms': {'what': 'camera header stamp -> segmentation/labels arrival',
+                       'count': len(lat),
+                       'p50': rounded(percentile(lat, 50)), 'p95': rounded(percentile(lat, 95)),
+                       'max': rounded(max(lat) if lat else None)},
+        'accuracy': accuracy_summary(monitor.scorer, monitor.class_names),
+        'robot': {'picks': len(robot.picks), 'by_class': dict(picks),
+                  'last': robot.picks[-1].describe() if robot.picks else None},
+        'recording': {'path': str(writer.path), 'messages': dict(writer.counts),
+                      'bytes': writer.path.stat().st_size if writer.path.exists() else 0},
+        'overlays': [str(p) for p in monitor.snapshot_paths],
+    }
+
