@@ -24,7 +24,6 @@ from std_msgs.msg import ColorRGBA
 from lw_refinenet_ros.config import NodeConfig
 from lw_refinenet_ros.errors import (
     ConfigError,
-    EngineError,
     ImageConversionError,
     LWRefineNetError,
 )
@@ -53,7 +52,7 @@ EngineFactory = Callable[[NodeConfig], LoadedModel]
 
 def load_engine(config: NodeConfig) -> LoadedModel:
     """The production factory: checkpoint -> model -> InferenceEngine on the chosen device."""
-    from lw_refinenet_ros.engine import EngineConfig, InferenceEngine
+    from lw_refinenet_ros.engine import InferenceEngine
     from lw_refinenet_ros.model import DEFAULT_MODEL_PATH, load_model
     from lw_refinenet_ros.palette import load_class_map
 
@@ -66,17 +65,7 @@ def load_engine(config: NodeConfig) -> LoadedModel:
         class_map = load_class_map(config.model_classes_file, num_classes)
     else:
         class_map = ClassMap.from_checkpoint(info.class_names, info.colors, num_classes)
-    try:
-        engine = InferenceEngine(model, EngineConfig(
-            device=config.device, precision=config.precision,
-            max_side=config.max_side or None, upsample=config.upsample,
-            cuda_fallback_to_cpu=config.device_fallback,
-            num_threads=config.num_threads or None), num_classes=num_classes)
-    except EngineError as error:
-        # The engine names its own option; node users set the parameter device_fallback.
-        text = str(error)
-        hint = text.replace('set cuda_fallback_to_cpu', 'set the parameter device_fallback:=true')
-        raise EngineError(hint if hint != text else f'{text} (parameter device)') from error
+    engine = InferenceEngine(model, config.engine, num_classes=num_classes)
     name = f'{info.arch}:{(weights or str(DEFAULT_MODEL_PATH)).rsplit("/", 1)[-1]}'
     return LoadedModel(engine, class_map, name)
 
