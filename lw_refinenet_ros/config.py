@@ -4,7 +4,10 @@ Every ROS parameter of the node is described here once (name, default, descripti
 allowed values, whether it may change at runtime). The ROS layer turns this table into
 ``ParameterDescriptor`` s, the YAML in ``config/lw_refinenet.yaml`` is kept equal to it by a
 test, and :meth:`NodeConfig.from_mapping` is the single validator used at start-up and for
-runtime changes. No ROS imports here, so the table is testable in a plain environment.
+runtime changes. The engine's options are the engine's own table
+(:data:`lw_refinenet_ros.engine.config.ENGINE_PARAMETERS`), included here unchanged, so a
+value the node accepts is one the engine accepts. No ROS and no torch imports here, so the
+table is testable in a plain environment and cheap to import.
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
+from lw_refinenet_ros.constants import ARCHES
+from lw_refinenet_ros.engine.config import ENGINE_PARAMETERS, EngineConfig
 from lw_refinenet_ros.errors import ConfigError
-from lw_refinenet_ros.model import ARCHES
 from lw_refinenet_ros.options import ParameterSpec
 from lw_refinenet_ros.scheduler import SchedulerConfig
+
+__all__ = ['PARAMETERS', 'PARAMETER_SPECS', 'NodeConfig', 'ParameterSpec']
 
 _PUBLISH_OUTPUTS = ('color', 'overlay', 'confidence', 'stats')
 
@@ -32,22 +38,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('model.classes_file', '',
                   'YAML or text file with class names and RGB colours. Empty: names and '
                   'colours stored in the checkpoint, else VOC colours.'),
-    ParameterSpec('device', 'auto', 'Inference device: auto (CUDA if available), cpu, cuda, '
-                  'cuda:N.'),
-    ParameterSpec('device_fallback', False,
-                  'If true, a requested but unavailable CUDA device falls back to the CPU with '
-                  'a warning; if false, start-up stops with an error.'),
-    ParameterSpec('precision', 'fp32', 'Inference precision (fp16/bf16 on the GPU).',
-                  choices=('fp32', 'fp16', 'bf16')),
-    ParameterSpec('max_side', 0,
-                  'Run the network with the longer image side scaled to at most this many '
-                  'pixels (labels are still at camera resolution); 0 = native resolution.',
-                  minimum=0, maximum=8192),
-    ParameterSpec('upsample', 'bicubic',
-                  'bicubic: reference-exact labels; nearest: cheaper, argmax at stride 4.',
-                  choices=('bicubic', 'nearest')),
-    ParameterSpec('num_threads', 0, 'CPU threads for inference; 0 = torch default.',
-                  minimum=0, maximum=256),
+    *ENGINE_PARAMETERS,
     ParameterSpec('input_type', 'raw', 'raw: sensor_msgs/Image on "image"; compressed: '
                   'sensor_msgs/CompressedImage on "image/compressed".',
                   choices=('raw', 'compressed')),
@@ -87,10 +78,6 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
 PARAMETER_SPECS: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
 
 
-def _field(name: str) -> str:
-    return name.replace('.', '_')
-
-
 @dataclasses.dataclass(frozen=True)
 class NodeConfig:
     """Validated node settings; field ``a_b`` holds parameter ``a.b``."""
@@ -101,7 +88,12 @@ class NodeConfig:
     model_classes_file: str
     device: str
     device_fallback: bool
+    backend: str
     precision: str
+    agreement_min: float
+    backend_fallback: bool
+    cache_dir: str
+    calibration_dir: str
     max_side: int
     upsample: str
     num_threads: int
@@ -136,17 +128,12 @@ class NodeConfig:
         fields = {}
         for spec in PARAMETERS:
             value = values.get(spec.name, spec.default)
-            fields[_field(spec.name)] = spec.validate(value)
+            fields[spec.field] = spec.validate(value)
         config = cls(**fields)
         config._check_consistency()
         return config
 
     def _check_consistency(self) -> None:
-        device = self.device
-        if not (device in ('auto', 'cpu', 'cuda') or
-                (device.startswith('cuda:') and device[5:].isdigit())):
-            raise ConfigError(f'Parameter device must be auto, cpu, cuda or cuda:N, got '
-                              f'{device!r}.')
         cameras = self.cameras
         if len(set(cameras)) != len(cameras) or any(
                 not c or c.startswith('/') and len(c) == 1 for c in cameras):
@@ -155,7 +142,7 @@ class NodeConfig:
 
     def to_mapping(self) -> dict[str, Any]:
         """The values by ROS parameter name (inverse of :meth:`from_mapping`)."""
-        return {spec.name: getattr(self, _field(spec.name)) for spec in PARAMETERS}
+        return {spec.name: getattr(self, spec.field) for spec in PARAMETERS}
 
     def replace(self, changes: Mapping[str, Any]) -> NodeConfig:
         """A new validated config with some parameters (by ROS name) changed."""
@@ -168,6 +155,12 @@ class NodeConfig:
         """The frame-dropping part of the configuration."""
         return SchedulerConfig(max_frame_age_ms=self.max_frame_age_ms,
                                max_rate_hz=self.max_rate_hz)
+
+    @property
+    def engine(self) -> EngineConfig:
+        """The inference part of the configuration (same option names as the parameters)."""
+        return EngineConfig.from_mapping(
+            {spec.name: getattr(self, spec.field) for spec in ENGINE_PARAMETERS})
 
     def publishes(self, output: str) -> bool:
         """Whether ``segmentation/<output>`` is enabled (labels always are)."""

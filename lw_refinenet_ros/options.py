@@ -7,8 +7,9 @@ parameter descriptors, the YAML file and CLI flags can be derived from any of th
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-from typing import Any
+from typing import Any, Callable, Iterable, Mapping
 
 from lw_refinenet_ros.errors import ConfigError
 
@@ -24,6 +25,10 @@ class ParameterSpec:
         choices: Allowed values for strings, or None.
         minimum/maximum: Inclusive range for numbers, or None.
         runtime: True when the value may change while the node runs.
+        check: Extra test for values that choices and ranges cannot express (``cuda:N``);
+            returns whether the value is allowed.
+        constraint: What ``check`` accepts, in words; shown in errors and descriptors.
+        flags: Extra CLI spellings kept for compatibility (``--threads``).
     """
 
     name: str
@@ -33,9 +38,38 @@ class ParameterSpec:
     minimum: float | None = None
     maximum: float | None = None
     runtime: bool = False
+    check: Callable[[Any], bool] | None = None
+    constraint: str | None = None
+    flags: tuple[str, ...] = ()
 
-    def validate(self, value: Any) -> Any:
-        """Return ``value`` in canonical form or raise ConfigError naming the parameter."""
+    @property
+    def flag(self) -> str:
+        """The CLI spelling: ``max_side`` -> ``--max-side``, ``objects.min_area`` ->
+        ``--objects-min-area``."""
+        return '--' + self.name.replace('.', '-').replace('_', '-')
+
+    @property
+    def field(self) -> str:
+        """The dataclass field holding this option: ``model.weights`` -> ``model_weights``."""
+        return self.name.replace('.', '_')
+
+    def validate(self, value: Any, label: str | None = None) -> Any:
+        """Return ``value`` in canonical form or raise ConfigError naming the parameter.
+
+        Args:
+            value: The candidate value.
+            label: How to name the option in the error (default ``Parameter <name>``; the
+                CLI passes its flag).
+        """
+        try:
+            return self._validate(value)
+        except ConfigError as error:
+            if label is None:
+                raise
+            raise ConfigError(str(error).replace(f'Parameter {self.name}', label, 1)) \
+                from None
+
+    def _validate(self, value: Any) -> Any:
         default = self.default
         if isinstance(default, bool):
             if not isinstance(value, bool):
@@ -66,4 +100,67 @@ class ParameterSpec:
                 self.maximum is not None and value > self.maximum:
             raise ConfigError(f'Parameter {self.name} must be within [{self.minimum}, '
                               f'{self.maximum}], got {value!r}.')
+        if self.check is not None and not self.check(value):
+            raise ConfigError(f'Parameter {self.name} must be {self.constraint}, got '
+                              f'{value!r}.')
         return value
+
+
+def validate_mapping(specs: Iterable[ParameterSpec], values: Mapping[str, Any],
+                     what: str) -> dict[str, Any]:
+    """Every spec's validated value by name (defaults for missing ones).
+
+    Raises:
+        ConfigError: An unknown name (``what`` says where the list is) or a bad value.
+    """
+    table = {spec.name: spec for spec in specs}
+    unknown = sorted(set(values) - set(table))
+    if unknown:
+        raise ConfigError(f'Unknown {what} {", ".join(unknown)}; known: '
+                          f'{", ".join(table)}.')
+    return {name: spec.validate(values.get(name, spec.default)) for name, spec in table.items()}
+
+
+def add_arguments(parser: argparse.ArgumentParser | Any, specs: Iterable[ParameterSpec]) -> None:
+    """One CLI flag per spec (``--max-side``), typed like the spec and defaulting to unset.
+
+    Unset flags stay ``None`` so that :func:`values_from_args` passes only what the user
+    gave; the defaults in the help text are the specs' own.
+    """
+    for spec in specs:
+        default = spec.default
+        help_text = f'{spec.description} (default: {_shown(default)})'
+        names = (spec.flag, *spec.flags)
+        dest = spec.field
+        if isinstance(default, bool):
+            parser.add_argument(*names, dest=dest, action=argparse.BooleanOptionalAction,
+                                default=None, help=help_text)
+        elif isinstance(default, tuple):
+            parser.add_argument(*names, dest=dest, nargs='*', default=None, help=help_text)
+        else:
+            kind = type(default) if isinstance(default, (int, float)) else str
+            parser.add_argument(*names, dest=dest, type=kind, default=None,
+                                choices=spec.choices, help=help_text)
+
+
+def values_from_args(args: argparse.Namespace, specs: Iterable[ParameterSpec]
+                     ) -> dict[str, Any]:
+    """The options the user set on the command line, validated, by spec name.
+
+    Raises:
+        ConfigError: A value is out of range; the message names the flag.
+    """
+    values = {}
+    for spec in specs:
+        value = getattr(args, spec.field, None)
+        if value is not None:
+            values[spec.name] = spec.validate(value, label=spec.flag)
+    return values
+
+
+def _shown(default: Any) -> str:
+    if isinstance(default, bool):
+        return 'on' if default else 'off'
+    if isinstance(default, tuple):
+        return ' '.join(default) or 'none'
+    return repr(default) if default == '' else str(default)

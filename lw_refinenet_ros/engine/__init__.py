@@ -27,12 +27,25 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+from lw_refinenet_ros.engine.config import (
+    AUTO as _AUTO,
+)
+from lw_refinenet_ros.engine.config import (
+    THREADS_AUTO,
+    EngineConfig,
+    add_engine_arguments,
+    engine_config_from_args,
+)
 from lw_refinenet_ros.errors import ConfigError, EngineError
 from lw_refinenet_ros.stats import ClassStat, stats_from_arrays
+
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'EngineConfig', 'InferenceEngine',
+           'SegmentationResult', 'add_engine_arguments', 'engine_config_from_args',
+           'normalization_lut']
 
 _LOG = logging.getLogger(__name__)
 
@@ -42,7 +55,6 @@ OUTPUT_STRIDE = 4
 PRECISIONS = ('fp32', 'fp16', 'bf16')
 UPSAMPLE_MODES = ('bicubic', 'nearest')
 COLOR_ORDERS = ('rgb', 'bgr')
-_AUTO = 'auto'
 # The OpenCV 5 Python binding resizes at most 128 channels per call (measured: 129 fails).
 _CV_MAX_CHANNELS = 128
 _MAX_CLASSES = 65536
@@ -58,127 +70,6 @@ def normalization_lut() -> np.ndarray:
     mean = np.asarray(IMAGENET_MEAN, dtype=np.float64)[:, None]
     std = np.asarray(IMAGENET_STD, dtype=np.float64)[:, None]
     return ((values[None, :] - mean) / std).astype(np.float32)
-
-
-def _check_auto_bool(name: str, value: Any) -> None:
-    if not (isinstance(value, bool) or value == _AUTO):
-        raise ConfigError(f'EngineConfig.{name} must be true, false or "auto", got {value!r}.')
-
-
-@dataclasses.dataclass(frozen=True)
-class EngineConfig:
-    """How the engine runs; every field is validated on construction.
-
-    Attributes:
-        device: ``'auto'`` (CUDA if available, else CPU), ``'cpu'``, ``'cuda'`` or
-            ``'cuda:N'``.
-        precision: ``'fp32'`` (reference), ``'fp16'`` or ``'bf16'``. fp16 on CPU falls back
-            to fp32 (CPU fp16 convolutions are emulated and slower); bf16 on CPU is honoured
-            but is only fast on CPUs with native bf16 (AVX512-BF16/AMX).
-        max_side: If set, downscale the network input so that its longer side is at most
-            this (e.g. 512); logits are still upsampled to the full input size. None keeps
-            the native resolution (reference).
-        upsample: ``'bicubic'`` (reference: bicubic logits at full resolution, then argmax)
-            or ``'nearest'`` (cheaper, not reference-identical: argmax at stride 4, then
-            nearest-neighbour upsampling of labels and confidence).
-        channels_last: Run the model in NHWC memory format: true, false or ``'auto'`` (on;
-            it was faster for every architecture measured, CPU included).
-        fold_batchnorm: Fold BatchNorm into the preceding convolutions (inference copy).
-        cudnn_benchmark: Let cuDNN pick the fastest kernels per input shape (CUDA only; this
-            is a process-wide torch setting).
-        allow_tf32: Allow TF32 matmuls/convolutions on Ampere+ GPUs. Off by default so that
-            GPU labels match CPU fp32 references (architecture doc section 6).
-        cuda_graphs: Capture the forward pass in a CUDA graph per input shape (CUDA only;
-            true, false or ``'auto'`` = off). Falls back to eager with one log line.
-        compile: Wrap the model with ``torch.compile`` (true, false or ``'auto'`` = off).
-            Falls back to eager with one log line if compilation fails.
-        compile_backend: ``torch.compile`` backend (``'inductor'``; ``'eager'`` for tests).
-        cuda_fallback_to_cpu: If CUDA was requested but is unavailable, warn and use the CPU
-            instead of raising EngineError.
-        num_threads: CPU threads for torch (``torch.set_num_threads``, process-wide): None
-            keeps torch's default (one per core), an integer sets it, ``'auto'`` times the
-            warm-up image (needs warmup_iters >= 1) with 1 thread and with the default and
-            keeps the faster. On a CPU shared with other busy processes, 1 thread measured
-            up to 4x faster than 2 (OpenMP workers wait on each other when a core is taken).
-        warmup_iters: Forward passes run at construction so the first real frame is not
-            slow (kernel selection, allocator, graphs/compile). 0 disables warm-up.
-        warmup_size: ``(height, width)`` of the warm-up image (use the camera's size).
-        max_batch: Largest batch ``infer_batch`` sends through one forward pass.
-    """
-
-    device: str = _AUTO
-    precision: str = 'fp32'
-    max_side: int | None = None
-    upsample: str = 'bicubic'
-    channels_last: bool | str = _AUTO
-    fold_batchnorm: bool = True
-    cudnn_benchmark: bool = True
-    allow_tf32: bool = False
-    cuda_graphs: bool | str = False
-    compile: bool | str = False
-    compile_backend: str = 'inductor'
-    cuda_fallback_to_cpu: bool = False
-    num_threads: int | str | None = None
-    warmup_iters: int = 1
-    warmup_size: tuple[int, int] = (480, 640)
-    max_batch: int = 8
-
-    def __post_init__(self) -> None:
-        device = self.device
-        if not isinstance(device, str) or not (
-                device in (_AUTO, 'cpu', 'cuda')
-                or (device.startswith('cuda:') and device[5:].isdigit())):
-            raise ConfigError(f'EngineConfig.device must be "auto", "cpu", "cuda" or "cuda:N", '
-                              f'got {device!r}.')
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f'EngineConfig.precision must be one of {", ".join(PRECISIONS)}, '
-                              f'got {self.precision!r}.')
-        if self.max_side is not None and (
-                isinstance(self.max_side, bool) or not isinstance(self.max_side, int)
-                or self.max_side < 32):
-            raise ConfigError(f'EngineConfig.max_side must be None (native resolution) or an '
-                              f'integer >= 32, got {self.max_side!r}.')
-        if self.upsample not in UPSAMPLE_MODES:
-            raise ConfigError(f'EngineConfig.upsample must be "bicubic" (reference) or '
-                              f'"nearest", got {self.upsample!r}.')
-        for name in ('channels_last', 'cuda_graphs', 'compile'):
-            _check_auto_bool(name, getattr(self, name))
-        for name in ('fold_batchnorm', 'cudnn_benchmark', 'allow_tf32', 'cuda_fallback_to_cpu'):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f'EngineConfig.{name} must be true or false, got '
-                                  f'{getattr(self, name)!r}.')
-        if not isinstance(self.compile_backend, str) or not self.compile_backend:
-            raise ConfigError('EngineConfig.compile_backend must be a backend name such as '
-                              '"inductor".')
-        if self.num_threads is not None and self.num_threads != _AUTO and (
-                isinstance(self.num_threads, bool) or not isinstance(self.num_threads, int)
-                or self.num_threads < 1):
-            raise ConfigError(f'EngineConfig.num_threads must be None, "auto" or an integer '
-                              f'>= 1, got {self.num_threads!r}.')
-        if isinstance(self.warmup_iters, bool) or not isinstance(self.warmup_iters, int) \
-                or self.warmup_iters < 0:
-            raise ConfigError(f'EngineConfig.warmup_iters must be an integer >= 0, got '
-                              f'{self.warmup_iters!r}.')
-        size = tuple(self.warmup_size) if isinstance(self.warmup_size, (list, tuple)) else ()
-        if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
-                                     for v in size):
-            raise ConfigError(f'EngineConfig.warmup_size must be (height, width) with positive '
-                              f'integers, got {self.warmup_size!r}.')
-        object.__setattr__(self, 'warmup_size', size)
-        if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int) \
-                or self.max_batch < 1:
-            raise ConfigError(f'EngineConfig.max_batch must be an integer >= 1, got '
-                              f'{self.max_batch!r}.')
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> EngineConfig:
-        """Build from a dict (YAML, ROS parameters); unknown keys are a ConfigError."""
-        names = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ConfigError(f'Unknown engine option(s) {", ".join(unknown)}; known: '
-                              f'{", ".join(sorted(names))}.')
-        return cls(**dict(values))
 
 
 @dataclasses.dataclass
@@ -215,19 +106,22 @@ def _resolve_device(config: EngineConfig) -> str:
     reason = ('this torch build has no CUDA support or no GPU is visible'
               if not torch.cuda.is_available()
               else f'only {torch.cuda.device_count()} CUDA device(s) are visible')
-    if config.cuda_fallback_to_cpu:
+    if config.device_fallback:
         _LOG.warning('device %r requested but %s; running on the CPU '
-                     '(cuda_fallback_to_cpu=true).', requested, reason)
+                     '(device_fallback=true).', requested, reason)
         return 'cpu'
     raise EngineError(f'device {requested!r} requested but {reason}. Use device "cpu" or '
-                      f'"auto", install a CUDA build of torch, or set cuda_fallback_to_cpu.')
+                      f'"auto", install a CUDA build of torch, or set device_fallback.')
 
 
 def _resolve_dtype(precision: str, device: str) -> Any:
     import torch
 
-    if precision == 'fp32':
+    if precision in ('fp32', _AUTO):
         return torch.float32
+    if precision == 'int8':
+        raise EngineError('precision int8 needs the openvino or onnxruntime backend; the torch '
+                          'backend runs fp32, fp16 or bf16.')
     if device == 'cpu':
         if precision == 'fp16':
             _LOG.warning('precision fp16 is not used on the CPU (its fp16 convolutions are '
@@ -243,8 +137,8 @@ def _resolve_dtype(precision: str, device: str) -> Any:
     return torch.float16 if precision == 'fp16' else torch.bfloat16
 
 
-def _network_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
-    if max_side is None or max(height, width) <= max_side:
+def _network_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    if not max_side or max(height, width) <= max_side:
         return height, width
     scale = max_side / max(height, width)
     return max(1, round(height * scale)), max(1, round(width * scale))
@@ -322,7 +216,7 @@ class InferenceEngine:
         self._torch_device = torch.device(self.device)
         self._is_cuda = self._torch_device.type == 'cuda'
         self.dtype = _resolve_dtype(self.config.precision, self.device)
-        if isinstance(self.config.num_threads, int) and not self._is_cuda:
+        if self.config.num_threads > 0 and not self._is_cuda:
             torch.set_num_threads(self.config.num_threads)
         if self._is_cuda:
             torch.backends.cudnn.benchmark = self.config.cudnn_benchmark
@@ -393,7 +287,7 @@ class InferenceEngine:
         start = time.perf_counter()
         for _ in range(iters):
             self(image, 'rgb', want_confidence=True, want_stats=True)
-        if self.config.num_threads == _AUTO and not self._is_cuda:
+        if self.config.num_threads == THREADS_AUTO and not self._is_cuda:
             self._tune_threads(image)
         _LOG.info('engine ready on %s (%s, channels_last=%s, compile=%s, cuda_graphs=%s): '
                   'warm-up %dx %dx%d took %.0f ms', self.device, str(self.dtype)[6:],

@@ -1,4 +1,8 @@
-"""Declare the node's parameters from the one table in ``lw_refinenet_ros.config``."""
+"""Declare the node's parameters from the one table in ``lw_refinenet_ros.config``.
+
+Each descriptor is derived from the same ParameterSpec that validates the value, so the
+range ``ros2 param describe`` shows is exactly the range start-up and runtime changes accept.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +44,8 @@ def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
         descriptor.type = ParameterType.PARAMETER_STRING
     if spec.choices is not None:
         descriptor.additional_constraints = f'one of: {", ".join(spec.choices)}'
+    elif spec.constraint is not None:
+        descriptor.additional_constraints = spec.constraint
     return descriptor
 
 

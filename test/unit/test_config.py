@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import pathlib
+import subprocess
+import sys
 
 import pytest
 import yaml
 
-from lw_refinenet_ros.config import PARAMETERS, NodeConfig
+from lw_refinenet_ros.config import PARAMETER_SPECS, PARAMETERS, NodeConfig
+from lw_refinenet_ros.engine.config import (
+    ENGINE_PARAMETERS,
+    EngineConfig,
+    add_engine_arguments,
+    default_cache_dir,
+    engine_config_from_args,
+)
 from lw_refinenet_ros.errors import ConfigError
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -34,6 +44,11 @@ def test_every_parameter_has_a_description() -> None:
     ('overlay_alpha', 1.5, r'\[0.0, 1.0\]'),
     ('qos', 'sometimes', 'best_effort'),
     ('device', 'tpu', 'cuda:N'),
+    ('device', 'cuda:x', 'cuda:N'),
+    ('backend', 'tensorrt', 'onnxruntime'),
+    ('precision', 'fp8', 'int8'),
+    ('agreement_min', 1.2, r'\[0.0, 1.0\]'),
+    ('max_side', -5, 'max_side'),
     ('model.arch', 'resnet18', 'mbv2'),
     ('max_frame_age_ms', 'soon', 'number'),
     ('cameras', ['a', 'a'], 'distinct'),
@@ -50,3 +65,89 @@ def test_replace_validates_and_keeps_other_values() -> None:
     assert config.scheduler.max_frame_age_ms == NodeConfig.defaults().max_frame_age_ms
     with pytest.raises(ConfigError):
         config.replace({'max_rate_hz': -1.0})
+
+
+def test_importing_the_configuration_does_not_import_torch() -> None:
+    code = ('import sys, lw_refinenet_ros.config, lw_refinenet_ros.engine.config; '
+            'print("torch" in sys.modules)')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == 'False'
+
+
+def test_the_node_table_holds_the_engine_table_unchanged() -> None:
+    for spec in ENGINE_PARAMETERS:
+        assert PARAMETER_SPECS[spec.name] is spec
+    engine = NodeConfig.defaults().replace({'max_side': 320, 'backend': 'torch',
+                                            'device': 'cpu', 'num_threads': 1}).engine
+    assert isinstance(engine, EngineConfig)
+    assert (engine.max_side, engine.backend, engine.device, engine.num_threads) == \
+        (320, 'torch', 'cpu', 1)
+    assert engine.user_options() == {s.name: NodeConfig.defaults().replace(
+        {'max_side': 320, 'backend': 'torch', 'device': 'cpu', 'num_threads': 1}
+    ).to_mapping()[s.name] for s in ENGINE_PARAMETERS}
+
+
+def _edge_values(spec) -> list:
+    """Values the spec accepts at its edges (range ends, every choice)."""
+    if spec.choices is not None:
+        return list(spec.choices)
+    if spec.minimum is not None:
+        kind = type(spec.default)
+        return [kind(spec.minimum), kind(spec.maximum), spec.default]
+    return [spec.default]
+
+
+@pytest.mark.parametrize('spec', ENGINE_PARAMETERS, ids=lambda s: s.name)
+def test_every_value_the_node_accepts_the_engine_accepts(spec) -> None:
+    for value in _edge_values(spec):
+        config = NodeConfig.defaults().replace({spec.name: value})
+        assert getattr(config.engine, spec.name) == value
+    if spec.minimum is not None:
+        below = type(spec.default)(spec.minimum) - 1
+        with pytest.raises(ConfigError, match=spec.name):
+            NodeConfig.from_mapping({spec.name: below})
+        with pytest.raises(ConfigError, match=spec.name):
+            EngineConfig(**{spec.name: below})
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_engine_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_cli_flags_mirror_the_table_with_the_same_validator() -> None:
+    assert engine_config_from_args(_parse()) == EngineConfig()
+    config = engine_config_from_args(
+        _parse('--device', 'cpu', '--backend', 'torch', '--precision', 'bf16', '--max-side',
+               '512', '--upsample', 'nearest', '--threads', '2', '--agreement-min', '0.5',
+               '--backend-fallback', '--cache-dir', '/tmp/c'), warmup_iters=0)
+    assert (config.device, config.backend, config.precision, config.max_side,
+            config.upsample, config.num_threads, config.agreement_min,
+            config.backend_fallback, config.cache_dir, config.warmup_iters) == \
+        ('cpu', 'torch', 'bf16', 512, 'nearest', 2, 0.5, True, '/tmp/c', 0)
+    with pytest.raises(ConfigError, match='--max-side must be within'):
+        engine_config_from_args(_parse('--max-side', '9000'))
+    with pytest.raises(ConfigError, match='--device must be auto, cpu, cuda or cuda:N'):
+        engine_config_from_args(_parse('--device', 'gpu'))
+    with pytest.raises(SystemExit):
+        _parse('--backend', 'tensorflow')
+
+
+def test_cli_flags_can_leave_out_options_a_command_defines_itself() -> None:
+    parser = argparse.ArgumentParser()
+    add_engine_arguments(parser, exclude=('device', 'precision'))
+    parser.add_argument('--device', nargs='+')
+    assert parser.parse_args(['--device', 'cpu', 'cuda']).device == ['cpu', 'cuda']
+    with pytest.raises(ValueError, match='not engine options'):
+        add_engine_arguments(argparse.ArgumentParser(), exclude=('devise',))
+
+
+def test_the_default_cache_folder_follows_xdg(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
+    assert default_cache_dir() == tmp_path / 'lw_refinenet_ros'
+    assert EngineConfig().resolved_cache_dir() == tmp_path / 'lw_refinenet_ros'
+    monkeypatch.delenv('XDG_CACHE_HOME')
+    assert default_cache_dir() == pathlib.Path.home() / '.cache' / 'lw_refinenet_ros'
+    assert EngineConfig(cache_dir='~/x').resolved_cache_dir() == pathlib.Path.home() / 'x'

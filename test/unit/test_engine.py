@@ -244,7 +244,7 @@ def test_warmup_and_channels_last_off() -> None:
 def test_num_threads_auto_keeps_a_valid_setting() -> None:
     before = torch.get_num_threads()
     try:
-        config = dataclasses.replace(FAST, num_threads='auto', warmup_iters=1,
+        config = dataclasses.replace(FAST, num_threads=-1, warmup_iters=1,
                                      warmup_size=(16, 16))
         engine = InferenceEngine(StandIn(3), config)
         assert engine.describe()['num_threads'] in {1, before}
@@ -311,19 +311,20 @@ def test_wrong_logit_shape_is_reported() -> None:
 def test_cuda_unavailable(monkeypatch: pytest.MonkeyPatch,
                           caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
-    with pytest.raises(EngineError, match='cuda_fallback_to_cpu'):
+    with pytest.raises(EngineError, match='device_fallback'):
         InferenceEngine(StandIn(3), EngineConfig(device='cuda', warmup_iters=0))
     with caplog.at_level(logging.WARNING):
         engine = InferenceEngine(StandIn(3), EngineConfig(device='cuda:0', warmup_iters=0,
-                                                          cuda_fallback_to_cpu=True))
+                                                          device_fallback=True))
     assert engine.device == 'cpu' and 'CPU' in caplog.text
     assert InferenceEngine(StandIn(3), EngineConfig(warmup_iters=0)).device == 'cpu'
 
 
 @pytest.mark.parametrize('field, value', [
-    ('device', 'gpu'), ('precision', 'int8'), ('max_side', 8), ('max_side', True),
+    ('device', 'gpu'), ('precision', 'int4'), ('max_side', -1), ('max_side', 9000),
+    ('max_side', True), ('backend', 'tensorflow'), ('agreement_min', 1.5),
     ('upsample', 'bilinear'), ('channels_last', 'yes'), ('fold_batchnorm', 1),
-    ('num_threads', 0), ('num_threads', 'many'), ('warmup_iters', -1),
+    ('num_threads', -2), ('num_threads', 'many'), ('warmup_iters', -1), ('tile_rows', -1),
     ('warmup_size', (0, 4)), ('max_batch', 0),
     ('compile_backend', ''),
 ])
