@@ -20,12 +20,13 @@ import math
 import os
 import pathlib
 import random
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from typing import Any, Iterator, Sequence
+
+from lw_refinenet_ros.demo import supervisor
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / 'benchmarks'
@@ -70,15 +71,11 @@ def shm_profile_path() -> tuple[str, str]:
 
 def child_env(profile: str | None, domain_id: int) -> dict[str, str]:
     """Environment for a ROS child process: own domain, localhost discovery, chosen profile."""
-    env = dict(os.environ)
-    env['ROS_DOMAIN_ID'] = str(domain_id)
-    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    env['RCUTILS_LOGGING_BUFFERED_STREAM'] = '0'
-    env['PYTHONUNBUFFERED'] = '1'
     # The source checkout first, so the code under test is the working tree, not a stale
     # installed copy (lw_refinenet_ros/__init__.py merges both through extend_path).
-    env['PYTHONPATH'] = os.pathsep.join(
-        [str(ROOT)] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
+    env = supervisor.child_env(source_root=ROOT, ROS_DOMAIN_ID=str(domain_id),
+                               RCUTILS_LOGGING_BUFFERED_STREAM='0', PYTHONUNBUFFERED='1')
+    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     env.pop('FASTRTPS_DEFAULT_PROFILES_FILE', None)
     if profile is not None:
         env['FASTRTPS_DEFAULT_PROFILES_FILE'] = profile
@@ -161,40 +158,21 @@ def write_json(path: pathlib.Path | None, result: dict[str, Any]) -> None:
 
 
 def spawn(args: Sequence[str], env: dict[str, str], **kwargs: Any) -> subprocess.Popen:
-    """Start ``sys.executable args...`` in its own process group (clean, targeted shutdown)."""
-    return subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT,
-                            start_new_session=True, **kwargs)
+    """Start ``sys.executable args...`` from the checkout, in its own session (the demo's
+    process supervisor, so both stop children the same way)."""
+    return supervisor.start(args, env=env, cwd=ROOT, **kwargs)
 
 
 def stop(process: subprocess.Popen, timeout: float = 5.0) -> tuple[int | None, float]:
-    """SIGINT ``process`` (then SIGKILL after ``timeout``); return (exit code, seconds)."""
-    start = time.monotonic()
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-    return process.returncode, round(time.monotonic() - start, 3)
+    """SIGINT ``process`` (then SIGTERM, then SIGKILL of its group, ``timeout`` s apart);
+    return (exit code, seconds)."""
+    result = supervisor.stop(process, timeout_s=timeout)
+    return result.exit_code, result.seconds
 
 
 def wait_for_line(process: subprocess.Popen, marker: str, timeout: float) -> bool:
     """Read ``process.stdout`` until a line contains ``marker`` (the child is ready)."""
-    deadline = time.monotonic() + timeout
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            if process.poll() is not None:
-                return False
-            time.sleep(0.01)
-            continue
-        if marker in line:
-            return True
-    return False
+    return supervisor.wait_for_line(process, marker, timeout)
 
 
 def shm_files() -> set[str]:

@@ -28,12 +28,15 @@ SOURCE_ROOT = Path(__file__).resolve().parents[2]
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 
 
-def child_env(base: Mapping[str, str] | None = None, **overrides: str) -> dict[str, str]:
-    """Environment for a child: ``base`` (default ``os.environ``), this package first on
-    PYTHONPATH, unbuffered output (logs arrive while the child runs), then ``overrides``."""
+def child_env(base: Mapping[str, str] | None = None, *, source_root: Path = SOURCE_ROOT,
+              **overrides: str) -> dict[str, str]:
+    """Environment for a child: ``base`` (default ``os.environ``), ``source_root`` first on
+    PYTHONPATH (default: where this copy of the package lives; the benchmarks pass their
+    checkout), unbuffered output (logs arrive while the child runs), then ``overrides``."""
     env = dict(os.environ if base is None else base)
-    rest = [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p and p != str(SOURCE_ROOT)]
-    env['PYTHONPATH'] = os.pathsep.join([str(SOURCE_ROOT), *rest])
+    root = str(source_root)
+    rest = [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p and p != root]
+    env['PYTHONPATH'] = os.pathsep.join([root, *rest])
     env.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '0')
     env.setdefault('PYTHONUNBUFFERED', '1')
     env.update(overrides)
