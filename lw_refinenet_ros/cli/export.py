@@ -1,8 +1,10 @@
 """``lw-refinenet export``: ONNX export (TorchScript exporter, opset 17) with an optional check.
 
 The graph takes ImageNet-normalised RGB ``image`` (N, 3, H, W) float32 and returns stride-4
-``logits`` (N, K, ceil(H/4), ceil(W/4)); pre- and post-processing (architecture doc section 6)
-stay outside, as in the engine. ``--dynamic`` makes N, H and W symbolic.
+``logits`` (N, K, ceil(H/4), ceil(W/4)); pre- and post-processing stay outside, as in the
+engine. ``--dynamic`` makes N, H and W symbolic. The export itself lives in
+:mod:`lw_refinenet_ros.engine.export`, shared with the OpenVINO and ONNX Runtime backends,
+which build their models from the checkpoint without this manual step.
 """
 
 from __future__ import annotations
@@ -27,67 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--tolerance', type=float, default=1e-4, help='max |logit difference| for --check')
 
 
-def build_for_export(arch: str | None, num_classes: int | None, weights: str | None,
-                     seed: int):
-    """The fp32 CPU eval model to export (loaded, or seeded random)."""
-    import torch
-
-    from lw_refinenet_ros.model import build_model, load_model
-
-    if weights:
-        model, _ = load_model(weights, arch=arch, num_classes=num_classes)
-        return model.eval()
-    torch.manual_seed(seed)
-    return build_model(arch or 'mbv2', num_classes or 21).eval()
-
-
-def export_onnx(model, path: str, height: int, width: int, *, dynamic: bool = False,
-                opset: int = 17) -> None:
-    """Export ``model`` with the TorchScript exporter (``dynamo=False``)."""
-    import warnings
-
-    import torch
-
-    from lw_refinenet_ros.errors import ConfigError
-
-    if opset < 11:
-        raise ConfigError(f'--opset {opset} is too old: Resize with align_corners needs >= 11.')
-    x = torch.zeros(1, 3, height, width)
-    axes = None
-    if dynamic:
-        axes = {'image': {0: 'batch', 2: 'height', 3: 'width'},
-                'logits': {0: 'batch', 2: 'height_4', 3: 'width_4'}}
-    with torch.no_grad(), warnings.catch_warnings():
-        # The TorchScript exporter is chosen on purpose (architecture doc section 10): it
-        # exports these models cleanly; silence its deprecation notice.
-        warnings.filterwarnings('ignore', category=DeprecationWarning)
-        torch.onnx.export(model, (x,), path, dynamo=False, opset_version=opset,
-                          input_names=['image'], output_names=['logits'], dynamic_axes=axes,
-                          do_constant_folding=True)
-
-
-def check_onnx(model, path: str, sizes: list[tuple[int, int]], seed: int = 0) -> float:
-    """Max |ONNX Runtime - PyTorch| over random inputs of the given sizes."""
-    import numpy as np
-    import onnxruntime
-    import torch
-
-    session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
-    rng = np.random.default_rng(seed)
-    worst = 0.0
-    for height, width in sizes:
-        x = rng.standard_normal((1, 3, height, width)).astype(np.float32)
-        (ort,) = session.run(['logits'], {'image': x})
-        with torch.no_grad():
-            ref = model(torch.from_numpy(x)).numpy()
-        if ort.shape != ref.shape:
-            raise AssertionError(f'ONNX output {ort.shape} != PyTorch {ref.shape}')
-        worst = max(worst, float(np.abs(ort - ref).max()))
-    return worst
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
+
+    from lw_refinenet_ros.engine.export import build_for_export, check_onnx, export_onnx
 
     model = build_for_export(args.arch, args.num_classes, args.weights, args.seed)
     Path(args.onnx).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,236 @@
+"""OpenVINO backend: the network compiled for the CPU (or an Intel GPU) at fp32, bf16 or int8.
+
+The model is built from the loaded checkpoint on first use: exported to ONNX, converted to
+OpenVINO IR (``model.xml`` + ``model.bin``, kept at fp32: ``save_model`` would otherwise
+compress the weights to fp16) and stored in the runtime cache. int8 is the same IR
+quantized by NNCF on the user's calibration images (:mod:`lw_refinenet_ros.engine.quantize`)
+and cached under the calibration set's hash as well.
+
+Execution settings, chosen by measurement (docs/backends.md): static input shapes (one
+compiled model per batch x height x width, compiled lazily), the LATENCY performance hint with
+one stream, the thread count from the request, one reused infer request, and the input passed
+without a copy (``share_inputs``). The output tensor is shared too and copied once into the
+array the caller keeps. The precision is always set explicitly: OpenVINO's CPU default is bf16
+on CPUs with bf16 units, which would silently change the labels of an "fp32" run.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lw_refinenet_ros.engine.backends import check_batch
+from lw_refinenet_ros.engine.backends.base import BackendRequest
+from lw_refinenet_ros.engine.cache import ArtifactCache
+from lw_refinenet_ros.errors import ConfigError, EngineError
+
+_LOG = logging.getLogger(__name__)
+
+IR_FILES = ('model.xml', 'model.bin')
+# Engine precision -> OpenVINO INFERENCE_PRECISION_HINT.
+_PRECISION_HINTS = {'fp32': 'f32', 'bf16': 'bf16', 'fp16': 'f16', 'int8': 'f32'}
+# OPTIMIZATION_CAPABILITIES entry that says the device runs a precision natively.
+_CAPABILITY = {'fp32': 'FP32', 'bf16': 'BF16', 'fp16': 'FP16', 'int8': 'INT8'}
+
+
+def runtime_version() -> str:
+    """The installed OpenVINO version (part of every cache key)."""
+    return importlib.metadata.version('openvino')
+
+
+def ov_device(device: str) -> str:
+    """Engine device name -> OpenVINO device name (``'cpu'`` -> ``'CPU'``, ``'GPU.1'`` kept).
+
+    Raises:
+        ConfigError: a CUDA device (OpenVINO does not run on NVIDIA GPUs).
+    """
+    if device in ('cpu', 'auto'):
+        return 'CPU'
+    if device.upper().startswith(('CPU', 'GPU', 'NPU')):
+        return device.upper()
+    raise ConfigError(f'OpenVINO cannot run on device {device!r} (it runs on Intel CPUs, GPUs '
+                      f'and NPUs). Use backend "torch" or "onnxruntime" on CUDA devices.')
+
+
+def device_unavailable(device: str) -> str | None:
+    """None when OpenVINO is importable and sees ``device``, else why not."""
+    try:
+        import openvino
+    except ImportError:
+        return 'OpenVINO is not installed (pip install openvino).'
+    try:
+        name = ov_device(device)
+    except ConfigError as error:
+        return str(error)
+    available = openvino.Core().available_devices
+    if name.split('.')[0] == 'CPU' or name in available or \
+            (name == 'GPU' and any(d.startswith('GPU') for d in available)):
+        return None
+    return f'OpenVINO sees no {name} device here (available: {", ".join(available)}).'
+
+
+def native_precisions(device: str) -> tuple[str, ...]:
+    """Precisions this device runs natively, from OpenVINO's OPTIMIZATION_CAPABILITIES."""
+    import openvino
+
+    capabilities = set(openvino.Core().get_property(ov_device(device),
+                                                    'OPTIMIZATION_CAPABILITIES'))
+    return tuple(p for p in ('fp32', 'bf16', 'fp16', 'int8') if _CAPABILITY[p] in capabilities)
+
+
+def ir_cache_parts(request: BackendRequest, weights_id: str, size: tuple[int, int],
+                   calibration_id: str | None) -> dict[str, Any]:
+    """The cache key of one IR: everything that changes its contents."""
+    parts: dict[str, Any] = {'artifact': 'openvino-ir', 'weights': weights_id,
+                             'size': list(size), 'runtime': f'openvino {runtime_version()}',
+                             'precision': 'int8' if calibration_id else 'fp32'}
+    if calibration_id:
+        parts['calibration'] = calibration_id
+    return parts
+
+
+def build_fp32_ir(model: Any, folder: Path, size: tuple[int, int], onnx_path: Path) -> None:
+    """Convert the exported ONNX file to an fp32 IR in ``folder`` (dynamic batch)."""
+    import openvino
+
+    converted = openvino.convert_model(str(onnx_path))
+    openvino.save_model(converted, str(folder / IR_FILES[0]), compress_to_fp16=False)
+
+
+def cached_ir(model: Any, request: BackendRequest, cache: ArtifactCache, weights_id: str,
+              size: tuple[int, int]) -> Path:
+    """Folder holding the fp32 IR for ``size`` (built from ``model`` on a cache miss)."""
+    from lw_refinenet_ros.engine.export import cached_onnx
+
+    def build(folder: Path) -> None:
+        onnx_path = cached_onnx(model, cache, weights_id, size)
+        build_fp32_ir(model, folder, size, onnx_path / 'model.onnx')
+
+    return cache.get_or_build('openvino', ir_cache_parts(request, weights_id, size, None),
+                              IR_FILES, build,
+                              what=f'OpenVINO fp32 model {size[0]}x{size[1]}')
+
+
+class OpenVINOBackend:
+    """The network compiled by OpenVINO; see the module docstring.
+
+    Args:
+        model: The loaded torch model (exported on a cache miss, never modified).
+        request: Precision, device, input size, threads, cache and calibration folders.
+
+    Raises:
+        ConfigError: precision not supported by the device, int8 without calibration.
+        EngineError: conversion or compilation failed.
+    """
+
+    name = 'openvino'
+
+    def __init__(self, model: Any, request: BackendRequest) -> None:
+        import openvino
+
+        from lw_refinenet_ros.engine.export import model_fingerprint
+
+        self.precision = request.precision
+        self.device = ov_device(request.device)
+        self._request = request
+        self._core = openvino.Core()
+        supported = native_precisions(request.device)
+        if request.precision not in supported:
+            raise ConfigError(
+                f'OpenVINO on {self.device} does not run {request.precision} natively (this '
+                f'device supports {", ".join(supported)}). Choose another precision, or '
+                f'"auto".')
+        self._cache = ArtifactCache(request.cache_dir)
+        self._weights_id = request.weights_id or model_fingerprint(model)
+        self._model = model
+        self._calibration_id: str | None = None
+        if request.precision == 'int8':
+            from lw_refinenet_ros.engine.quantize import calibration_id
+
+            if request.calibration_dir is None:
+                raise ConfigError(
+                    'precision int8 needs calibration images: set calibration_dir (CLI '
+                    '--calibration DIR) to a folder of your own camera images, or build the '
+                    'int8 model first with `lw-refinenet quantize`.')
+            self._calibration_id = calibration_id(Path(request.calibration_dir))
+        self._config = self._compile_config(request)
+        self._compiled: dict[tuple[int, int, int], tuple[Any, Any]] = {}
+        self._ir_dirs: dict[tuple[int, int], Path] = {}
+        height, width = request.input_size
+        self._executable(1, height, width)
+
+    @staticmethod
+    def _compile_config(request: BackendRequest) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            'PERFORMANCE_HINT': 'LATENCY',
+            'NUM_STREAMS': '1',
+            'INFERENCE_PRECISION_HINT': _PRECISION_HINTS[request.precision],
+        }
+        if request.num_threads:
+            config['INFERENCE_NUM_THREADS'] = int(request.num_threads)
+        config.update(request.extra.get('openvino_config', {}))
+        return config
+
+    def _ir_dir(self, height: int, width: int) -> Path:
+        size = (height, width)
+        folder = self._ir_dirs.get(size)
+        if folder is not None:
+            return folder
+        if self._calibration_id is None:
+            folder = cached_ir(self._model, self._request, self._cache, self._weights_id, size)
+        else:
+            from lw_refinenet_ros.engine.quantize import cached_int8_ir
+
+            folder = cached_int8_ir(self._model, self._request, self._cache, self._weights_id,
+                                    size)
+        self._ir_dirs[size] = folder
+        return folder
+
+    def _executable(self, batch: int, height: int, width: int) -> tuple[Any, Any]:
+        key = (batch, height, width)
+        entry = self._compiled.get(key)
+        if entry is not None:
+            return entry
+        folder = self._ir_dir(height, width)
+        try:
+            network = self._core.read_model(str(folder / IR_FILES[0]))
+            network.reshape([batch, 3, height, width])
+            compiled = self._core.compile_model(network, self.device, self._config)
+        except Exception as error:  # OpenVINO raises RuntimeError subclasses of its own
+            raise EngineError(f'OpenVINO could not compile the {self.precision} model for '
+                              f'{batch}x3x{height}x{width} on {self.device}: {error}') from error
+        entry = (compiled, compiled.create_infer_request())
+        if len(self._compiled) >= 8:  # a camera uses one or two shapes; bound the memory
+            self._compiled.pop(next(iter(self._compiled)))
+        self._compiled[key] = entry
+        _LOG.debug('OpenVINO compiled %s for %dx3x%dx%d with %s', self.precision, batch,
+                   height, width, self._config)
+        return entry
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, h, w) float32 -> (N, K, ceil(h/4), ceil(w/4)) float32 logits (a new array)."""
+        check_batch(batch)
+        count, _, height, width = batch.shape
+        _, infer_request = self._executable(count, height, width)
+        try:
+            infer_request.infer({0: batch}, share_inputs=True, share_outputs=True)
+            return np.array(infer_request.get_output_tensor(0).data, copy=True)
+        except Exception as error:
+            raise EngineError(f'OpenVINO inference failed: {error}') from error
+
+    def describe(self) -> dict[str, Any]:
+        """Backend, precision, device, runtime version and the compile settings."""
+        info: dict[str, Any] = {'backend': self.name, 'precision': self.precision,
+                                'device': self.device,
+                                'runtime': f'openvino {runtime_version()}',
+                                'config': {k: str(v) for k, v in self._config.items()},
+                                'cache': str(self._cache.root) if self._cache.persistent
+                                else None}
+        if self._calibration_id:
+            info['calibration'] = self._calibration_id[:12]
+        return info
+
