@@ -1,0 +1,211 @@
+"""Choosing the backend and precision at start-up: measured, and gated on label agreement.
+
+The fastest runtime differs between machines (AMX or only AVX2, an Intel or NVIDIA GPU), so
+``backend='auto'`` does not consult a table: it builds every runtime available here at every
+precision the device runs natively, times each on the warm-up image, and keeps the fastest.
+Speed never buys wrong labels: every candidate's labels on the warm-up image are compared with
+torch fp32 (the reference), and a reduced precision is only chosen automatically when at least
+:data:`AUTO_REDUCED_AGREEMENT` of the pixels agree. An explicitly requested backend passes the
+same gate with ``agreement_min``; below it start-up stops with the measured figure, or, with
+``fallback``, runs torch fp32 and says why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import statistics
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from lw_refinenet_ros.engine.backends import (
+    BACKEND_NAMES,
+    PRECISION_NAMES,
+    Backend,
+    BackendRequest,
+    backend_unavailable,
+    create_backend,
+    native_precisions,
+)
+from lw_refinenet_ros.errors import ConfigError, EngineError
+
+_LOG = logging.getLogger(__name__)
+
+AUTO = 'auto'
+REFERENCE = ('torch', 'fp32')
+#: Reduced precisions (bf16, fp16) are chosen automatically only above this agreement.
+AUTO_REDUCED_AGREEMENT = 0.995
+#: Timed forward passes per candidate (interleaved rounds; the median is kept).
+TIMING_ROUNDS = 3
+
+Timer = Callable[[Backend, np.ndarray], float]
+
+
+@dataclasses.dataclass
+class Selection:
+    """The backend to run, and why.
+
+    Attributes:
+        backend: The built backend.
+        reason: One line naming the candidates, their times and agreement, and the choice.
+        agreement: Fraction of warm-up pixels whose label equals torch fp32's (None when the
+            reference itself was chosen without comparison).
+        timings_ms: Median warm-up forward time per candidate (``'openvino/bf16'``).
+    """
+
+    backend: Backend
+    reason: str
+    agreement: float | None
+    timings_ms: dict[str, float]
+
+
+def _time_forward(backend: Backend, batch: np.ndarray) -> float:
+    start = time.perf_counter()
+    backend.forward(batch)
+    return (time.perf_counter() - start) * 1e3
+
+
+def _label(name: str, precision: str) -> str:
+    return f'{name}/{precision}'
+
+
+def _candidates(backend: str, precision: str, device: str,
+                skipped: dict[str, str]) -> list[tuple[str, str]]:
+    """(backend, precision) pairs to try, the reference first."""
+    if backend != AUTO and backend not in BACKEND_NAMES:
+        raise ConfigError(f'Unknown backend {backend!r}; expected "auto" or one of '
+                          f'{", ".join(BACKEND_NAMES)}.')
+    if precision != AUTO and precision not in PRECISION_NAMES:
+        raise ConfigError(f'Unknown precision {precision!r}; expected "auto" or one of '
+                          f'{", ".join(PRECISION_NAMES)}.')
+    names = BACKEND_NAMES if backend == AUTO else (backend,)
+    pairs: list[tuple[str, str]] = []
+    for name in names:
+        reason = backend_unavailable(name, device)
+        if reason is not None:
+            if backend != AUTO:
+                raise ConfigError(f'backend {name!r} cannot run on {device!r}: {reason}')
+            skipped[name] = reason
+            continue
+        if precision != AUTO:
+            pairs.append((name, precision))
+            continue
+        # int8 needs calibration images, so it is never picked without being asked for.
+        pairs.extend((name, p) for p in native_precisions(name, device) if p != 'int8')
+    return pairs
+
+
+def select_backend(model: Any, *, backend: str, precision: str, request: BackendRequest,
+                   warmup_batch: np.ndarray, labels_of: Callable[[np.ndarray], np.ndarray],
+                   agreement_min: float, fallback: bool,
+                   timer: Timer | None = None) -> Selection:
+    """Build, compare and choose the backend; see the module docstring.
+
+    Args:
+        model: The loaded torch model (every backend is built from it).
+        backend: ``'auto'`` or a backend name.
+        precision: ``'auto'`` or a precision name.
+        request: Device, sizes, threads, cache and calibration folders (its precision is
+            replaced per candidate).
+        warmup_batch: (N, 3, h, w) normalised float32 warm-up input (a realistic frame: an
+            empty image agrees trivially).
+        labels_of: Full-resolution labels of one logits array (the engine's postprocess).
+        agreement_min: Smallest label agreement with torch fp32 accepted for an explicitly
+            requested backend/precision (0..1).
+        fallback: Below the gate (or if the requested runtime fails to build), run torch fp32
+            with a warning instead of stopping.
+        timer: ``timer(backend, batch) -> ms`` for one forward pass (tests inject fakes).
+
+    Raises:
+        ConfigError: unknown names, a missing runtime or an unsupported precision.
+        EngineError: the requested backend is below the agreement gate (and no fallback).
+    """
+    if not 0.0 <= agreement_min <= 1.0:
+        raise ConfigError(f'agreement_min must be within [0, 1], got {agreement_min!r}.')
+    timer = timer or _time_forward
+    skipped: dict[str, str] = {}
+    pairs = _candidates(backend, precision, request.device, skipped)
+    explicit = backend != AUTO and precision != AUTO
+
+    reference = create_backend('torch', model, dataclasses.replace(request, precision='fp32'))
+    reference_labels = labels_of(reference.forward(warmup_batch))
+    if pairs == [REFERENCE]:
+        return _chosen(Selection(reference, 'torch/fp32 requested (the reference)', 1.0, {}))
+
+    built: dict[tuple[str, str], Backend] = {}
+    agreement: dict[tuple[str, str], float] = {}
+    failed: dict[tuple[str, str], str] = {}
+    for pair in pairs:
+        if pair == REFERENCE:
+            built[pair], agreement[pair] = reference, 1.0
+            continue
+        try:
+            candidate = create_backend(pair[0], model,
+                                       dataclasses.replace(request, precision=pair[1]))
+            labels = labels_of(candidate.forward(warmup_batch))
+        except (ConfigError, EngineError) as error:
+            if explicit and not (fallback and isinstance(error, EngineError)):
+                raise
+            failed[pair] = str(error)
+            _LOG.warning('backend %s is not usable: %s', _label(*pair), error)
+            continue
+        built[pair] = candidate
+        agreement[pair] = float(np.mean(labels == reference_labels))
+
+    timings: dict[tuple[str, str], list[float]] = {pair: [] for pair in built}
+    if len(built) > 1:
+        for _ in range(TIMING_ROUNDS):  # interleaved: a busy machine slows all alike
+            for pair, candidate in built.items():
+                timings[pair].append(float(timer(candidate, warmup_batch)))
+    medians = {pair: statistics.median(values) for pair, values in timings.items() if values}
+    timings_ms = {_label(*pair): value for pair, value in medians.items()}
+
+    def gate(pair: tuple[str, str]) -> float:
+        if precision == AUTO and pair[1] in ('bf16', 'fp16'):
+            return max(agreement_min, AUTO_REDUCED_AGREEMENT)
+        return agreement_min
+
+    passing = [pair for pair in built if agreement[pair] >= gate(pair)]
+    summary = _summary(built, agreement, medians, failed, skipped, gate)
+    if passing:
+        best = min(passing, key=lambda pair: medians.get(pair, 0.0))
+        how = 'fastest passing the agreement gate' if len(built) > 1 else 'requested'
+        reason = f'{_label(*best)} ({how}); {summary}'
+        return _chosen(Selection(built[best], reason, agreement[best], timings_ms))
+
+    # Nothing passed: only possible when a backend (or precision) was named explicitly.
+    worst = ', '.join(f'{_label(*pair)} {agreement[pair]:.2%}' for pair in built)
+    message = (f'the requested {backend}/{precision} gives labels that agree with torch fp32 '
+               f'on only {worst or "none"} of the warm-up pixels, below agreement_min '
+               f'{agreement_min:.2%}')
+    if failed:
+        message += '; failed: ' + '; '.join(f'{_label(*p)}: {r}' for p, r in failed.items())
+    if not fallback:
+        raise EngineError(f'{message}. Choose another backend or precision (or "auto"), lower '
+                          f'agreement_min if the difference is acceptable, or set '
+                          f'backend_fallback to run torch fp32 instead.')
+    _LOG.warning('%s; falling back to torch fp32 (backend_fallback).', message)
+    return _chosen(Selection(reference, f'torch/fp32 (fallback: {message})', 1.0, timings_ms))
+
+
+def _summary(built: dict[tuple[str, str], Backend], agreement: dict[tuple[str, str], float],
+             medians: dict[tuple[str, str], float], failed: dict[tuple[str, str], str],
+             skipped: dict[str, str], gate: Callable[[tuple[str, str]], float]) -> str:
+    parts = []
+    for pair in sorted(built, key=lambda p: medians.get(p, 0.0)):
+        time_text = f'{medians[pair]:.1f} ms, ' if pair in medians else ''
+        verdict = '' if agreement[pair] >= gate(pair) else f' < gate {gate(pair):.1%}'
+        parts.append(f'{_label(*pair)} {time_text}labels {agreement[pair]:.2%}{verdict}')
+    text = 'candidates: ' + '; '.join(parts)
+    if failed:
+        text += ' | failed: ' + '; '.join(f'{_label(*p)} ({r})' for p, r in failed.items())
+    if skipped:
+        text += ' | unavailable: ' + '; '.join(f'{n} ({r})' for n, r in skipped.items())
+    return text
+
+
+def _chosen(selection: Selection) -> Selection:
+    _LOG.info('backend: %s', selection.reason)
+    return selection
