@@ -1,6 +1,8 @@
 """``lw-refinenet eval``: mIoU, per-class IoU and pixel accuracy of a checkpoint on a dataset.
 
-Inference follows the reference: full resolution, bicubic upsampling of the logits, argmax.
+Inference runs through the node's engine with the same options (``--backend``,
+``--precision``, ``--max-side``, ...), so the scores are those of the node configured alike;
+the defaults (torch fp32, native resolution, bicubic) are the reference pipeline.
 Optional robustness perturbations (brightness, blur, noise) are applied to the images only;
 ``--robustness`` runs the fixed suite of ``training/robustness.py`` and ``--fail-below`` turns
 any result under a threshold into exit status 1 (a quality gate for a user's own model).
@@ -9,6 +11,8 @@ any result under a threshold into exit status 1 (a quality gate for a user's own
 from __future__ import annotations
 
 import argparse
+
+from lw_refinenet_ros.engine.config import add_engine_arguments, engine_config_from_args
 
 HELP = 'evaluate a checkpoint: confusion matrix, per-class IoU, mIoU, pixel accuracy'
 
@@ -22,8 +26,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--classes', help='class names file (YAML or text); default from the data/checkpoint')
     a('--limit', type=int, help='evaluate only the first N images')
     a('--count', type=int, default=100, help='frames for conveyor:SEED data (default 100)')
-    a('--device', default='auto', help='auto | cpu | cuda | cuda:N')
-    a('--threads', type=int, help='torch CPU threads')
     a('--brightness', type=float, default=1.0, help='multiply image intensities (robustness)')
     a('--blur', type=float, default=0.0, help='Gaussian blur sigma in pixels (robustness)')
     a('--noise', type=float, default=0.0, help='Gaussian noise sigma, 0..255 scale')
@@ -33,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       help='exit 1 if any reported mIoU is below this (e.g. 0.85)')
     a('--json', help='write the scores as JSON here')
     a('--confusion-png', help='write the row-normalised confusion matrix as PNG here')
+    add_engine_arguments(parser.add_argument_group(
+        'inference', 'the engine the node runs, with the node parameters of the same names'))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,9 +44,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    import torch
-
     from lw_refinenet_ros.data.datasets import load_class_file, open_dataset
+    from lw_refinenet_ros.engine import InferenceEngine
     from lw_refinenet_ros.errors import ConfigError
     from lw_refinenet_ros.model import load_model
     from lw_refinenet_ros.training.evaluate import evaluate_model
@@ -52,10 +55,8 @@ def run(args: argparse.Namespace) -> int:
         Perturbation,
         evaluate_robustness,
     )
-    from lw_refinenet_ros.training.trainer import resolve_device
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    config = engine_config_from_args(args)
     model, info = load_model(args.weights)
     dataset = open_dataset(args.data, args.layout, args.split, classes=args.classes,
                            conveyor_length=args.count)
@@ -67,20 +68,21 @@ def run(args: argparse.Namespace) -> int:
     names = list(info.class_names or dataset.class_names)
     if args.classes:
         names = list(load_class_file(args.classes)[0])
-    device = resolve_device(args.device)
-    model.to(device)
+    warmup_size = dataset[0][0].shape[:2] if len(dataset) else config.warmup_size
+    engine = InferenceEngine(model, dataclasses.replace(config, warmup_size=warmup_size),
+                             num_classes=info.num_classes)
+    print(f'engine: {_describe(engine)}')
     images = min(len(dataset), args.limit or len(dataset))
     requested = Perturbation('custom', args.brightness, args.blur, args.noise)
     if args.robustness:
         if not requested.is_identity:
             raise ConfigError('--robustness runs its own fixed suite; drop --brightness, '
                               '--blur and --noise (or drop --robustness).')
-        results = evaluate_robustness(model, dataset, info.num_classes, device=device,
-                                      limit=args.limit)
+        results = evaluate_robustness(engine, dataset, info.num_classes, limit=args.limit)
     else:
         if requested.is_identity:
             requested = ROBUSTNESS_SUITE[0]  # 'clean'
-        results = [(requested, evaluate_model(model, dataset, info.num_classes, device=device,
+        results = [(requested, evaluate_model(engine, dataset, info.num_classes,
                                               limit=args.limit, transform=requested.make(),
                                               progress=True))]
     for perturbation, scores in results:
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         result = clean_scores.to_dict(names)
         result.update({'weights': str(args.weights or 'default'), 'data': str(args.data),
-                       'images': images,
+                       'images': images, 'engine': engine.describe(),
                        'perturbation': dataclasses.asdict(results[0][0])})
         if args.robustness:
             result['robustness'] = [{**dataclasses.asdict(p), **scores.to_dict(names)}
@@ -111,3 +113,11 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 1
     return 0
+
+
+def _describe(engine: object) -> str:
+    """One line naming what ran: backend, precision, device (and why that backend)."""
+    info = engine.describe()  # type: ignore[attr-defined]
+    text = f'{info.get("backend", "torch")} {info.get("precision", "fp32")} on ' \
+           f'{info.get("device")}'
+    return f'{text} ({info["reason"]})' if info.get('reason') else text

@@ -18,6 +18,8 @@ import argparse
 from pathlib import Path
 from typing import Iterator
 
+from lw_refinenet_ros.engine.config import add_engine_arguments, engine_config_from_args
+
 HELP = 'segment images, folders or videos; writes labels, colour and overlay PNGs'
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
@@ -31,15 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--weights', help='checkpoint (default: the packaged conveyor model)')
     a('--arch', help='require this architecture (default: read from the checkpoint)')
     a('--num-classes', type=int, help='require this many classes (default: from the file)')
-    a('--device', default='auto', help='auto | cpu | cuda | cuda:N (default auto)')
-    a('--precision', default='fp32', choices=('fp32', 'fp16', 'bf16'))
-    a('--max-side', type=int, help='downscale the network input to this longest side')
-    a('--upsample', default='bicubic', choices=('bicubic', 'nearest'),
-      help='bicubic = reference labels (default); nearest = faster, approximate')
     a('--classes-file', help='class names/colours (YAML or text); default: from the checkpoint')
     a('--alpha', type=float, default=0.5, help='overlay colour weight in [0, 1] (default 0.5)')
     a('--video-stride', type=int, default=1, help='segment every N-th video frame (default 1)')
     a('--no-progress', action='store_true', help='no progress bar')
+    add_engine_arguments(parser.add_argument_group(
+        'inference', 'the same options as the node parameters of the same names'))
 
 
 def _expand(inputs: list[str]) -> list[Path]:
@@ -102,13 +101,14 @@ def _count_frames(path: Path, stride: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
     import time
 
     import cv2
     import numpy as np
     from tqdm import tqdm
 
-    from lw_refinenet_ros.engine import EngineConfig, InferenceEngine
+    from lw_refinenet_ros.engine import InferenceEngine
     from lw_refinenet_ros.errors import ConfigError
     from lw_refinenet_ros.model import load_model
     from lw_refinenet_ros.palette import ClassMap, colorize, load_class_map, overlay
@@ -127,9 +127,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         class_map = ClassMap.default(num_classes)
     colors_bgr = np.ascontiguousarray(class_map.colors[:, ::-1])
-    engine = InferenceEngine(model, EngineConfig(
-        device=args.device, precision=args.precision, max_side=args.max_side,
-        upsample=args.upsample, warmup_iters=0))
+    config = engine_config_from_args(args)
+    engine = None
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -141,6 +140,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         for path in files:
             for stem, frame in _frames(path, args.video_stride):
+                if engine is None:
+                    # Built on the first frame so that warm-up (and the timed choice of
+                    # backend) happens at the size of the input.
+                    engine = InferenceEngine(model, dataclasses.replace(
+                        config, warmup_size=frame.shape[:2]), num_classes=num_classes)
                 result = engine(frame, 'bgr', want_confidence=False, want_stats=False)
                 latencies.append(result.timings['total'])
                 for suffix, data in (
@@ -155,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     elapsed = time.perf_counter() - start
+    where = engine.device if engine is not None else '-'
+    mean_ms = np.mean(latencies) if latencies else 0.0
     print(f'segmented {written} frame(s) from {len(files)} input(s) into {out_dir} '
-          f'({engine.device}, mean {np.mean(latencies) if latencies else 0:.0f} ms/frame, '
-          f'{elapsed:.1f} s in all)')
+          f'({where}, mean {mean_ms:.0f} ms/frame, {elapsed:.1f} s in all)')
     return 0

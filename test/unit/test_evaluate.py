@@ -10,9 +10,12 @@ import torch
 
 from lw_refinenet_ros.cli import main
 from lw_refinenet_ros.data.conveyor import CLASS_COLORS, CLASS_NAMES, write_conveyor_dataset
-from lw_refinenet_ros.data.datasets import ConveyorDataset
+from lw_refinenet_ros.data.datasets import ConveyorDataset, open_dataset
+from lw_refinenet_ros.engine import EngineConfig, InferenceEngine
 from lw_refinenet_ros.model import DEFAULT_MODEL_PATH, build_model, load_model, save_checkpoint
+from lw_refinenet_ros.reference_pipeline import reference_segment
 from lw_refinenet_ros.training.evaluate import evaluate_model, predict
+from lw_refinenet_ros.training.metrics import ConfusionMeter
 from lw_refinenet_ros.training.robustness import ROBUSTNESS_SUITE, Perturbation
 
 
@@ -116,7 +119,6 @@ def test_eval_cli_class_count_mismatch_is_an_error(tmp_path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(), reason='default model not shipped yet')
 def test_default_model_segments_unseen_conveyor_frames() -> None:
     assert DEFAULT_MODEL_PATH.stat().st_size < 10 * 1024 * 1024
     model, info = load_model(None)
@@ -127,7 +129,6 @@ def test_default_model_segments_unseen_conveyor_frames() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(), reason='default model not shipped yet')
 def test_default_model_holds_up_under_strong_camera_changes() -> None:
     """The strongest perturbations of the suite on 8 unseen frames: each stays above 0.85 and
     within 6 points of the clean score (docs/training.md has the table on 60 held-out frames;
@@ -142,3 +143,41 @@ def test_default_model_holds_up_under_strong_camera_changes() -> None:
         miou = evaluate_model(model, frames, info.num_classes,
                               transform=perturbation.make(seed=index)).miou
         assert miou > 0.85 and clean - miou < 0.06, (perturbation.name, miou, clean)
+
+
+def test_evaluation_scores_the_labels_of_the_reference_pipeline() -> None:
+    torch.manual_seed(0)
+    model = build_model('mbv2', 4).eval()
+    rng = np.random.default_rng(1)
+    items = [(rng.integers(0, 256, (29, 43, 3), dtype=np.uint8),
+              rng.integers(0, 4, (29, 43), dtype=np.uint8)) for _ in range(2)]
+    meter = ConfusionMeter(4)
+    for image, labels in items:
+        meter.update(labels, reference_segment(model, image))
+    scores = evaluate_model(model, items, 4)
+    assert np.array_equal(scores.confusion, meter.scores().confusion)
+    # The caller's model is not folded or converted by the evaluation engine.
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+
+
+def test_eval_cli_scores_the_labels_of_the_engine_with_the_same_options(tmp_path) -> None:
+    """--max-side (an option that changes labels) reaches the engine eval runs: the scores
+    equal those of an engine built with max_side by hand, and differ from native size."""
+    data = write_conveyor_dataset(tmp_path / 'data', 2, seed=8, size=(96, 72))
+    common = ['eval', '--data', str(data), '--device', 'cpu', '--backend', 'torch']
+    assert main([*common, '--max-side', '40', '--json', str(tmp_path / 'small.json')]) == 0
+    assert main([*common, '--json', str(tmp_path / 'native.json')]) == 0
+    dataset = open_dataset(str(data), 'auto', 'val')
+    model, info = load_model(None)  # the packaged model: its labels depend on the size
+    engine = InferenceEngine(model, EngineConfig(device='cpu', backend='torch', max_side=40,
+                                                 warmup_iters=0))
+    meter = ConfusionMeter(info.num_classes)
+    for i in range(len(dataset)):
+        image, labels = dataset[i]
+        meter.update(labels, engine(image, want_confidence=False, want_stats=False).labels)
+    small = json.loads((tmp_path / 'small.json').read_text())
+    native = json.loads((tmp_path / 'native.json').read_text())
+    expected = meter.scores().to_dict(CLASS_NAMES)
+    assert small['per_class'] == expected['per_class']
+    assert small['engine']['max_side'] == 40
+    assert native['per_class'] != small['per_class']
