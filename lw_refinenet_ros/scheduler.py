@@ -13,6 +13,13 @@ overload.
 This module knows nothing about torch or ROS: ``process`` is any callable, and the clocks are
 injectable so that tests can drive time.
 
+Stopping never waits for an inference longer than the caller allows: :meth:`stop` joins the
+worker for ``timeout`` seconds and otherwise leaves it to finish its cycle on its own (it then
+exits without taking another frame). A restarted scheduler's new worker first waits for such a
+left-behind worker, so ``process`` never runs twice at once. :func:`busy_workers` lists the
+worker threads still alive, so that a process can decide how to exit (a daemon thread inside
+C++ code at interpreter exit aborts the process; see lw_refinenet_ros/ros/runner.py).
+
 Counter invariant, at every instant (under the lock):
 ``received == processed + dropped_overwritten + dropped_too_old + failed + pending``, where
 ``pending`` is the number of frames waiting in slots or being processed right now.
@@ -29,6 +36,18 @@ from typing import Any, Callable, Sequence
 from lw_refinenet_ros.errors import ConfigError
 
 _LOG = logging.getLogger(__name__)
+
+# Every worker thread started by any scheduler and not finished yet (see busy_workers).
+_WORKERS: set[threading.Thread] = set()
+_WORKERS_LOCK = threading.Lock()
+
+
+def busy_workers() -> list[threading.Thread]:
+    """Worker threads (of any scheduler) that are still alive, e.g. stopped mid-inference."""
+    with _WORKERS_LOCK:
+        alive = {thread for thread in _WORKERS if thread.is_alive()}
+        _WORKERS.intersection_update(alive)
+        return sorted(alive, key=lambda thread: thread.name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +158,10 @@ class LatestFrameScheduler:
         self._stopping = False
         self._last_cycle = float('-inf')
         self._thread: threading.Thread | None = None
+        # A worker left running by stop() (still inside process) and the generation of the
+        # current worker: an older generation finishes its cycle and exits.
+        self._left_behind: threading.Thread | None = None
+        self._generation = 0
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -189,11 +212,16 @@ class LatestFrameScheduler:
             return (self._stamp_clock() - frame.stamp) * 1e3
         return (self._clock() - frame.received) * 1e3
 
-    def _take(self, timeout: float | None) -> tuple[list[Frame], list[tuple[Frame, str]]]:
+    def _retired(self, generation: int | None) -> bool:
+        # Under the lock: stop() was called, or a newer worker has replaced this one.
+        return self._stopping or (generation is not None and generation != self._generation)
+
+    def _take(self, timeout: float | None, generation: int | None = None
+              ) -> tuple[list[Frame], list[tuple[Frame, str]]]:
         """Wait for frames (or stop) and take every slot's frame; returns (fresh, too_old)."""
         with self._condition:
             deadline = None if timeout is None else self._clock() + timeout
-            while not self._stopping:
+            while not self._retired(generation):
                 wait = None if deadline is None else deadline - self._clock()
                 rate = self._config.max_rate_hz
                 next_cycle = self._last_cycle + (1.0 / rate if rate > 0 else 0.0)
@@ -205,7 +233,7 @@ class LatestFrameScheduler:
                 if wait is not None and (wait <= 0 or deadline - self._clock() <= 0):
                     return [], []
                 self._condition.wait(wait)
-            if self._stopping:
+            if self._retired(generation):
                 return [], []
             self._last_cycle = self._clock()
             fresh, stale = [], []
@@ -235,9 +263,12 @@ class LatestFrameScheduler:
     def run_once(self, timeout: float | None = None) -> int:
         """Run one cycle on the calling thread; returns how many frames were handed over.
 
-        The worker thread calls this in a loop; tests call it directly for determinism.
+        The worker thread runs the same cycle in a loop; tests call this for determinism.
         """
-        frames, stale = self._take(timeout)
+        return self._cycle(timeout, None)
+
+    def _cycle(self, timeout: float | None, generation: int | None) -> int:
+        frames, stale = self._take(timeout, generation)
         if self._on_skipped is not None:
             for frame, reason in stale:
                 self._on_skipped(frame, reason)
@@ -252,30 +283,62 @@ class LatestFrameScheduler:
             self._finish(frames, outcome)
         return len(frames)
 
-    def _run(self) -> None:
-        while not self._stopping:
-            self.run_once()
+    def _run(self, generation: int, previous: threading.Thread | None) -> None:
+        try:
+            if previous is not None:
+                # One cycle at a time: the engine behind ``process`` need not be re-entrant.
+                previous.join()
+            while True:
+                with self._condition:
+                    if self._retired(generation):
+                        return
+                self._cycle(None, generation)
+        finally:
+            with _WORKERS_LOCK:
+                _WORKERS.discard(threading.current_thread())
 
     def start(self) -> None:
-        """Start the worker thread (idempotent)."""
+        """Start the worker thread (idempotent).
+
+        After a :meth:`stop` that left a worker inside ``process``, the new worker starts
+        taking frames once that cycle has ended.
+        """
         with self._condition:
             if self._thread is not None:
                 return
             self._stopping = False
-            self._thread = threading.Thread(target=self._run, name='lw_refinenet_worker',
-                                            daemon=True)
+            self._generation += 1
+            previous = self._left_behind
+            self._left_behind = None
+            if previous is not None and not previous.is_alive():
+                previous = None
+            self._thread = threading.Thread(
+                target=self._run, args=(self._generation, previous),
+                name='lw_refinenet_worker', daemon=True)
+            with _WORKERS_LOCK:
+                _WORKERS.add(self._thread)
             self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> bool:
         """Stop the worker; returns False if it is still busy after ``timeout`` seconds.
 
-        Frames still waiting in the slots stay counted as pending.
+        A busy worker is not interrupted (an inference cannot be): it finishes its cycle,
+        takes no further frame and exits. Frames still waiting in the slots stay counted as
+        pending.
         """
         with self._condition:
             self._stopping = True
             self._condition.notify_all()
             thread, self._thread = self._thread, None
+            if thread is not None:
+                self._left_behind = thread
         if thread is None or thread is threading.current_thread():
             return True
         thread.join(timeout)
         return not thread.is_alive()
+
+    def busy(self) -> bool:
+        """True while a worker of this scheduler (current or left behind) is alive."""
+        with self._condition:
+            threads = (self._thread, self._left_behind)
+        return any(thread is not None and thread.is_alive() for thread in threads)

@@ -1,7 +1,10 @@
 """/diagnostics messages built directly (diagnostic_updater has no pip wheel).
 
 One DiagnosticStatus per camera with the frame counters, rates and latency percentiles, so
-that drops and failures are visible in rqt_runtime_monitor, Foxglove or a bag.
+that drops and failures are visible in rqt_runtime_monitor, Foxglove or a bag, and with what
+the input subscription saw of the transport (lost frames, a matched publisher that delivers
+nothing; lw_refinenet_ros/ros/transport.py), so that "no camera" and "frames lost on the way"
+read differently.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Iterable
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 
+from lw_refinenet_ros.ros.transport import TransportHealth
 from lw_refinenet_ros.scheduler import FrameCounters
 
 
@@ -46,20 +50,31 @@ def _pairs(values: Iterable[tuple[str, object]]) -> list[KeyValue]:
 
 def camera_status(name: str, hardware_id: str, counters: FrameCounters,
                   previous: FrameCounters, period_s: float, latency: LatencyWindow,
-                  inference: LatencyWindow, extra: dict[str, object]) -> DiagnosticStatus:
-    """Status of one camera's pipeline; WARN when frames failed during the last period."""
+                  inference: LatencyWindow, extra: dict[str, object],
+                  transport: TransportHealth | None = None) -> DiagnosticStatus:
+    """Status of one camera's pipeline.
+
+    WARN when frames failed during the last period, or when the transport lost frames or a
+    matched publisher delivered nothing (``transport``); OK otherwise.
+    """
     p50, p95, worst = latency.percentiles(50, 95, 100)
     i50, i95 = inference.percentiles(50, 95)
     new_failed = counters.failed - previous.failed
     rate_in = (counters.received - previous.received) / period_s
     rate_out = (counters.processed - previous.processed) / period_s
+    transport = transport or TransportHealth()
+    loss = transport.problem()
     status = DiagnosticStatus(name=name, hardware_id=hardware_id)
     if new_failed > 0:
         status.level = DiagnosticStatus.WARN
         status.message = f'{new_failed} frame(s) failed in the last {period_s:g} s'
+    elif loss is not None:
+        status.level = DiagnosticStatus.WARN
+        status.message = loss
     elif counters.received == 0:
         status.level = DiagnosticStatus.OK
-        status.message = 'waiting for images'
+        status.message = ('waiting for images' if transport.publishers == 0 else
+                          'waiting for the first image')
     else:
         status.level = DiagnosticStatus.OK
         status.message = f'{rate_out:.1f} Hz processed of {rate_in:.1f} Hz received'
@@ -71,6 +86,8 @@ def camera_status(name: str, hardware_id: str, counters: FrameCounters,
         ('input_rate_hz', rate_in), ('processed_rate_hz', rate_out),
         ('latency_p50_ms', p50), ('latency_p95_ms', p95), ('latency_max_ms', worst),
         ('inference_p50_ms', i50), ('inference_p95_ms', i95),
+        ('publishers', transport.publishers), ('lost_in_transport', transport.lost_total),
+        ('silent_for_s', transport.silent_s),
         *extra.items()])
     return status
 

@@ -16,9 +16,9 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 
 from lw_refinenet_ros.config import NodeConfig
 from lw_refinenet_ros.errors import LWRefineNetError
-from lw_refinenet_ros.ros.node import NODE_NAME, run_node
 from lw_refinenet_ros.ros.parameters import apply_runtime_change, declare_parameters
 from lw_refinenet_ros.ros.pipeline import EngineFactory, SegmentationPipeline, load_engine
+from lw_refinenet_ros.ros.runner import NODE_NAME, run_node
 
 
 class LifecycleSegmentationNode(LifecycleNode):

@@ -3,7 +3,8 @@
 A thin node: declare parameters (one table, ``lw_refinenet_ros.config``) -> NodeConfig ->
 model and engine -> :class:`~lw_refinenet_ros.ros.pipeline.SegmentationPipeline`, which owns
 the subscriptions, the publishers and the inference thread. Topics and parameters are
-documented in docs/node.md.
+documented in docs/node.md. The process side (rclpy init, signals, a bounded exit) is
+:func:`lw_refinenet_ros.ros.runner.run_node`.
 """
 
 from __future__ import annotations
@@ -11,12 +12,9 @@ from __future__ import annotations
 import sys
 from typing import Any, Sequence
 
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from lw_refinenet_ros.config import NodeConfig
-from lw_refinenet_ros.errors import LWRefineNetError
 from lw_refinenet_ros.ros.parameters import apply_runtime_change, declare_parameters
 from lw_refinenet_ros.ros.pipeline import (
     EngineFactory,
@@ -24,9 +22,10 @@ from lw_refinenet_ros.ros.pipeline import (
     SegmentationPipeline,
     load_engine,
 )
+from lw_refinenet_ros.ros.runner import NODE_NAME, run_node
 from lw_refinenet_ros.scheduler import FrameCounters
 
-NODE_NAME = 'lw_refinenet'
+__all__ = ['NODE_NAME', 'SegmentationNode', 'main', 'run_node']
 
 
 class SegmentationNode(Node):
@@ -76,28 +75,6 @@ class SegmentationNode(Node):
             pipeline.destroy()
             self._pipeline = None
         super().destroy_node()
-
-
-def run_node(factory: Any, args: Sequence[str] | None = None) -> int:
-    """Init rclpy, build a node with ``factory()``, spin until SIGINT/SIGTERM; exit code."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        try:
-            node = factory()
-        except LWRefineNetError as error:
-            rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {error}')
-            return 1
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
 
 
 def main(args: Sequence[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from typing import Any, Callable
 
@@ -33,6 +34,7 @@ from lw_refinenet_ros.palette import ClassMap, colorize, overlay
 from lw_refinenet_ros.ros.conversions import array_to_image, compressed_to_rgb, image_to_rgb
 from lw_refinenet_ros.ros.diagnostics import LatencyWindow, camera_status, diagnostic_array
 from lw_refinenet_ros.ros.qos import LATCHED_QOS, OUTPUT_QOS, input_qos
+from lw_refinenet_ros.ros.transport import LOSS_FIX, TransportHealth, TransportMonitor
 from lw_refinenet_ros.scheduler import Frame, FrameCounters, LatestFrameScheduler
 
 _LOG = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ class _Camera:
     latency: LatencyWindow
     inference: LatencyWindow
     previous: FrameCounters
+    transport: TransportMonitor = dataclasses.field(default_factory=TransportMonitor)
     subscription: Any = None
     info_subscription: Any = None
     camera_info: CameraInfo | None = None
@@ -101,6 +104,11 @@ class SegmentationPipeline:
         self._class_map = loaded.class_map
         self._filter_lut = self._make_filter(config)
         self._last_log: dict[str, float] = {}
+        # Outputs open: the worker may publish. Closed (under the lock) before any entity is
+        # destroyed, so a worker that finishes an inference after that touches no rclpy
+        # entity (see ros/runner.py for why a shutdown must not wait for it).
+        self._outputs_lock = threading.Lock()
+        self._outputs_open = False
         names = list(config.cameras) or ['']
         self._cameras = {name: self._make_camera(name) for name in names}
         self._class_map_publishers = [
@@ -157,15 +165,23 @@ class SegmentationPipeline:
             qos = input_qos(self._node, topic, self._config.qos)
             camera.subscription = self._node.create_subscription(
                 message_type, topic, lambda msg, name=camera.name: self._on_image(name, msg),
-                qos)
+                qos, event_callbacks=camera.transport.event_callbacks())
             if self._config.use_camera_info:
                 camera.info_subscription = self._node.create_subscription(
                     CameraInfo, f'{camera.prefix}camera_info',
                     lambda msg, cam=camera: setattr(cam, 'camera_info', msg), qos)
+        with self._outputs_lock:
+            self._outputs_open = True
         self._scheduler.start()
 
-    def unsubscribe(self, timeout: float = 1.5) -> bool:
-        """Stop the worker and remove the input subscriptions; False if the worker hung."""
+    def unsubscribe(self, timeout: float = 0.5) -> bool:
+        """Close the outputs, stop the worker, remove the input subscriptions.
+
+        Waits at most ``timeout`` seconds for an inference in flight; returns False when it
+        is still running (it finishes on its own, and its result is not published).
+        """
+        with self._outputs_lock:
+            self._outputs_open = False
         stopped = self._scheduler.stop(timeout)
         for camera in self._cameras.values():
             for attribute in ('subscription', 'info_subscription'):
@@ -211,13 +227,16 @@ class SegmentationPipeline:
         return self._scheduler.counters(camera)
 
     def _on_image(self, camera: str, msg: Any) -> None:
+        self._cameras[camera].transport.note_message()
         self._scheduler.submit(camera, msg, _stamp_seconds(msg.header.stamp))
 
     def _log_throttled(self, kind: str, text: str) -> None:
         now = time.monotonic()
         if now - self._last_log.get(kind, -1e9) >= self._config.log_throttle_s:
             self._last_log[kind] = now
-            self._node.get_logger().warning(text)
+            # Once the outputs are closed the node may be gone: log without touching it.
+            logger = self._node.get_logger() if self._outputs_open else _LOG
+            logger.warning(text)
 
     def _on_skipped(self, frame: Frame, reason: str) -> None:
         self._log_throttled('too_old', f'skipped a frame from camera "{frame.source}": {reason}')
@@ -261,16 +280,22 @@ class SegmentationPipeline:
             self._log_throttled('engine', f'inference failed for {len(decoded)} frame(s) '
                                           f'(counted as failed): {error}')
             return ok
-        for (index, image, order), result in zip(decoded, results):
-            try:
-                self._publish(frames[index], image, order, result)
-                ok[index] = True
-            except Exception as error:  # noqa: BLE001 - one bad publish must not stop others
-                self._log_throttled('publish', f'publishing results failed: {error}')
+        with self._outputs_lock:
+            if not self._outputs_open:
+                # Deactivated or shutting down during the inference: processed, not published.
+                for index, _, _ in decoded:
+                    ok[index] = True
+                return ok
+            for (index, image, order), result in zip(decoded, results):
+                try:
+                    self._publish(frames[index], image, order, result)
+                    ok[index] = True
+                except Exception as error:  # noqa: BLE001 - one bad publish must go on
+                    self._log_throttled('publish', f'publishing results failed: {error}')
         return ok
 
     def _wants(self, frames: list[Frame], output: str) -> bool:
-        if not self._config.publishes(output):
+        if not self._config.publishes(output) or not self._outputs_open:
             return False
         try:
             return any(self._cameras[f.source].publishers[output].get_subscription_count() > 0
@@ -346,6 +371,21 @@ class SegmentationPipeline:
         for publisher in self._class_map_publishers:
             publisher.publish(msg)
 
+    def _transport_health(self, camera: _Camera) -> TransportHealth | None:
+        """What the camera's subscription saw since the last report; logs a loss, throttled."""
+        if camera.subscription is None:
+            return None
+        try:
+            health = camera.transport.report(camera.subscription.get_publisher_count())
+        except Exception:  # noqa: BLE001 - the subscription went away (shutting down)
+            return None
+        problem = health.problem()
+        if problem is not None:
+            topic = camera.subscription.topic_name
+            self._log_throttled(f'transport:{camera.name}',
+                                f'{topic}: {problem}. To fix it: {LOSS_FIX}')
+        return health
+
     def _publish_diagnostics(self) -> None:
         statuses = []
         period = self._config.diagnostics_period_s
@@ -353,9 +393,11 @@ class SegmentationPipeline:
         for camera in self._cameras.values():
             counters = self._scheduler.counters(camera.name)
             label = f' ({camera.name})' if camera.name else ''
+            transport = self._transport_health(camera)
             statuses.append(camera_status(
                 f'{node_name}: segmentation{label}', node_name, counters, camera.previous,
-                period, camera.latency, camera.inference, {'model': self._loaded.name}))
+                period, camera.latency, camera.inference, {'model': self._loaded.name},
+                transport))
             camera.previous = counters
         self._diagnostics.publish(diagnostic_array(self._node.get_clock().now().to_msg(),
                                                    statuses))

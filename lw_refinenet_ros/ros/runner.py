@@ -1,0 +1,186 @@
+"""Run a node as a process: rclpy init, executor, SIGINT/SIGTERM, a bounded exit, exit code.
+
+The promise (docs/guarantees.md): SIGINT or SIGTERM ends the process with exit code 0 within
+:data:`EXIT_BUDGET_S` seconds, whatever is running, and the DDS participant is destroyed so
+that no Fast DDS shared-memory files stay in /dev/shm.
+
+Why it needs more than ``spin(); destroy_node(); shutdown()``: an inference cannot be
+interrupted, and on a CPU it can take seconds. The worker thread that runs it is a daemon
+thread; if the interpreter finalises while that thread is inside torch's C++ code, CPython
+(3.11/3.12) ends the thread with ``pthread_exit`` as it tries to re-take the GIL, the forced
+unwind crosses a ``noexcept`` C++ frame and the process aborts ("terminate called without an
+active exception", exit code -6). So the exit goes:
+
+1. the rclpy signal handler shuts the context down; the executor returns;
+2. the node is destroyed: its pipeline closes its outputs (a worker that finishes later
+   touches no rclpy entity any more) and waits briefly for the worker;
+3. rclpy shuts down and the context is destroyed, which destroys the DDS participant and
+   with it the shared-memory segments;
+4. if a worker is still inside an inference, the process leaves it behind with ``os._exit``
+   (status 0, streams flushed) instead of finalising the interpreter under it; otherwise it
+   returns normally.
+
+A watchdog thread backs this up for the cases where the main thread itself is stuck in C++
+code (building the engine, a warm-up inference): once the context is down it gives the
+orderly path the budget and then exits 0 itself.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import sys
+import threading
+import time
+from typing import Callable, Sequence
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+
+from lw_refinenet_ros.errors import LWRefineNetError
+from lw_refinenet_ros.scheduler import busy_workers
+
+NODE_NAME = 'lw_refinenet'
+# SIGINT/SIGTERM -> exit within this many seconds (the documented guarantee).
+EXIT_BUDGET_S = 2.0
+# Part of the budget kept for the final flush and the interpreter's own exit.
+_EXIT_MARGIN_S = 0.3
+
+_LOG = logging.getLogger(__name__)
+
+
+def _flush_streams() -> None:
+    """Flush Python's and C's stdio buffers (``os._exit`` flushes neither)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
+
+
+def _leave(code: int, reason: str) -> None:
+    """End the process now with ``code``, without finalising the interpreter."""
+    rclpy.logging.get_logger(NODE_NAME).info(reason)
+    _flush_streams()
+    os._exit(code)
+
+
+class ExitWatchdog:
+    """Ends the process with status 0 if it is still alive ``budget_s`` after shutdown began.
+
+    Shutdown begins when the context stops being ok (the rclpy signal handler shuts it down
+    from its own thread, so this sees a signal even while the main thread is busy in C++).
+    """
+
+    def __init__(self, context: Context, budget_s: float = EXIT_BUDGET_S,
+                 poll_s: float = 0.05) -> None:
+        self._context = context
+        self._budget_s = budget_s
+        self._poll_s = poll_s
+        self._done = threading.Event()
+        self._down_at: float | None = None
+        self._thread = threading.Thread(target=self._watch, name='lw_refinenet_exit_watchdog',
+                                        daemon=True)
+
+    def start(self) -> ExitWatchdog:
+        self._thread.start()
+        return self
+
+    def deadline(self) -> float:
+        """Monotonic time by which the orderly exit must be done (from now if no signal)."""
+        start = self._down_at if self._down_at is not None else time.monotonic()
+        return start + self._budget_s - _EXIT_MARGIN_S
+
+    def note_shutdown(self) -> None:
+        """Record the start of shutdown if the watchdog has not seen it yet."""
+        if self._down_at is None:
+            self._down_at = time.monotonic()
+
+    def cancel(self) -> None:
+        """The orderly exit is done (or the process is leaving): stand down."""
+        self._done.set()
+
+    def _watch(self) -> None:
+        while not self._done.is_set():
+            if not self._context.ok():
+                self.note_shutdown()
+                break
+            self._done.wait(self._poll_s)
+        if self._done.wait(max(0.0, self.deadline() - time.monotonic())):
+            return
+        _leave(0, f'shutdown took longer than {self._budget_s:g} s (the main thread is busy '
+                  f'in native code): exiting now')
+
+
+def _wait_for_workers(deadline: float) -> list[threading.Thread]:
+    """Give busy inference workers until ``deadline`` to finish; returns those still alive."""
+    for thread in busy_workers():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return busy_workers()
+
+
+def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> int:
+    """Init rclpy, build a node with ``factory()``, spin until SIGINT/SIGTERM; exit code.
+
+    Returns 0 after a signal (or an external shutdown) and 1 when the node cannot start
+    (the reason is logged). May end the process itself with status 0 (see the module
+    docstring) rather than return while an inference is still running.
+    """
+    rclpy.init(args=args)
+    context = rclpy.get_default_context()
+    watchdog = ExitWatchdog(context).start()
+    node: Node | None = None
+    executor: SingleThreadedExecutor | None = None
+    code = 0
+    try:
+        try:
+            node = factory()
+        except LWRefineNetError as error:
+            if context.ok():  # a start-up error, not one caused by a signal during start-up
+                rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {error}')
+                code = 1
+        if node is not None and context.ok():
+            executor = SingleThreadedExecutor(context=context)
+            executor.add_node(node)
+            executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception:
+        if context.ok():
+            raise
+        # rclpy calls made while the signal handler shut the context down fail with an
+        # RCLError or InvalidHandle: that is the shutdown the user asked for, not a crash.
+    finally:
+        watchdog.note_shutdown()
+        _close(node, executor, context)
+    left = _wait_for_workers(watchdog.deadline())
+    if left:
+        watchdog.cancel()
+        _leave(code, f'an inference was still running at exit ({len(left)} worker(s)); '
+                     'left behind, exiting now')
+    watchdog.cancel()
+    return code
+
+
+def _close(node: Node | None, executor: SingleThreadedExecutor | None,
+           context: Context) -> None:
+    """Destroy the node, the executor and the context (and so the DDS participant)."""
+    if node is not None:
+        try:
+            node.destroy_node()
+        except Exception as error:  # noqa: BLE001 - go on to release the participant
+            _LOG.warning('destroying the node failed: %s', error)
+    if executor is not None:
+        executor.shutdown(timeout_sec=0)
+    rclpy.try_shutdown(context=context)
+    try:
+        context.destroy()
+    except Exception as error:  # noqa: BLE001 - still in use: the GC destroys it later
+        _LOG.debug('context not destroyed yet: %s', error)
