@@ -71,6 +71,8 @@ class DrawnPart:
         scale: Size factor relative to the nominal part size.
         shapes: ``(polygon (N, 2) float32 in frame pixels, is_fill)`` in draw order; holes
             (``is_fill=False``) show whatever lies beneath the part.
+        instance_id: The part's id, unique within its scene and kept while it rides the belt
+            (>= 1; the value of its pixels in :meth:`ConveyorScene.render_instances`).
     """
 
     class_id: int
@@ -79,6 +81,7 @@ class DrawnPart:
     angle: float
     scale: float
     shapes: tuple[tuple[np.ndarray, bool], ...]
+    instance_id: int = 0
 
     def footprint(self, size: tuple[int, int]) -> np.ndarray:
         """The hard-edged pixels this part covers, as drawn into the labels (bool (H, W))."""
@@ -196,6 +199,7 @@ class _Part:
     color: np.ndarray
     light_dir: float
     radius: float
+    instance_id: int = 0
 
     def shapes(self) -> tuple[tuple[np.ndarray, bool], ...]:
         cos, sin = math.cos(self.angle), math.sin(self.angle)
@@ -262,6 +266,7 @@ class ConveyorScene:
         self._floor = self._make_floor()
         self._belt_tex = self._lowfreq((height, width * 2), 10, 7.0)
         self._parts: list[_Part] = []
+        self._next_instance = 1
         if fill:
             self._populate(0.0, float(width))
 
@@ -301,11 +306,12 @@ class ConveyorScene:
                         + rng.normal(0, 8, 3), 0, 255)
         margin = radius * scale * 0.4
         y = rng.uniform(self.belt_top + margin, self.belt_bottom - margin)
+        self._next_instance += 1
         return _Part(class_id=class_id, local=local, x=float(x), y=float(y),
                      angle=float(rng.uniform(0, 2 * math.pi)),
                      spin=float(rng.normal(0, 0.004)), scale=scale,
                      color=color.astype(np.float32), light_dir=self._light_dir,
-                     radius=radius * scale)
+                     radius=radius * scale, instance_id=self._next_instance - 1)
 
     def _populate(self, x0: float, x1: float) -> None:
         count = self._rng.poisson(self.density * (x1 - x0) / (320.0 * self.unit))
@@ -328,7 +334,8 @@ class ConveyorScene:
         """The parts in draw order (later ones lie on top), as :class:`DrawnPart`."""
         return tuple(DrawnPart(class_id=p.class_id, name=CLASS_NAMES[p.class_id],
                                center=(p.x, p.y), angle=p.angle, scale=p.scale,
-                               shapes=p.shapes()) for p in self._parts)
+                               shapes=p.shapes(), instance_id=p.instance_id)
+                     for p in self._parts)
 
     # ----------------------------------------------------------------- rendering
 
@@ -434,6 +441,32 @@ class ConveyorScene:
             image = self._photometric(image)
         return np.clip(image, 0, 255).astype(np.uint8), labels
 
+    def render_instances(self) -> np.ndarray:
+        """Instance ground truth of the current state: uint16 (H, W), 0 where no part lies.
+
+        Each pixel holds the ``instance_id`` of the part that made its label (the last one
+        drawn over it, holes showing what lies beneath), so ``render()``'s labels are a part
+        class exactly where this image is non-zero. Ids persist while a part rides the belt.
+        """
+        width, height = self.size
+        instances = np.zeros((height, width), np.uint16)
+        for part in self._parts:
+            shapes = part.shapes()
+            points = np.concatenate([poly for poly, _ in shapes])
+            x0 = max(0, int(points[:, 0].min()) - 2)
+            y0 = max(0, int(points[:, 1].min()) - 2)
+            x1 = min(width, int(points[:, 0].max()) + 3)
+            y1 = min(height, int(points[:, 1].max()) + 3)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            hard = np.zeros((y1 - y0, x1 - x0), np.uint8)
+            offset = np.array([x0, y0], np.float32)
+            for poly, is_fill in shapes:
+                pts = np.round((poly - offset) * _ONE).astype(np.int32)
+                cv2.fillPoly(hard, [pts], 1 if is_fill else 0, cv2.LINE_8, shift=_SHIFT)
+            instances[y0:y1, x0:x1][hard > 0] = part.instance_id
+        return instances
+
     def next_frame(self) -> tuple[np.ndarray, np.ndarray]:
         """Advance one frame and render it (the synthetic camera's 30 Hz loop body)."""
         self.step()
@@ -448,7 +481,7 @@ def frame_rng(seed: int, index: int) -> np.random.Generator:
 def render_conveyor_frame(rng_or_seed: np.random.Generator | int | Sequence[int] | None,
                           size: tuple[int, int] = DEFAULT_SIZE, *, augment: bool = True,
                           density: float = 6.0, return_parts: bool = False,
-                          ) -> tuple[np.ndarray, ...]:
+                          return_instances: bool = False) -> tuple[np.ndarray, ...]:
     """Render one independent conveyor frame.
 
     Args:
@@ -457,17 +490,22 @@ def render_conveyor_frame(rng_or_seed: np.random.Generator | int | Sequence[int]
         augment: Photometric variation on/off.
         density: Mean parts per 320 px of belt.
         return_parts: Also return the drawn parts (tuple of :class:`DrawnPart`).
+        return_instances: Also return the instance ids (uint16 (H, W), 0 = no part).
 
     Returns:
-        ``(image_rgb uint8 (H, W, 3), labels uint8 (H, W))``, plus ``parts`` if asked.
+        ``(image_rgb uint8 (H, W, 3), labels uint8 (H, W))``, then ``parts`` and
+        ``instances`` if asked (in that order).
     """
     scene = ConveyorScene(rng_or_seed, size, augment=augment, density=density)
     # A random belt phase so stripes are not always aligned with the frame edge.
     scene.belt_phase = float(scene._rng.uniform(0, scene.size[0]))
     image, labels = scene.render()
+    extra: tuple = ()
     if return_parts:
-        return image, labels, scene.parts
-    return image, labels
+        extra += (scene.parts,)
+    if return_instances:
+        extra += (scene.render_instances(),)
+    return (image, labels) + extra
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -493,12 +531,14 @@ def write_classes_yaml(path: str | os.PathLike[str],
 
 def write_conveyor_dataset(out: str | os.PathLike[str], count: int, seed: int,
                            size: tuple[int, int] = DEFAULT_SIZE, *, start: int = 0,
-                           augment: bool = True,
+                           augment: bool = True, instances: bool = True,
                            progress: Callable[[int], None] | None = None) -> Path:
     """Write ``count`` frames in the generic folder layout.
 
     Layout: ``images/NNNNNN.png`` (RGB), ``labels/NNNNNN.png`` (8-bit class ids) and
     ``classes.yaml``; readable by :class:`lw_refinenet_ros.data.datasets.FolderDataset`.
+    With ``instances``, also ``instances/NNNNNN.png``: 16-bit part ids, 0 where no part
+    lies (read with :func:`lw_refinenet_ros.data.instances.read_instances`).
 
     Returns:
         The output folder.
@@ -509,11 +549,17 @@ def write_conveyor_dataset(out: str | os.PathLike[str], count: int, seed: int,
     (root / 'images').mkdir(parents=True, exist_ok=True)
     (root / 'labels').mkdir(parents=True, exist_ok=True)
     write_classes_yaml(root / 'classes.yaml')
+    if instances:
+        (root / 'instances').mkdir(exist_ok=True)
     for index in range(start, start + count):
-        image, labels = render_conveyor_frame(frame_rng(seed, index), size, augment=augment)
+        image, labels, *rest = render_conveyor_frame(frame_rng(seed, index), size,
+                                                     augment=augment,
+                                                     return_instances=instances)
         stem = f'{index:06d}'
         cv2.imwrite(str(root / 'images' / f'{stem}.png'), image[..., ::-1])
         cv2.imwrite(str(root / 'labels' / f'{stem}.png'), labels)
+        if instances:
+            cv2.imwrite(str(root / 'instances' / f'{stem}.png'), rest[0])
         if progress is not None:
             progress(index - start + 1)
     return root

@@ -37,7 +37,7 @@ OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
                   'A part centre must lie at least this many pixels from the mask edge to '
                   'seed its own object when splitting.', minimum=1.0, maximum=1000.0,
                   runtime=True),
-    ParameterSpec('objects.split_neck_ratio', 0.7,
+    ParameterSpec('objects.split_neck_ratio', 0.4,
                   'Two centres stay separate objects only if the mask between them narrows to '
                   "at most this fraction of the smaller centre's radius.",
                   minimum=0.05, maximum=1.0, runtime=True),

@@ -1,0 +1,256 @@
+"""Object-level scores against instance ground truth (numpy only, no torch, no ROS).
+
+Pixel mIoU says little about whether a robot picks the right part: two touching nuts merged
+into one object are fine pixels and a failed pick. These scores count parts:
+
+* precision / recall / F1 per class: a predicted object matches a ground-truth piece of the
+  same class when their masks overlap with IoU >= 0.5 (so at most one match each). A piece
+  is a visible 8-connected region of one part: a part that another part lies across shows as
+  two pieces, and each is an object to find (a picker may take either);
+* pick success: the object's pick pixel lies on a ground-truth part of the object's class;
+* id switches: a ground-truth part whose matched track id changes from one frame to the next
+  (CLEAR-MOT style), per matched track-frame.
+
+Pieces smaller than ``min_gt_area`` pixels (parts almost hidden under others) and pieces
+cut by the image border (half in view) are "don't care": missing one is no error, and a
+prediction lying mostly on one is not a false positive. Their number is reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import math
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class ClassCounts:
+    """Matches of one class."""
+
+    true_positives: int = 0
+    false_positives: int = 0
+    false_negatives: int = 0
+
+    @property
+    def precision(self) -> float:
+        found = self.true_positives + self.false_positives
+        return self.true_positives / found if found else math.nan
+
+    @property
+    def recall(self) -> float:
+        present = self.true_positives + self.false_negatives
+        return self.true_positives / present if present else math.nan
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r > 0 else math.nan
+
+
+@dataclass
+class FrameMatch:
+    """How one frame's objects matched its ground-truth pieces.
+
+    Attributes:
+        pairs: (object index, instance id) of every match.
+        false_positives: Indices of objects that match no piece.
+        missed: (instance id, class id) of pieces that no object matches.
+        ignored: Number of "don't care" pieces (tiny or cut by the image border).
+    """
+
+    pairs: list[tuple[int, int]] = field(default_factory=list)
+    false_positives: list[int] = field(default_factory=list)
+    missed: list[tuple[int, int]] = field(default_factory=list)
+    ignored: int = 0
+
+
+@dataclass
+class GroundTruthPieces:
+    """Visible pieces of the ground-truth parts of one frame.
+
+    Attributes:
+        pieces: int32 (H, W) piece ids, 0 where no part lies.
+        instance: Part (instance) id of each piece id.
+        class_id: Class of each piece id.
+        area: Pixels of each piece id.
+        dont_care: True for pieces that are tiny or touch the image border.
+    """
+
+    pieces: np.ndarray
+    instance: np.ndarray
+    class_id: np.ndarray
+    area: np.ndarray
+    dont_care: np.ndarray
+
+
+def ground_truth_pieces(gt_labels: np.ndarray, gt_instances: np.ndarray,
+                        min_gt_area: int = 40) -> GroundTruthPieces:
+    """Split every ground-truth part into its visible 8-connected pieces.
+
+    A part lying half under another can show as two pieces; the camera sees two regions and
+    a picker may take either, so each piece is one object to find.
+
+    Raises:
+        ValueError: When the ground-truth images differ in shape.
+    """
+    if gt_labels.shape != gt_instances.shape:
+        raise ValueError(f'ground-truth labels {gt_labels.shape} and instances '
+                         f'{gt_instances.shape} must have the same shape.')
+    height, width = gt_instances.shape
+    pieces = np.zeros((height, width), np.int32)
+    instance, class_id, area, dont_care = [0], [0], [0], [False]
+    ids = np.unique(gt_instances)
+    for inst in ids[ids > 0]:
+        part = (gt_instances == inst).astype(np.uint8)
+        ys, xs = np.nonzero(part)
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        count, components, stats, _ = cv2.connectedComponentsWithStats(
+            part[y0:y1, x0:x1], connectivity=8)
+        cls = int(gt_labels[ys[0], xs[0]])
+        for k in range(1, count):
+            left, top, w, h, size = (int(v) for v in stats[k])
+            piece_id = len(instance)
+            pieces[y0:y1, x0:x1][components == k] = piece_id
+            instance.append(int(inst))
+            class_id.append(cls)
+            area.append(size)
+            border = (x0 + left == 0 or y0 + top == 0 or x0 + left + w == width
+                      or y0 + top + h == height)
+            dont_care.append(size < min_gt_area or border)
+    return GroundTruthPieces(pieces, np.array(instance), np.array(class_id), np.array(area),
+                             np.array(dont_care, bool))
+
+
+def match_frame(objects: Sequence[Any], truth: GroundTruthPieces,
+                iou_threshold: float = 0.5) -> FrameMatch:
+    """Match one frame's objects (``class_id``, ``bbox``, ``mask``) to ground-truth pieces."""
+    result = FrameMatch(ignored=int(truth.dont_care[1:].sum()))
+    matched: set[int] = set()
+    for index, obj in enumerate(objects):
+        x, y, w, h = obj.bbox
+        crop = truth.pieces[y:y + h, x:x + w][obj.mask]
+        overlap = np.bincount(crop, minlength=1)
+        size = int(crop.size)
+        best, best_iou, ignored = 0, 0.0, 0
+        for piece in np.nonzero(overlap)[0]:
+            if piece == 0 or truth.class_id[piece] != obj.class_id:
+                continue
+            inter = float(overlap[piece])
+            if truth.dont_care[piece]:
+                ignored += int(inter)
+            iou = inter / (size + float(truth.area[piece]) - inter)
+            if iou > best_iou:
+                best, best_iou = int(piece), iou
+        if best_iou >= iou_threshold:
+            if not truth.dont_care[best]:
+                result.pairs.append((index, int(truth.instance[best])))
+            matched.add(best)
+        elif 2 * ignored < size:
+            result.false_positives.append(index)
+    result.missed = [(int(truth.instance[p]), int(truth.class_id[p]))
+                     for p in range(1, truth.area.size)
+                     if p not in matched and not truth.dont_care[p]]
+    return result
+
+
+class ObjectScorer:
+    """Accumulates object scores over frames (and id switches over a video).
+
+    Args:
+        num_classes: Number of classes of the label images.
+        iou_threshold: Mask IoU at which a prediction counts as finding a part.
+        min_gt_area: Smaller ground-truth parts are "don't care".
+    """
+
+    def __init__(self, num_classes: int, iou_threshold: float = 0.5,
+                 min_gt_area: int = 40) -> None:
+        self.num_classes = int(num_classes)
+        self.iou_threshold = float(iou_threshold)
+        self.min_gt_area = int(min_gt_area)
+        self.classes = [ClassCounts() for _ in range(self.num_classes)]
+        self.picks_ok = 0
+        self.picks_total = 0
+        self.id_switches = 0
+        self.track_frames = 0
+        self.ignored_parts = 0
+        self._last_track: dict[int, int] = {}
+
+    def add(self, objects: Sequence[Any], gt_labels: np.ndarray, gt_instances: np.ndarray,
+            track_ids: Sequence[int | None] | None = None) -> FrameMatch:
+        """Score one frame.
+
+        Args:
+            objects: Objects with ``class_id``, ``bbox``, ``mask`` and ``pick``.
+            gt_labels: (H, W) ground-truth class ids.
+            gt_instances: (H, W) ground-truth part ids, 0 = no part.
+            track_ids: The objects' track ids (None where untracked) for id switches;
+                None: this frame does not count toward id switches.
+        """
+        match = match_frame(objects, ground_truth_pieces(gt_labels, gt_instances,
+                                                         self.min_gt_area),
+                            self.iou_threshold)
+        for index, _ in match.pairs:
+            self.classes[objects[index].class_id].true_positives += 1
+        for index in match.false_positives:
+            self.classes[objects[index].class_id].false_positives += 1
+        self.ignored_parts += match.ignored
+        for _, class_id in match.missed:
+            self.classes[class_id].false_negatives += 1
+        height, width = gt_labels.shape
+        for obj in objects:
+            px, py = (int(round(v)) for v in obj.pick)
+            self.picks_total += 1
+            if 0 <= px < width and 0 <= py < height and gt_instances[py, px] != 0 \
+                    and gt_labels[py, px] == obj.class_id:
+                self.picks_ok += 1
+        if track_ids is not None:
+            for index, inst in match.pairs:
+                track = track_ids[index]
+                if track is None:
+                    continue
+                self.track_frames += 1
+                previous = self._last_track.get(inst)
+                if previous is not None and previous != track:
+                    self.id_switches += 1
+                self._last_track[inst] = track
+        return match
+
+    @property
+    def total(self) -> ClassCounts:
+        """Counts summed over classes."""
+        return ClassCounts(sum(c.true_positives for c in self.classes),
+                           sum(c.false_positives for c in self.classes),
+                           sum(c.false_negatives for c in self.classes))
+
+    def summary(self, class_names: Sequence[str] = ()) -> dict[str, Any]:
+        """JSON-ready scores: overall, per class present, picks and id switches."""
+        def scores(counts: ClassCounts) -> dict[str, Any]:
+            return {'precision': _json_float(counts.precision),
+                    'recall': _json_float(counts.recall), 'f1': _json_float(counts.f1),
+                    'true_positives': counts.true_positives,
+                    'false_positives': counts.false_positives,
+                    'false_negatives': counts.false_negatives}
+
+        per_class = {}
+        for class_id, counts in enumerate(self.classes):
+            if counts.true_positives + counts.false_positives + counts.false_negatives == 0:
+                continue
+            name = class_names[class_id] if class_id < len(class_names) else str(class_id)
+            per_class[name] = scores(counts)
+        return {
+            'iou_threshold': self.iou_threshold, 'min_gt_area': self.min_gt_area,
+            **scores(self.total), 'per_class': per_class,
+            'pick_success': _json_float(self.picks_ok / self.picks_total
+                                        if self.picks_total else math.nan),
+            'picks': self.picks_total, 'dont_care_pieces': self.ignored_parts,
+            'id_switches': self.id_switches, 'track_frames': self.track_frames,
+            'id_switch_rate': _json_float(self.id_switches / self.track_frames
+                                          if self.track_frames else math.nan),
+        }
+
+
+def _json_float(value: float) -> float | None:
+    return None if math.isnan(value) else round(float(value), 5)
