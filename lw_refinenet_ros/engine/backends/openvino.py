@@ -53,7 +53,7 @@ def ov_device(device: str) -> str:
     if device.upper().startswith(('CPU', 'GPU', 'NPU')):
         return device.upper()
     raise ConfigError(f'OpenVINO cannot run on device {device!r} (it runs on Intel CPUs, GPUs '
-                      f'and NPUs). Use backend "torch" or "onnxruntime" on CUDA devices.')
+                      f'and NPUs, not NVIDIA GPUs). Use backend "torch" or "onnxruntime" on CUDA.')
 
 
 def device_unavailable(device: str) -> str | None:

@@ -1,0 +1,183 @@
+"""OpenVINO and ONNX Runtime backends against torch fp32 on the default model (small frames),
+the registry's messages for missing runtimes, and the cache as the backends use it."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lw_refinenet_ros.engine import backends
+from lw_refinenet_ros.engine.backends import (
+    BackendRequest,
+    backend_unavailable,
+    check_batch,
+    cpu_description,
+    create_backend,
+    native_precisions,
+)
+from lw_refinenet_ros.engine.quantize import preprocess_for_network
+from lw_refinenet_ros.errors import ConfigError, EngineError
+
+SIZE = (58, 90)  # (height, width): not multiples of 4, so the logits are ceil(h/4) x ceil(w/4)
+
+
+@pytest.fixture(scope='module')
+def model():
+    from lw_refinenet_ros.model import load_model
+
+    return load_model(None)[0]
+
+
+@pytest.fixture(scope='module')
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp('runtime_cache')
+
+
+@pytest.fixture(scope='module')
+def frames() -> np.ndarray:
+    """Two conveyor frames, preprocessed as the engine does it: (2, 3, 58, 90)."""
+    from lw_refinenet_ros.data.conveyor import frame_rng, render_conveyor_frame
+
+    batch = [preprocess_for_network(
+        render_conveyor_frame(frame_rng(4242, i), (SIZE[1], SIZE[0]))[0][:, :, ::-1], SIZE)
+        for i in range(2)]
+    return np.ascontiguousarray(np.concatenate(batch))
+
+
+@pytest.fixture(scope='module')
+def reference(model, frames: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return model(torch.from_numpy(frames)).numpy()
+
+
+def request(cache_dir: Path, precision: str = 'fp32', **kwargs) -> BackendRequest:
+    return BackendRequest(precision=precision, device='cpu', input_size=SIZE, max_batch=2,
+                          cache_dir=cache_dir, num_threads=1, weights_id='default-model',
+                          **kwargs)
+
+
+@pytest.mark.parametrize('name', ['openvino', 'onnxruntime'])
+def test_fp32_backend_matches_torch_fp32(name: str, model, cache_dir: Path,
+                                         frames: np.ndarray, reference: np.ndarray) -> None:
+    backend = create_backend(name, model, request(cache_dir))
+    single = backend.forward(frames[:1])
+    assert single.shape == (1, model.num_classes, 15, 23) and single.dtype == np.float32
+    assert np.abs(single - reference[:1]).max() < 1e-3
+    both = backend.forward(frames)  # a batch of two: compiled/loaded lazily
+    assert both.shape == reference.shape
+    assert np.abs(both - reference).max() < 1e-3
+    assert (both.argmax(1) == reference.argmax(1)).mean() >= 0.999
+    assert single is not backend.forward(frames[:1])  # a new array the caller may keep
+    info = backend.describe()
+    assert info['backend'] == name and info['precision'] == 'fp32'
+    assert info['cache'] == str(cache_dir)
+
+
+def test_openvino_other_input_size_is_compiled_on_demand(model, cache_dir: Path) -> None:
+    backend = create_backend('openvino', model, request(cache_dir))
+    x = np.zeros((1, 3, 33, 41), np.float32)
+    assert backend.forward(x).shape == (1, model.num_classes, 9, 11)
+
+
+@pytest.mark.skipif('bf16' not in native_precisions('openvino', 'cpu'),
+                    reason='this CPU has no native bf16 (checked: OpenVINO capabilities)')
+def test_openvino_bf16_labels_close_to_fp32(model, cache_dir: Path, frames: np.ndarray,
+                                            reference: np.ndarray) -> None:
+    backend = create_backend('openvino', model, request(cache_dir, 'bf16'))
+    assert backend.describe()['config']['INFERENCE_PRECISION_HINT'] == 'bf16'
+    labels = backend.forward(frames).argmax(1)
+    assert (labels == reference.argmax(1)).mean() >= 0.98
+
+
+def test_openvino_fp32_sets_its_precision_explicitly(model, cache_dir: Path) -> None:
+    # OpenVINO's CPU default is bf16 on bf16-capable CPUs: fp32 must be asked for.
+    backend = create_backend('openvino', model, request(cache_dir))
+    assert backend.describe()['config']['INFERENCE_PRECISION_HINT'] == 'f32'
+
+
+def test_corrupt_cached_model_is_rebuilt_and_still_correct(model, tmp_path: Path,
+                                                           frames: np.ndarray,
+                                                           reference: np.ndarray) -> None:
+    create_backend('openvino', model, request(tmp_path))
+    (weights,) = (tmp_path / 'openvino').glob('*/model.bin')
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    backend = create_backend('openvino', model, request(tmp_path))
+    assert np.abs(backend.forward(frames[:1]) - reference[:1]).max() < 1e-3
+    assert not list(tmp_path.rglob('.tmp-*'))
+
+
+def test_bad_batches_are_engine_errors() -> None:
+    for bad in (np.zeros((1, 3, 8, 8), np.float64), np.zeros((1, 4, 8, 8), np.float32),
+                np.zeros((3, 8, 8), np.float32),
+                np.zeros((1, 3, 8, 16), np.float32)[:, :, :, ::2], [1, 2, 3]):
+        with pytest.raises(EngineError, match=r'C-contiguous \(N, 3, h, w\) float32'):
+            check_batch(bad)
+
+
+@pytest.mark.parametrize('name', ['openvino', 'onnxruntime'])
+def test_forward_rejects_a_wrong_batch(name: str, model, cache_dir: Path) -> None:
+    backend = create_backend(name, model, request(cache_dir))
+    with pytest.raises(EngineError):
+        backend.forward(np.zeros((1, 3, SIZE[0], SIZE[1]), np.float64))
+
+
+def test_unknown_backend_and_precision_are_config_errors(model, cache_dir: Path) -> None:
+    with pytest.raises(ConfigError, match='Unknown backend'):
+        backend_unavailable('tflite', 'cpu')
+    with pytest.raises(ConfigError, match='Unknown precision'):
+        create_backend('openvino', model, request(cache_dir, 'fp8'))
+
+
+def test_missing_runtime_names_the_package(monkeypatch: pytest.MonkeyPatch, model,
+                                           cache_dir: Path) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec',
+                        lambda name, *a: None if name in ('openvino', 'onnxruntime')
+                        else real(name, *a))
+    assert 'pip install openvino' in backend_unavailable('openvino', 'cpu')
+    assert 'pip install onnxruntime' in backend_unavailable('onnxruntime', 'cpu')
+    with pytest.raises(ConfigError, match=r'pip install openvino'):
+        create_backend('openvino', model, request(cache_dir))
+
+
+def test_gpu_runtimes_missing_here_name_their_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, 'get_available_providers',
+                        lambda: ['CPUExecutionProvider'])
+    reason = backend_unavailable('onnxruntime', 'cuda')
+    assert reason is not None and 'onnxruntime-gpu' in reason
+    assert 'NVIDIA' in backend_unavailable('openvino', 'cuda:0')
+    assert backend_unavailable('onnxruntime', 'cpu') is None
+    assert backend_unavailable('openvino', 'cpu') is None
+
+
+def test_onnxruntime_int8_points_to_openvino(model, cache_dir: Path) -> None:
+    with pytest.raises(ConfigError, match='backend "openvino"'):
+        create_backend('onnxruntime', model, request(cache_dir, 'int8'))
+
+
+def test_openvino_int8_without_calibration_says_what_to_do(model, cache_dir: Path) -> None:
+    if 'int8' not in native_precisions('openvino', 'cpu'):
+        pytest.skip('this CPU has no int8 support in OpenVINO')
+    with pytest.raises(ConfigError, match='calibration_dir'):
+        create_backend('openvino', model, request(cache_dir, 'int8'))
+
+
+def test_native_precisions_follow_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backends, 'cpu_flags', lambda: frozenset({'avx2'}))
+    assert native_precisions('torch', 'cpu') == ('fp32',)
+    monkeypatch.setattr(backends, 'cpu_flags', lambda: frozenset({'avx2', 'avx512_bf16'}))
+    assert native_precisions('torch', 'cpu') == ('fp32', 'bf16')
+    assert native_precisions('onnxruntime', 'cpu') == ('fp32',)
+    assert native_precisions('openvino', 'cpu')[0] == 'fp32'
+
+
+def test_cpu_description_names_the_model_and_isa() -> None:
+    text = cpu_description()
+    assert '(' in text and text.endswith(')') and len(text) > 5
