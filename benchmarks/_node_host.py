@@ -2,8 +2,9 @@
 """Start the real ``SegmentationNode`` for a benchmark, with its own or a fake engine.
 
 Without ``--fake-engine-ms`` this is exactly the installed executable (``main()``); with it,
-the node is built the way the tests build it (``engine_factory=`` injection) so that the
-measured difference to the floor is the node's own overhead. ``--device`` is forwarded as
+it is the tests' fake node (:mod:`lw_refinenet_ros.testing.fake_node`: the real node with the
+shared fake engine injected) so that the measured difference to the floor is the node's own
+overhead. ``--device`` is forwarded as
 the node's ``device`` parameter. Everything after the known options is passed on as ROS
 arguments (``--ros-args -p name:=value``).
 
@@ -14,13 +15,7 @@ because injecting an engine needs the node class.
 from __future__ import annotations
 
 import argparse
-import pathlib
 import sys
-from typing import Any
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
-import _engines  # noqa: E402
 
 
 def _ros_args(device: str, rest: list[str]) -> list[str]:
@@ -40,21 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     ros_args = [sys.argv[0], *_ros_args(args.device if args.fake_engine_ms is None else '',
                                         rest)]
-    from lw_refinenet_ros.ros import node as node_module
     if args.fake_engine_ms is None:
+        from lw_refinenet_ros.ros import node as node_module
         return int(node_module.main(ros_args) or 0)
-
-    from lw_refinenet_ros.palette import ClassMap
-    from lw_refinenet_ros.ros.pipeline import LoadedModel
-    engine = _engines.FakeEngine(args.fake_engine_ms, num_classes=args.fake_classes)
-
-    def factory(_config: Any) -> LoadedModel:
-        return LoadedModel(engine, ClassMap.default(engine.num_classes),
-                           f'fake engine {args.fake_engine_ms} ms')
-
-    # The node's own run loop (init, executor, signal handling, shutdown), fake engine inside.
-    return node_module.run_node(lambda: node_module.SegmentationNode(engine_factory=factory),
-                                ros_args)
+    # The node's own run loop (init, executor, signal handling, shutdown), fake engine inside:
+    # the same host the process tests use.
+    from lw_refinenet_ros.testing import fake_node
+    return fake_node.main(['--fake-engine-ms', str(args.fake_engine_ms), '--fake-classes',
+                           str(args.fake_classes), '--rule', 'split', *ros_args[1:]])
 
 
 if __name__ == '__main__':

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                         help='torch CPU threads (the node parameter of the same meaning)')
     args = parser.parse_args(argv)
     if args.fake_engine_ms is not None:
-        engine = _engines.FakeEngine(args.fake_engine_ms)
+        engine = _engines.fake_engine(args.fake_engine_ms)
     else:
         engine = _engines.build_real_engine(device=args.device, weights=args.weights,
                                             num_threads=args.num_threads or None)

@@ -31,7 +31,7 @@ def context(ros_context: object) -> Iterator[object]:
     yield ros_context
 
 
-def _live(context: object, engine: harness.ScriptedEngine, **params: object) -> harness.LiveNode:
+def _live(context: object, engine: harness.FakeEngine, **params: object) -> harness.LiveNode:
     node = harness.LiveNode(context, engine, params=dict(params))
     assert node.wait_matched(), 'the node did not subscribe to image'
     return node
@@ -54,7 +54,7 @@ def _cuda_oom() -> BaseException:
 def test_an_engine_exception_is_counted_and_the_next_frame_processed(
         context: object, error: object) -> None:
     failure = _cuda_oom() if error == 'cuda_oom' else error
-    engine = harness.ScriptedEngine(script={2: failure, 3: failure})
+    engine = harness.FakeEngine(script={2: failure, 3: failure})
     node = _live(context, engine)
     try:
         node.send_good()  # call 1
@@ -71,7 +71,7 @@ def test_an_engine_exception_is_counted_and_the_next_frame_processed(
 
 def test_engine_failing_for_a_long_stretch_then_recovering(context: object) -> None:
     """A device in trouble for many frames (e.g. repeated OOM) must not wedge the worker."""
-    engine = harness.ScriptedEngine(script={n: RuntimeError('CUDA out of memory')
+    engine = harness.FakeEngine(script={n: RuntimeError('CUDA out of memory')
                                             for n in range(1, 21)})
     node = _live(context, engine)
     try:
@@ -85,7 +85,7 @@ def test_engine_failing_for_a_long_stretch_then_recovering(context: object) -> N
 
 
 def test_a_camera_that_stops_and_restarts(context: object) -> None:
-    node = _live(context, harness.ScriptedEngine())
+    node = _live(context, harness.FakeEngine())
     try:
         for _ in range(3):
             node.send_good()
@@ -112,7 +112,7 @@ def test_a_camera_that_stops_and_restarts(context: object) -> None:
 
 
 def test_resolution_and_encoding_switch_mid_stream(context: object) -> None:
-    engine = harness.ScriptedEngine()
+    engine = harness.FakeEngine()
     node = _live(context, engine)
     try:
         sequence = [(32, 24, 'rgb8'), (64, 48, 'rgb8'), (17, 13, 'rgb8'), (64, 48, 'bgr8'),
@@ -131,7 +131,7 @@ def test_resolution_and_encoding_switch_mid_stream(context: object) -> None:
 
 
 def test_output_subscribers_appear_and_disappear(context: object) -> None:
-    node = _live(context, harness.ScriptedEngine())
+    node = _live(context, harness.FakeEngine())
     try:
         node.send_good()
         for _ in range(2):
@@ -156,7 +156,7 @@ def test_output_subscribers_appear_and_disappear(context: object) -> None:
 
 def test_counters_stay_consistent_under_a_burst(context: object) -> None:
     """Frames faster than the engine: some overwritten, none lost from the books."""
-    node = _live(context, harness.ScriptedEngine(delay_s=0.02))
+    node = _live(context, harness.FakeEngine(delay_s=0.02))
     try:
         for _ in range(40):
             node.image_pub.publish(harness.image_message())

@@ -60,7 +60,7 @@ VALID_JPEG, VALID_PNG = _tiny_encoded()
 def live(request: pytest.FixtureRequest) -> Iterator[tuple[harness.LiveNode, dict]]:
     context = rclpy.Context()
     rclpy.init(context=context)
-    node = harness.LiveNode(context, harness.ScriptedEngine(),
+    node = harness.LiveNode(context, harness.FakeEngine(),
                             params={'input_type': request.param})
     try:
         assert node.spin_until(

@@ -3,25 +3,24 @@ frame dropping, bad input, parameters, several cameras and the lifecycle variant
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
-from conftest import spin_until  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from image_samples import bayer_mosaic, pack_yuv422  # noqa: E402
 from lw_refinenet_ros.msg import ClassMap, SegmentationStats  # noqa: E402
-from node_fakes import FakeEngine, fake_factory  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from lw_refinenet_ros.ros.conversions import array_to_image  # noqa: E402
 from lw_refinenet_ros.ros.node import SegmentationNode  # noqa: E402
 from lw_refinenet_ros.ros.qos import LATCHED_QOS  # noqa: E402
+from lw_refinenet_ros.testing.fake_engine import FakeEngine  # noqa: E402
+from lw_refinenet_ros.testing.fake_node import NodeHarness as Harness  # noqa: E402
+from lw_refinenet_ros.testing.fake_node import fake_factory  # noqa: E402
 
 H, W = 24, 32
 
@@ -32,44 +31,6 @@ def scene() -> np.ndarray:
     image[:, :10, 0] = 255
     image[4:12, 20:28, 2] = 255
     return image
-
-
-class Harness:
-    """A node under test plus a probe node that publishes images and records outputs."""
-
-    def __init__(self, context, engine: FakeEngine, namespace: str = '',
-                 parameters: list[Parameter] | None = None, node_cls=SegmentationNode,
-                 factory=None) -> None:
-        self.context = context
-        self.node = node_cls(engine_factory=factory or fake_factory(engine), context=context,
-                             namespace=namespace or None, parameter_overrides=parameters or [])
-        self.probe = rclpy.create_node('probe', context=context)
-        # As in main(): callbacks only fill the slot, the worker thread does the rest.
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-        self.executor.add_node(self.probe)
-        self.received: dict[str, list] = {}
-        self.lock = threading.Lock()
-
-    def listen(self, topic: str, message_type=Image, qos=5) -> list:
-        store = self.received.setdefault(topic, [])
-
-        def callback(msg) -> None:
-            with self.lock:
-                store.append(msg)
-        self.probe.create_subscription(message_type, topic, callback, qos)
-        return store
-
-    def publisher(self, topic: str, message_type=Image):
-        return self.probe.create_publisher(message_type, topic, 10)
-
-    def spin_until(self, predicate, timeout: float = 10.0) -> bool:
-        return spin_until(self.executor, predicate, timeout)
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.probe.destroy_node()
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def test_signals_end_a_busy_node_with_status_zero_within_two_seconds(ros_context
     namespace = f'/signal_{signum}_{os.getpid()}'
     # A 300 ms forward pass: the signal arrives while the worker is inside the engine.
     process = subprocess.Popen(
-        [sys.executable, str(HERE / 'fake_engine_node.py'), '--ros-args', '-r',
+        [sys.executable, '-m', 'lw_refinenet_ros.testing.fake_node', '--ros-args', '-r',
          f'__ns:={namespace}'], cwd=ROOT, env=_env(FAKE_ENGINE_DELAY_S='0.3'),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     probe = rclpy.create_node('signal_probe', context=ros_context)

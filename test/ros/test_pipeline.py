@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip('rclpy')
-from node_fakes import FakeEngine, fake_factory  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from lw_refinenet_ros.config import NodeConfig  # noqa: E402
 from lw_refinenet_ros.errors import EngineError  # noqa: E402
 from lw_refinenet_ros.ros.node import SegmentationNode  # noqa: E402
 from lw_refinenet_ros.ros.pipeline import load_engine  # noqa: E402
+from lw_refinenet_ros.testing.fake_engine import FakeEngine  # noqa: E402
+from lw_refinenet_ros.testing.fake_node import fake_factory  # noqa: E402
 
 
 def test_cuda_without_a_gpu_stops_start_up_naming_the_parameter(tmp_path) -> None:

@@ -8,7 +8,6 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 from conftest import spin_until  # noqa: E402
-from node_fakes import FakeEngine, fake_factory  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import (  # noqa: E402
@@ -21,6 +20,8 @@ from sensor_msgs.msg import Image  # noqa: E402
 from lw_refinenet_ros.ros.conversions import array_to_image  # noqa: E402
 from lw_refinenet_ros.ros.node import SegmentationNode  # noqa: E402
 from lw_refinenet_ros.ros.qos import input_qos  # noqa: E402
+from lw_refinenet_ros.testing.fake_engine import FakeEngine  # noqa: E402
+from lw_refinenet_ros.testing.fake_node import fake_factory  # noqa: E402
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 

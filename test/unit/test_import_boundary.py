@@ -3,7 +3,8 @@ plain venv.
 
 Each module is imported in a fresh interpreter in which ``rclpy`` and every message package
 are blocked (``sys.modules[name] = None`` makes any import of them fail), so an accidental
-``import rclpy`` anywhere outside ``ros/`` and ``demo/`` fails this test. The demo's process
+``import rclpy`` anywhere outside ``ros/``, ``demo/`` and the fake node of ``testing/`` fails
+this test. The demo's process
 supervisor and scoring are checked too: the benchmarks use the supervisor without ROS.
 """
 
@@ -16,7 +17,8 @@ import sys
 import pytest
 
 PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[2] / 'lw_refinenet_ros'
-ROS_ONLY = ('lw_refinenet_ros.ros', 'lw_refinenet_ros.msg', 'lw_refinenet_ros.demo.')
+ROS_ONLY = ('lw_refinenet_ros.ros', 'lw_refinenet_ros.msg', 'lw_refinenet_ros.demo.',
+            'lw_refinenet_ros.testing.fake_node')
 # Demo modules that must stay ROS-free (shared with benchmarks/, testable alone).
 PLAIN_DEMO_MODULES = ('lw_refinenet_ros.demo.supervisor', 'lw_refinenet_ros.demo.scoring')
 BLOCKED = ('rclpy', 'rosidl_runtime_py', 'std_msgs', 'sensor_msgs', 'diagnostic_msgs',
@@ -43,6 +45,7 @@ def test_the_package_has_plain_modules_to_check() -> None:
     assert 'lw_refinenet_ros.cli' in modules
     assert set(PLAIN_DEMO_MODULES) <= set(modules)
     assert 'lw_refinenet_ros.demo.runner' not in modules
+    assert 'lw_refinenet_ros.testing.fake_engine' in modules
 
 
 def test_plain_modules_import_without_ros() -> None:
