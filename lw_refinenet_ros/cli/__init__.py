@@ -26,6 +26,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ('bench', 'bench'),
     ('demo', 'demo'),
     ('node', 'node'),
+    ('view', 'view'),
 )
 
 

@@ -1,0 +1,271 @@
+"""The ROS side of the live view: subscribe to the node's outputs, feed the Foxglove channels.
+
+Three rules keep the view from ever slowing the segmentation node:
+
+- it is a separate process (``lw-refinenet view``), with its own interpreter and GIL;
+- every subscription to the node is best-effort with depth 1: a best-effort reader never
+  acknowledges, so a stalled view cannot hold back the node's reliable writers;
+- a ROS topic is subscribed only while a Foxglove client subscribes to a channel that needs it,
+  and the node computes its colour/overlay/stats only while someone subscribes, so an open but
+  idle view (or one showing only the overlay) costs the node nothing extra.
+
+Images are compressed on one worker thread that always takes the newest frame of each topic
+(latest wins, as in the node's scheduler), so a 30 Hz stream never queues up in the view, and
+the small JSON topics are forwarded straight from the executor thread, never behind an image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from diagnostic_msgs.msg import DiagnosticArray
+from foxglove.messages import CompressedImage, Timestamp
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from lw_refinenet_ros.errors import LWRefineNetError
+from lw_refinenet_ros.msg import ClassMap, SegmentationStats
+from lw_refinenet_ros.ros.view.encode import encode_image, scale_for
+from lw_refinenet_ros.ros.view.payloads import (
+    annotations_from_stats,
+    class_colors,
+    class_map_to_dict,
+    diagnostics_to_dict,
+    stats_to_dict,
+)
+from lw_refinenet_ros.ros.view.server import (
+    DIAGNOSTICS_TOPIC,
+    CameraChannels,
+    ViewConfig,
+    ViewServer,
+)
+
+_LOG = logging.getLogger(__name__)
+
+#: Every subscription to the node's streams: never reliable, never a queue.
+VIEW_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                      reliability=ReliabilityPolicy.BEST_EFFORT)
+# The class map is published once, latched; only a reliable transient-local reader gets it.
+_LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                          reliability=ReliabilityPolicy.RELIABLE,
+                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# How often subscriptions are matched to the Foxglove clients' interest.
+_RECONCILE_PERIOD_S = 0.2
+
+
+@dataclasses.dataclass
+class _Source:
+    """One ROS topic the view may subscribe to, and the channels that need it."""
+
+    topic: str
+    message_type: Any
+    callback: Callable[[Any], None]
+    wanted: Callable[[], bool]
+    qos: QoSProfile = dataclasses.field(default_factory=lambda: VIEW_QOS)
+    subscription: Any = None
+
+
+class _LatestImages:
+    """Newest unsent frame per topic, consumed by the encoder thread."""
+
+    def __init__(self) -> None:
+        self._slots: dict[str, Any] = {}
+        self._condition = threading.Condition()
+        self._stopped = False
+        self.replaced = 0
+
+    def put(self, topic: str, msg: Any) -> None:
+        with self._condition:
+            if topic in self._slots:
+                self.replaced += 1
+            self._slots[topic] = msg
+            self._condition.notify()
+
+    def take(self, timeout: float) -> dict[str, Any]:
+        with self._condition:
+            if not self._slots and not self._stopped:
+                self._condition.wait(timeout)
+            slots, self._slots = self._slots, {}
+            return slots
+
+    def stop(self) -> None:
+        with self._condition:
+            self._stopped = True
+            self._condition.notify_all()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+
+class ViewBridge(Node):
+    """Subscribes to the segmentation outputs and logs them to a :class:`ViewServer`."""
+
+    def __init__(self, server: ViewServer, node_name: str = 'lw_refinenet_view',
+                 **kwargs: Any) -> None:
+        """Set up the sources; subscriptions follow the Foxglove clients' subscriptions."""
+        super().__init__(node_name, **kwargs)
+        self._server = server
+        self._config = server.config
+        self._class_maps: dict[str, dict[str, Any]] = {}
+        self._colors: dict[str, dict[int, tuple[float, float, float]]] = {}
+        self._sent: dict[str, int] = {}
+        self._failed = 0
+        self._last_error_log = 0.0
+        self._images = _LatestImages()
+        self._channel_of: dict[str, tuple[Any, str]] = {}
+        self._sources: list[_Source] = []
+        for camera in server.cameras:
+            self._add_camera(camera)
+        diagnostics = server.diagnostics
+        self._sources.append(_Source(DIAGNOSTICS_TOPIC, DiagnosticArray,
+                                     lambda msg: self._log_json(diagnostics,
+                                                                diagnostics_to_dict(msg)),
+                                     diagnostics.has_sinks))
+        self._worker = threading.Thread(target=self._encode_loop, name='view-encoder',
+                                        daemon=True)
+        self._worker.start()
+        self._timer = self.create_timer(_RECONCILE_PERIOD_S, self._reconcile)
+        self._reconcile()
+
+    # ------------------------------------------------------------------ set-up
+
+    def _add_camera(self, camera: CameraChannels) -> None:
+        for topic, (channel, kind) in camera.images.items():
+            self._channel_of[topic] = (channel, kind)
+            self._sources.append(_Source(
+                topic, Image, lambda msg, t=topic: self._images.put(t, msg), channel.has_sinks))
+        stats_topic = f'{camera.prefix}segmentation/stats'
+        self._sources.append(_Source(
+            stats_topic, SegmentationStats, lambda msg, c=camera: self._on_stats(c, msg),
+            lambda c=camera: c.stats.has_sinks() or c.annotations.has_sinks()))
+        # Always subscribed: it is tiny, latched, and needed to colour the annotations.
+        self._sources.append(_Source(
+            f'{camera.prefix}segmentation/class_map', ClassMap,
+            lambda msg, c=camera: self._on_class_map(c, msg), lambda: True, _LATCHED_QOS))
+
+    def _reconcile(self) -> None:
+        """Subscribe to what some client watches, unsubscribe from what nobody does."""
+        for source in self._sources:
+            wanted = source.wanted()
+            if wanted and source.subscription is None:
+                source.subscription = self.create_subscription(
+                    source.message_type, source.topic, source.callback, source.qos)
+            elif not wanted and source.subscription is not None:
+                self.destroy_subscription(source.subscription)
+                source.subscription = None
+        for topic in self._server.take_resends():
+            for camera in self._server.cameras:
+                document = self._class_maps.get(camera.prefix)
+                if document is not None and camera.class_map.topic() == topic:
+                    self._log_json(camera.class_map, document)
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _count(self, topic: str) -> None:
+        self._sent[topic] = self._sent.get(topic, 0) + 1
+
+    def _log_json(self, channel: Any, document: dict[str, Any]) -> None:
+        channel.log(document)
+        self._count(channel.topic())
+
+    def _on_class_map(self, camera: CameraChannels, msg: Any) -> None:
+        document = class_map_to_dict(msg)
+        self._class_maps[camera.prefix] = document
+        self._colors[camera.prefix] = class_colors(document)
+        self._log_json(camera.class_map, document)
+
+    def _on_stats(self, camera: CameraChannels, msg: Any) -> None:
+        document = stats_to_dict(msg)
+        if camera.stats.has_sinks():
+            self._log_json(camera.stats, document)
+        if camera.annotations.has_sinks():
+            scale = scale_for(document['width'], self._config.max_width)
+            camera.annotations.log(annotations_from_stats(
+                document, self._colors.get(camera.prefix, {}), scale))
+            self._count(camera.annotations.topic())
+
+    def _encode_loop(self) -> None:
+        config = self._config
+        while not self._images.stopped:
+            for topic, msg in self._images.take(timeout=0.5).items():
+                channel, kind = self._channel_of[topic]
+                try:
+                    encoded = encode_image(msg, kind, max_width=config.max_width,
+                                           jpeg_quality=config.jpeg_quality)
+                except LWRefineNetError as error:
+                    self._failed += 1
+                    now = time.monotonic()
+                    if now - self._last_error_log > 5.0:
+                        self._last_error_log = now
+                        _LOG.warning('cannot show a frame of %s: %s', topic, error)
+                    continue
+                stamp = msg.header.stamp
+                channel.log(CompressedImage(
+                    timestamp=_foxglove_time(stamp), frame_id=msg.header.frame_id,
+                    data=encoded.data, format=encoded.format))
+                self._count(topic)
+
+    # ------------------------------------------------------------------ state
+
+    def sent(self) -> dict[str, int]:
+        """Messages logged per Foxglove topic so far (benchmarks, tests)."""
+        return dict(self._sent)
+
+    @property
+    def failed(self) -> int:
+        """Frames that could not be encoded (malformed or unsupported images)."""
+        return self._failed
+
+    @property
+    def replaced(self) -> int:
+        """Frames replaced by a newer one before the encoder got to them."""
+        return self._images.replaced
+
+    def subscribed_topics(self) -> list[str]:
+        """ROS topics subscribed right now."""
+        return [s.topic for s in self._sources if s.subscription is not None]
+
+    def destroy_node(self) -> None:
+        """Stop the encoder thread, then the node."""
+        self._images.stop()
+        self._worker.join(timeout=2.0)
+        super().destroy_node()
+
+
+def _foxglove_time(stamp: Any) -> Timestamp:
+    return Timestamp(int(stamp.sec), int(stamp.nanosec))
+
+
+def serve(config: ViewConfig, ros_args: list[str] | None = None,
+          on_ready: Callable[[ViewServer], None] | None = None) -> int:
+    """Run the view until SIGINT/SIGTERM: bind the server first, then start ROS.
+
+    Raises:
+        ConfigError: The port is in use or the address cannot be bound (before ROS starts).
+    """
+    server = ViewServer(config)
+    rclpy.init(args=ros_args)
+    bridge = None
+    try:
+        bridge = ViewBridge(server)
+        if on_ready is not None:
+            on_ready(server)
+        executor = SingleThreadedExecutor()
+        executor.add_node(bridge)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if bridge is not None:
+            bridge.destroy_node()
+        server.stop()
+        rclpy.try_shutdown()
+    return 0

@@ -1,0 +1,100 @@
+"""ROS images -> small JPEG/PNG payloads for the Foxglove live view.
+
+A 640x480 rgb8 frame is 0.9 MB; at 30 Hz on four image channels that is over 100 MB/s per
+client, which starves the small channels (stats, annotations) behind it on the WebSocket and
+saturates a remote link. Photos (camera, overlay) therefore go out as JPEG and flat-colour or
+id images (colour mask, labels) as lossless PNG, optionally downscaled to ``max_width`` first.
+Labels keep their exact class ids: PNG is lossless and the downscale uses nearest neighbour.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+from sensor_msgs.msg import Image
+
+from lw_refinenet_ros.errors import ImageConversionError
+from lw_refinenet_ros.ros.conversions import image_to_array, image_to_rgb
+
+#: How each kind of image is encoded: photos lossy, flat colours and class ids lossless.
+PHOTO, FLAT, IDS = 'photo', 'flat', 'ids'
+KINDS = (PHOTO, FLAT, IDS)
+# PNG level 1: the colour mask and labels are mostly flat regions, so the fastest zlib level
+# already shrinks them 20-50x; higher levels cost several ms more per frame for little.
+_PNG_LEVEL = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedImage:
+    """One compressed frame: bytes, ``jpeg``/``png``, and the scale applied to the source."""
+
+    data: bytes
+    format: str
+    width: int
+    height: int
+    scale: float
+
+
+def scale_for(width: int, max_width: int) -> float:
+    """The downscale factor that brings ``width`` to at most ``max_width`` (0 = never)."""
+    if max_width <= 0 or width <= max_width:
+        return 1.0
+    return max_width / float(width)
+
+
+def _resize(pixels: np.ndarray, scale: float, nearest: bool) -> np.ndarray:
+    if scale >= 1.0:
+        return pixels
+    height, width = pixels.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    # INTER_AREA averages photos without aliasing; ids and flat colours must not be mixed.
+    return cv2.resize(pixels, size, interpolation=cv2.INTER_NEAREST if nearest
+                      else cv2.INTER_AREA)
+
+
+def encode_pixels(pixels: np.ndarray, kind: str, *, order: str = 'rgb', max_width: int = 0,
+                  jpeg_quality: int = 80) -> EncodedImage:
+    """Encode an (H, W) or (H, W, 3) array of colour order ``order`` as JPEG or PNG.
+
+    Raises:
+        ImageConversionError: An unknown ``kind`` or an array OpenCV cannot encode.
+    """
+    if kind not in KINDS:
+        raise ImageConversionError(f'unknown image kind {kind!r}; expected one of {KINDS}')
+    scale = scale_for(pixels.shape[1], max_width)
+    small = _resize(pixels, scale, nearest=kind != PHOTO)
+    if small.ndim == 3 and order == 'rgb':
+        small = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)  # OpenCV encoders expect BGR
+    if kind == PHOTO:
+        ok, buffer = cv2.imencode('.jpg', small, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+        fmt = 'jpeg'
+    else:
+        ok, buffer = cv2.imencode('.png', small, [cv2.IMWRITE_PNG_COMPRESSION, _PNG_LEVEL])
+        fmt = 'png'
+    if not ok:
+        raise ImageConversionError(f'OpenCV could not encode a {small.dtype} image of shape '
+                                   f'{small.shape} as {fmt}')
+    return EncodedImage(buffer.tobytes(), fmt, int(small.shape[1]), int(small.shape[0]), scale)
+
+
+def encode_image(msg: Image, kind: str, *, max_width: int = 0,
+                 jpeg_quality: int = 80) -> EncodedImage:
+    """Encode a sensor_msgs/Image for the view.
+
+    ``ids`` images (labels) keep their integer values (mono8 or 16-bit PNG); every other kind
+    is converted to 8-bit colour first, whatever the camera's encoding.
+
+    Raises:
+        ImageConversionError: A malformed or unsupported message (see ``conversions``).
+    """
+    if kind == IDS:
+        pixels = image_to_array(msg)
+        if pixels.ndim != 2 or pixels.dtype not in (np.uint8, np.uint16):
+            raise ImageConversionError(f'a label image must be mono8/mono16/16UC1, got '
+                                       f'{msg.encoding!r}')
+        return encode_pixels(np.ascontiguousarray(pixels), IDS, max_width=max_width)
+    pixels, order = image_to_rgb(msg)
+    return encode_pixels(pixels, kind, order=order, max_width=max_width,
+                         jpeg_quality=jpeg_quality)
