@@ -522,11 +522,10 @@ def parse_size(text: str) -> tuple[int, int]:
 def write_classes_yaml(path: str | os.PathLike[str],
                        names: Sequence[str] = CLASS_NAMES,
                        colors: Sequence[Sequence[int]] = CLASS_COLORS) -> None:
-    """Write ``classes.yaml``: ``{'names': [...], 'colors': [[r, g, b], ...]}``."""
-    import yaml
+    """Write ``classes.yaml`` in the one class-file format (:mod:`lw_refinenet_ros.classes`)."""
+    from lw_refinenet_ros.classes import write_class_file
 
-    data = {'names': list(names), 'colors': [[int(c) for c in rgb] for rgb in colors]}
-    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+    write_class_file(path, names, colors)
 
 
 def write_conveyor_dataset(out: str | os.PathLike[str], count: int, seed: int,
