@@ -1,0 +1,230 @@
+"""Label image -> reported objects: detection, tracking, belt positions, pick-line times.
+
+:class:`ObjectProcessor` is what the node (and the demo, and the benchmark) calls once per
+frame of one camera. It keeps the tracker's state between frames and rebuilds the belt
+geometry when the calibration or the camera's intrinsics change. A calibration that cannot
+work is reported once through ``on_warning`` and leaves the metric fields off; it never
+raises per frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+
+from lw_refinenet_ros.objects.belt import (
+    BeltGeometry,
+    CalibrationError,
+    intrinsics_matrix,
+    time_to_line,
+)
+from lw_refinenet_ros.objects.detect import (
+    DetectedObject,
+    DetectorSettings,
+    detect_objects,
+    part_class_lut,
+)
+from lw_refinenet_ros.objects.options import ObjectsConfig
+from lw_refinenet_ros.objects.tracking import Tracker, TrackerSettings
+
+_NAN2 = (math.nan, math.nan)
+_NAN3 = (math.nan, math.nan, math.nan)
+# Slower than this along the pick-line axis counts as a stopped belt (no crossing time).
+_MIN_SPEED_PX_S = 0.5
+_MIN_SPEED_M_S = 1e-3
+
+
+@dataclass(frozen=True)
+class ObjectReport:
+    """One object as published.
+
+    Attributes:
+        object: The detection (pixels).
+        class_name: Name of its class.
+        track_id: Persistent id; 0 when tracking is off.
+        confirmed: The track is confirmed (always False when tracking is off).
+        age: Seconds since the track's first detection (0 when tracking is off).
+        velocity_px: (vx, vy) px/s; NaN until measured or when tracking is off.
+        metric_valid: Position/velocity in metres are known.
+        position_m: Pick point on the belt in the camera frame, metres (NaN if unknown).
+        velocity_m: Its velocity in the camera frame, m/s (NaN if unknown).
+        time_to_pick_line: Seconds until the pick point crosses the pick line (negative:
+            crossed already under the current velocity; NaN: unknown or not moving).
+    """
+
+    object: DetectedObject
+    class_name: str
+    track_id: int = 0
+    confirmed: bool = False
+    age: float = 0.0
+    velocity_px: tuple[float, float] = _NAN2
+    metric_valid: bool = False
+    position_m: tuple[float, float, float] = _NAN3
+    velocity_m: tuple[float, float, float] = _NAN3
+    time_to_pick_line: float = math.nan
+
+
+@dataclass(frozen=True)
+class ObjectFrame:
+    """All objects of one frame plus what the tracks say about the belt.
+
+    Attributes:
+        objects: Reports in detection order.
+        belt_velocity_px: Belt velocity (vx, vy) px/s from the tracks, or None.
+        metric_valid: The belt calibration is usable for this frame.
+        detect_ms: Time spent detecting, milliseconds.
+        track_ms: Time spent tracking and projecting, milliseconds.
+    """
+
+    objects: list[ObjectReport]
+    belt_velocity_px: tuple[float, float] | None
+    metric_valid: bool
+    detect_ms: float
+    track_ms: float
+
+
+class ObjectProcessor:
+    """Per-camera object pipeline with tracker state.
+
+    Args:
+        config: Validated ``objects.*`` settings.
+        class_names: The model's class names (index = label value).
+        on_warning: Called once per distinct problem (bad calibration, missing camera_info).
+    """
+
+    def __init__(self, config: ObjectsConfig, class_names: Sequence[str],
+                 on_warning: Callable[[str], None] | None = None) -> None:
+        self._class_names = tuple(class_names)
+        self._on_warning = on_warning
+        self._warned: set[str] = set()
+        self._geometry_key: tuple | None = None
+        self._geometry: BeltGeometry | None = None
+        self.tracker = Tracker()
+        self.configure(config)
+
+    @property
+    def config(self) -> ObjectsConfig:
+        """The settings in use."""
+        return self._config
+
+    def configure(self, config: ObjectsConfig) -> None:
+        """Apply new settings (runtime parameter change); tracks survive."""
+        self._config = config
+        self._parts = part_class_lut(self._class_names, config.ignore_classes)
+        self._detector = DetectorSettings(
+            min_area=config.min_area, max_hole_area=config.max_hole_area,
+            split_touching=config.split_touching, split_min_radius=config.split_min_radius,
+            split_neck_ratio=config.split_neck_ratio, contour_points=config.contour_points)
+        self.tracker.settings = TrackerSettings(
+            max_distance_px=config.tracking_max_distance_px,
+            confirm_frames=config.tracking_confirm_frames,
+            max_missed_frames=config.tracking_max_missed_frames)
+        self._geometry_key = None  # rebuilt (and re-checked) on the next frame
+
+    def _warn(self, text: str) -> None:
+        if text not in self._warned:
+            self._warned.add(text)
+            if self._on_warning is not None:
+                self._on_warning(text)
+
+    def geometry(self, camera_k: Sequence[float] | None) -> BeltGeometry | None:
+        """The belt geometry for these intrinsics, or None (with one warning) if unusable."""
+        config = self._config
+        if config.belt_calibration == 'none':
+            return None
+        key = (config.belt_calibration, config.belt_camera_height_m,
+               config.belt_camera_tilt_deg, config.belt_homography,
+               None if camera_k is None else tuple(float(v) for v in camera_k))
+        if key == self._geometry_key:
+            return self._geometry
+        self._geometry_key = key
+        self._geometry = None
+        if camera_k is None:
+            self._warn(f'objects.belt.calibration is {config.belt_calibration} but no '
+                       f'camera_info has arrived: metric fields stay off until it does (set '
+                       f'use_camera_info true and publish camera_info).')
+            self._geometry_key = None  # try again when camera_info arrives
+            return None
+        try:
+            k = intrinsics_matrix(camera_k)
+            if config.belt_calibration == 'plane':
+                self._geometry = BeltGeometry.from_plane(k, config.belt_camera_height_m,
+                                                         config.belt_camera_tilt_deg)
+            else:
+                self._geometry = BeltGeometry.from_homography(k, config.homography)
+        except CalibrationError as error:
+            self._warn(f'belt calibration unusable, metric object fields disabled: {error}')
+        return self._geometry
+
+    def process(self, labels: np.ndarray, stamp: float,
+                confidence: np.ndarray | None = None,
+                camera_k: Sequence[float] | None = None) -> ObjectFrame:
+        """Objects of one frame.
+
+        Args:
+            labels: (H, W) class ids.
+            stamp: Frame time in seconds (header stamp), for velocities and tracking.
+            confidence: Optional (H, W) winning-class confidence, for scores.
+            camera_k: CameraInfo ``k`` (nine numbers) when camera_info is available.
+        """
+        start = time.perf_counter()
+        objects = detect_objects(labels, self._parts, self._detector, confidence)
+        detected = time.perf_counter()
+        config = self._config
+        names = self._class_names
+        height, width = labels.shape
+        if config.tracking_enabled:
+            tracked = self.tracker.update(objects, stamp, (width, height))
+            reports = [ObjectReport(
+                t.object, _name(names, t.object.class_id), t.track_id, t.confirmed, t.age,
+                t.velocity if t.hits > 1 or self.tracker.belt_velocity is not None
+                else _NAN2) for t in tracked]
+            belt = self.tracker.belt_velocity
+        else:
+            self.tracker.reset()
+            reports = [ObjectReport(o, _name(names, o.class_id)) for o in objects]
+            belt = None
+        geometry = self.geometry(camera_k)
+        if reports:
+            reports = self._add_motion(reports, geometry)
+        finished = time.perf_counter()
+        return ObjectFrame(reports, belt, geometry is not None, (detected - start) * 1e3,
+                           (finished - detected) * 1e3)
+
+    def _add_motion(self, reports: list[ObjectReport], geometry: BeltGeometry | None,
+                    ) -> list[ObjectReport]:
+        """Metric position/velocity and pick-line times."""
+        config = self._config
+        picks = np.array([r.object.pick for r in reports], np.float64)
+        velocity_px = np.array([r.velocity_px for r in reports], np.float64)
+        axis = {'x': 0, 'y': 1}.get(config.pick_line_axis)
+        times = np.full(len(reports), math.nan)
+        positions = velocities = None
+        if geometry is not None:
+            positions = geometry.project(picks)
+            velocities = geometry.velocity(picks, np.nan_to_num(velocity_px))
+            velocities[~np.isfinite(velocity_px).all(axis=1)] = np.nan
+            if axis is not None:
+                times = time_to_line(positions, velocities, axis,
+                                     config.pick_line_position_m, _MIN_SPEED_M_S)
+        elif axis is not None and config.pick_line_position_px >= 0:
+            times = time_to_line(picks, velocity_px, axis, config.pick_line_position_px,
+                                 _MIN_SPEED_PX_S)
+        out = []
+        for index, report in enumerate(reports):
+            valid = positions is not None and bool(np.isfinite(positions[index]).all())
+            out.append(ObjectReport(
+                report.object, report.class_name, report.track_id, report.confirmed,
+                report.age, report.velocity_px, valid,
+                tuple(positions[index]) if valid else _NAN3,
+                tuple(velocities[index]) if valid else _NAN3,
+                float(times[index])))
+        return out
+
+
+def _name(names: Sequence[str], class_id: int) -> str:
+    return names[class_id] if class_id < len(names) else str(class_id)
