@@ -23,6 +23,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ('make-dataset', 'make_dataset'),
     ('segment', 'segment'),
     ('export', 'export'),
+    ('quantize', 'quantize'),
     ('bench', 'bench'),
     ('demo', 'demo'),
     ('node', 'node'),

@@ -1,0 +1,120 @@
+"""int8 with NNCF: calibration folders (good, empty, unreadable), the cached int8 model, and
+its labels against torch fp32 on the default model at a small size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from lw_refinenet_ros.engine.backends import BackendRequest, create_backend, native_precisions
+from lw_refinenet_ros.engine.quantize import (
+    calibration_id,
+    calibration_images,
+    preprocess_for_network,
+)
+from lw_refinenet_ros.errors import ConfigError
+
+SIZE = (48, 64)  # (height, width)
+
+
+def write_frames(folder: Path, seed: int, count: int) -> list[np.ndarray]:
+    from lw_refinenet_ros.data.conveyor import frame_rng, render_conveyor_frame
+
+    folder.mkdir(parents=True, exist_ok=True)
+    images = []
+    for index in range(count):
+        rgb = render_conveyor_frame(frame_rng(seed, index), (SIZE[1], SIZE[0]))[0]
+        cv2.imwrite(str(folder / f'{index:03d}.png'), rgb[:, :, ::-1])
+        images.append(rgb)
+    return images
+
+
+@pytest.fixture(scope='module')
+def model():
+    from lw_refinenet_ros.model import load_model
+
+    return load_model(None)[0]
+
+
+def test_folder_without_images_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / 'notes.txt').write_text('no images here')
+    with pytest.raises(ConfigError) as error:
+        calibration_images(tmp_path)
+    message = str(error.value)
+    assert 'holds no images' in message and '.png' in message and 'make-dataset' in message
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match='does not exist'):
+        calibration_images(tmp_path / 'nope')
+
+
+def test_dataset_layout_uses_images_not_labels(tmp_path: Path) -> None:
+    write_frames(tmp_path / 'images', 1, 2)
+    (tmp_path / 'labels').mkdir()
+    cv2.imwrite(str(tmp_path / 'labels' / '000.png'), np.zeros(SIZE, np.uint8))
+    found = calibration_images(tmp_path)
+    assert [p.parent.name for p in found] == ['images', 'images']
+
+
+def test_calibration_id_changes_with_the_images(tmp_path: Path) -> None:
+    write_frames(tmp_path, 1, 2)
+    first = calibration_id(tmp_path)
+    assert calibration_id(tmp_path) == first
+    write_frames(tmp_path, 2, 1)  # 000.png replaced by another frame
+    assert calibration_id(tmp_path) != first
+
+
+def test_preprocess_matches_the_engine_normalisation() -> None:
+    from lw_refinenet_ros.constants import IMAGENET_MEAN, IMAGENET_STD
+
+    bgr = np.zeros((4, 6, 3), np.uint8)
+    bgr[..., 2] = 255  # red in BGR
+    x = preprocess_for_network(bgr, (4, 6))
+    assert x.shape == (1, 3, 4, 6) and x.dtype == np.float32 and x.flags.c_contiguous
+    assert x[0, 0, 0, 0] == pytest.approx((1.0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0])
+    assert x[0, 1, 0, 0] == pytest.approx(-IMAGENET_MEAN[1] / IMAGENET_STD[1])
+    assert preprocess_for_network(np.zeros((8, 12, 3), np.uint8), (4, 6)).shape == (1, 3, 4, 6)
+
+
+@pytest.mark.slow
+def test_int8_model_is_built_once_cached_and_close_to_fp32(model, tmp_path: Path) -> None:
+    import torch
+
+    if 'int8' not in native_precisions('openvino', 'cpu'):
+        pytest.skip('OpenVINO reports no int8 support on this CPU')
+    calibration = tmp_path / 'calibration'
+    write_frames(calibration, 8100, 6)
+    test_frames = write_frames(tmp_path / 'test', 9100, 2)
+    request = BackendRequest(precision='int8', input_size=SIZE, cache_dir=tmp_path / 'cache',
+                             num_threads=1, calibration_dir=calibration, weights_id='default')
+    backend = create_backend('openvino', model, request)
+    assert backend.describe()['calibration'] == calibration_id(calibration)[:12]
+    entries = sorted((tmp_path / 'cache' / 'openvino').iterdir())
+    assert len(entries) == 2  # the fp32 IR it was quantized from, and the int8 IR
+    stamp = {p: p.stat().st_mtime_ns for p in entries}
+    create_backend('openvino', model, request)  # second start: cache hit, nothing rebuilt
+    assert {p: p.stat().st_mtime_ns for p in entries} == stamp
+    agree = []
+    for rgb in test_frames:
+        x = preprocess_for_network(rgb[:, :, ::-1], SIZE)
+        with torch.no_grad():
+            reference = model(torch.from_numpy(x)).numpy().argmax(1)
+        agree.append((backend.forward(x).argmax(1) == reference).mean())
+    assert np.mean(agree) >= 0.95
+
+
+def test_int8_with_unreadable_calibration_images_stops(model, tmp_path: Path) -> None:
+    if 'int8' not in native_precisions('openvino', 'cpu'):
+        pytest.skip('OpenVINO reports no int8 support on this CPU')
+    (tmp_path / 'broken.png').write_bytes(b'not a png')
+    request = BackendRequest(precision='int8', input_size=SIZE, cache_dir=tmp_path / 'cache',
+                             calibration_dir=tmp_path, weights_id='default')
+    with pytest.raises(ConfigError, match='could be read'):
+        create_backend('openvino', model, request)
+    manifests = [p.read_text() for p in (tmp_path / 'cache').rglob('manifest.json')]
+    assert not any('"int8"' in text for text in manifests)  # no int8 entry, half or whole
+    assert not list((tmp_path / 'cache').rglob('.tmp-*'))
