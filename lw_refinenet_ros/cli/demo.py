@@ -52,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--namespace', default=None,
                         help='ROS namespace of the demo nodes and topics (default '
                              '/conveyor_demo), keeping other nodes in the domain out')
+    parser.add_argument('--foxglove', nargs='?', type=int, const=8765, default=None,
+                        metavar='PORT',
+                        help='serve the run live to Foxglove on ws://127.0.0.1:PORT (default '
+                             'port 8765), see docs/view.md')
     parser.add_argument('--json', action='store_true', help='print the summary as JSON')
     # Tests run the demo against a stand-in node module; not for users.
     parser.add_argument('--node-module', default=None, help=argparse.SUPPRESS)
@@ -120,6 +124,12 @@ def _print_summary(summary: dict[str, Any]) -> None:
     print(f'  recording  {rec["path"]} ({rec["bytes"] / 1e6:.1f} MB, '
           f'{sum(rec["messages"].values())} messages on {len(rec["messages"])} topics)')
     print(f'  overlays   {len(summary["overlays"])} PNGs in {Path(rec["path"]).parent}')
+    video = summary.get('video') or {}
+    if video.get('path'):
+        print(f'  video      {video["path"]} ({video["frames"]} frames at {video["fps"]} fps: '
+              f'overlay, parts, pick point, status line)')
+    if summary.get('plot'):
+        print(f'  plot       {summary["plot"]} (latency, processed/dropped over time)')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -147,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
                         startup_timeout_s=args.startup_timeout,
                         node_module=args.node_module or NODE_MODULE,
                         transport=args.transport,
-                        namespace=args.namespace or DEFAULT_NAMESPACE)
+                        namespace=args.namespace or DEFAULT_NAMESPACE,
+                        foxglove_port=args.foxglove)
     summary = run_demo(config)
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -30,9 +30,12 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
 from lw_refinenet_ros.demo import supervisor
+from lw_refinenet_ros.demo.live_view import start_view
 from lw_refinenet_ros.demo.monitor import NODE_NAME, DemoMonitor
+from lw_refinenet_ros.demo.plot import save_run_plot
 from lw_refinenet_ros.demo.recorder import McapWriter
 from lw_refinenet_ros.demo.scoring import accuracy_summary, number, percentile, rounded
+from lw_refinenet_ros.demo.video import DemoVideoNode
 from lw_refinenet_ros.errors import LWRefineNetError
 from lw_refinenet_ros.ros.sorting_robot import SortingRobotNode
 
@@ -64,6 +67,7 @@ class DemoConfig:
             ``default``: Fast DDS defaults.
         namespace: ROS namespace of every demo node and topic (except ``/diagnostics``), so
             other nodes in the same DDS domain (benchmarks, tests) cannot mix in.
+        foxglove_port: Run the live view (``lw-refinenet view``) on this port; None: no view.
     """
 
     out_dir: Path
@@ -79,6 +83,7 @@ class DemoConfig:
     node_module: str = NODE_MODULE
     transport: str = 'shm'
     namespace: str = DEFAULT_NAMESPACE
+    foxglove_port: int | None = None
 
 
 
@@ -136,9 +141,11 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
     writer = McapWriter(out / 'demo.mcap')
     monitor = DemoMonitor(writer, out, context=context, namespace=config.namespace)
     robot = SortingRobotNode(context=context, namespace=config.namespace)
+    video = DemoVideoNode(out / 'demo_video', context=context, namespace=config.namespace)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(monitor)
     executor.add_node(robot)
+    executor.add_node(video)
 
     width, height = config.size
     namespace = ['-r', f'__ns:={config.namespace}']
@@ -152,13 +159,19 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
                    # every frame (a new match between processes can take seconds here).
                    '-p', 'wait_for_subscribers:=2']
     node_log, camera_log = out / 'logs' / 'segmentation_node.log', out / 'logs' / 'camera.log'
-    node = camera = None
+    node = camera = view = None
+    view_url = None
     interrupted = False
     window_start = started = time.monotonic()
     window_end = None
     startup: dict[str, float] = {}
     try:
         try:
+            if config.foxglove_port is not None:
+                view, view_url = start_view(config.namespace, config.foxglove_port,
+                                            out / 'logs' / 'view.log')
+                echo(f'Live view: open Foxglove -> Open connection -> {view_url}, layout '
+                     f'config/foxglove_layout.json (docs/view.md)')
             echo(f'Starting the segmentation node ({config.device}) and the conveyor camera '
                  f'({width}x{height} at {config.rate_hz:g} Hz) ...')
             node = _spawn(config.node_module, node_args, node_log)
@@ -214,21 +227,29 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        for process in (camera, node):
+        for process in (camera, node, view):
             if process is not None:
                 _stop(process)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         writer.close()
+        video_path = video.close()
         executor.shutdown()
         monitor.destroy_node()
         robot.destroy_node()
+        video.destroy_node()
         context.try_shutdown()
 
     elapsed = (window_end or time.monotonic()) - window_start
     summary = _summary(config, monitor, robot, writer, elapsed, interrupted,
                        _camera_published(camera_log))
     summary['startup_s'] = startup
+    summary['video'] = {'path': str(video_path) if video_path else None,
+                        'frames': video.video.frames, 'fps': video.video.fps}
+    summary['plot'] = str(save_run_plot(
+        out / 'demo_plot.png', video.timeline.latency, video.timeline.counters,
+        f'{config.device}, {width}x{height} at {config.rate_hz:g} Hz'))
+    summary['foxglove'] = view_url
     (out / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
     return summary
 

@@ -1,0 +1,149 @@
+"""``lw-refinenet demo --foxglove``: the live view during a run, the video and the plot.
+
+One short run against the stand-in node (``fake_segmentation_node.py``): a Foxglove client
+connects to the view while the demo runs and receives the overlay; afterwards the video is
+decoded with OpenCV and the plot read back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import cv2
+from foxglove_client import FoxgloveClient
+import numpy as np
+import pytest
+from rclpy.node import Node  # noqa: F401 - the demo and the view need rclpy importable
+
+from lw_refinenet_ros.demo.plot import save_run_plot
+from lw_refinenet_ros.demo.video import ConstantRateVideo, Mark, draw_frame
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(
+        p for p in (str(ROOT), str(HERE), env.get('PYTHONPATH')) if p)
+    return env
+
+
+def _demo(out: Path, *extra: str) -> subprocess.Popen:
+    namespace = f'/demo_view_{os.getpid()}'
+    return subprocess.Popen(
+        [sys.executable, '-u', '-m', 'lw_refinenet_ros', 'demo', '--out', str(out),
+         '--namespace', namespace, '--device', 'cpu', '--node-module',
+         'fake_segmentation_node', '--snapshots', '1', *extra],
+        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_demo_serves_foxglove_and_leaves_a_video_and_a_plot(tmp_path: Path) -> None:
+    out = tmp_path / 'demo'
+    process = _demo(out, '--duration', '6', '--foxglove', '0')
+    lines: list[str] = []
+    try:
+        url = None
+        deadline = time.monotonic() + 90
+        while url is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            match = re.search(r'Open connection -> (ws://\S+),', line)
+            url = match.group(1) if match else None
+        assert url, ''.join(lines)
+        namespace = f'/demo_view_{os.getpid()}'
+        overlay = f'{namespace}/segmentation/overlay'
+
+        async def watch() -> list[object]:
+            async with FoxgloveClient(url) as client:
+                await client.subscribe(overlay, f'{namespace}/segmentation/annotations')
+                frames = await client.receive(
+                    lambda fs: sum(f.topic == overlay for f in fs) >= 3, timeout=60)
+                return [client.decode(f) for f in frames if f.topic == overlay]
+
+        images = asyncio.run(watch())
+        assert len(images) >= 3, ''.join(lines)
+        first = cv2.imdecode(np.frombuffer(images[0].data, np.uint8), cv2.IMREAD_COLOR)
+        assert first is not None and first.shape == (240, 320, 3)
+        stdout, _ = process.communicate(timeout=120)
+        lines.append(stdout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = ''.join(lines)
+    assert process.returncode == 0, text
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['foxglove'] == url
+    video_path = Path(summary['video']['path'])
+    plot_path = Path(summary['plot'])
+    assert f'video      {video_path}' in text and f'plot       {plot_path}' in text
+
+    capture = cv2.VideoCapture(str(video_path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    # Constant rate on the camera clock: about fps x seconds of overlay, whatever the node's
+    # rate; the frame is the 320x240 overlay enlarged to 640x480 for a readable status line.
+    assert len(frames) == summary['video']['frames'] >= 2 * summary['video']['fps']
+    assert frames[0].shape == (480, 640, 3)
+    assert frames[-1][-12:, :].mean() < frames[-1][:-24].mean()  # the dark status bar
+    plot = cv2.imread(str(plot_path))
+    assert plot is not None and plot.shape[0] > 300
+    assert (out / 'logs' / 'view.log').read_text().count('serving') == 1
+
+
+def test_foxglove_port_in_use_stops_the_demo_before_it_starts(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(('127.0.0.1', 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        process = _demo(tmp_path / 'demo', '--duration', '5', '--foxglove', str(port))
+        stdout, _ = process.communicate(timeout=120)
+    assert process.returncode == 2, stdout
+    assert f'port {port} is in use' in stdout and f'--foxglove {port + 1}' in stdout
+    assert 'Starting the segmentation node' not in stdout
+
+
+def test_video_frames_are_held_to_a_constant_rate(tmp_path: Path) -> None:
+    video = ConstantRateVideo(tmp_path / 'v', fps=10)
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    colors = np.array([[0, 0, 0], [255, 0, 0]], np.uint8)
+    for t in (0.0, 0.05, 0.5, 1.0):  # the second frame lands in the same slot as the first
+        frame = draw_frame(rgb, [Mark(1, '#3 bolt', (10, 10, 20, 10), (20.0, 15.0))], colors,
+                           f'{t:.1f} s', pick=(20.0, 15.0, 'pick bolt'))
+        video.add(frame, t)
+    path = video.close()
+    assert path is not None and path.suffix in ('.mp4', '.avi')
+    # slots 0, 1 (the early frame), 2-4 held, 5, 6-9 held, 10: 11 frames for 1 s at 10 fps.
+    assert video.frames == 11
+    capture = cv2.VideoCapture(str(path))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 11
+    ok, frame = capture.read()
+    assert ok and frame.shape == (480, 640, 3)  # 80x60 enlarged 8x
+    # The bolt's box is drawn in its class colour (red, BGR (0, 0, 255)) at 8x: x=80..239.
+    assert frame[80:82, 80:240, 2].mean() > 150 and frame[80:82, 80:240, 0].mean() < 100
+
+
+def test_plot_is_written_with_and_without_data(tmp_path: Path) -> None:
+    full = save_run_plot(tmp_path / 'a.png', [(0.0, 50.0, 60.0), (0.1, 55.0, 70.0)],
+                         [(0.0, 0, 0), (1.0, 9, 20)], 'cpu')
+    empty = save_run_plot(tmp_path / 'b.png', [], [])
+    for path in (full, empty):
+        image = cv2.imread(str(path))
+        assert image is not None and image.shape[:2] == (600, 900)
