@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -145,105 +144,16 @@ class ClassMap:
                               f'{num_classes}; give one entry per model class.')
 
 
-def _parse_yaml(path: Path) -> tuple[list[str], list[Any]]:
-    import yaml  # deferred: only YAML class maps need it
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding='utf-8'))
-    except yaml.YAMLError as error:
-        raise ConfigError(f'{path}: invalid YAML ({error}).') from error
-    if isinstance(data, dict) and 'classes' in data:
-        data = data['classes']
-    names: list[str] = []
-    colors: list[Any] = []
-    if isinstance(data, dict):
-        # {name: [r, g, b]} in id order (YAML mappings keep file order).
-        for name, color in data.items():
-            names.append(str(name))
-            colors.append(color)
-    elif isinstance(data, list):
-        for i, entry in enumerate(data):
-            if isinstance(entry, str):
-                names.append(entry)
-                colors.append(None)
-            elif isinstance(entry, dict) and 'name' in entry:
-                names.append(str(entry['name']))
-                colors.append(entry.get('color', entry.get('colour')))
-            else:
-                raise ConfigError(f'{path}: entry {i} must be a name or a mapping '
-                                  f'{{name: ..., color: [r, g, b]}}, got {entry!r}.')
-    else:
-        raise ConfigError(f'{path}: expected a list of {{name, color}} entries or a mapping '
-                          f'name -> [r, g, b], got {type(data).__name__}.')
-    return names, colors
-
-
-def _parse_text(path: Path) -> tuple[list[str], list[Any]]:
-    names: list[str] = []
-    colors: list[Any] = []
-    for raw in path.read_text(encoding='utf-8').splitlines():
-        line = raw.split('#', 1)[0].strip()
-        if not line:
-            continue
-        parts = line.split()
-        if len(parts) >= 4:
-            try:
-                rgb = [int(value) for value in parts[-3:]]
-            except ValueError:
-                rgb = None
-            if rgb is not None:
-                names.append(' '.join(parts[:-3]))
-                colors.append(rgb)
-                continue
-        names.append(line)
-        colors.append(None)
-    return names, colors
-
-
 def load_class_map(path: str | os.PathLike[str], num_classes: int | None = None) -> ClassMap:
-    """Read class names (and optional colours) from a YAML or text file.
-
-    YAML (``.yaml``/``.yml``): a list of ``{name: str, color: [r, g, b]}`` (``color`` optional;
-    bare strings allowed), a mapping ``name: [r, g, b]``, or either under a ``classes:`` key.
-    Text (anything else): one class per line, ``name`` or ``name r g b``; ``#`` starts a
-    comment. Classes without a colour get the VOC colour of their id.
-
-    Args:
-        path: The file.
-        num_classes: If given, the file must list exactly this many classes.
+    """Read a class file as a :class:`ClassMap` (see :mod:`lw_refinenet_ros.classes`, the one
+    reader of class files; kept here for existing callers).
 
     Raises:
         ConfigError: Missing file, bad syntax, bad colour, duplicate or wrong number of names.
     """
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f'Class map file {file} does not exist; pass an existing YAML or '
-                          f'text file (one class name per line).')
-    if file.suffix.lower() in ('.yaml', '.yml'):
-        names, colors = _parse_yaml(file)
-    else:
-        names, colors = _parse_text(file)
-    if not names:
-        raise ConfigError(f'{file} lists no classes.')
-    default = voc_palette(len(names))
-    rows = []
-    for i, color in enumerate(colors):
-        if color is None:
-            rows.append(default[i].tolist())
-            continue
-        if (not isinstance(color, (list, tuple)) or len(color) != 3
-                or not all(isinstance(c, int) and not isinstance(c, bool) for c in color)
-                or not all(0 <= c <= 255 for c in color)):
-            raise ConfigError(f'{file}: class {i} ({names[i]!r}) has colour {color!r}; '
-                              f'expected three integers 0..255 like [128, 0, 0].')
-        rows.append(list(color))
-    try:
-        class_map = ClassMap(tuple(names), np.asarray(rows, dtype=np.int64))
-    except ConfigError as error:
-        raise ConfigError(f'{file}: {error}') from error
-    if num_classes is not None:
-        class_map.check_num_classes(num_classes, str(file))
-    return class_map
+    from lw_refinenet_ros.classes import load_class_map as load  # classes imports this module
+
+    return load(path, num_classes)
 
 
 def _check_labels(labels: np.ndarray) -> None:

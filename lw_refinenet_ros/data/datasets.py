@@ -17,6 +17,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from lw_refinenet_ros.classes import find_dataset_class_file, read_class_file
 from lw_refinenet_ros.errors import ConfigError
 
 _LOG = logging.getLogger(__name__)
@@ -73,63 +74,16 @@ def _cityscapes_lut() -> np.ndarray:
 def load_class_file(path: str | os.PathLike[str]) -> tuple[tuple[str, ...],
                                                             tuple[tuple[int, int, int], ...]
                                                             | None]:
-    """Read class names (and optional RGB colours) from YAML or text.
-
-    Accepted forms:
-        * YAML mapping ``{names: [...], colors: [[r, g, b], ...]}`` (colors optional);
-        * YAML list of names, or of ``{name: ..., color: [r, g, b]}`` entries;
-        * text: one class per line, ``name`` or ``name r g b``; ``#`` starts a comment.
-
-    Returns:
-        ``(names, colors or None)``.
+    """Class names and colours (None when the file gives none) from a class file in any form
+    :mod:`lw_refinenet_ros.classes` reads; colours the file leaves out get VOC colours.
 
     Raises:
-        ConfigError: Missing file, or content in none of these forms.
+        ConfigError: Missing file, or content in none of the accepted forms.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f'Class file {path} does not exist; pass a YAML ({{names: [...], '
-                          f'colors: [...]}}) or text file (one name per line).')
-    text = path.read_text()
-    names: list[str] = []
-    colors: list[tuple[int, int, int]] = []
-    if path.suffix.lower() in ('.yaml', '.yml', '.json'):
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise ConfigError(f'Class file {path} is not valid YAML: {error}') from None
-        if isinstance(data, dict):
-            names = [str(n) for n in data.get('names') or []]
-            colors = [tuple(int(v) for v in c) for c in data.get('colors') or []]
-        elif isinstance(data, list):
-            for entry in data:
-                if isinstance(entry, dict):
-                    names.append(str(entry.get('name')))
-                    if entry.get('color') is not None:
-                        colors.append(tuple(int(v) for v in entry['color']))
-                else:
-                    names.append(str(entry))
-    else:
-        for line in text.splitlines():
-            line = line.split('#', 1)[0].strip()
-            if not line:
-                continue
-            fields = line.split()
-            if len(fields) >= 4 and all(f.lstrip('-').isdigit() for f in fields[-3:]):
-                names.append(' '.join(fields[:-3]))
-                colors.append(tuple(int(v) for v in fields[-3:]))
-            else:
-                names.append(line)
-    if not names:
-        raise ConfigError(f'Class file {path} lists no class names; expected a YAML mapping '
-                          f'with "names" or a text file with one name per line.')
-    if colors and (len(colors) != len(names) or any(
-            len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in colors)):
-        raise ConfigError(f'Class file {path}: {len(colors)} colours for {len(names)} names; '
-                          f'give one (r, g, b) triple in 0..255 per class, or none.')
-    return tuple(names), (tuple(colors) if colors else None)  # type: ignore[arg-type]
+    class_file = read_class_file(path)
+    class_file.class_map()  # unique, non-empty names: the same check the node makes
+    given = any(color is not None for color in class_file.colors)
+    return class_file.names, (class_file.filled_colors() if given else None)
 
 
 # --------------------------------------------------------------------------- image I/O
@@ -201,19 +155,11 @@ class SegmentationDataset:
         return self.pairs[index][0].stem
 
 
-def _find_class_file(*folders: Path) -> Path | None:
-    for folder in folders:
-        for name in ('classes.yaml', 'classes.yml', 'classes.txt', 'labels.txt'):
-            if (folder / name).is_file():
-                return folder / name
-    return None
-
-
 def _names_and_colors(classes: str | os.PathLike[str] | None, *search: Path,
                       default: Sequence[str] | None = None,
                       default_colors: Sequence[Sequence[int]] | None = None,
                       what: str = '') -> tuple[tuple[str, ...], tuple | None]:
-    path = Path(classes) if classes is not None else _find_class_file(*search)
+    path = Path(classes) if classes is not None else find_dataset_class_file(*search)
     if path is not None:
         return load_class_file(path)
     if default is None:

@@ -96,8 +96,13 @@ def test_folder_reader_with_classes_yaml(tmp_path) -> None:
     image, lab = ds[1]
     assert np.array_equal(image, _image(1)) and np.all(lab == 1)
     # Two folders given explicitly plus a text class file.
+    # A class without a colour gets the VOC colour of its id (as in the node and segment).
     (tmp_path / 'names.txt').write_text('# comment\nfloor 1 2 3\nthing\n')
-    with pytest.raises(ConfigError, match='colours'):
+    partial = folder_dataset(images=tmp_path / 'images', labels=tmp_path / 'labels',
+                             classes=tmp_path / 'names.txt')
+    assert partial.colors == ((1, 2, 3), (128, 0, 0))
+    (tmp_path / 'names.txt').write_text('floor 1 2 300\nthing\n')
+    with pytest.raises(ConfigError, match='three integers'):
         folder_dataset(images=tmp_path / 'images', labels=tmp_path / 'labels',
                        classes=tmp_path / 'names.txt')
     (tmp_path / 'names.txt').write_text('floor\nthing\n')

@@ -63,53 +63,12 @@ def test_from_checkpoint_defaults_and_values() -> None:
         ClassMap.from_checkpoint(['a'], None, 2)
 
 
-def test_load_yaml_list_and_mapping(tmp_path: pathlib.Path) -> None:
-    listed = tmp_path / 'a.yaml'
-    listed.write_text('- {name: background, color: [0, 0, 0]}\n- name: box\n'
-                      '  color: [255, 128, 0]\n- name: can\n')
-    cmap = load_class_map(listed)
-    assert cmap.names == ('background', 'box', 'can')
-    assert cmap.colors.tolist() == [[0, 0, 0], [255, 128, 0], voc_palette(3)[2].tolist()]
-    mapping = tmp_path / 'b.yml'
-    mapping.write_text('classes:\n  bg: [1, 2, 3]\n  part: [4, 5, 6]\n')
-    assert load_class_map(mapping, num_classes=2).colors.tolist() == [[1, 2, 3], [4, 5, 6]]
-
-
-def test_load_text(tmp_path: pathlib.Path) -> None:
-    path = tmp_path / 'classes.txt'
-    path.write_text('# conveyor classes\nbackground\nsmall box 10 20 30\n\ncan  # metal\n')
-    cmap = load_class_map(path)
-    assert cmap.names == ('background', 'small box', 'can')
-    assert cmap.colors[1].tolist() == [10, 20, 30]
-    assert cmap.colors[2].tolist() == voc_palette(3)[2].tolist()
-
-
-@pytest.mark.parametrize('text, match', [
-    ('- {name: a, color: [0, 0]}\n', 'three integers'),
-    ('- {name: a, color: [0, 0, 256]}\n', 'three integers'),
-    ('- {name: a}\n- {name: a}\n', 'Duplicate'),
-    ('- [1, 2]\n', 'entry 0'),
-    ('42\n', 'expected a list'),
-    ('a: [1, 2\n', 'invalid YAML'),
-])
-def test_load_yaml_errors(tmp_path: pathlib.Path, text: str, match: str) -> None:
-    path = tmp_path / 'bad.yaml'
-    path.write_text(text)
-    with pytest.raises(ConfigError, match=match):
-        load_class_map(path)
-
-
-def test_load_errors_missing_empty_and_count(tmp_path: pathlib.Path) -> None:
-    with pytest.raises(ConfigError, match='does not exist'):
-        load_class_map(tmp_path / 'missing.txt')
-    empty = tmp_path / 'empty.txt'
-    empty.write_text('# nothing\n')
-    with pytest.raises(ConfigError, match='no classes'):
-        load_class_map(empty)
-    two = tmp_path / 'two.txt'
-    two.write_text('a\nb\n')
-    with pytest.raises(ConfigError, match='model predicts 3'):
-        load_class_map(two, num_classes=3)
+def test_load_class_map_is_the_class_file_reader(tmp_path: pathlib.Path) -> None:
+    """Old callers of palette.load_class_map get the one reader (test_classes.py covers it)."""
+    path = tmp_path / 'classes.yaml'
+    path.write_text('names: [bg, part]\ncolors: [[1, 2, 3], [4, 5, 6]]\n')
+    assert load_class_map(path, num_classes=2) == ClassMap(('bg', 'part'),
+                                                           np.array([[1, 2, 3], [4, 5, 6]]))
 
 
 def test_colorize_uint8_and_uint16_with_out_of_range() -> None:
