@@ -5,6 +5,11 @@ For every architecture x input size x device x precision it times the InferenceE
 fp32 eager forward, OpenCV INTER_CUBIC on HWC logits, numpy argmax), **interleaved** one
 iteration each, so that a machine shared with other jobs slows both equally. It reports
 p50/p95 latency, FPS (1000 / mean latency), the p50 speed-up and the label agreement.
+
+``--backends all`` (or a list of runtimes) compares the inference backends instead: every
+available runtime at every precision the device runs natively (int8 too when
+``--calibration-dir`` is given) runs the whole engine on the same conveyor frame, interleaved
+one frame each, with its label agreement against torch fp32 and the CPU named in the table.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--arch', nargs='+', default=['mbv2'], help='architectures (default mbv2)')
     a('--size', nargs='+', type=_size, default=[(480, 640)], help='HxW sizes (default 480x640)')
     a('--device', nargs='+', default=['auto'], help='devices (default auto)')
-    a('--precision', nargs='+', default=['fp32'], help='fp32 | fp16 | bf16 (default fp32)')
+    a('--precision', nargs='+', default=None,
+      help='fp32 | fp16 | bf16 | int8 (default fp32; with --backends every native one)')
     a('--num-classes', type=int, default=21, help='classes for random weights (default 21)')
     a('--weights', help='checkpoint instead of random weights (one arch only)')
     a('--seed', type=int, default=0, help='seed for weights and the test image (default 0)')
@@ -44,6 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--threads', type=int, help='torch CPU threads (default: torch default)')
     a('--no-reference', action='store_true', help='time the engine only')
     a('--json', help='write the results here as JSON')
+    a('--backends', nargs='+', metavar='NAME',
+      help='compare runtimes instead: "all" or torch/openvino/onnxruntime (each at every '
+           'native precision unless --precision is given)')
+    a('--calibration-dir', default='', help='with --backends: also time OpenVINO int8')
+    a('--cache-dir', default='', help='with --backends: runtime cache folder')
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -129,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError('--weights fixes the architecture; pass a single --arch.')
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.backends:
+        return _run_backends(args)
     rows = []
     for arch in args.arch:
         if args.weights:
@@ -139,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         model.eval()
         for size in args.size:
             for device in args.device:
-                for precision in args.precision:
+                for precision in args.precision or ['fp32']:
                     row = bench_one(model, arch, size, device, precision, iters=args.iters,
                                     warmup=args.warmup, seed=args.seed,
                                     max_side=args.max_side, upsample=args.upsample,
@@ -169,5 +182,189 @@ def run(args: argparse.Namespace) -> int:
         }
         with open(args.json, 'w', encoding='utf-8') as handle:
             json.dump({'meta': meta, 'results': rows}, handle, indent=2)
+        print(f'wrote {args.json}')
+    return 0
+
+
+# --------------------------------------------------------------------------- --backends
+
+
+def backend_candidates(names: list[str], device: str, precisions: list[str] | None,
+                       int8: bool) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """(backend, precision) pairs to time, torch fp32 first, and the unavailable runtimes."""
+    from lw_refinenet_ros.engine.backends import (
+        BACKEND_NAMES,
+        backend_unavailable,
+        native_precisions,
+    )
+    from lw_refinenet_ros.errors import ConfigError
+
+    wanted = list(BACKEND_NAMES) if 'all' in names else names
+    unknown = sorted(set(wanted) - set(BACKEND_NAMES))
+    if unknown:
+        raise ConfigError(f'--backends: unknown {", ".join(unknown)}; expected "all" or '
+                          f'{", ".join(BACKEND_NAMES)}.')
+    pairs: list[tuple[str, str]] = [('torch', 'fp32')]
+    missing: dict[str, str] = {}
+    for name in wanted:
+        reason = backend_unavailable(name, device)
+        if reason is not None:
+            missing[name] = reason
+            continue
+        native = native_precisions(name, device)
+        chosen = precisions or [p for p in native if p != 'int8' or int8]
+        pairs.extend((name, p) for p in chosen if (name, p) not in pairs)
+    return pairs, missing
+
+
+def compare_backends(model, size: tuple[int, int], device: str,
+                     pairs: list[tuple[str, str]], *, iters: int, warmup: int, seed: int,
+                     threads: int | None, cache_dir: str, calibration_dir: str,
+                     extra: dict | None = None) -> list[dict]:
+    """Time the whole engine per (backend, precision) on one conveyor frame, interleaved.
+
+    Args:
+        extra: Name -> ``segment(rgb) -> labels`` callables timed in the same rounds (the
+            bare OpenVINO script in benchmarks/backends.py).
+
+    Returns:
+        One JSON-ready row per candidate: p50/p95/mean ms, FPS, speed-up over torch fp32 and
+        the share of labels equal to torch fp32's; rows that could not be built carry
+        ``error`` instead.
+    """
+    import copy
+    import time
+
+    import numpy as np
+
+    from lw_refinenet_ros.data.conveyor import frame_rng, render_conveyor_frame
+    from lw_refinenet_ros.engine import InferenceEngine
+    from lw_refinenet_ros.engine.config import EngineConfig
+    from lw_refinenet_ros.errors import LWRefineNetError
+
+    height, width = size
+    image = render_conveyor_frame(frame_rng(seed, 0), (width, height))[0]
+    runners: dict[str, object] = {}
+    rows: dict[str, dict] = {}
+    for name, precision in pairs:
+        label = f'{name}/{precision}'
+        options = dict(device=device, backend=name, precision=precision, agreement_min=0.0,
+                       cache_dir=cache_dir, calibration_dir=calibration_dir,
+                       warmup_size=size, warmup_iters=1)
+        if threads:
+            options['num_threads'] = threads
+        try:
+            engine = InferenceEngine(copy.deepcopy(model), EngineConfig(**options))
+        except LWRefineNetError as error:
+            rows[label] = {'backend': name, 'precision': precision, 'error': str(error)}
+            continue
+        runners[label] = (lambda e: lambda rgb: e(rgb, 'rgb', want_confidence=False,
+                                                   want_stats=False).labels)(engine)
+        rows[label] = {'backend': name, 'precision': precision,
+                       'engine_settings': engine.describe()}
+    for label, segment in (extra or {}).items():
+        runners[label] = segment
+        rows[label] = {'backend': label, 'precision': ''}
+    times: dict[str, list[float]] = {label: [] for label in runners}
+    labels: dict[str, np.ndarray] = {}
+    for round_index in range(warmup + iters):
+        for label, segment in runners.items():
+            start = time.perf_counter()
+            labels[label] = segment(image)
+            if round_index >= warmup:
+                times[label].append((time.perf_counter() - start) * 1e3)
+    reference = labels.get('torch/fp32')
+    base = _percentiles(times['torch/fp32'])['p50_ms'] if 'torch/fp32' in times else None
+    for label in runners:
+        row = rows[label]
+        row.update(height=height, width=width, iters=iters, **_percentiles(times[label]))
+        if base:
+            row['speedup_vs_torch_fp32'] = base / row['p50_ms']
+        if reference is not None:
+            row['label_agreement_pct'] = float((labels[label] == reference).mean() * 100.0)
+    return list(rows.values())
+
+
+def format_backend_table(rows: list[dict]) -> str:
+    """Markdown table of :func:`compare_backends` rows."""
+    lines = ['| size | backend | precision | p50 ms | p95 ms | FPS | x torch fp32 | labels = '
+             'torch fp32 |', '|---|---|---|---:|---:|---:|---:|---:|']
+    for row in rows:
+        size = f'{row.get("height", "")}x{row.get("width", "")}'
+        if 'error' in row:
+            lines.append(f'| {size} | {row["backend"]} | {row["precision"]} | not built: '
+                         f'{row["error"][:80]} | | | | |')
+            continue
+        lines.append(f'| {size} | {row["backend"]} | {row["precision"]} | {row["p50_ms"]:.1f} '
+                     f'| {row["p95_ms"]:.1f} | {row["fps"]:.1f} | '
+                     f'{row.get("speedup_vs_torch_fp32", float("nan")):.2f} | '
+                     f'{row.get("label_agreement_pct", float("nan")):.2f} % |')
+    return '\n'.join(lines)
+
+
+def bench_metadata(args: argparse.Namespace) -> dict:
+    """Date, versions, the CPU (model name and ISA flags) and the load, for every JSON."""
+    import datetime
+    import os
+    import platform
+
+    import torch
+
+    from lw_refinenet_ros.engine.backends import cpu_description
+
+    meta = {
+        'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        'cpu': cpu_description(), 'cpu_count': os.cpu_count(),
+        'load_average': list(os.getloadavg()) if hasattr(os, 'getloadavg') else None,
+        'torch': torch.__version__, 'python': platform.python_version(),
+        'cuda': torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        'weights': args.weights or f'random (seed {args.seed})',
+    }
+    for package in ('openvino', 'onnxruntime', 'nncf'):
+        try:
+            from importlib.metadata import version
+
+            meta[package] = version(package)
+        except Exception:
+            meta[package] = None
+    return meta
+
+
+def _run_backends(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from lw_refinenet_ros.engine.backends import cpu_description
+    from lw_refinenet_ros.errors import ConfigError
+    from lw_refinenet_ros.model import build_model, load_model
+
+    if len(args.arch) > 1 or len(args.device) > 1:
+        raise ConfigError('--backends compares runtimes for one --arch and one --device.')
+    device = args.device[0]
+    if device == 'auto':
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if args.weights:
+        model, _ = load_model(args.weights, arch=args.arch[0])
+    else:
+        torch.manual_seed(args.seed)
+        model = build_model(args.arch[0], args.num_classes)
+    model.eval()
+    pairs, missing = backend_candidates(args.backends, device, args.precision,
+                                        bool(args.calibration_dir))
+    print(f'CPU: {cpu_description()}')
+    for name, reason in missing.items():
+        print(f'{name}: not available ({reason})')
+    rows = []
+    for size in args.size:
+        rows.extend(compare_backends(model, size, device, pairs, iters=args.iters,
+                                     warmup=args.warmup, seed=args.seed, threads=args.threads,
+                                     cache_dir=args.cache_dir,
+                                     calibration_dir=args.calibration_dir))
+    print(format_backend_table(rows), flush=True)
+    if args.json:
+        with open(args.json, 'w', encoding='utf-8') as handle:
+            json.dump({'meta': bench_metadata(args), 'unavailable': missing, 'results': rows},
+                      handle, indent=2, default=str)
         print(f'wrote {args.json}')
     return 0

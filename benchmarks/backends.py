@@ -1,0 +1,97 @@
+"""Per-frame time of every runtime and precision, plus the bare OpenVINO script, in one run.
+
+What docs/benchmarks.md's speed table is made from: for each size, the whole engine (preprocess,
+forward, bicubic upsample, argmax: what ``lw-refinenet segment`` does per frame) with torch
+fp32, OpenVINO fp32/bf16/int8 and ONNX Runtime fp32, and the ~30-line hand-written OpenVINO
+script of ``benchmarks/bare_openvino.py`` at f32 and bf16, all timed interleaved (one frame
+each per round) on the same conveyor frame, with label agreement against torch fp32. int8 is
+calibrated on generated conveyor frames of another seed. Usage::
+
+    python benchmarks/backends.py --sizes 480x640 240x320 --iters 20 --out /tmp/backends.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bare_openvino  # noqa: E402  (the sibling script, imported as a module)
+
+
+def _size(text: str) -> tuple[int, int]:
+    height, width = (int(v) for v in text.lower().split('x'))
+    return height, width
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--weights', help='checkpoint (default: the packaged model)')
+    parser.add_argument('--sizes', nargs='+', type=_size, default=[(480, 640), (240, 320)])
+    parser.add_argument('--iters', type=int, default=20)
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=1,
+                        help='threads for every runtime (default 1: a shared 2-core machine)')
+    parser.add_argument('--calibration-frames', type=int, default=64)
+    parser.add_argument('--no-int8', action='store_true')
+    parser.add_argument('--cache-dir', default='', help='runtime cache (default: a temp dir)')
+    parser.add_argument('--out', help='JSON results')
+    args = parser.parse_args()
+
+    import torch
+
+    from lw_refinenet_ros.cli.bench import (
+        backend_candidates,
+        bench_metadata,
+        compare_backends,
+        format_backend_table,
+    )
+    from lw_refinenet_ros.data.conveyor import write_conveyor_dataset
+    from lw_refinenet_ros.engine.backends import cpu_description
+    from lw_refinenet_ros.engine.export import export_onnx
+    from lw_refinenet_ros.model import load_model
+
+    torch.set_num_threads(args.threads)
+    model, _ = load_model(args.weights)
+    work = Path(tempfile.mkdtemp(prefix='lwrf-backends-'))
+    cache_dir = args.cache_dir or str(work / 'cache')
+    print(f'CPU: {cpu_description()}; load {os.getloadavg()}', flush=True)
+    rows = []
+    for height, width in args.sizes:
+        calibration = ''
+        if not args.no_int8:
+            calibration = str(work / f'calibration_{height}x{width}')
+            write_conveyor_dataset(calibration, args.calibration_frames, 8100, (width, height),
+                                   instances=False)
+        pairs, missing = backend_candidates(['all'], 'cpu', None, bool(calibration))
+        onnx = work / f'model_{height}x{width}.onnx'
+        export_onnx(model, onnx, height, width)
+        extra = {}
+        for hint in ('f32', 'bf16'):
+            compiled = bare_openvino.compile_bare(str(onnx), hint, args.threads)
+            extra[f'bare-openvino/{hint}'] = (
+                lambda c: lambda rgb: bare_openvino.segment_bare(c, rgb[:, :, ::-1]))(compiled)
+        rows.extend(compare_backends(model, (height, width), 'cpu', pairs, iters=args.iters,
+                                     warmup=args.warmup, seed=0, threads=args.threads,
+                                     cache_dir=cache_dir, calibration_dir=calibration,
+                                     extra=extra))
+        print(format_backend_table(rows[-len(pairs) - len(extra):]), flush=True)
+    print(format_backend_table(rows))
+    if args.out:
+        meta = bench_metadata(argparse.Namespace(weights=args.weights, seed=0))
+        meta['threads'] = args.threads
+        meta['command'] = ' '.join(sys.argv)
+        with open(args.out, 'w', encoding='utf-8') as handle:
+            json.dump({'meta': meta, 'unavailable': missing, 'results': rows}, handle,
+                      indent=2, default=str)
+        print(f'wrote {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
