@@ -188,6 +188,9 @@ class DemoVideoNode(Node):
         self._colors = np.zeros((0, 3), np.uint8)
         self._names: tuple[str, ...] = ()
         self._stats: OrderedDict[int, SegmentationStats] = OrderedDict()
+        # Overlays whose stats have not arrived yet: the node publishes the stats first, but
+        # two topics' callbacks may run in either order here.
+        self._pending: OrderedDict[int, Image] = OrderedDict()
         self._start_ns: int | None = None
         self._processed = self._dropped = 0
         self._node_fqn = f'{self.get_namespace().rstrip("/")}/{NODE_NAME}'
@@ -224,6 +227,8 @@ class DemoVideoNode(Node):
         self.timeline.latency.append((self._seconds(msg.header.stamp),
                                       float(msg.processing_latency_ms),
                                       float(msg.frame_age_ms)))
+        if key in self._pending:
+            self._flush(until=key)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -241,6 +246,23 @@ class DemoVideoNode(Node):
                                                dropped))
 
     def _on_overlay(self, msg: Image) -> None:
+        key = stamp_ns(msg.header.stamp)
+        self._seconds(msg.header.stamp)  # the first overlay may start the clock
+        self._pending[key] = msg
+        if key in self._stats:
+            self._flush(until=key)
+        elif len(self._pending) > 3:  # no stats for it (nobody computes them): draw anyway
+            self._flush(until=next(iter(self._pending)))
+
+    def _flush(self, until: int) -> None:
+        """Draw pending overlays in stamp order, up to and including ``until``."""
+        while self._pending:
+            key = next(iter(self._pending))
+            if key > until:
+                break
+            self._draw(self._pending.pop(key))
+
+    def _draw(self, msg: Image) -> None:
         t = self._seconds(msg.header.stamp)
         stats = self._stats.get(stamp_ns(msg.header.stamp))
         marks, pick, latency = [], None, ''
@@ -256,4 +278,6 @@ class DemoVideoNode(Node):
 
     def close(self) -> Path | None:
         """Finish the video; its path (None if the node sent no overlay)."""
+        if self._pending:
+            self._flush(until=next(reversed(self._pending)))
         return self.video.close()

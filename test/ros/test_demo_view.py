@@ -147,3 +147,45 @@ def test_plot_is_written_with_and_without_data(tmp_path: Path) -> None:
     for path in (full, empty):
         image = cv2.imread(str(path))
         assert image is not None and image.shape[:2] == (600, 900)
+
+
+def test_video_node_draws_a_frame_whose_stats_arrive_after_it(tmp_path: Path,
+                                                               ros_context: object) -> None:
+    from lw_refinenet_ros.msg import ClassStatistics, SegmentationStats
+    from std_msgs.msg import Header
+
+    from lw_refinenet_ros.demo.video import DemoVideoNode
+    from lw_refinenet_ros.ros.conversions import array_to_image
+
+    node = DemoVideoNode(tmp_path / 'v', context=ros_context)
+    try:
+        for frame in range(3):
+            header = Header(frame_id='camera')
+            header.stamp.sec, header.stamp.nanosec = 100, frame * 100_000_000
+            stats = SegmentationStats(header=header, width=160, height=120,
+                                      frame_age_ms=42.0)
+            part = ClassStatistics(class_id=2, class_name='bolt', pixel_count=200,
+                                   area_fraction=0.01, centroid_x=30.0, centroid_y=30.0)
+            part.bbox.x_offset, part.bbox.y_offset, part.bbox.width, part.bbox.height = (
+                20, 20, 20, 20)
+            stats.classes = [part]
+            # The overlay first, its stats second: the frame must still get its box.
+            node._on_overlay(array_to_image(np.zeros((120, 160, 3), np.uint8), header, 'rgb8'))
+            node._on_stats(stats)
+        path = node.close()
+    finally:
+        node.destroy_node()
+    capture = cv2.VideoCapture(str(path))
+    ok, first = capture.read()
+    assert ok and first.shape == (480, 640, 3)
+    # Unknown class colour (no class map): white box at 4x, x 80..159, top edge y=80.
+    assert first[80:82, 80:160].mean() > 150
+    assert video_frames(capture) + 1 == int(0.2 * 15) + 1
+    assert node.timeline.latency[0][2] == 42.0
+
+
+def video_frames(capture: cv2.VideoCapture) -> int:
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    return count
