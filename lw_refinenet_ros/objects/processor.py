@@ -48,6 +48,7 @@ class ObjectReport:
         track_id: Persistent id; 0 when tracking is off.
         confirmed: The track is confirmed (always False when tracking is off).
         age: Seconds since the track's first detection (0 when tracking is off).
+        hits: Frames the track was detected in (0 when tracking is off).
         velocity_px: (vx, vy) px/s; NaN until measured or when tracking is off.
         metric_valid: Position/velocity in metres are known.
         position_m: Pick point on the belt in the camera frame, metres (NaN if unknown).
@@ -61,6 +62,7 @@ class ObjectReport:
     track_id: int = 0
     confirmed: bool = False
     age: float = 0.0
+    hits: int = 0
     velocity_px: tuple[float, float] = _NAN2
     metric_valid: bool = False
     position_m: tuple[float, float, float] = _NAN3
@@ -76,6 +78,7 @@ class ObjectFrame:
         objects: Reports in detection order.
         belt_velocity_px: Belt velocity (vx, vy) px/s from the tracks, or None.
         metric_valid: The belt calibration is usable for this frame.
+        geometry: The belt geometry used (None when metric fields are off).
         detect_ms: Time spent detecting, milliseconds.
         track_ms: Time spent tracking and projecting, milliseconds.
     """
@@ -85,6 +88,7 @@ class ObjectFrame:
     metric_valid: bool
     detect_ms: float
     track_ms: float
+    geometry: BeltGeometry | None = None
 
 
 class ObjectProcessor:
@@ -181,7 +185,7 @@ class ObjectProcessor:
             tracked = self.tracker.update(objects, stamp, (width, height))
             reports = [ObjectReport(
                 t.object, _name(names, t.object.class_id), t.track_id, t.confirmed, t.age,
-                t.velocity if t.hits > 1 or self.tracker.belt_velocity is not None
+                t.hits, t.velocity if t.hits > 1 or self.tracker.belt_velocity is not None
                 else _NAN2) for t in tracked]
             belt = self.tracker.belt_velocity
         else:
@@ -193,7 +197,7 @@ class ObjectProcessor:
             reports = self._add_motion(reports, geometry)
         finished = time.perf_counter()
         return ObjectFrame(reports, belt, geometry is not None, (detected - start) * 1e3,
-                           (finished - detected) * 1e3)
+                           (finished - detected) * 1e3, geometry)
 
     def _add_motion(self, reports: list[ObjectReport], geometry: BeltGeometry | None,
                     ) -> list[ObjectReport]:
@@ -219,9 +223,9 @@ class ObjectProcessor:
             valid = positions is not None and bool(np.isfinite(positions[index]).all())
             out.append(ObjectReport(
                 report.object, report.class_name, report.track_id, report.confirmed,
-                report.age, report.velocity_px, valid,
-                tuple(positions[index]) if valid else _NAN3,
-                tuple(velocities[index]) if valid else _NAN3,
+                report.age, report.hits, report.velocity_px, valid,
+                tuple(float(v) for v in positions[index]) if valid else _NAN3,
+                tuple(float(v) for v in velocities[index]) if valid else _NAN3,
                 float(times[index])))
         return out
 

@@ -107,6 +107,8 @@ class Tracker:
 
     # A stamp this far behind the last one means a new recording or a clock reset.
     _RESET_AFTER_BACKWARD_S = 1.0
+    # After a longer gap (nobody subscribed, camera stalled) the old tracks are stale.
+    _RESET_AFTER_GAP_S = 2.0
 
     def __init__(self, settings: TrackerSettings = TrackerSettings()) -> None:
         self.settings = settings
@@ -140,8 +142,9 @@ class Tracker:
         Returns:
             One :class:`TrackedObject` per detection, in the order of ``objects``.
         """
-        if self._last_stamp is not None and stamp < self._last_stamp - \
-                self._RESET_AFTER_BACKWARD_S:
+        if self._last_stamp is not None and not (
+                -self._RESET_AFTER_BACKWARD_S < stamp - self._last_stamp
+                < self._RESET_AFTER_GAP_S):
             self.reset()
         if self._last_stamp is not None and stamp <= self._last_stamp:
             stamp = self._last_stamp + 1e-6  # same or slightly older stamp: no motion

@@ -33,6 +33,7 @@ from lw_refinenet_ros.msg import ClassStatistics, SegmentationStats
 from lw_refinenet_ros.palette import ClassMap, colorize, overlay
 from lw_refinenet_ros.ros.conversions import array_to_image, compressed_to_rgb, image_to_rgb
 from lw_refinenet_ros.ros.diagnostics import LatencyWindow, camera_status, diagnostic_array
+from lw_refinenet_ros.ros.object_outputs import ObjectOutputs, objects_config
 from lw_refinenet_ros.ros.qos import LATCHED_QOS, OUTPUT_QOS, input_qos
 from lw_refinenet_ros.ros.transport import LOSS_FIX, TransportHealth, TransportMonitor
 from lw_refinenet_ros.scheduler import Frame, FrameCounters, LatestFrameScheduler
@@ -90,6 +91,7 @@ class _Camera:
     subscription: Any = None
     info_subscription: Any = None
     camera_info: CameraInfo | None = None
+    objects: Any = None  # ObjectOutputs: segmentation/objects and segmentation/markers
 
 
 class SegmentationPipeline:
@@ -137,8 +139,11 @@ class SegmentationPipeline:
                                               OUTPUT_QOS) for output in self.OUTPUTS}
         publishers['stats'] = self._publisher(SegmentationStats, f'{prefix}segmentation/stats',
                                               OUTPUT_QOS)
+        objects = ObjectOutputs(self._node, prefix, objects_config(self._config),
+                                self._class_map.names, self._class_map.colors, self._publisher)
+        publishers['objects'], publishers['markers'] = objects.publishers
         return _Camera(name, prefix, publishers, LatencyWindow(), LatencyWindow(),
-                       FrameCounters())
+                       FrameCounters(), objects=objects)
 
     def _make_filter(self, config: NodeConfig) -> np.ndarray | None:
         if not config.class_filter:
@@ -221,6 +226,8 @@ class SegmentationPipeline:
         self._filter_lut = self._make_filter(config)
         self._config = config
         self._scheduler.set_config(config.scheduler)
+        for camera in self._cameras.values():
+            camera.objects.configure(objects_config(config))
 
     def counters(self, camera: str | None = None) -> FrameCounters:
         """Frame counters of one camera (by namespace) or of all."""
@@ -271,7 +278,8 @@ class SegmentationPipeline:
             return ok
         # Stats and confidence cost a few ms per frame: only while someone listens.
         want_stats = self._wants(frames, 'stats')
-        want_confidence = want_stats or self._wants(frames, 'confidence')
+        want_confidence = want_stats or self._wants(frames, 'confidence') or any(
+            self._cameras[f.source].objects.wants() for f in frames)  # object scores
         try:
             results = self._loaded.engine.infer_batch(
                 [image for _, image, _ in decoded], [order for _, _, order in decoded],
@@ -323,6 +331,7 @@ class SegmentationPipeline:
                                                             processing_ms, age_ms))
         want_color, want_overlay, want_confidence = (
             self._wants([frame], name) for name in ('color', 'overlay', 'confidence'))
+        camera.objects.process(header, labels, result.confidence, camera.camera_info)
         if want_color or want_overlay:
             colors = self._class_map.colors
             if want_color:
@@ -334,6 +343,7 @@ class SegmentationPipeline:
                 if self._filter_lut is not None:
                     keep = self._filter_lut[np.minimum(labels, self._filter_lut.size - 1)]
                     blended = np.where(keep[:, :, None], blended, rgb)
+                blended = camera.objects.draw(blended)  # ids and pick points
                 publishers['overlay'].publish(array_to_image(blended, header, 'rgb8'))
         if want_confidence and result.confidence is not None:
             publishers['confidence'].publish(array_to_image(
