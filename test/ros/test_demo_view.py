@@ -18,13 +18,13 @@ import sys
 import time
 
 import cv2
-from foxglove_client import FoxgloveClient
 import numpy as np
 import pytest
 from rclpy.node import Node  # noqa: F401 - the demo and the view need rclpy importable
 
 from lw_refinenet_ros.demo.plot import save_run_plot
 from lw_refinenet_ros.demo.video import ConstantRateVideo, Mark, draw_frame
+from lw_refinenet_ros.testing.foxglove_client import FoxgloveClient
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

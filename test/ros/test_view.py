@@ -21,7 +21,6 @@ from typing import Any, Iterator
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from foxglove_client import SUBPROTOCOL, FoxgloveClient
 from lw_refinenet_ros.msg import ClassMap, ClassStatistics, SegmentationStats
 import numpy as np
 import pytest
@@ -38,6 +37,7 @@ from lw_refinenet_ros.ros.view.encode import FLAT, IDS, PHOTO, encode_pixels
 from lw_refinenet_ros.ros.view.layout import DEMO_NAMESPACE, layout_json
 from lw_refinenet_ros.ros.view.payloads import diagnostics_to_dict, stats_to_dict
 from lw_refinenet_ros.ros.view.server import ViewConfig, ViewServer
+from lw_refinenet_ros.testing.foxglove_client import SUBPROTOCOL, FoxgloveClient
 
 REPO = Path(__file__).resolve().parents[2]
 NS = '/view_test'

@@ -1,4 +1,4 @@
-"""A minimal Foxglove WebSocket client for tests, speaking the protocol on the wire.
+"""A minimal Foxglove WebSocket client (tests, benchmarks), speaking the protocol on the wire.
 
 It does what the Foxglove app does: open the socket with the Foxglove subprotocol, read the
 JSON ``serverInfo`` and ``advertise`` operations, send ``subscribe`` and parse binary message
@@ -127,7 +127,8 @@ class FoxgloveClient:
         channel = self.channels[frame.topic]
         if channel['encoding'] == 'json':
             return json.loads(frame.payload)
-        assert channel['encoding'] == 'protobuf', channel['encoding']
+        if channel['encoding'] != 'protobuf':
+            raise ValueError(f'{frame.topic}: cannot decode encoding {channel["encoding"]!r}')
         name = channel['schemaName']
         if name not in self._classes:
             files = descriptor_pb2.FileDescriptorSet.FromString(
