@@ -209,10 +209,10 @@ def _seed_regions(distance: np.ndarray, min_radius: float, neck_ratio: float,
             next_active.append(highest)
         active = next_active
         previous = level
-    if not markers:
-        return []
+    # Seeds still apart at the lowest level meet (if at all) through a neck narrower than
+    # neck_ratio * min_radius: separate parts.
     markers.extend(seed.region for seed in active if not seed.final)
-    return markers
+    return markers if len(markers) >= 2 else []
 
 
 def split_regions(filled: np.ndarray, min_radius: float, neck_ratio: float,
@@ -220,34 +220,31 @@ def split_regions(filled: np.ndarray, min_radius: float, neck_ratio: float,
     """Split a (hole-filled) mask of touching parts into one region per part.
 
     Seeds come from :func:`_seed_regions`; every other mask pixel joins the seed it reaches
-    first through the mask (OpenCV's watershed on a flat image is a breadth-first flood).
+    first through the mask.
 
     Returns:
-        int32 region ids (1..n) per pixel of ``filled``, 0 outside; None when the mask is
+        uint16 region ids (1..n) per pixel of ``filled``, 0 outside; None when the mask is
         one part.
     """
     distance = clearance_map(filled)
     seeds = _seed_regions(distance, min_radius, neck_ratio)
     if len(seeds) < 2:
         return None
-    # Two pixels of padding: OpenCV's watershed marks the image's outer ring as boundary.
-    pad = 2
-    height, width = filled.shape
-    markers = np.full((height + 2 * pad, width + 2 * pad), len(seeds) + 1, np.int32)
-    inner = markers[pad:-pad, pad:-pad]
-    inner[filled > 0] = 0
+    inside = filled > 0
+    regions = np.zeros(filled.shape, np.uint16)
     for index, seed in enumerate(seeds, start=1):
-        inner[seed] = index
-    cv2.watershed(np.zeros(markers.shape + (3,), np.uint8), markers)
-    regions = markers[pad:-pad, pad:-pad].copy()
-    regions[(regions > len(seeds)) | (filled == 0)] = 0
-    boundary = (regions < 0)
-    if boundary.any():
-        # Watershed lines belong to a neighbouring part.
-        regions[boundary] = 0
-        grown = cv2.dilate(regions.astype(np.float32), np.ones((3, 3), np.uint8))
-        regions[boundary] = grown[boundary].astype(np.int32)
-    regions[filled == 0] = 0
+        regions[seed & inside] = index
+    # Flood the rest of the mask from the seeds, one pixel ring per step (a watershed on a
+    # flat image: each pixel joins the seed it reaches first through the mask).
+    kernel = np.ones((3, 3), np.uint8)
+    todo = inside & (regions == 0)
+    while todo.any():
+        grown = cv2.dilate(regions, kernel)
+        reached = todo & (grown > 0)
+        if not reached.any():
+            break  # pixels no seed can reach (cannot happen for one contour's mask)
+        regions[reached] = grown[reached]
+        todo &= ~reached
     return regions
 
 
