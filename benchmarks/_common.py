@@ -16,7 +16,6 @@ import contextlib
 import datetime
 import glob
 import json
-import math
 import os
 import pathlib
 import random
@@ -27,6 +26,7 @@ import time
 from typing import Any, Iterator, Sequence
 
 from lw_refinenet_ros.demo import supervisor
+from lw_refinenet_ros.percentiles import summary as percentile_summary
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / 'benchmarks'
@@ -88,18 +88,9 @@ def pick_domain() -> int:
 
 
 def percentiles(values: Sequence[float]) -> dict[str, float | int | None]:
-    """p50/p90/p95/p99/max/mean of ``values`` (ms); None entries when there is no sample."""
-    data = sorted(v for v in values if v is not None and not math.isnan(v))
-    if not data:
-        return {'n': 0, 'p50': None, 'p90': None, 'p95': None, 'p99': None, 'max': None,
-                'mean': None}
-
-    def q(fraction: float) -> float:
-        index = min(len(data) - 1, max(0, math.ceil(fraction * len(data)) - 1))
-        return round(data[index], 3)
-
-    return {'n': len(data), 'p50': q(0.50), 'p90': q(0.90), 'p95': q(0.95), 'p99': q(0.99),
-            'max': round(data[-1], 3), 'mean': round(sum(data) / len(data), 3)}
+    """n/p50/p90/p95/p99/max/mean of ``values`` (ms), the package's one percentile definition
+    (linear interpolation, as the node's diagnostics); None entries without samples."""
+    return percentile_summary(values)
 
 
 def machine_state() -> dict[str, Any]:

@@ -60,8 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _percentiles(values: list[float]) -> dict[str, float]:
     import numpy as np
 
+    from lw_refinenet_ros.percentiles import percentiles
+
     array = np.asarray(values, dtype=np.float64)
-    return {'p50_ms': float(np.percentile(array, 50)), 'p95_ms': float(np.percentile(array, 95)),
+    p50, p95 = percentiles(array, (50, 95))
+    return {'p50_ms': p50, 'p95_ms': p95,
             'mean_ms': float(array.mean()), 'fps': float(1000.0 / array.mean())}
 
 

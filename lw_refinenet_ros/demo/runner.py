@@ -34,9 +34,10 @@ from lw_refinenet_ros.demo.live_view import start_view
 from lw_refinenet_ros.demo.monitor import NODE_NAME, DemoMonitor
 from lw_refinenet_ros.demo.plot import save_run_plot
 from lw_refinenet_ros.demo.recorder import McapWriter
-from lw_refinenet_ros.demo.scoring import accuracy_summary, number, percentile, rounded
+from lw_refinenet_ros.demo.scoring import accuracy_summary, number, rounded
 from lw_refinenet_ros.demo.video import DemoVideoNode
 from lw_refinenet_ros.errors import LWRefineNetError
+from lw_refinenet_ros.percentiles import percentile
 from lw_refinenet_ros.ros.sorting_robot import SortingRobotNode
 
 NODE_MODULE = 'lw_refinenet_ros.ros.node'

@@ -90,11 +90,6 @@ def rounded(value: float | None, digits: int = 2) -> float | None:
     return round(float(value), digits)
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """The ``q``-th percentile of ``values``; None without samples."""
-    return float(np.percentile(values, q)) if values else None
-
-
 def accuracy_summary(scorer: StampPairingScorer, class_names: tuple[str, ...]) -> dict[str, Any]:
     """mIoU, pixel accuracy, the IoU of every class in view or predicted, and the confusion
     matrix, JSON-ready."""

@@ -16,6 +16,7 @@ from typing import Iterable
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 
+from lw_refinenet_ros.percentiles import percentiles
 from lw_refinenet_ros.ros.transport import TransportHealth
 from lw_refinenet_ros.scheduler import FrameCounters
 
@@ -35,9 +36,7 @@ class LatencyWindow:
         """Percentiles (NaN when empty)."""
         with self._lock:
             values = np.fromiter(self._values, float)
-        if values.size == 0:
-            return [float('nan')] * len(qs)
-        return [float(v) for v in np.percentile(values, qs)]
+        return [float('nan') if v is None else v for v in percentiles(values, qs)]
 
 
 def _pairs(values: Iterable[tuple[str, object]]) -> list[KeyValue]:

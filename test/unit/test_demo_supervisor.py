@@ -46,7 +46,7 @@ def test_stop_escalates_when_sigint_and_sigterm_are_ignored() -> None:
 
 
 def test_stop_of_a_clean_child_sends_only_sigint() -> None:
-    code = ('import time\nprint("READY", flush=True)\ntry:\n    time.sleep(60)\n'
+    code = ('import time\ntry:\n    print("READY", flush=True)\n    time.sleep(60)\n'
             'except KeyboardInterrupt:\n    raise SystemExit(7)\n')
     child = supervisor.start(['-c', code], stdout=subprocess.PIPE, text=True)
     assert supervisor.wait_for_line(child, 'READY', 60)  # its SIGINT handler is in place
