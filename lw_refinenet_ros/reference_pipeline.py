@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
-IMAGENET_STD = np.array([0.229, 0.224, 0.225])
+from lw_refinenet_ros import constants
+
+# float64 on purpose: the yardstick normalises in double precision.
+IMAGENET_MEAN = np.array(constants.IMAGENET_MEAN, np.float64)
+IMAGENET_STD = np.array(constants.IMAGENET_STD, np.float64)
 
 # The OpenCV 5 Python binding resizes at most 128 channels per call (measured: 129 fails).
 _CV_MAX_CHANNELS = 128

@@ -18,18 +18,15 @@ import cv2
 import numpy as np
 
 from lw_refinenet_ros.classes import find_dataset_class_file, read_class_file
+from lw_refinenet_ros.constants import IGNORE_INDEX as IGNORE_INDEX  # re-exported
 from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.palette import VOC_CLASSES as VOC_CLASSES  # re-exported
+from lw_refinenet_ros.palette import voc_palette
 
 _LOG = logging.getLogger(__name__)
 
-IGNORE_INDEX = 255
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.ppm', '.webp')
 LAYOUTS = ('auto', 'voc', 'folder', 'cityscapes', 'conveyor')
-
-VOC_CLASSES: tuple[str, ...] = (
-    'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat',
-    'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant',
-    'sheep', 'sofa', 'train', 'tvmonitor')
 
 CITYSCAPES_CLASSES: tuple[str, ...] = (
     'road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign',
@@ -47,18 +44,8 @@ CITYSCAPES_ID_TO_TRAIN_ID: dict[int, int] = {
 
 
 def voc_colors(n: int) -> tuple[tuple[int, int, int], ...]:
-    """The PASCAL VOC colour map: the bits of c are spread over R, G, B, MSB first."""
-    colors = []
-    for c in range(n):
-        r = g = b = 0
-        value = c
-        for bit in range(8):
-            r |= ((value >> 0) & 1) << (7 - bit)
-            g |= ((value >> 1) & 1) << (7 - bit)
-            b |= ((value >> 2) & 1) << (7 - bit)
-            value >>= 3
-        colors.append((r, g, b))
-    return tuple(colors)
+    """The PASCAL VOC colour map (:func:`lw_refinenet_ros.palette.voc_palette`) as tuples."""
+    return tuple((int(r), int(g), int(b)) for r, g, b in voc_palette(n))
 
 
 def _cityscapes_lut() -> np.ndarray:

@@ -21,12 +21,10 @@ import torch
 from torch import nn
 
 from lw_refinenet_ros.constants import ARCHES
+from lw_refinenet_ros.constants import OUTPUT_STRIDE as OUTPUT_STRIDE  # re-exported
 from lw_refinenet_ros.errors import ConfigError
 from lw_refinenet_ros.model.decoder import MobileNetV2RefineDecoder, ResNetRefineDecoder
 from lw_refinenet_ros.model.encoders import MobileNetV2Encoder, ResNetEncoder
-
-#: The stride of the logits relative to the input.
-OUTPUT_STRIDE = 4
 
 
 class LWRefineNet(nn.Module):

@@ -13,9 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lw_refinenet_ros.constants import IGNORE_INDEX as IGNORE_INDEX  # re-exported
 from lw_refinenet_ros.errors import ConfigError
-
-IGNORE_INDEX = 255
 
 
 def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:

@@ -16,10 +16,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+from lw_refinenet_ros import constants
+from lw_refinenet_ros.constants import IGNORE_INDEX
+
+# float32 copies of the package's normalisation constants, shaped for an HWC image.
+IMAGENET_MEAN = np.array(constants.IMAGENET_MEAN, np.float32)
+IMAGENET_STD = np.array(constants.IMAGENET_STD, np.float32)
 MEAN_PIXEL = tuple(float(v) for v in IMAGENET_MEAN * 255.0)  # (123.675, 116.28, 103.53)
-IGNORE_INDEX = 255
 
 
 def normalize(image: np.ndarray) -> np.ndarray:
