@@ -1,0 +1,130 @@
+"""Object precision/recall, pick success and id switches against instance ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lw_refinenet_ros.data.conveyor import CLASS_NAMES, frame_rng, render_conveyor_frame
+from lw_refinenet_ros.objects.detect import DetectorSettings, detect_objects, part_class_lut
+from lw_refinenet_ros.training.object_metrics import ObjectScorer, ground_truth_pieces
+
+BOLT, NUT = 2, 3
+
+
+def scene() -> tuple[np.ndarray, np.ndarray]:
+    labels = np.ones((60, 100), np.uint8)
+    instances = np.zeros((60, 100), np.uint16)
+    labels[10:30, 10:30], instances[10:30, 10:30] = BOLT, 1
+    labels[10:30, 30:50], instances[10:30, 30:50] = BOLT, 2    # touches part 1
+    labels[35:50, 60:80], instances[35:50, 60:80] = NUT, 3
+    return labels, instances
+
+
+def detect(labels: np.ndarray) -> list:
+    return detect_objects(labels, part_class_lut(CLASS_NAMES, ('background', 'belt')),
+                          DetectorSettings(min_area=20, split_touching=False))
+
+
+def test_perfect_objects_score_one() -> None:
+    labels, instances = scene()
+    truth = instances.copy()
+    truth[10:30, 30:50] = 0            # score a prediction without the merge: one bolt less
+    labels_one = np.where(truth > 0, labels, 1).astype(np.uint8)
+    scorer = ObjectScorer(len(CLASS_NAMES))
+    scorer.add(detect(labels_one), labels_one, truth)
+    summary = scorer.summary(CLASS_NAMES)
+    assert summary['precision'] == summary['recall'] == summary['f1'] == 1.0
+    assert summary['pick_success'] == 1.0 and summary['picks'] == 2
+    assert set(summary['per_class']) == {'bolt', 'nut'}
+
+
+def test_merged_parts_are_a_false_positive_and_misses() -> None:
+    labels, instances = scene()
+    labels[10:30, 50:70], instances[10:30, 50:70] = BOLT, 4     # three bolts in a row
+    scorer = ObjectScorer(len(CLASS_NAMES))
+    objects = detect(labels)                     # the bolts merge into one object
+    assert len(objects) == 2
+    match = scorer.add(objects, labels, instances)
+    bolt = scorer.classes[BOLT]
+    assert (bolt.true_positives, bolt.false_positives, bolt.false_negatives) == (0, 1, 3)
+    assert scorer.classes[NUT].true_positives == 1
+    assert sorted(match.missed) == [(1, BOLT), (2, BOLT), (4, BOLT)]
+    # The merged object's pick point still lies on a bolt: a good pick, a bad object.
+    assert scorer.picks_ok == 2
+
+
+def test_iou_of_one_half_is_a_match() -> None:
+    labels, instances = scene()                  # two equal bolts merged: IoU 0.5 with each
+    scorer = ObjectScorer(len(CLASS_NAMES))
+    scorer.add(detect(labels), labels, instances)
+    bolt = scorer.classes[BOLT]
+    assert (bolt.true_positives, bolt.false_positives, bolt.false_negatives) == (1, 0, 1)
+
+
+def test_a_wrong_class_is_a_false_positive_and_a_miss() -> None:
+    labels, instances = scene()
+    predicted = labels.copy()
+    predicted[35:50, 60:80] = BOLT
+    predicted[10:30, 30:50] = 1
+    scorer = ObjectScorer(len(CLASS_NAMES))
+    scorer.add(detect(predicted), labels, instances)
+    assert scorer.classes[NUT].false_negatives == 1
+    assert scorer.classes[BOLT].false_positives == 1
+    assert scorer.picks_ok == 1 and scorer.picks_total == 2
+
+
+def test_parts_cut_by_the_border_and_tiny_pieces_do_not_count() -> None:
+    labels = np.ones((40, 40), np.uint8)
+    instances = np.zeros((40, 40), np.uint16)
+    labels[0:10, 5:15], instances[0:10, 5:15] = NUT, 1        # cut by the top border
+    labels[20:24, 20:24], instances[20:24, 20:24] = NUT, 2    # 16 px: hidden under others
+    scorer = ObjectScorer(len(CLASS_NAMES), min_gt_area=40)
+    scorer.add([], labels, instances)                          # found nothing: no misses
+    assert scorer.total.false_negatives == 0 and scorer.ignored_parts == 2
+    scorer.add(detect(labels), labels, instances)              # found the cut one: no FP
+    assert scorer.total.false_positives == 0 and scorer.total.true_positives == 0
+
+
+def test_a_part_split_by_an_occluder_is_two_pieces() -> None:
+    labels = np.ones((40, 60), np.uint8)
+    instances = np.zeros((40, 60), np.uint16)
+    labels[10:30, 5:55], instances[10:30, 5:55] = NUT, 1
+    labels[5:35, 28:32], instances[5:35, 28:32] = BOLT, 2      # a bolt lies across the nut
+    truth = ground_truth_pieces(labels, instances)
+    assert list(truth.instance[1:]) == [1, 1, 2]
+    assert not truth.dont_care[1:].any()
+    scorer = ObjectScorer(len(CLASS_NAMES))
+    scorer.add(detect(labels), labels, instances)
+    assert scorer.total.true_positives == 3 and scorer.total.false_negatives == 0
+
+
+def test_id_switches_count_changes_of_the_matched_track() -> None:
+    labels, instances = scene()
+    labels[10:30, 30:50], instances[10:30, 30:50] = 1, 0
+    scorer = ObjectScorer(len(CLASS_NAMES))
+    objects = detect(labels)
+    for ids in ([7, 8], [7, 8], [9, 8], [9, None]):
+        scorer.add(objects, labels, instances, ids)
+    summary = scorer.summary()
+    assert summary['id_switches'] == 1
+    assert summary['track_frames'] == 7
+    assert summary['id_switch_rate'] == pytest.approx(1 / 7, abs=1e-4)
+
+
+def test_ground_truth_shapes_must_agree() -> None:
+    with pytest.raises(ValueError, match='same shape'):
+        ground_truth_pieces(np.zeros((4, 4), np.uint8), np.zeros((4, 5), np.uint16))
+
+
+def test_exact_labels_of_the_generator_find_nearly_every_part() -> None:
+    """On exact labels the only misses are same-class parts overlapping too deeply."""
+    scorer = ObjectScorer(len(CLASS_NAMES))
+    for index in range(6):
+        _, labels, instances = render_conveyor_frame(frame_rng(4242, index), (320, 240),
+                                                     return_instances=True)
+        scorer.add(detect_objects(labels, part_class_lut(CLASS_NAMES, ('background', 'belt')),
+                                  DetectorSettings()), labels, instances)
+    summary = scorer.summary()
+    assert summary['precision'] >= 0.95 and summary['recall'] >= 0.85
+    assert summary['pick_success'] == 1.0
