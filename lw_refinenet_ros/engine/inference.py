@@ -1,0 +1,339 @@
+"""InferenceEngine: image in, full-resolution labels, confidence and per-class stats out.
+
+The engine composes three stages, each written once: :mod:`.preprocess` (exact
+normalisation, optional ``max_side`` shrink), a backend's ``forward`` (torch, OpenVINO or
+ONNX Runtime; see :mod:`.backends`), and :mod:`.postprocess` (bicubic upsampling, argmax,
+confidence, statistics). At construction it resolves the device, builds the backend (with
+``backend='auto'`` the fastest runtime whose labels pass the agreement gate, timed on the
+warm-up image; see :mod:`.select`) and warms it up. No ROS here.
+
+On CUDA with the torch backend the whole frame stays on the device (only the uint8 image goes
+up; labels, confidence and a few hundred bytes of statistics come back). Elsewhere the stages
+run in numpy/OpenCV on the CPU around the backend's numpy interface.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from lw_refinenet_ros.engine.backends.base import Backend, BackendRequest
+from lw_refinenet_ros.engine.config import AUTO, THREADS_AUTO, EngineConfig
+from lw_refinenet_ros.engine.postprocess import CpuPostprocessor, TorchPostprocessor
+from lw_refinenet_ros.engine.preprocess import (
+    COLOR_ORDERS,
+    CpuPreprocessor,
+    TorchPreprocessor,
+    check_image,
+    network_size,
+)
+from lw_refinenet_ros.engine.result import SegmentationResult
+from lw_refinenet_ros.errors import ConfigError, EngineError
+
+_LOG = logging.getLogger(__name__)
+_MAX_CLASSES = 65536
+
+
+def resolve_device(config: EngineConfig) -> str:
+    """``config.device`` made concrete: ``'auto'`` -> CUDA if available, else CPU.
+
+    Raises:
+        EngineError: CUDA requested but unavailable and ``device_fallback`` is off.
+    """
+    import torch
+
+    requested = config.device
+    if requested == AUTO:
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    if requested == 'cpu':
+        return 'cpu'
+    index = int(requested[5:]) if ':' in requested else 0
+    if torch.cuda.is_available() and index < torch.cuda.device_count():
+        return requested
+    reason = ('this torch build has no CUDA support or no GPU is visible'
+              if not torch.cuda.is_available()
+              else f'only {torch.cuda.device_count()} CUDA device(s) are visible')
+    if config.device_fallback:
+        _LOG.warning('device %r requested but %s; running on the CPU (device_fallback=true).',
+                     requested, reason)
+        return 'cpu'
+    raise EngineError(f'device {requested!r} requested but {reason}. Use device "cpu" or '
+                      f'"auto", install a CUDA build of torch, or set device_fallback.')
+
+
+def warmup_frame(height: int, width: int) -> np.ndarray:
+    """A realistic RGB frame for warm-up and the agreement gate (a rendered conveyor scene:
+    textured, with edges and several classes; a blank image would agree trivially)."""
+    from lw_refinenet_ros.data.conveyor import render_conveyor_frame
+
+    image = render_conveyor_frame(0, (width, height), augment=False)[0]
+    return np.ascontiguousarray(image)
+
+
+def _torch_options(config: EngineConfig) -> dict[str, Any]:
+    return {'channels_last': config.channels_last in (True, AUTO),
+            'fold_batchnorm': config.fold_batchnorm, 'compile': config.compile is True,
+            'compile_backend': config.compile_backend, 'cuda_graphs': config.cuda_graphs is True,
+            'cudnn_benchmark': config.cudnn_benchmark, 'allow_tf32': config.allow_tf32}
+
+
+class InferenceEngine:
+    """Runs an LW-RefineNet on numpy images; see the module docstring for the pipeline.
+
+    Use one engine from one thread (CUDA graphs and ``torch.compile`` are not thread-safe).
+    The model is not modified (backends build from copies).
+
+    Args:
+        model: nn.Module mapping (N, 3, H, W) normalised RGB to (N, K, ceil(H/4), ceil(W/4))
+            logits.
+        config: Engine options (defaults: see :class:`EngineConfig`).
+        num_classes: K; read from ``model.num_classes`` when omitted.
+        warmup_image: RGB uint8 frame for warm-up and backend selection (default: a rendered
+            conveyor scene at ``config.warmup_size``). Pass a real frame when you have one.
+
+    Raises:
+        EngineError: Device unavailable, backend below the agreement gate, warm-up failed.
+        ConfigError: K missing or invalid, a runtime missing, an unsupported precision.
+    """
+
+    def __init__(self, model: Any, config: EngineConfig | None = None, *,
+                 num_classes: int | None = None,
+                 warmup_image: np.ndarray | None = None) -> None:
+        import torch
+
+        self.config = config = config if config is not None else EngineConfig()
+        if num_classes is None:
+            num_classes = getattr(model, 'num_classes', None)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) \
+                or not 1 <= num_classes <= _MAX_CLASSES:
+            raise ConfigError(f'num_classes must be an integer in 1..{_MAX_CLASSES} (pass '
+                              f'num_classes= when the model has no num_classes attribute), '
+                              f'got {num_classes!r}.')
+        self.num_classes = num_classes
+        self.device = resolve_device(config)
+        if config.num_threads > 0 and self.device == 'cpu':
+            torch.set_num_threads(config.num_threads)
+        self.reason = ''
+        self.agreement: float | None = None
+        self.selection_ms: dict[str, float] = {}
+        self._cpu_pre = CpuPreprocessor()
+        self._cpu_post = CpuPostprocessor(num_classes, config.upsample, config.tile_rows)
+        start = time.perf_counter()
+        if warmup_image is not None:
+            check_image(warmup_image)
+        self.backend = self._build_backend(model, warmup_image)
+        self._on_device = self.backend.name == 'torch' and self.device.startswith('cuda')
+        if self._on_device:
+            self._torch_pre = TorchPreprocessor(self.device)
+            self._torch_post = TorchPostprocessor(num_classes, config.upsample)
+        self._warmup(warmup_image, start)
+
+    # ----------------------------------------------------------------- setup
+
+    def _request(self, size: tuple[int, int]) -> BackendRequest:
+        config = self.config
+        threads = config.num_threads if config.num_threads > 0 else None
+        return BackendRequest(
+            precision='fp32' if config.precision == AUTO else config.precision,
+            device=self.device, input_size=size, max_batch=config.max_batch,
+            cache_dir=config.resolved_cache_dir(), num_threads=threads,
+            calibration_dir=Path(config.calibration_dir).expanduser()
+            if config.calibration_dir else None,
+            extra=_torch_options(config))
+
+    def _build_backend(self, model: Any, warmup_image: np.ndarray | None) -> Backend:
+        config = self.config
+        height, width = warmup_image.shape[:2] if warmup_image is not None \
+            else config.warmup_size
+        size = network_size(height, width, config.max_side)
+        request = self._request(size)
+        direct = config.backend == 'torch' and config.precision == 'fp32'
+        if direct or (config.warmup_iters == 0 and config.backend in (AUTO, 'torch')
+                      and config.precision in (AUTO, 'fp32')):
+            # The reference itself, or no warm-up to time candidates on: torch fp32.
+            from lw_refinenet_ros.engine.backends.torch import TorchBackend
+
+            self.reason = ('torch/fp32 requested (the reference)' if direct else
+                           'torch/fp32 (warmup_iters=0: nothing to time the others on)')
+            return TorchBackend(model, request)
+        from lw_refinenet_ros.engine.select import select_backend
+
+        image = warmup_image if warmup_image is not None else warmup_frame(height, width)
+        batch = self._cpu_pre([image], ['rgb'], size)
+
+        def labels_of(logits: np.ndarray) -> np.ndarray:
+            return self._cpu_post(logits[0], height, width, want_confidence=False)[0]
+
+        selection = select_backend(model, backend=config.backend, precision=config.precision,
+                                   request=request, warmup_batch=batch, labels_of=labels_of,
+                                   agreement_min=config.agreement_min,
+                                   fallback=config.backend_fallback)
+        self.reason, self.agreement = selection.reason, selection.agreement
+        self.selection_ms = dict(selection.timings_ms)
+        return selection.backend
+
+    def _warmup(self, warmup_image: np.ndarray | None, start: float) -> None:
+        iters = self.config.warmup_iters
+        if iters == 0:
+            return
+        image = warmup_image if warmup_image is not None else np.zeros(
+            self.config.warmup_size + (3,), dtype=np.uint8)
+        for _ in range(iters):
+            self(image, 'rgb', want_confidence=True, want_stats=True)
+        if self.config.num_threads == THREADS_AUTO and self.device == 'cpu':
+            self._tune_threads(image)
+        info = self.describe()
+        _LOG.info('engine ready: %s/%s on %s (%s); start-up with %dx warm-up on %dx%d took '
+                  '%.0f ms', info['backend'], info['precision'], self.device, self.reason,
+                  iters, image.shape[0], image.shape[1], (time.perf_counter() - start) * 1e3)
+
+    def _tune_threads(self, image: np.ndarray) -> None:
+        import torch
+
+        default = torch.get_num_threads()
+        timings = {}
+        for threads in sorted({1, default}):
+            torch.set_num_threads(threads)
+            self(image, 'rgb', want_confidence=True, want_stats=True)  # settle the pool
+            begin = time.perf_counter()
+            self(image, 'rgb', want_confidence=True, want_stats=True)
+            timings[threads] = (time.perf_counter() - begin) * 1e3
+        best = min(timings, key=timings.get)
+        torch.set_num_threads(best)
+        _LOG.info('num_threads=-1 (auto): %s ms per frame -> using %d thread(s)',
+                  {k: round(v) for k, v in timings.items()}, best)
+
+    # ----------------------------------------------------------------- public API
+
+    def __call__(self, image: np.ndarray, color_order: str = 'rgb', *,
+                 want_confidence: bool = True, want_stats: bool = True) -> SegmentationResult:
+        """Segment one HxWx3 uint8 image.
+
+        Args:
+            image: (H, W, 3) uint8.
+            color_order: ``'rgb'`` or ``'bgr'`` (OpenCV and ROS ``bgr8``); stated explicitly
+                because a wrong order silently changes labels.
+            want_confidence: Also return the (H, W) confidence map.
+            want_stats: Also return per-class statistics.
+
+        Raises:
+            EngineError: Bad image or colour order, or the forward pass failed (incl. OOM).
+        """
+        return self.infer_batch([image], color_order, want_confidence=want_confidence,
+                                want_stats=want_stats)[0]
+
+    def infer_batch(self, images: Sequence[np.ndarray],
+                    color_orders: str | Sequence[str] = 'rgb', *, want_confidence: bool = True,
+                    want_stats: bool = True) -> list[SegmentationResult]:
+        """Segment several images; same-size images share forward passes (up to max_batch).
+
+        Returns:
+            One result per image, in input order.
+        """
+        images = list(images)
+        if isinstance(color_orders, str):
+            orders = [color_orders] * len(images)
+        else:
+            orders = list(color_orders)
+            if len(orders) != len(images):
+                raise EngineError(f'{len(images)} images but {len(orders)} colour orders.')
+        for i, order in enumerate(orders):
+            if order not in COLOR_ORDERS:
+                raise EngineError(f'colour order {i} is {order!r}; expected "rgb" or "bgr".')
+        for i, image in enumerate(images):
+            check_image(image, i if len(images) > 1 else None)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(images):
+            groups.setdefault(tuple(image.shape[:2]), []).append(i)
+        results: list[SegmentationResult | None] = [None] * len(images)
+        step = self.config.max_batch
+        for (height, width), members in groups.items():
+            size = network_size(height, width, self.config.max_side)
+            for first in range(0, len(members), step):
+                chunk = members[first:first + step]
+                run = self._run_on_device if self._on_device else self._run_on_cpu
+                try:
+                    run(images, orders, chunk, height, width, size, want_confidence,
+                        want_stats, results)
+                except EngineError:
+                    raise
+                except (RuntimeError, MemoryError) as error:
+                    raise EngineError(f'inference failed on a {height}x{width} frame: '
+                                      f'{type(error).__name__}: {error}') from error
+        return results  # type: ignore[return-value]
+
+    def _check_logits(self, logits: Any, count: int, size: tuple[int, int]) -> None:
+        expected = (count, self.num_classes, -(-size[0] // 4), -(-size[1] // 4))
+        if tuple(getattr(logits, 'shape', ())) != expected:
+            raise EngineError(f'the backend returned {getattr(logits, "shape", type(logits))}; '
+                              f'expected {expected} logits (N, K, h/4, w/4).')
+
+    def _run_on_cpu(self, images: list[np.ndarray], orders: list[str], chunk: list[int],
+                    height: int, width: int, size: tuple[int, int], want_confidence: bool,
+                    want_stats: bool, results: list[SegmentationResult | None]) -> None:
+        t0 = time.perf_counter()
+        batch = self._cpu_pre([images[i] for i in chunk], [orders[i] for i in chunk], size)
+        t1 = time.perf_counter()
+        logits = self.backend.forward(batch)
+        t2 = time.perf_counter()
+        self._check_logits(logits, len(chunk), size)
+        need_conf = want_confidence or want_stats
+        for j, i in enumerate(chunk):
+            t_post = time.perf_counter()
+            labels, conf = self._cpu_post(logits[j], height, width, need_conf)
+            stats = self._cpu_post.stats(labels, conf) if want_stats else None
+            post = (time.perf_counter() - t_post) * 1e3
+            results[i] = SegmentationResult(
+                labels=labels, confidence=conf if want_confidence else None, stats=stats,
+                network_size=size,
+                timings={'preprocess': (t1 - t0) * 1e3, 'forward': (t2 - t1) * 1e3,
+                         'postprocess': post, 'total': (t2 - t0) * 1e3 + post})
+
+    def _run_on_device(self, images: list[np.ndarray], orders: list[str], chunk: list[int],
+                       height: int, width: int, size: tuple[int, int], want_confidence: bool,
+                       want_stats: bool, results: list[SegmentationResult | None]) -> None:
+        import torch
+
+        def sync() -> None:
+            torch.cuda.synchronize(self.device)
+
+        t0 = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                batch = self._torch_pre([images[i] for i in chunk],
+                                        [orders[i] for i in chunk], size)
+                sync()
+                t1 = time.perf_counter()
+                logits = self.backend.forward_tensor(batch)  # type: ignore[attr-defined]
+                sync()
+                t2 = time.perf_counter()
+                self._check_logits(logits, len(chunk), size)
+                for j, i in enumerate(chunk):
+                    t_post = time.perf_counter()
+                    labels, conf, stats = self._torch_post(logits[j], height, width,
+                                                           want_confidence, want_stats)
+                    post = (time.perf_counter() - t_post) * 1e3
+                    results[i] = SegmentationResult(
+                        labels=labels, confidence=conf, stats=stats, network_size=size,
+                        timings={'preprocess': (t1 - t0) * 1e3, 'forward': (t2 - t1) * 1e3,
+                                 'postprocess': post, 'total': (t2 - t0) * 1e3 + post})
+        except torch.cuda.OutOfMemoryError as error:
+            torch.cuda.empty_cache()
+            raise EngineError(f'CUDA out of memory on a {height}x{width} frame; lower '
+                              f'max_side or use fp16 ({error}).') from error
+
+    def describe(self) -> dict[str, Any]:
+        """Effective settings after selection and fallbacks (logs, /diagnostics, benchmarks):
+        backend, precision, device, the reason for the choice and the agreement figure."""
+        info = dict(self.backend.describe())
+        info.update({
+            'backend': self.backend.name, 'precision': self.backend.precision,
+            'device': self.device, 'reason': self.reason, 'agreement': self.agreement,
+            'selection_ms': self.selection_ms, 'upsample': self.config.upsample,
+            'max_side': self.config.max_side, 'num_classes': self.num_classes,
+        })
+        return info
