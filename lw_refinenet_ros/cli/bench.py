@@ -50,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--threads', type=int, help='torch CPU threads (default: torch default)')
     a('--no-reference', action='store_true', help='time the engine only')
     a('--json', help='write the results here as JSON')
+    a('--backend', default='auto',
+      help='engine runtime: auto (default, as the node), torch, openvino or onnxruntime')
     a('--backends', nargs='+', metavar='NAME',
       help='compare runtimes instead: "all" or torch/openvino/onnxruntime (each at every '
            'native precision unless --precision is given)')
@@ -71,7 +73,7 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 def bench_one(model, arch: str, size: tuple[int, int], device: str, precision: str, *,
               iters: int, warmup: int, seed: int, max_side: int | None, upsample: str,
               reference: bool, channels_last: bool | str = 'auto',
-              fold_batchnorm: bool = True) -> dict:
+              fold_batchnorm: bool = True, backend: str = 'auto') -> dict:
     """Time one configuration; returns a JSON-ready dict."""
     import copy
     import time
@@ -85,8 +87,9 @@ def bench_one(model, arch: str, size: tuple[int, int], device: str, precision: s
     height, width = size
     image = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
     ref_model = copy.deepcopy(model).eval()
-    config = EngineConfig(device=device, precision=precision, max_side=max_side,
-                          upsample=upsample, warmup_iters=max(1, warmup), warmup_size=size,
+    config = EngineConfig(device=device, backend=backend, precision=precision,
+                          max_side=max_side, upsample=upsample, warmup_iters=max(1, warmup),
+                          warmup_size=size,
                           channels_last=channels_last, fold_batchnorm=fold_batchnorm)
     engine = InferenceEngine(copy.deepcopy(model), config)
 
@@ -162,10 +165,12 @@ def run(args: argparse.Namespace) -> int:
                                     reference=not args.no_reference,
                                     channels_last={'on': True, 'off': False}.get(
                                         args.channels_last, 'auto'),
-                                    fold_batchnorm=not args.no_fold_bn)
+                                    fold_batchnorm=not args.no_fold_bn,
+                                    backend=args.backend)
                     rows.append(row)
+                    chosen = row['engine_settings'].get('backend', 'torch')
                     line = (f'{arch:9s} {size[0]}x{size[1]} {row["device"]:6s} {precision:4s} '
-                            f'engine p50 {row["engine"]["p50_ms"]:8.1f} ms '
+                            f'{chosen:11s} engine p50 {row["engine"]["p50_ms"]:8.1f} ms '
                             f'p95 {row["engine"]["p95_ms"]:8.1f} ms '
                             f'{row["engine"]["fps"]:6.2f} FPS')
                     if 'reference' in row:

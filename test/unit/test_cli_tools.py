@@ -83,7 +83,7 @@ def test_export_static_and_dynamic_onnx(tmp_path: pathlib.Path,
 def test_bench_json(tmp_path: pathlib.Path) -> None:
     target = tmp_path / 'bench.json'
     assert main(['bench', '--size', '24x40', '--device', 'cpu', '--iters', '2', '--warmup', '0',
-                 '--num-classes', '3', '--json', str(target)]) == 0
+                 '--num-classes', '3', '--backend', 'torch', '--json', str(target)]) == 0
     data = json.loads(target.read_text())
     (row,) = data['results']
     assert row['arch'] == 'mbv2' and row['height'] == 24 and row['device'] == 'cpu'
@@ -91,6 +91,24 @@ def test_bench_json(tmp_path: pathlib.Path) -> None:
     assert row['engine']['p50_ms'] > 0 and row['reference']['fps'] > 0
     assert row['speedup_p50'] > 0 and data['meta']['torch'] == torch.__version__
 
+
+
+def test_bench_backends_compares_runtimes_against_torch_fp32(
+        tmp_path: pathlib.Path, capsys: pytest.CaptureFixture) -> None:
+    target = tmp_path / 'backends.json'
+    assert main(['bench', '--backends', 'openvino', 'onnxruntime', '--precision', 'fp32',
+                 '--size', '32x48', '--device', 'cpu', '--iters', '2', '--warmup', '0',
+                 '--num-classes', '3', '--threads', '1', '--cache-dir', str(tmp_path / 'c'),
+                 '--json', str(target)]) == 0
+    data = json.loads(target.read_text())
+    rows = {f'{r["backend"]}/{r["precision"]}': r for r in data['results']}
+    assert set(rows) == {'torch/fp32', 'openvino/fp32', 'onnxruntime/fp32'}
+    for row in rows.values():
+        assert row['label_agreement_pct'] >= 99.0 and row['p50_ms'] > 0
+    assert rows['torch/fp32']['speedup_vs_torch_fp32'] == 1.0
+    assert data['meta']['cpu'] and data['meta']['openvino']
+    out = capsys.readouterr().out
+    assert out.startswith('CPU: ') and '| 32x48 | openvino | fp32 |' in out
 
 def test_segment_writes_16bit_labels_when_k_exceeds_256(tmp_path: pathlib.Path) -> None:
     torch.manual_seed(0)

@@ -118,3 +118,35 @@ def test_int8_with_unreadable_calibration_images_stops(model, tmp_path: Path) ->
     manifests = [p.read_text() for p in (tmp_path / 'cache').rglob('manifest.json')]
     assert not any('"int8"' in text for text in manifests)  # no int8 entry, half or whole
     assert not list((tmp_path / 'cache').rglob('.tmp-*'))
+
+
+@pytest.mark.slow
+def test_quantize_cli_reports_the_miou_change(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from lw_refinenet_ros.cli import main
+
+    write_frames(tmp_path / 'calibration', 8100, 4)
+    report = tmp_path / 'report.json'
+    assert main(['quantize', '--calibration', str(tmp_path / 'calibration'), '--cache-dir',
+                 str(tmp_path / 'cache'), '--eval-count', '2', '--threads', '1',
+                 '--json', str(report)]) == 0
+    out = capsys.readouterr().out
+    assert f'int8 model for {SIZE[0]}x{SIZE[1]} from 4 calibration images' in out
+    assert 'mIoU change int8 vs fp32:' in out
+    data = json.loads(report.read_text())
+    assert set(data['results']) == {'torch fp32', 'openvino fp32', 'openvino int8'}
+    assert data['results']['openvino fp32']['labels_equal_to_torch_fp32'] >= 0.999
+    assert data['miou_change_points'] == pytest.approx(
+        (data['results']['openvino int8']['miou'] - data['results']['torch fp32']['miou'])
+        * 100)
+    assert list((tmp_path / 'cache' / 'openvino').iterdir())  # cached for the node
+
+
+def test_quantize_cli_without_images_exits_with_the_reason(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lw_refinenet_ros.cli import main
+
+    assert main(['quantize', '--calibration', str(tmp_path)]) == 2
+    assert 'holds no images' in capsys.readouterr().err
