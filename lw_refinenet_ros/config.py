@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from lw_refinenet_ros.constants import ARCHES
 from lw_refinenet_ros.engine.config import ENGINE_PARAMETERS, EngineConfig
 from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.objects.options import OBJECT_PARAMETERS, ObjectsConfig
 from lw_refinenet_ros.options import ParameterSpec
 from lw_refinenet_ros.scheduler import SchedulerConfig
 
@@ -73,14 +74,26 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('log_throttle_s', 5.0,
                   'At most one log line per kind of bad input within this many seconds.',
                   minimum=0.0, maximum=3600.0, runtime=True),
+    *OBJECT_PARAMETERS,
 )
 
 PARAMETER_SPECS: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
+_OBJECT_NAMES = frozenset(spec.name for spec in OBJECT_PARAMETERS)
+
+
+def _object_field(name: str) -> str:
+    """ObjectsConfig field of parameter ``name``: ``objects.belt.calibration`` ->
+    ``belt_calibration``."""
+    return name[len('objects.'):].replace('.', '_')
 
 
 @dataclasses.dataclass(frozen=True)
 class NodeConfig:
-    """Validated node settings; field ``a_b`` holds parameter ``a.b``."""
+    """Validated node settings; field ``a_b`` holds parameter ``a.b``.
+
+    The ``objects.*`` group is validated by its own table and held whole in ``objects``
+    (an :class:`~lw_refinenet_ros.objects.options.ObjectsConfig`), as the detector uses it.
+    """
 
     model_arch: str
     model_weights: str
@@ -112,6 +125,7 @@ class NodeConfig:
     max_image_pixels: int
     diagnostics_period_s: float
     log_throttle_s: float
+    objects: ObjectsConfig
 
     @classmethod
     def defaults(cls) -> NodeConfig:
@@ -125,10 +139,12 @@ class NodeConfig:
         if unknown:
             raise ConfigError(f'Unknown parameter(s) {", ".join(unknown)}; see '
                               f'config/lw_refinenet.yaml for the list.')
-        fields = {}
+        fields: dict[str, Any] = {}
         for spec in PARAMETERS:
-            value = values.get(spec.name, spec.default)
-            fields[spec.field] = spec.validate(value)
+            if spec.name not in _OBJECT_NAMES:
+                fields[spec.field] = spec.validate(values.get(spec.name, spec.default))
+        fields['objects'] = ObjectsConfig.from_mapping(
+            {name: value for name, value in values.items() if name in _OBJECT_NAMES})
         config = cls(**fields)
         config._check_consistency()
         return config
@@ -142,7 +158,9 @@ class NodeConfig:
 
     def to_mapping(self) -> dict[str, Any]:
         """The values by ROS parameter name (inverse of :meth:`from_mapping`)."""
-        return {spec.name: getattr(self, spec.field) for spec in PARAMETERS}
+        return {spec.name: getattr(self.objects, _object_field(spec.name))
+                if spec.name in _OBJECT_NAMES else getattr(self, spec.field)
+                for spec in PARAMETERS}
 
     def replace(self, changes: Mapping[str, Any]) -> NodeConfig:
         """A new validated config with some parameters (by ROS name) changed."""
