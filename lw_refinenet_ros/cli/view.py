@@ -9,6 +9,7 @@ WebSocket protocol. Open https://app.foxglove.dev (or the desktop app), *Open co
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 HELP = 'serve the segmentation images, objects and stats to Foxglove over a WebSocket (live view)'
@@ -32,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '(default 640; 0 = full size)')
     parser.add_argument('--jpeg-quality', type=int, default=80,
                         help='JPEG quality of the camera image and overlay, 1-100 (default 80)')
+    parser.add_argument('--nice', type=int, default=10,
+                        help='lower the CPU priority of the view by this much (default 10; 0 '
+                             'keeps it): on a busy machine the node gets the CPU first')
     parser.add_argument('--write-layout', default=None, metavar='FILE',
                         help='write the Foxglove layout for these --cameras to FILE and exit')
 
@@ -51,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
         print(f'wrote the Foxglove layout for {", ".join(config.cameras)} to {path}')
         return 0
 
+    if args.nice > 0:
+        # Before any thread starts (server, DDS, encoder): threads inherit the niceness, so
+        # the whole view yields the CPU to the segmentation node when both want it.
+        os.nice(args.nice)
     from lw_refinenet_ros.ros.view.bridge import serve
 
     def ready(server: object) -> None:

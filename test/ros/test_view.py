@@ -216,11 +216,17 @@ def test_subscribes_to_ros_only_while_a_client_watches(view: Any) -> None:
 
     async def watch() -> int:
         async with FoxgloveClient(server.url) as client:
-            await client.subscribe(overlay_topic)
-            frames = await client.receive(_count(overlay_topic, 5), timeout=20)
+            await client.subscribe(overlay_topic, f'{NS}/segmentation/color')
+            frames = await client.receive(
+                lambda fs: _count(overlay_topic, 5)(fs)
+                and _count(f'{NS}/segmentation/color', 1)(fs), timeout=20)
             assert overlay_topic in bridge.subscribed_topics()
             assert fake.images['overlay'].get_subscription_count() == 1
-            return len(frames)
+            # The colour mask is drawn by the view from the labels the node always publishes:
+            # the node's own colour output stays unsubscribed (not computed).
+            assert f'{NS}/segmentation/labels' in bridge.subscribed_topics()
+            assert fake.images['color'].get_subscription_count() == 0
+            return sum(f.topic == overlay_topic for f in frames)
 
     assert _run(watch()) >= 5
     # The client left: the view unsubscribes, and the node stops drawing the overlay for it.

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from diagnostic_msgs.msg import DiagnosticArray
 from foxglove.messages import CompressedImage, Timestamp
+import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -32,7 +33,8 @@ from sensor_msgs.msg import Image
 
 from lw_refinenet_ros.errors import LWRefineNetError
 from lw_refinenet_ros.msg import ClassMap, SegmentationStats
-from lw_refinenet_ros.ros.view.encode import encode_image, scale_for
+from lw_refinenet_ros.palette import colorize
+from lw_refinenet_ros.ros.view.encode import encode_image, encode_pixels, label_array, scale_for
 from lw_refinenet_ros.ros.view.payloads import (
     annotations_from_stats,
     class_colors,
@@ -121,6 +123,8 @@ class ViewBridge(Node):
         self._last_error_log = 0.0
         self._images = _LatestImages()
         self._channel_of: dict[str, tuple[Any, str]] = {}
+        self._palettes: dict[str, np.ndarray] = {}     # camera prefix -> (K, 3) RGB
+        self._palette_of: dict[str, str] = {}          # colour topic -> camera prefix
         self._sources: list[_Source] = []
         for camera in server.cameras:
             self._add_camera(camera)
@@ -138,10 +142,28 @@ class ViewBridge(Node):
     # ------------------------------------------------------------------ set-up
 
     def _add_camera(self, camera: CameraChannels) -> None:
+        labels_topic = f'{camera.prefix}segmentation/labels'
+        color_topic = f'{camera.prefix}segmentation/color'
         for topic, (channel, kind) in camera.images.items():
             self._channel_of[topic] = (channel, kind)
-            self._sources.append(_Source(
-                topic, Image, lambda msg, t=topic: self._images.put(t, msg), channel.has_sinks))
+            if topic not in (labels_topic, color_topic):
+                self._sources.append(_Source(
+                    topic, Image, lambda msg, t=topic: self._images.put(t, msg),
+                    channel.has_sinks))
+        # The colour mask is drawn here from the labels (always published) and the class map,
+        # rather than subscribed: the node computes segmentation/color only for subscribers,
+        # so this keeps that work off the node.
+        labels, color = camera.images[labels_topic][0], camera.images[color_topic][0]
+
+        def on_labels(msg: Any) -> None:
+            if labels.has_sinks():
+                self._images.put(labels_topic, msg)
+            if color.has_sinks() and camera.prefix in self._palettes:
+                self._images.put(color_topic, msg)
+
+        self._sources.append(_Source(labels_topic, Image, on_labels,
+                                     lambda: labels.has_sinks() or color.has_sinks()))
+        self._palette_of[color_topic] = camera.prefix
         stats_topic = f'{camera.prefix}segmentation/stats'
         self._sources.append(_Source(
             stats_topic, SegmentationStats, lambda msg, c=camera: self._on_stats(c, msg),
@@ -180,6 +202,7 @@ class ViewBridge(Node):
         document = class_map_to_dict(msg)
         self._class_maps[camera.prefix] = document
         self._colors[camera.prefix] = class_colors(document)
+        self._palettes[camera.prefix] = _palette(msg)
         self._log_json(camera.class_map, document)
 
     def _on_stats(self, camera: CameraChannels, msg: Any) -> None:
@@ -198,8 +221,13 @@ class ViewBridge(Node):
             for topic, msg in self._images.take(timeout=0.5).items():
                 channel, kind = self._channel_of[topic]
                 try:
-                    encoded = encode_image(msg, kind, max_width=config.max_width,
-                                           jpeg_quality=config.jpeg_quality)
+                    if topic in self._palette_of:
+                        encoded = encode_pixels(
+                            colorize(label_array(msg), self._palettes[self._palette_of[topic]]),
+                            kind, max_width=config.max_width)
+                    else:
+                        encoded = encode_image(msg, kind, max_width=config.max_width,
+                                               jpeg_quality=config.jpeg_quality)
                 except LWRefineNetError as error:
                     self._failed += 1
                     now = time.monotonic()
@@ -238,6 +266,15 @@ class ViewBridge(Node):
         self._images.stop()
         self._worker.join(timeout=2.0)
         super().destroy_node()
+
+
+def _palette(msg: Any) -> np.ndarray:
+    """ClassMap message -> (K, 3) uint8 RGB indexed by class id (unlisted ids black)."""
+    palette = np.zeros((max(msg.ids, default=-1) + 1, 3), np.uint8)
+    for class_id, color in zip(msg.ids, msg.colors):
+        palette[class_id] = [round(255 * min(1.0, max(0.0, v)))
+                             for v in (color.r, color.g, color.b)]
+    return palette
 
 
 def _foxglove_time(stamp: Any) -> Timestamp:

@@ -79,6 +79,19 @@ def encode_pixels(pixels: np.ndarray, kind: str, *, order: str = 'rgb', max_widt
     return EncodedImage(buffer.tobytes(), fmt, int(small.shape[1]), int(small.shape[0]), scale)
 
 
+def label_array(msg: Image) -> np.ndarray:
+    """The class ids of a label image as a contiguous (H, W) uint8/uint16 array.
+
+    Raises:
+        ImageConversionError: Not a one-channel 8/16-bit image, or malformed.
+    """
+    pixels = image_to_array(msg)
+    if pixels.ndim != 2 or pixels.dtype not in (np.uint8, np.uint16):
+        raise ImageConversionError(f'a label image must be mono8/mono16/16UC1, got '
+                                   f'{msg.encoding!r}')
+    return np.ascontiguousarray(pixels)
+
+
 def encode_image(msg: Image, kind: str, *, max_width: int = 0,
                  jpeg_quality: int = 80) -> EncodedImage:
     """Encode a sensor_msgs/Image for the view.
@@ -90,11 +103,7 @@ def encode_image(msg: Image, kind: str, *, max_width: int = 0,
         ImageConversionError: A malformed or unsupported message (see ``conversions``).
     """
     if kind == IDS:
-        pixels = image_to_array(msg)
-        if pixels.ndim != 2 or pixels.dtype not in (np.uint8, np.uint16):
-            raise ImageConversionError(f'a label image must be mono8/mono16/16UC1, got '
-                                       f'{msg.encoding!r}')
-        return encode_pixels(np.ascontiguousarray(pixels), IDS, max_width=max_width)
+        return encode_pixels(label_array(msg), IDS, max_width=max_width)
     pixels, order = image_to_rgb(msg)
     return encode_pixels(pixels, kind, order=order, max_width=max_width,
                          jpeg_quality=jpeg_quality)
