@@ -111,8 +111,12 @@ def test_every_parameter_has_a_descriptor_from_the_table(ros_context) -> None:
                 ranges = descriptor.floating_point_range or descriptor.integer_range
                 assert ranges and ranges[0].from_value == spec.minimum, spec.name
                 assert ranges[0].to_value == spec.maximum, spec.name
-        for name in ('model.weights', 'model.arch', 'device', 'device_fallback', 'cameras'):
+            if spec.constraint:
+                assert descriptor.additional_constraints == spec.constraint, spec.name
+        for name in ('model.weights', 'model.arch', 'device', 'device_fallback', 'cameras',
+                     'backend', 'precision', 'cache_dir', 'agreement_min'):
             assert node.describe_parameter(name).read_only
+        assert 'cuda:N' in node.describe_parameter('device').additional_constraints
         assert node.describe_parameter('cameras').type == ParameterType.PARAMETER_STRING_ARRAY
     finally:
         node.destroy_node()
@@ -123,12 +127,30 @@ def test_every_parameter_has_a_descriptor_from_the_table(ros_context) -> None:
     ('overlay_alpha:=2.0', 'overlay_alpha'),     # out of range
     ('model.arch:=resnet18', 'model.arch'),      # not one of the choices
     ('device:=tpu', 'device'),
+    ('backend:=tensorrt', 'backend'),
+    ('max_side:=9000', 'max_side'),
     ('max_rate_hz:=fast', 'max_rate_hz'),        # a string where a number is expected
 ])
 def test_invalid_values_stop_start_up_with_the_reason(context_with_args, override,
                                                       match) -> None:
     with pytest.raises(ConfigError, match=match):
         make_node(context_with_args('-p', override))
+
+
+def test_engine_values_the_descriptors_accept_reach_the_engine_config(
+        context_with_args) -> None:
+    """Values at the edges of the descriptors (max_side 1 used to pass the descriptor and
+    then fail in the engine) become the node's EngineConfig unchanged."""
+    node = make_node(context_with_args('-p', 'max_side:=1', '-p', 'backend:=onnxruntime',
+                                       '-p', 'precision:=int8', '-p', 'num_threads:=-1',
+                                       '-p', 'agreement_min:=1.0', '-p', 'device:=cuda:3'))
+    try:
+        engine = node.config.engine
+        assert (engine.max_side, engine.backend, engine.precision, engine.num_threads,
+                engine.agreement_min, engine.device) == (1, 'onnxruntime', 'int8', -1, 1.0,
+                                                         'cuda:3')
+    finally:
+        node.destroy_node()
 
 
 def test_main_exits_non_zero_with_the_reason(capfd) -> None:
