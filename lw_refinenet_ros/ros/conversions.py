@@ -2,10 +2,11 @@
 broken ROS 1 port (shared/docs/ros2-from-pip.md section 7).
 
 Reading honours ``step`` (padded rows) and ``is_bigendian`` and checks every size before
-touching the data, so a malformed message raises ImageConversionError (counted as a failed
-frame by the node) instead of crashing or reading garbage. Writing fills ``msg.data`` through
-``array.array('B').frombytes`` - the fastest way that also stays fast with
-ROS_PYTHON_CHECK_FIELDS=1 (section 8).
+touching the data (for compressed images, the size their header declares), so a malformed
+message raises ImageConversionError (counted as a failed frame by the node) instead of
+crashing or reading garbage; failures inside OpenCV are turned into that error too. Writing
+fills ``msg.data`` through ``array.array('B').frombytes`` - the fastest way that also stays
+fast with ROS_PYTHON_CHECK_FIELDS=1 (section 8).
 """
 
 from __future__ import annotations
@@ -87,8 +88,26 @@ def image_to_rgb(msg: Image, max_pixels: int = 1 << 30) -> tuple[np.ndarray, str
     images are scaled by 1/256 (full range); float images are taken as intensities in [0, 1].
 
     Raises:
-        ImageConversionError: As :func:`image_to_array`, plus NaN/Inf in float images.
+        ImageConversionError: As :func:`image_to_array`, plus NaN/Inf in float images, and
+            any failure inside OpenCV or numpy while converting (one bad frame is one
+            error of the project's kind, never a crash of the caller's batch).
     """
+    try:
+        return _image_to_rgb(msg, max_pixels)
+    except ImageConversionError:
+        raise
+    except (cv2.error, ValueError, TypeError, MemoryError, OverflowError) as error:
+        raise ImageConversionError(f'cannot convert {msg.encoding!r} image of '
+                                   f'{msg.width}x{msg.height}: {_cause(error)}') from error
+
+
+def _cause(error: BaseException) -> str:
+    """One line naming an exception from OpenCV or numpy (cv2.error messages span lines)."""
+    text = ' '.join(str(error).split())
+    return f'{type(error).__name__}: {text}' if text else type(error).__name__
+
+
+def _image_to_rgb(msg: Image, max_pixels: int) -> tuple[np.ndarray, str]:
     pixels = image_to_array(msg, max_pixels)
     encoding = msg.encoding
     if encoding in _BAYER:
@@ -110,13 +129,27 @@ def image_to_rgb(msg: Image, max_pixels: int = 1 << 30) -> tuple[np.ndarray, str
 def compressed_to_rgb(msg: CompressedImage, max_pixels: int = 1 << 30) -> tuple[np.ndarray, str]:
     """Decode a JPEG/PNG CompressedImage to (H, W, 3) uint8 in BGR order.
 
+    The size the file declares in its header (PNG ``IHDR``, JPEG start-of-frame) is checked
+    against ``max_pixels`` before anything is decoded, so a small message that claims to be a
+    gigapixel image costs nothing; the decoded size is checked again afterwards.
+
     Raises:
-        ImageConversionError: Empty or corrupt data, or a decoded size over ``max_pixels``.
+        ImageConversionError: Empty data, not JPEG/PNG, a declared or decoded size over
+            ``max_pixels``, corrupt data, or any failure inside the decoder.
     """
     data = np.frombuffer(msg.data, np.uint8)
     if data.size == 0:
         raise ImageConversionError(f'empty compressed image (format {msg.format!r})')
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    declared = compressed_dimensions(data)
+    if declared is not None and declared[0] * declared[1] > max_pixels:
+        raise ImageConversionError(f'compressed image declares {declared[0]}x{declared[1]} '
+                                   f'pixels, over max_image_pixels ({max_pixels}); refused '
+                                   f'before decoding')
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except (cv2.error, MemoryError, ValueError) as error:
+        raise ImageConversionError(f'cannot decode {data.size} bytes of compressed image '
+                                   f'(format {msg.format!r}): {_cause(error)}') from error
     if image is None:
         raise ImageConversionError(f'cannot decode {data.size} bytes of compressed image '
                                    f'(format {msg.format!r}); only JPEG and PNG are supported')
@@ -124,6 +157,80 @@ def compressed_to_rgb(msg: CompressedImage, max_pixels: int = 1 << 30) -> tuple[
         raise ImageConversionError(f'decoded image of {image.shape[1]}x{image.shape[0]} '
                                    f'exceeds max_image_pixels ({max_pixels})')
     return image, 'bgr'
+
+
+# --------------------------------------------------------------------------- headers
+
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+# JPEG start-of-frame markers (baseline, extended, progressive, lossless; Huffman and
+# arithmetic); C4 (DHT), C8 (JPG) and CC (DAC) share the range but are not frames.
+_JPEG_SOF = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE,
+                       0xCF))
+# Markers that stand alone (no length field): TEM, RST0-7, SOI.
+_JPEG_STANDALONE = frozenset((0x01, *range(0xD0, 0xD8), 0xD8))
+
+
+def compressed_dimensions(data: bytes | memoryview | np.ndarray) -> tuple[int, int] | None:
+    """(width, height) a PNG or JPEG declares in its header, read without decoding.
+
+    Only the header bytes are looked at, through a view (no copy of the image): the PNG
+    ``IHDR`` right after the signature, or the JPEG start-of-frame segment after the APPn,
+    DQT and DHT segments that precede it.
+
+    Args:
+        data: The compressed file (bytes, or a uint8 array).
+
+    Returns:
+        The declared size, or None for a JPEG whose frame header leaves the height to a later
+        DNL marker (the decoded size is then checked instead).
+
+    Raises:
+        ImageConversionError: Neither PNG nor JPEG, or a header too short or malformed to
+            say its size (such a file cannot be decoded either).
+    """
+    head = memoryview(data).cast('B')
+    size = len(head)
+    if bytes(head[:8]) == _PNG_SIGNATURE:
+        # Signature, then the IHDR chunk: length (4), type (4), width (4), height (4).
+        if size < 24 or bytes(head[12:16]) != b'IHDR':
+            raise ImageConversionError(f'cannot decode {size} bytes of compressed image: PNG '
+                                       f'without an IHDR header')
+        return int.from_bytes(head[16:20], 'big'), int.from_bytes(head[20:24], 'big')
+    if bytes(head[:2]) == b'\xff\xd8':
+        return _jpeg_dimensions(head, size)
+    raise ImageConversionError(f'cannot decode {size} bytes of compressed image: not JPEG or '
+                               f'PNG (starts with {bytes(head[:8])!r}); only JPEG and PNG are '
+                               f'supported')
+
+
+def _jpeg_dimensions(head: memoryview, size: int) -> tuple[int, int] | None:
+    position = 2
+    while position + 4 <= len(head):
+        if head[position] != 0xFF:
+            break
+        marker = head[position + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            position += 1
+            continue
+        if marker in _JPEG_STANDALONE:
+            position += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, or scan data before any frame header
+            break
+        length = int.from_bytes(head[position + 2:position + 4], 'big')
+        if length < 2:
+            break
+        if marker in _JPEG_SOF:
+            if position + 9 > len(head):
+                break
+            height = int.from_bytes(head[position + 5:position + 7], 'big')
+            width = int.from_bytes(head[position + 7:position + 9], 'big')
+            if width == 0:
+                break
+            return (width, height) if height else None
+        position += 2 + length
+    raise ImageConversionError(f'cannot decode {size} bytes of compressed image: JPEG without '
+                               f'a readable frame header (SOF)')
 
 
 _OUT_ENCODINGS = {(np.dtype(np.uint8), 1): 'mono8', (np.dtype(np.uint16), 1): 'mono16',

@@ -268,12 +268,20 @@ class SegmentationPipeline:
         ok = [False] * len(frames)
         decoded: list[tuple[int, np.ndarray, str]] = []
         for index, frame in enumerate(frames):
+            # One camera's bad frame fails that frame only: never the other cameras' frames
+            # of this batch, whatever the decoder raised (OpenCV errors included).
             try:
                 image, order = self._decode(frame)
                 decoded.append((index, image, order))
             except LWRefineNetError as error:
-                self._log_throttled('bad_input', f'bad frame from camera "{frame.source}" '
-                                                 f'(counted as failed): {error}')
+                self._log_throttled(f'bad_input:{frame.source}',
+                                    f'bad frame from camera "{frame.source}" (counted as '
+                                    f'failed): {error}')
+            except Exception as error:  # noqa: BLE001 - see above; logged without traceback
+                self._log_throttled(f'bad_input:{frame.source}',
+                                    f'bad frame from camera "{frame.source}" (counted as '
+                                    f'failed): cannot decode it: {type(error).__name__}: '
+                                    f'{" ".join(str(error).split())}')
         if not decoded:
             return ok
         # Stats and confidence cost a few ms per frame: only while someone listens.

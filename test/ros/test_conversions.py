@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import cv2
+from image_samples import BAYER_RED_SITE, bayer_mosaic, pack_yuv422
 import numpy as np
 import pytest
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 
-pytest.importorskip('rclpy')
-from image_samples import BAYER_RED_SITE, bayer_mosaic, pack_yuv422  # noqa: E402
-from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
-from std_msgs.msg import Header  # noqa: E402
-
-from lw_refinenet_ros.errors import ImageConversionError  # noqa: E402
-from lw_refinenet_ros.ros.conversions import array_to_image, compressed_to_rgb, image_to_rgb  # noqa: E402
+from lw_refinenet_ros.errors import ImageConversionError
+from lw_refinenet_ros.ros import conversions
+from lw_refinenet_ros.ros.conversions import (
+    array_to_image,
+    compressed_dimensions,
+    compressed_to_rgb,
+    image_to_rgb,
+)
 
 RNG = np.random.default_rng(7)
 RGB = RNG.integers(0, 256, (6, 8, 3), dtype=np.uint8)
@@ -179,3 +183,60 @@ def test_jpeg_decodes_close_to_the_original() -> None:
     image, order = compressed_to_rgb(CompressedImage(format='jpeg', data=jpeg.tobytes()))
     assert ok and order == 'bgr' and image.shape == (16, 16, 3)
     assert np.abs(image[2:14, 1:6, ::-1].astype(int) - (200, 40, 40)).max() <= 12
+
+
+def _encoded(extension: str, width: int = 53, height: int = 37, *params: int) -> bytes:
+    return cv2.imencode(extension, np.zeros((height, width, 3), np.uint8), list(params))[1] \
+        .tobytes()
+
+
+@pytest.mark.parametrize('data', [
+    _encoded('.png'), _encoded('.jpg'), _encoded('.jpg', 53, 37, cv2.IMWRITE_JPEG_PROGRESSIVE, 1),
+    # Fill bytes before a marker and an APP segment before the frame header.
+    _encoded('.jpg')[:2] + b'\xff\xff\xe1\x00\x06exif' + _encoded('.jpg')[2:],
+])
+def test_declared_size_is_read_from_the_header(data: bytes) -> None:
+    assert compressed_dimensions(data) == (53, 37)
+    assert compressed_dimensions(np.frombuffer(data, np.uint8)) == (53, 37)
+
+
+def test_a_jpeg_that_defers_its_height_is_checked_after_decoding() -> None:
+    # Height 0 in the frame header: the size follows in a DNL marker, after the scan.
+    data = bytes.fromhex('ffd8ffc0000b08000000350301110000')
+    assert compressed_dimensions(data) is None
+
+
+@pytest.mark.parametrize('data, match', [
+    (b'GIF89a....', 'not JPEG or PNG'),
+    (b'\x89PNG\r\n\x1a\n\x00\x00', 'IHDR'),
+    (b'\xff\xd8\xff\xe0\x00\x10JFIF', 'frame header'),      # ends before any SOF
+    (b'\xff\xd8\xff\xda\x00\x08scan', 'frame header'),     # scan data before a frame
+    (b'\xff\xd8garbage', 'frame header'),
+])
+def test_headers_that_cannot_say_their_size_are_refused(data: bytes, match: str) -> None:
+    with pytest.raises(ImageConversionError, match=f'cannot decode.*{match}'):
+        compressed_dimensions(data)
+    with pytest.raises(ImageConversionError, match='cannot decode'):
+        compressed_to_rgb(CompressedImage(format='jpeg', data=data))
+
+
+@pytest.mark.parametrize('extension', ['.png', '.jpg'])
+def test_declared_size_over_the_limit_is_refused_before_decoding(extension, monkeypatch) -> None:
+    monkeypatch.setattr(conversions.cv2, 'imdecode', lambda *args: pytest.fail('decoded'))
+    message = CompressedImage(format=extension[1:], data=_encoded(extension, 200, 100))
+    with pytest.raises(ImageConversionError, match='declares 200x100 pixels.*before decoding'):
+        compressed_to_rgb(message, max_pixels=200 * 100 - 1)
+
+
+def test_opencv_errors_become_conversion_errors_naming_the_cause(monkeypatch) -> None:
+    def broken(*args: object) -> None:
+        raise cv2.error('OpenCV(4.10) error: (-215:Assertion failed) !buf.empty()\n in imdecode')
+
+    monkeypatch.setattr(conversions.cv2, 'imdecode', broken)
+    with pytest.raises(ImageConversionError, match=r'cannot decode .*: error: OpenCV\(4.10\) '
+                                                   r'error: \(-215:Assertion failed\) '
+                                                   r'!buf.empty\(\) in imdecode'):
+        compressed_to_rgb(CompressedImage(format='png', data=_encoded('.png')))
+    monkeypatch.setattr(conversions.cv2, 'cvtColor', broken)
+    with pytest.raises(ImageConversionError, match="cannot convert 'bayer_rggb8' image of 8x8"):
+        image_to_rgb(make_image(np.zeros((8, 8), np.uint8), 'bayer_rggb8'))
