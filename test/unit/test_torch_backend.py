@@ -1,0 +1,91 @@
+"""The torch backend and its CPU rewrites; the engine with an explicitly named backend."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lw_refinenet_ros.data.conveyor import render_conveyor_frame
+from lw_refinenet_ros.engine import EngineConfig, InferenceEngine
+from lw_refinenet_ros.engine.backends import create_backend
+from lw_refinenet_ros.engine.backends.base import Backend, BackendRequest
+from lw_refinenet_ros.engine.backends.torch import TorchBackend
+from lw_refinenet_ros.engine.backends.torch_rewrites import (
+    FastCRPBlock,
+    PointwiseConv,
+    max_pool5_same,
+    rewrite_for_cpu,
+)
+from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.model import build_model, fold_batchnorm, load_model
+from lw_refinenet_ros.reference_pipeline import reference_segment
+
+
+@pytest.mark.parametrize('shape', [(1, 3, 1, 1), (2, 5, 7, 3), (1, 16, 13, 21)])
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_shifted_max_pool_is_bit_identical_to_max_pool2d(shape, channels_last) -> None:
+    x = torch.randn(shape)
+    x[0, 0, 0, 0] = float('-inf')
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(max_pool5_same(x), F.max_pool2d(x, 5, stride=1, padding=2))
+
+
+def test_cpu_rewrites_keep_the_default_model_logits_exactly() -> None:
+    model, _ = load_model(None)
+    base = fold_batchnorm(model).to(memory_format=torch.channels_last)
+    fast = copy.deepcopy(base)
+    counts = rewrite_for_cpu(fast)
+    assert counts['crp_blocks'] == 4 and counts['pointwise_convs'] > 40
+    assert sum(isinstance(m, FastCRPBlock) for m in fast.modules()) == 4
+    assert any(isinstance(m, PointwiseConv) for m in fast.modules())
+    x = torch.randn(1, 3, 61, 83).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        expected, got = base(x), fast(x)
+    # Not merely the same labels: the same GEMMs and exact maxima give the same numbers.
+    assert torch.equal(got.argmax(1), expected.argmax(1))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+def test_torch_backend_leaves_the_callers_model_alone_and_matches_the_reference() -> None:
+    torch.manual_seed(0)
+    model = build_model('mbv2', 6).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    backend = create_backend('torch', model, BackendRequest(device='cpu'))
+    assert isinstance(backend, TorchBackend) and isinstance(backend, Backend)
+    assert {k: torch.equal(v, before[k]) for k, v in model.state_dict().items()} == \
+        {k: True for k in before}
+    assert not any(isinstance(m, FastCRPBlock) for m in model.modules())
+    image = np.random.default_rng(2).integers(0, 256, (45, 38, 3), dtype=np.uint8)
+    engine = InferenceEngine(model, EngineConfig(device='cpu', backend='torch',
+                                                 warmup_iters=0))
+    assert np.array_equal(engine(image).labels, reference_segment(model, image))
+    info = engine.describe()
+    assert (info['backend'], info['precision'], info['device']) == ('torch', 'fp32', 'cpu')
+    assert 'reference' in info['reason'] and info['cpu_rewrites']['crp_blocks'] == 4
+
+
+def test_torch_backend_refuses_int8_and_names_the_backend_that_runs_it() -> None:
+    with pytest.raises(ConfigError, match='openvino'):
+        TorchBackend(build_model('mbv2', 3), BackendRequest(device='cpu', precision='int8'))
+
+
+@pytest.mark.slow
+def test_engine_with_an_explicit_runtime_backend_reports_it_and_agrees(tmp_path) -> None:
+    """backend=onnxruntime: the engine runs it (through selection and its agreement gate),
+    describe() says so with the reason and agreement, and labels equal torch fp32's."""
+    model, _ = load_model(None)
+    image = np.ascontiguousarray(render_conveyor_frame(5, (96, 64))[0])
+    config = EngineConfig(device='cpu', backend='onnxruntime', cache_dir=str(tmp_path),
+                          warmup_size=(64, 96))
+    engine = InferenceEngine(model, config, warmup_image=image)
+    info = engine.describe()
+    assert (info['backend'], info['precision']) == ('onnxruntime', 'fp32')
+    assert info['agreement'] >= 0.99 and 'onnxruntime/fp32' in info['reason']
+    torch_engine = InferenceEngine(model, EngineConfig(device='cpu', backend='torch',
+                                                       warmup_iters=0))
+    assert (engine(image).labels == torch_engine(image).labels).mean() >= 0.99
