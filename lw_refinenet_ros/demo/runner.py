@@ -69,6 +69,8 @@ class DemoConfig:
         namespace: ROS namespace of every demo node and topic (except ``/diagnostics``), so
             other nodes in the same DDS domain (benchmarks, tests) cannot mix in.
         foxglove_port: Run the live view (``lw-refinenet view``) on this port; None: no view.
+        node_parameters: Further ``name:=value`` node parameters (the engine flags of
+            ``lw-refinenet demo``: backend, precision, ...).
     """
 
     out_dir: Path
@@ -85,6 +87,7 @@ class DemoConfig:
     transport: str = 'shm'
     namespace: str = DEFAULT_NAMESPACE
     foxglove_port: int | None = None
+    node_parameters: tuple[str, ...] = ()
 
 
 
@@ -154,6 +157,8 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
                  '-p', f'max_frame_age_ms:={float(config.max_frame_age_ms)}']
     if config.weights:
         node_args += ['-p', f'model.weights:={config.weights}']
+    for assignment in config.node_parameters:
+        node_args += ['-p', assignment]
     camera_args = [*namespace, '-p', f'width:={width}', '-p', f'height:={height}',
                    '-p', f'rate_hz:={float(config.rate_hz)}', '-p', f'seed:={config.seed}',
                    # Start the belt once the node and the recorder are matched, so both see
