@@ -13,7 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lw_refinenet_ros.engine.config import ENGINE_PARAMETERS, add_engine_arguments
 from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.options import values_from_args
 
 HELP = 'run the live conveyor demo (camera, segmentation node, sorting robot) and record it'
 
@@ -25,9 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--out', default='demo_output',
                         help='output folder: demo.mcap, overlay_*.png, summary.json, logs/ '
                              '(default demo_output/)')
-    parser.add_argument('--device', default='auto',
-                        help='inference device: auto (cuda if available, else cpu), cpu, cuda, '
-                             'cuda:N (default auto)')
     parser.add_argument('--rate', type=float, default=30.0, help='camera rate in Hz (default 30)')
     parser.add_argument('--size', default='320x240',
                         help='camera size WIDTHxHEIGHT (default 320x240: real-time on 2 CPU '
@@ -57,8 +56,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='serve the run live to Foxglove on ws://127.0.0.1:PORT (default '
                              'port 8765), see docs/view.md')
     parser.add_argument('--json', action='store_true', help='print the summary as JSON')
+    add_engine_arguments(parser.add_argument_group(
+        'inference', 'passed to the segmentation node as its parameters of the same names'))
     # Tests run the demo against a stand-in node module; not for users.
     parser.add_argument('--node-module', default=None, help=argparse.SUPPRESS)
+
+
+def _ros_value(value: Any) -> str:
+    """A parameter value as ``ros2 run ... -p name:=VALUE`` reads it back with its type."""
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, float):
+        return repr(value)
+    return str(value) if value != '' else "''"
+
+
+def _node_parameters(values: dict[str, Any]) -> tuple[str, ...]:
+    """Engine options as node parameter assignments (``backend:=openvino``)."""
+    return tuple(f'{name}:={_ros_value(value)}' for name, value in values.items())
 
 
 def _resolve_device(device: str) -> str:
@@ -141,7 +156,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError('--duration and --rate must be positive.')
     if args.node_module is None:
         _check_weights(args.weights)
-    device = _resolve_device(args.device)
+    engine_values = values_from_args(args, ENGINE_PARAMETERS)  # checked before any process
+    device = _resolve_device(engine_values.pop('device', 'auto'))
+    node_parameters = _node_parameters(engine_values)
     max_age = args.max_frame_age_ms
     if max_age is None:
         # Latest-frame scheduling keeps queues short; this only drops frames that sat in
@@ -158,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
                         node_module=args.node_module or NODE_MODULE,
                         transport=args.transport,
                         namespace=args.namespace or DEFAULT_NAMESPACE,
-                        foxglove_port=args.foxglove)
+                        foxglove_port=args.foxglove, node_parameters=node_parameters)
     summary = run_demo(config)
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -1,0 +1,41 @@
+"""Every command that runs a model takes the engine options as the same flags (one table)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from lw_refinenet_ros.cli import build_parser, demo
+from lw_refinenet_ros.engine.config import ENGINE_PARAMETERS
+from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.options import values_from_args
+
+
+def _subparser(name: str) -> argparse.ArgumentParser:
+    parser = build_parser()
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return actions[0].choices[name]
+
+
+@pytest.mark.parametrize('command', ['segment', 'eval', 'demo'])
+def test_commands_offer_every_engine_flag(command: str) -> None:
+    options = {s for a in _subparser(command)._actions for s in a.option_strings}
+    for spec in ENGINE_PARAMETERS:
+        assert spec.flag in options, (command, spec.flag)
+    assert '--threads' in options  # the older spelling of --num-threads still works
+
+
+def test_demo_passes_engine_flags_to_the_node_as_typed_parameters() -> None:
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    args = parser.parse_args(['--backend', 'openvino', '--precision', 'bf16', '--agreement-min',
+                              '1', '--backend-fallback', '--max-side', '320', '--cache-dir',
+                              '/tmp/c', '--device', 'cpu'])
+    values = values_from_args(args, ENGINE_PARAMETERS)
+    assert values.pop('device') == 'cpu'
+    assert demo._node_parameters(values) == (
+        'backend:=openvino', 'precision:=bf16', 'agreement_min:=1.0',
+        'backend_fallback:=true', 'cache_dir:=/tmp/c', 'max_side:=320')
+    with pytest.raises(ConfigError, match='--agreement-min'):
+        values_from_args(parser.parse_args(['--agreement-min', '2']), ENGINE_PARAMETERS)
