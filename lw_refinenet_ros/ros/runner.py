@@ -48,6 +48,9 @@ NODE_NAME = 'lw_refinenet'
 EXIT_BUDGET_S = 2.0
 # Part of the budget kept for the final flush and the interpreter's own exit.
 _EXIT_MARGIN_S = 0.3
+# How long after shutdown began an inference in flight may still finish (a clean exit without
+# os._exit); longer ones are left behind.
+WORKER_GRACE_S = 1.0
 
 _LOG = logging.getLogger(__name__)
 
@@ -93,10 +96,10 @@ class ExitWatchdog:
         self._thread.start()
         return self
 
-    def deadline(self) -> float:
-        """Monotonic time by which the orderly exit must be done (from now if no signal)."""
+    def since_shutdown(self, seconds: float) -> float:
+        """Monotonic time ``seconds`` after shutdown began (from now if it has not)."""
         start = self._down_at if self._down_at is not None else time.monotonic()
-        return start + self._budget_s - _EXIT_MARGIN_S
+        return start + seconds
 
     def note_shutdown(self) -> None:
         """Record the start of shutdown if the watchdog has not seen it yet."""
@@ -113,7 +116,8 @@ class ExitWatchdog:
                 self.note_shutdown()
                 break
             self._done.wait(self._poll_s)
-        if self._done.wait(max(0.0, self.deadline() - time.monotonic())):
+        deadline = self.since_shutdown(self._budget_s - _EXIT_MARGIN_S)
+        if self._done.wait(max(0.0, deadline - time.monotonic())):
             return
         _leave(0, f'shutdown took longer than {self._budget_s:g} s (the main thread is busy '
                   f'in native code): exiting now')
@@ -160,12 +164,12 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> 
     finally:
         watchdog.note_shutdown()
         _close(node, executor, context)
-    left = _wait_for_workers(watchdog.deadline())
+    # The node and the participant are gone: from here on the exit is bounded by this thread.
+    watchdog.cancel()
+    left = _wait_for_workers(watchdog.since_shutdown(WORKER_GRACE_S))
     if left:
-        watchdog.cancel()
         _leave(code, f'an inference was still running at exit ({len(left)} worker(s)); '
                      'left behind, exiting now')
-    watchdog.cancel()
     return code
 
 

@@ -9,7 +9,9 @@ camera" from "frames lost in transport". Two signals, per input subscription:
   ``SubscriptionEventCallbacks(message_lost=...)``; Fast DDS reports a best-effort sample as
   lost when a later one arrives first or its fragments never complete);
 * **silence**: a publisher is matched but no frame arrived for ``silence_s`` seconds (loss the
-  middleware cannot see, e.g. every frame lost, or a stalled camera driver).
+  middleware cannot see, e.g. every frame lost, or a stalled camera driver). A camera that
+  has been delivering slowly (a triggered camera, a 1 Hz stream) gets ten of its usual
+  intervals before it counts as silent, so it does not warn between frames.
 
 Either one turns the camera's diagnostic status to WARN with :data:`LOSS_FIX` as the advice.
 """
@@ -26,6 +28,9 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 # After this long with a publisher matched and nothing received, say so (the /diagnostics
 # period adds at most one period: reported within 5 s with the default 1 s period).
 SILENCE_S = 3.0
+# A stream that has been delivering is silent after this many of its usual intervals (if
+# that is longer than SILENCE_S).
+SILENCE_INTERVALS = 10.0
 
 LOSS_FIX = ('run the camera and this node with the shared-memory Fast DDS profile '
             '(FASTRTPS_DEFAULT_PROFILES_FILE=<share>/lw_refinenet_ros/config/fastdds_shm.xml, '
@@ -84,6 +89,8 @@ class TransportMonitor:
         self._received = 0
         self._received_reported = 0
         self._last_activity = clock()
+        self._last_message: float | None = None
+        self._interval_s = 0.0  # running mean of the time between frames
         self._publishers = 0
 
     def event_callbacks(self) -> SubscriptionEventCallbacks:
@@ -94,8 +101,14 @@ class TransportMonitor:
     def note_message(self) -> None:
         """A frame arrived (call from the subscription callback; cheap)."""
         with self._lock:
+            now = self._clock()
             self._received += 1
-            self._last_activity = self._clock()
+            if self._last_message is not None:
+                gap = now - self._last_message
+                self._interval_s = gap if not self._interval_s else (
+                    0.9 * self._interval_s + 0.1 * gap)
+            self._last_message = now
+            self._last_activity = now
 
     def _on_message_lost(self, info: Any) -> None:
         with self._lock:
@@ -121,7 +134,7 @@ class TransportMonitor:
                 lost_new=self._lost_total - self._lost_reported,
                 received_new=self._received - self._received_reported,
                 silent_s=self._clock() - self._last_activity if count > 0 else 0.0,
-                silence_limit_s=self._silence_s)
+                silence_limit_s=max(self._silence_s, SILENCE_INTERVALS * self._interval_s))
             self._lost_reported = self._lost_total
             self._received_reported = self._received
             return health
