@@ -8,22 +8,16 @@ received == processed + dropped_overwritten + dropped_too_old + failed.
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from typing import Iterator
 
 import pytest
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
 
-pytest.importorskip('rclpy')
-if importlib.util.find_spec('lw_refinenet_ros.ros.node') is None:
-    pytest.skip('lw_refinenet_ros/ros/node.py is not there yet', allow_module_level=True)
+from lw_refinenet_ros.errors import EngineError
 
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-
-from lw_refinenet_ros.errors import EngineError  # noqa: E402
-
-from . import harness  # noqa: E402
+from . import harness
 
 
 @pytest.fixture
@@ -38,7 +32,7 @@ def _live(context: object, engine: harness.FakeEngine, **params: object) -> harn
 
 
 def _cuda_oom() -> BaseException:
-    torch = pytest.importorskip('torch')
+    import torch
     return torch.cuda.OutOfMemoryError(
         'CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)')
 

@@ -10,27 +10,21 @@ LWRF_FUZZ_REPORT).
 from __future__ import annotations
 
 import collections
-import importlib.util
 import json
 import os
 import pathlib
 import time
 from typing import Any, Iterator
 
+import cv2
+import hypothesis
+from hypothesis import HealthCheck, given, settings
+import numpy as np
 import pytest
+import rclpy
+from sensor_msgs.msg import CompressedImage, Image
 
-pytest.importorskip('rclpy')
-if importlib.util.find_spec('lw_refinenet_ros.ros.node') is None:
-    pytest.skip('lw_refinenet_ros/ros/node.py is not there yet', allow_module_level=True)
-hypothesis = pytest.importorskip('hypothesis')
-
-import cv2  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-import numpy as np  # noqa: E402
-import rclpy  # noqa: E402
-from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
-
-from . import harness, malformed  # noqa: E402
+from . import harness, malformed
 
 EXAMPLES = int(os.environ.get('LWRF_FUZZ_EXAMPLES', '200'))
 SEED = os.environ.get('LWRF_FUZZ_SEED')

@@ -3,12 +3,11 @@
 Two runs: one against a stand-in node (``fake_segmentation_node.py``: same topics, a colour
 rule instead of a model), which tests the harness (processes, recording, pairing by stamp,
 scoring, robot, outputs) on any machine; and one with the real segmentation node and the
-packaged default model, skipped until both exist.
+packaged default model.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -17,10 +16,8 @@ import subprocess
 import sys
 import time
 
+import mcap_ros2.reader as mcap_reader
 import pytest
-
-pytest.importorskip('rclpy')
-mcap_reader = pytest.importorskip('mcap_ros2.reader')
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -140,8 +137,6 @@ def test_missing_weights_is_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_node_failing_at_startup_is_reported_with_its_log(tmp_path):
-    if importlib.util.find_spec('lw_refinenet_ros.ros.node') is None:
-        pytest.skip('lw_refinenet_ros.ros.node (the segmentation node) does not exist yet')
     corrupt = tmp_path / 'corrupt.pt'
     corrupt.write_bytes(b'not a checkpoint')
     result = _run_demo(tmp_path / 'demo', '--weights', str(corrupt), '--device', 'cpu',
@@ -151,33 +146,13 @@ def test_node_failing_at_startup_is_reported_with_its_log(tmp_path):
     assert 'corrupt.pt' in result.stderr  # the node's own reason, from its log
 
 
-def _default_model() -> Path | None:
-    try:
-        from lw_refinenet_ros.model import DEFAULT_MODEL_PATH
-    except ImportError:
-        return None
-    return Path(DEFAULT_MODEL_PATH) if Path(DEFAULT_MODEL_PATH).is_file() else None
-
-
 @pytest.mark.slow
 def test_demo_with_real_node(tmp_path):
-    """The real node; with the packaged model once it exists, else an untrained checkpoint."""
-    if importlib.util.find_spec('lw_refinenet_ros.ros.node') is None:
-        pytest.skip('lw_refinenet_ros.ros.node (the segmentation node) does not exist yet')
-    extra: list[str] = []
-    trained = _default_model() is not None
-    if not trained:
-        # Until the packaged model lands: same architecture and classes, random weights
-        # (exercises loading, inference, every output and the whole harness; not accuracy).
-        from lw_refinenet_ros.data.conveyor import CLASS_COLORS, CLASS_NAMES
-        from lw_refinenet_ros.model import build_model, save_checkpoint
-
-        weights = tmp_path / 'untrained_mbv2.pt'
-        save_checkpoint(weights, build_model('mbv2', len(CLASS_NAMES)), arch='mbv2',
-                        class_names=CLASS_NAMES, colors=CLASS_COLORS)
-        extra = ['--weights', str(weights)]
+    """The real node on the packaged conveyor model."""
+    from lw_refinenet_ros.model import DEFAULT_MODEL_PATH
+    assert Path(DEFAULT_MODEL_PATH).is_file(), 'the packaged model is missing: make setup'
     out = tmp_path / 'demo'
-    result = _run_demo(out, '--duration', '4', '--device', 'cpu', *extra, timeout=150)
+    result = _run_demo(out, '--duration', '4', '--device', 'cpu', timeout=150)
     assert result.returncode == 0, result.stdout + result.stderr
     summary = _check_outputs(out, snapshots=5)
     assert summary['node']['failed'] == 0
@@ -186,6 +161,5 @@ def test_demo_with_real_node(tmp_path):
     assert abs(summary['node']['processed'] - summary['results']['labels_received']) <= 1
     assert summary['results']['labels_received'] > 0
     assert summary['recording']['messages'][f'{_namespace(out)}/segmentation/overlay'] > 0
-    if trained:
-        # A trained conveyor model scores far above chance on its own generator.
-        assert summary['accuracy']['miou'] > 0.3
+    # A trained conveyor model scores far above chance on its own generator.
+    assert summary['accuracy']['miou'] > 0.3

@@ -5,20 +5,17 @@ from __future__ import annotations
 import uuid
 
 from conftest import spin_until
+from lw_refinenet_ros.msg import ClassMap, ClassStatistics, SegmentationStats
+from mcap.reader import make_reader
+import mcap_ros2.reader as mcap_reader
 import pytest
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image, RegionOfInterest
 
-rclpy = pytest.importorskip('rclpy')
-mcap_reader = pytest.importorskip('mcap_ros2.reader')
-
-from lw_refinenet_ros.msg import ClassMap, ClassStatistics, SegmentationStats  # noqa: E402
-from mcap.reader import make_reader  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import Image, RegionOfInterest  # noqa: E402
-
-from lw_refinenet_ros.demo.recorder import McapWriter, TopicRecorder, message_definition  # noqa: E402
-from lw_refinenet_ros.errors import LWRefineNetError  # noqa: E402
+from lw_refinenet_ros.demo.recorder import McapWriter, TopicRecorder, message_definition
+from lw_refinenet_ros.errors import LWRefineNetError
 
 
 def test_schema_text_carries_every_nested_definition():

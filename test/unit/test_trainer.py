@@ -132,7 +132,6 @@ def test_cli_merges_yaml_and_flags(tmp_path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(), reason='default model not shipped yet')
 def test_fine_tuning_starts_from_the_packaged_model(tiny_data, tmp_path) -> None:
     result = train(_config(tiny_data, tmp_path, val_data=None, init_weights='default',
                           encoder_lrs=(1e-6,), max_steps=1))

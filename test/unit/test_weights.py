@@ -325,9 +325,8 @@ def test_missing_default_model_says_how_to_get_one(monkeypatch, tmp_path) -> Non
         load_model(None)
 
 
-def test_the_packaged_default_model_loads_when_present() -> None:
-    if not weights_module.DEFAULT_MODEL_PATH.is_file():
-        pytest.skip('the default model is produced by the training pipeline')
+def test_the_packaged_default_model_loads() -> None:
+    assert weights_module.DEFAULT_MODEL_PATH.is_file(), 'the packaged model is missing'
     model, info = load_model(None)
     assert info.arch == 'mbv2' and not model.training
 
