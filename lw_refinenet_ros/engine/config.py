@@ -57,10 +57,11 @@ ENGINE_PARAMETERS: tuple[ParameterSpec, ...] = (
                   'Inference runtime: auto (the fastest available, timed on the warm-up '
                   'image), torch (the reference), openvino or onnxruntime.',
                   choices=(AUTO,) + BACKEND_NAMES),
-    ParameterSpec('precision', 'fp32',
-                  'Inference precision: fp32 (reference), fp16/bf16 where the device runs them '
-                  'natively, int8 (calibrated on calibration_dir), auto (the fastest whose '
-                  'labels pass agreement_min).', choices=(AUTO,) + PRECISION_NAMES),
+    ParameterSpec('precision', AUTO,
+                  'Inference precision: auto (the fastest the device runs natively; bf16/fp16 '
+                  'only if at least 99.5 % of the warm-up labels equal fp32), fp32 (reference), '
+                  'fp16/bf16, int8 (calibrated on calibration_dir).',
+                  choices=(AUTO,) + PRECISION_NAMES),
     ParameterSpec('agreement_min', 0.99,
                   'Share of warm-up labels a non-reference backend or precision must have equal '
                   'to torch fp32, checked once at start-up.', minimum=0.0, maximum=1.0),
@@ -125,7 +126,7 @@ class EngineConfig:
     device: str = AUTO
     device_fallback: bool = False
     backend: str = AUTO
-    precision: str = 'fp32'
+    precision: str = AUTO
     agreement_min: float = 0.99
     backend_fallback: bool = False
     cache_dir: str = ''

@@ -33,7 +33,7 @@ from lw_refinenet_ros.reference_pipeline import (
 )
 from lw_refinenet_ros.stats import compute_class_stats
 
-FAST = EngineConfig(device='cpu', backend='torch', warmup_iters=0)
+FAST = EngineConfig(device='cpu', backend='torch', precision='fp32', warmup_iters=0)
 
 
 class StandIn(nn.Module):

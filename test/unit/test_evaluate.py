@@ -164,12 +164,14 @@ def test_eval_cli_scores_the_labels_of_the_engine_with_the_same_options(tmp_path
     """--max-side (an option that changes labels) reaches the engine eval runs: the scores
     equal those of an engine built with max_side by hand, and differ from native size."""
     data = write_conveyor_dataset(tmp_path / 'data', 2, seed=8, size=(96, 72))
-    common = ['eval', '--data', str(data), '--device', 'cpu', '--backend', 'torch']
+    common = ['eval', '--data', str(data), '--device', 'cpu', '--backend', 'torch',
+              '--precision', 'fp32']
     assert main([*common, '--max-side', '40', '--json', str(tmp_path / 'small.json')]) == 0
     assert main([*common, '--json', str(tmp_path / 'native.json')]) == 0
     dataset = open_dataset(str(data), 'auto', 'val')
     model, info = load_model(None)  # the packaged model: its labels depend on the size
-    engine = InferenceEngine(model, EngineConfig(device='cpu', backend='torch', max_side=40,
+    engine = InferenceEngine(model, EngineConfig(device='cpu', backend='torch', precision='fp32',
+                                                 max_side=40,
                                                  warmup_iters=0))
     meter = ConfusionMeter(info.num_classes)
     for i in range(len(dataset)):

@@ -61,7 +61,7 @@ def test_torch_backend_leaves_the_callers_model_alone_and_matches_the_reference(
         {k: True for k in before}
     assert not any(isinstance(m, FastCRPBlock) for m in model.modules())
     image = np.random.default_rng(2).integers(0, 256, (45, 38, 3), dtype=np.uint8)
-    engine = InferenceEngine(model, EngineConfig(device='cpu', backend='torch',
+    engine = InferenceEngine(model, EngineConfig(device='cpu', backend='torch', precision='fp32',
                                                  warmup_iters=0))
     assert np.array_equal(engine(image).labels, reference_segment(model, image))
     info = engine.describe()
@@ -80,12 +80,13 @@ def test_engine_with_an_explicit_runtime_backend_reports_it_and_agrees(tmp_path)
     describe() says so with the reason and agreement, and labels equal torch fp32's."""
     model, _ = load_model(None)
     image = np.ascontiguousarray(render_conveyor_frame(5, (96, 64))[0])
-    config = EngineConfig(device='cpu', backend='onnxruntime', cache_dir=str(tmp_path),
+    config = EngineConfig(device='cpu', backend='onnxruntime', precision='fp32',
+                          cache_dir=str(tmp_path),
                           warmup_size=(64, 96))
     engine = InferenceEngine(model, config, warmup_image=image)
     info = engine.describe()
     assert (info['backend'], info['precision']) == ('onnxruntime', 'fp32')
     assert info['agreement'] >= 0.99 and 'onnxruntime/fp32' in info['reason']
     torch_engine = InferenceEngine(model, EngineConfig(device='cpu', backend='torch',
-                                                       warmup_iters=0))
+                                                       precision='fp32', warmup_iters=0))
     assert (engine(image).labels == torch_engine(image).labels).mean() >= 0.99
