@@ -83,7 +83,8 @@ def main() -> int:
         print(format_backend_table(rows[-len(pairs) - len(extra):]), flush=True)
     print(format_backend_table(rows))
     if args.out:
-        meta = bench_metadata(argparse.Namespace(weights=args.weights, seed=0))
+        meta = bench_metadata(argparse.Namespace(
+            weights=args.weights or 'the packaged default model', seed=0))
         meta['threads'] = args.threads
         meta['command'] = ' '.join(sys.argv)
         with open(args.out, 'w', encoding='utf-8') as handle:
