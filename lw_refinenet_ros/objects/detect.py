@@ -31,6 +31,8 @@ class DetectorSettings:
 
     Attributes:
         min_area: Smallest object, pixels.
+        min_score: Objects with a lower mean confidence are dropped (when confidences are
+            given).
         max_hole_area: Holes up to this size are filled (0: none).
         split_touching: Split touching same-class parts.
         split_min_radius: Smallest centre-to-edge distance of a part that may be split off.
@@ -40,6 +42,7 @@ class DetectorSettings:
     """
 
     min_area: int = 40
+    min_score: float = 0.0
     max_hole_area: int = 8
     split_touching: bool = True
     split_min_radius: float = 4.0
@@ -267,6 +270,8 @@ def _measure(class_id: int, mask: np.ndarray, x0: int, y0: int, image_shape: tup
     score = math.nan
     if confidence is not None:
         score = float(confidence[y:y + h, x:x + w][mask].mean())
+        if score < settings.min_score:
+            return None
     height, width = image_shape
     contour = outline(mask, settings.contour_points)
     if contour.size:

@@ -26,6 +26,11 @@ OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('objects.min_area', 40,
                   'Connected regions with fewer pixels than this are specks, not objects.',
                   minimum=1, maximum=1 << 24, runtime=True),
+    ParameterSpec('objects.min_score', 0.75,
+                  'Objects whose mean confidence is below this are dropped (fragments the '
+                  "model is unsure about, e.g. a part's rim taken for another class); only "
+                  'applies while confidences are computed.', minimum=0.0, maximum=1.0,
+                  runtime=True),
     ParameterSpec('objects.max_hole_area', 8,
                   'Holes inside a part up to this many pixels are pinholes and get filled '
                   '(real holes, e.g. in nuts, are larger and stay); 0 keeps every hole.',
@@ -124,6 +129,7 @@ class ObjectsConfig:
     enabled: bool
     ignore_classes: tuple[str, ...]
     min_area: int
+    min_score: float
     max_hole_area: int
     split_touching: bool
     split_min_radius: float

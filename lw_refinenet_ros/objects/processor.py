@@ -120,7 +120,8 @@ class ObjectProcessor:
         self._config = config
         self._parts = part_class_lut(self._class_names, config.ignore_classes)
         self._detector = DetectorSettings(
-            min_area=config.min_area, max_hole_area=config.max_hole_area,
+            min_area=config.min_area, min_score=config.min_score,
+            max_hole_area=config.max_hole_area,
             split_touching=config.split_touching, split_min_radius=config.split_min_radius,
             split_neck_ratio=config.split_neck_ratio, contour_points=config.contour_points)
         self.tracker.settings = TrackerSettings(

@@ -1,4 +1,4 @@
-"""The example sorting robot picks the part nearest the belt's end from hand-made stats."""
+"""The example sorting robot: picks each part once from objects; the stats rule still works."""
 
 from __future__ import annotations
 
@@ -6,17 +6,20 @@ import math
 import uuid
 
 from conftest import spin_until
+from lw_refinenet_ros.msg import (
+    ClassMap,
+    ClassStatistics,
+    SegmentationStats,
+    SegmentedObject,
+    SegmentedObjects,
+)
 import pytest
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import RegionOfInterest
 
-rclpy = pytest.importorskip('rclpy')
-
-from lw_refinenet_ros.msg import ClassMap, ClassStatistics, SegmentationStats  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import RegionOfInterest  # noqa: E402
-
-from lw_refinenet_ros.ros.sorting_robot import SortingRobotNode, choose_pick  # noqa: E402
+from lw_refinenet_ros.ros.sorting_robot import PickPlanner, SortingRobotNode, choose_pick
 
 NAMES = ('background', 'belt', 'bolt', 'nut', 'washer', 'gear', 'bracket', 'spring')
 
@@ -74,14 +77,74 @@ def test_class_map_names_win_over_stats_names():
     assert choose_pick(stats, renamed) is None
 
 
-def test_node_logs_throttled_picks_from_topics(ros_context):
+def _object(track_id: int, time_to_line: float, class_id: int = 3, confirmed: bool = True,
+            score: float = 0.9, tracked: bool = True) -> SegmentedObject:
+    obj = SegmentedObject(id=track_id, class_id=class_id, class_name=NAMES[class_id],
+                          score=score, pixel_count=400, pick_x=100.0 + track_id,
+                          pick_y=120.0, tracked=tracked, confirmed=confirmed,
+                          time_to_pick_line=time_to_line)
+    obj.bbox = RegionOfInterest(x_offset=90, y_offset=110, width=20, height=20)
+    return obj
+
+
+def _objects(stamp_s: float, *objects: SegmentedObject) -> SegmentedObjects:
+    msg = SegmentedObjects(height=240, width=320, objects=list(objects))
+    msg.header.stamp.sec = int(stamp_s)
+    msg.header.stamp.nanosec = int((stamp_s % 1) * 1e9)
+    return msg
+
+
+def test_planner_picks_a_part_once_when_it_enters_the_window():
+    planner = PickPlanner(window_start_s=0.0, window_end_s=0.5)
+    # Part 4 approaches the line: 1.2 s, 0.8 s, 0.4 s (pick), 0.1 s, then crossed.
+    picked = []
+    for frame, t in enumerate((1.2, 0.8, 0.4, 0.1, -0.2)):
+        picks, _ = planner.plan(_objects(frame * 0.4, _object(4, t), _object(5, t + 2.0)))
+        picked += [(frame, p.track_id) for p in picks]
+    assert picked == [(2, 4)]
+    assert planner.already_picked(4) and not planner.already_picked(5)
+
+
+def test_planner_never_picks_a_part_twice_even_when_it_reenters_the_window():
+    planner = PickPlanner(0.0, 0.5)
+    times = (0.4, 0.3, 0.45, 0.2, 0.35)   # e.g. a belt that slows down and jitters
+    counts = [len(planner.plan(_objects(k * 0.1, _object(9, t)))[0])
+              for k, t in enumerate(times)]
+    assert counts == [1, 0, 0, 0, 0]
+
+
+def test_planner_skips_tentative_untracked_and_unsure_parts_and_says_why():
+    planner = PickPlanner(0.0, 0.5, min_score=0.8)
+    picks, notes = planner.plan(_objects(
+        1.0, _object(1, 0.2, confirmed=False), _object(2, 0.2, tracked=False),
+        _object(3, float('nan')), _object(6, 0.2, score=0.5), _object(7, 0.2)))
+    assert [p.track_id for p in picks] == [7]
+    kinds = [kind for kind, _ in notes]
+    assert kinds == ['untracked', 'no_time', 'score']
+    assert 'objects.pick_line' in notes[1][1]
+    # The unsure part is decided once, not re-reported every frame.
+    assert planner.plan(_objects(1.1, _object(6, 0.1, score=0.5)))[1] == []
+
+
+def test_planner_filters_classes_and_checks_its_window():
+    planner = PickPlanner(0.0, 1.0, classes=('gear',))
+    picks, _ = planner.plan(_objects(0.0, _object(1, 0.5, class_id=3),
+                                     _object(2, 0.5, class_id=5)))
+    assert [p.class_name for p in picks] == ['gear']
+    assert picks[0].describe().startswith('pick gear #2 at (102, 120) px: crosses the pick '
+                                          'line in 0.50 s')
+    with pytest.raises(ValueError, match='window_start_s'):
+        PickPlanner(1.0, 0.5)
+
+
+def test_node_picks_each_part_once_from_objects(ros_context):
     namespace = f'/robot_{uuid.uuid4().hex[:8]}'
     robot = SortingRobotNode(context=ros_context, namespace=namespace)
-    source = Node('stats_source', context=ros_context, namespace=namespace)
+    source = Node('objects_source', context=ros_context, namespace=namespace)
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
     map_pub = source.create_publisher(ClassMap, 'segmentation/class_map', latched)
-    stats_pub = source.create_publisher(SegmentationStats, 'segmentation/stats', 10)
+    objects_pub = source.create_publisher(SegmentedObjects, 'segmentation/objects', 10)
     # Published before anyone listens: transient local still delivers it.
     map_pub.publish(ClassMap(ids=list(range(8)), names=list(NAMES), model='test'))
     executor = SingleThreadedExecutor(context=ros_context)
@@ -90,12 +153,11 @@ def test_node_logs_throttled_picks_from_topics(ros_context):
     assert spin_until(executor, lambda: robot.class_names == NAMES, timeout=5.0)
 
     def publish_until_pick() -> bool:
-        stats_pub.publish(_stats())
+        objects_pub.publish(_objects(5.0, _object(3, 0.3, class_id=5)))
         return bool(robot.picks)
 
     assert spin_until(executor, publish_until_pick, timeout=5.0)
-    for _ in range(5):  # within log_period_s of the first pick: throttled
-        stats_pub.publish(_stats())
+    for _ in range(5):  # the same part, still in the window: never picked again
+        objects_pub.publish(_objects(5.1, _object(3, 0.2, class_id=5)))
     spin_until(executor, lambda: False, timeout=0.3)
-    assert len(robot.picks) == 1
-    assert robot.picks[0].class_name == 'gear'
+    assert [(p.track_id, p.class_name) for p in robot.picks] == [(3, 'gear')]

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Objects benchmark: object precision/recall, pick success, id switches and cost per frame.
+
+A conveyor video from an unseen seed is segmented by the default model (and, for
+reference, taken from the exact ground-truth labels); objects are found and tracked on every
+frame and scored against the generator's instance ground truth (see
+lw_refinenet_ros/training/object_metrics.py for the rules). The cost of objects + tracking is
+timed separately on 640x480 frames, the issue's reference size.
+
+Targets (issue 11): precision and recall >= 0.95 at IoU 0.5, pick success >= 99 %, id
+switches <= 1 % of track-frames, objects + tracking <= 3 ms per 640x480 frame.
+
+Usage::
+
+    .venv/bin/python benchmarks/objects.py --json objects.json
+    .venv/bin/python benchmarks/objects.py --quick        # smoke test
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from _common import base_parser, machine_state, percentiles, write_json  # noqa: E402
+
+from lw_refinenet_ros.data.conveyor import CLASS_NAMES, ConveyorScene  # noqa: E402
+from lw_refinenet_ros.objects.options import ObjectsConfig  # noqa: E402
+from lw_refinenet_ros.objects.processor import ObjectProcessor  # noqa: E402
+from lw_refinenet_ros.training.object_metrics import ObjectScorer  # noqa: E402
+
+
+def score_video(engine: Any, config: ObjectsConfig, seed: int, frames: int,
+                size: tuple[int, int], fps: float) -> dict[str, Any]:
+    """Score model labels and exact labels on the same video."""
+    scene = ConveyorScene(seed, size)
+    processors = {'model': ObjectProcessor(config, CLASS_NAMES),
+                  'exact_labels': ObjectProcessor(config, CLASS_NAMES)}
+    scorers = {name: ObjectScorer(len(CLASS_NAMES)) for name in processors}
+    for index in range(frames):
+        image, truth = scene.next_frame()
+        instances = scene.render_instances()
+        stamp = index / fps
+        inputs = {'exact_labels': (truth, None)}
+        if engine is not None:
+            result = engine(image, 'rgb', want_confidence=True, want_stats=False)
+            inputs['model'] = (result.labels, result.confidence)
+        for name, (labels, confidence) in inputs.items():
+            frame = processors[name].process(labels, stamp, confidence)
+            scorers[name].add([r.object for r in frame.objects], truth, instances,
+                              [r.track_id if r.confirmed else None for r in frame.objects])
+    return {name: scorer.summary(CLASS_NAMES) for name, scorer in scorers.items()
+            if scorer.picks_total or name == 'exact_labels'}
+
+
+def time_objects(config: ObjectsConfig, seed: int, frames: int,
+                 size: tuple[int, int]) -> dict[str, Any]:
+    """Objects + tracking per frame on exact labels of ``size`` (the model is not timed)."""
+    scene = ConveyorScene(seed, size)
+    labels = []
+    for _ in range(frames):
+        scene.step()
+        labels.append(scene.render()[1])
+    processor = ObjectProcessor(config, CLASS_NAMES)
+    for index, frame_labels in enumerate(labels[:5]):   # warm-up
+        processor.process(frame_labels, index / 30.0)
+    processor.tracker.reset()
+    total, detect, track = [], [], []
+    counts = []
+    for index, frame_labels in enumerate(labels):
+        start = time.perf_counter()
+        frame = processor.process(frame_labels, 1000.0 + index / 30.0)
+        total.append((time.perf_counter() - start) * 1e3)
+        detect.append(frame.detect_ms)
+        track.append(frame.track_ms)
+        counts.append(len(frame.objects))
+    return {'size': f'{size[0]}x{size[1]}', 'frames': frames,
+            'objects_per_frame': float(np.mean(counts)),
+            'total_ms': percentiles(total), 'detect_ms': percentiles(detect),
+            'track_ms': percentiles(track)}
+
+
+def main() -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument('--seed', type=int, default=77_001,
+                        help='conveyor seed of the scored video (unseen by training)')
+    parser.add_argument('--frames', type=int, default=300, help='frames of the scored video')
+    parser.add_argument('--size', default='320x240', help='scored video size (demo size)')
+    parser.add_argument('--weights', default=None, help='checkpoint (default: packaged model)')
+    parser.add_argument('--no-model', action='store_true',
+                        help='score exact labels only (no torch needed)')
+    parser.add_argument('--param', action='append', default=[], metavar='NAME=VALUE',
+                        help='objects.* parameter, e.g. objects.split_touching=false')
+    args = parser.parse_args()
+    values: dict[str, Any] = {}
+    for item in args.param:
+        name, _, text = item.partition('=')
+        default = ObjectsConfig.defaults()
+        field = name[len('objects.'):].replace('.', '_')
+        current = getattr(default, field)
+        values[name] = (text.lower() == 'true' if isinstance(current, bool)
+                        else type(current)(text))
+    config = ObjectsConfig.from_mapping(values)
+    frames = 40 if args.quick else args.frames
+    width, height = (int(v) for v in args.size.split('x'))
+    engine = None
+    model_name = None
+    if not args.no_model:
+        from lw_refinenet_ros.engine import EngineConfig, InferenceEngine
+        from lw_refinenet_ros.model import load_model
+
+        model, info = load_model(args.weights)
+        engine = InferenceEngine(model, EngineConfig(device=args.device),
+                                 num_classes=info.num_classes)
+        model_name = args.weights or 'packaged default'
+    result = {
+        'benchmark': 'objects', 'machine': machine_state(), 'model': model_name,
+        'seed': args.seed, 'video_size': f'{width}x{height}', 'parameters': values,
+        'scores': score_video(engine, config, args.seed, frames, (width, height), 30.0),
+        'timing_640x480': time_objects(config, args.seed, 30 if args.quick else 150,
+                                       (640, 480)),
+    }
+    write_json(args.json, result)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
