@@ -6,7 +6,7 @@ Processes: the conveyor camera, the segmentation node (fake engine of a fixed la
 real engine), ``lw-refinenet view`` for the camera's namespace, and this process: a ROS
 monitor (subscribes to ``segmentation/stats`` for the node's own per-frame processing time and
 to ``segmentation/overlay``, so the node draws the overlay in every phase and only the view's
-presence differs) and a Foxglove WebSocket client.
+presence differs; likewise ``segmentation/objects``) and a Foxglove WebSocket client.
 
 Phases alternate, ``--rounds`` times: ``off`` (the view runs, no client connected, so it
 subscribes to nothing) and ``on`` (a client subscribed to the camera image, overlay, colour
@@ -49,7 +49,7 @@ class _Monitor:
     """A ROS node in a background thread: per-frame processing times and overlay arrivals."""
 
     def __init__(self) -> None:
-        from lw_refinenet_ros.msg import SegmentationStats
+        from lw_refinenet_ros.msg import SegmentationStats, SegmentedObjects
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -69,6 +69,10 @@ class _Monitor:
         self.node.create_subscription(
             Image, 'segmentation/overlay', lambda m: self.overlays.append(time.monotonic()),
             qos)
+        # Objects too: the node computes them only while subscribed, and the client's
+        # annotations need them; subscribed in every phase, only the view's presence differs.
+        self.node.create_subscription(SegmentedObjects, 'segmentation/objects',
+                                      lambda m: None, qos)
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
@@ -108,7 +112,8 @@ def _rate(times: list[float], start: float, end: float) -> float:
 
 def run_engine(engine: str, args: Any, env: dict[str, str], port: int,
                folder: pathlib.Path) -> dict[str, Any]:
-    width, height = (int(v) for v in args.size.split('x'))
+    size = args.size if engine == 'fake' else args.real_size
+    width, height = (int(v) for v in size.split('x'))
     extra = ['--ros-args', '-r', f'__ns:={NAMESPACE}', '-p', 'max_frame_age_ms:=1000.0']
     model = None
     if engine == 'real':
@@ -178,15 +183,25 @@ def run_engine(engine: str, args: Any, env: dict[str, str], port: int,
 
     off50, on50 = pooled('off', 'p50'), pooled('on', 'p50')
     off_mean, on_mean = pooled('off', 'mean'), pooled('on', 'mean')
+    # Each round's on/off ratio: the two phases of a round are seconds apart, so the machine's
+    # load drifts less within a round than across the run.
+    ratios = []
+    for index in range(args.rounds):
+        pair = {p['phase']: p['processing_ms']['p50'] for p in phases if p['round'] == index}
+        if pair.get('off') and pair.get('on'):
+            ratios.append(pair['on'] / pair['off'])
     client = [p['client_overlay_hz'] for p in phases if p['phase'] == 'on']
     produced = [p['node_overlay_hz'] for p in phases if p['phase'] == 'on']
     return {
         'engine': engine, 'model': model,
         'fake_engine_ms': args.fake_engine_ms if engine == 'fake' else None,
-        'size': args.size, 'rate_hz': args.rate, 'view_nice': args.view_nice,
+        'size': size, 'rate_hz': args.rate, 'view_nice': args.view_nice,
         'processing_p50_ms': {'off': off50, 'on': on50,
                               'on_vs_off_pct': round(100 * (on50 / off50 - 1), 1)
                               if off50 and on50 else None},
+        'paired_p50_ratio_pct': {
+            'median': round(100 * (statistics.median(ratios) - 1), 1) if ratios else None,
+            'per_round': [round(100 * (r - 1), 1) for r in ratios]},
         'processing_mean_ms': {'off': off_mean, 'on': on_mean,
                                'on_vs_off_pct': round(100 * (on_mean / off_mean - 1), 1)
                                if off_mean and on_mean else None},
@@ -204,7 +219,11 @@ def main() -> int:
                         default=['fake', 'real'])
     parser.add_argument('--fake-engine-ms', type=float, default=5.0,
                         help='fake engine latency (default 5: the node keeps up with 30 Hz)')
-    parser.add_argument('--size', default='640x480', help='camera size (default 640x480)')
+    parser.add_argument('--size', default='640x480',
+                        help='camera size of the fake-engine run (default 640x480)')
+    parser.add_argument('--real-size', default='320x240',
+                        help="camera size of the real-engine run (default 320x240, the demo's: "
+                             'real time on 2 CPU cores)')
     parser.add_argument('--rate', type=float, default=30.0, help='camera rate (default 30)')
     parser.add_argument('--view-nice', type=int, default=10,
                         help="the view's --nice (default 10, as `lw-refinenet view`)")

@@ -114,9 +114,11 @@ def draw_frame(rgb: np.ndarray, marks: Sequence[Mark], colors: np.ndarray,
         px, py = round(pick[0] * scale), round(pick[1] * scale)
         cv2.drawMarker(frame, (px, py), _WHITE, cv2.MARKER_CROSS, 22, 3)
         cv2.drawMarker(frame, (px, py), (0, 0, 255), cv2.MARKER_CROSS, 18, 2)
-        cv2.putText(frame, pick[2], (px + 12, max(14, py - 10)), font, 0.5, _WHITE, 2,
-                    cv2.LINE_AA)
-        cv2.putText(frame, pick[2], (px + 12, max(14, py - 10)), font, 0.5, (0, 0, 255), 1,
+        (tw, th), _ = cv2.getTextSize(pick[2], font, 0.5, 1)
+        left = min(px + 14, frame.shape[1] - tw - 6)
+        top = max(0, py - 14 - th - 6)
+        cv2.rectangle(frame, (left, top), (left + tw + 6, top + th + 8), _BLACK, -1)
+        cv2.putText(frame, pick[2], (left + 3, top + th + 3), font, 0.5, _WHITE, 1,
                     cv2.LINE_AA)
     bar = 24
     cv2.rectangle(frame, (0, frame.shape[0] - bar), (frame.shape[1], frame.shape[0]), _BLACK,

@@ -21,7 +21,13 @@ from typing import Any, Iterator
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from lw_refinenet_ros.msg import ClassMap, ClassStatistics, SegmentationStats
+from lw_refinenet_ros.msg import (
+    ClassMap,
+    ClassStatistics,
+    SegmentationStats,
+    SegmentedObject,
+    SegmentedObjects,
+)
 import numpy as np
 import pytest
 from rclpy.executors import SingleThreadedExecutor
@@ -76,6 +82,9 @@ class FakeSegmentationNode(Node):
         self.class_map = self.create_publisher(ClassMap, 'segmentation/class_map',
                                                LATCHED_QOS)
         self.diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.objects = self.create_publisher(SegmentedObjects, 'segmentation/objects',
+                                             OUTPUT_QOS)
+        self.with_objects = False
         self.class_map.publish(ClassMap(
             ids=[0, 1, 2], names=CLASS_NAMES, model='mbv2:test.pt',
             colors=[ColorRGBA(r=r / 255, g=g / 255, b=b / 255, a=1.0)
@@ -106,6 +115,14 @@ class FakeSegmentationNode(Node):
                                area_fraction=0.91, mean_confidence=float('nan'))
         stats.classes = [belt, bolt]
         self.stats.publish(stats)
+        if self.with_objects:
+            bolt_object = SegmentedObject(id=5, class_id=2, class_name='bolt', score=0.9,
+                                          pick_x=55.0, pick_y=110.0, tracked=True,
+                                          confirmed=True)
+            bolt_object.bbox.x_offset, bolt_object.bbox.y_offset = 40, 100
+            bolt_object.bbox.width, bolt_object.bbox.height = 30, 20
+            self.objects.publish(SegmentedObjects(header=header, width=WIDTH, height=HEIGHT,
+                                                  objects=[bolt_object]))
         if self.frames % 30 == 0:
             self.diagnostics.publish(DiagnosticArray(header=header, status=[DiagnosticStatus(
                 name='lw_refinenet: segmentation', hardware_id=f'{NS}/lw_refinenet',
@@ -242,6 +259,34 @@ def _wait(predicate: Any, timeout: float) -> bool:
             return predicate()
         time.sleep(0.05)
     return True
+
+
+def test_annotations_show_object_ids_and_pick_points_once_the_node_sends_objects(
+        view: Any) -> None:
+    server, bridge, fake = view
+    topic = f'{NS}/segmentation/annotations'
+
+    async def scenario() -> tuple[FoxgloveClient, list[Any]]:
+        async with FoxgloveClient(server.url) as client:
+            await client.subscribe(topic)
+            before = await client.receive(_count(topic, 2), timeout=20)
+            assert f'{NS}/segmentation/objects' in bridge.subscribed_topics()
+            fake.with_objects = True
+
+            def has_ids(frames: list[Any]) -> bool:
+                return any(t.text.startswith('#') for f in frames[-1:]
+                           for t in client.decode(f).texts)
+
+            await client.receive(has_ids, timeout=20)
+            after = await client.receive(_count(topic, 10), timeout=20)
+            return client, [client.decode(f) for f in before + after]
+
+    client, annotations = _run(scenario())
+    assert [t.text for t in annotations[0].texts] == ['bolt 0.90']  # stats: class-level
+    # Once objects arrive, every annotation is the instance (no class-level duplicates).
+    for later in annotations[-10:]:
+        assert [t.text for t in later.texts] == ['#5 bolt']
+        assert (later.circles[0].position.x, later.circles[0].position.y) == (55.0, 110.0)
 
 
 def test_slow_crashed_and_second_clients_do_not_stop_the_others(view: Any) -> None:

@@ -32,14 +32,17 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import Image
 
 from lw_refinenet_ros.errors import LWRefineNetError
-from lw_refinenet_ros.msg import ClassMap, SegmentationStats
+from lw_refinenet_ros.msg import ClassMap, SegmentationStats, SegmentedObjects
 from lw_refinenet_ros.palette import colorize
 from lw_refinenet_ros.ros.view.encode import encode_image, encode_pixels, label_array, scale_for
 from lw_refinenet_ros.ros.view.payloads import (
+    annotations_from_objects,
     annotations_from_stats,
     class_colors,
     class_map_to_dict,
     diagnostics_to_dict,
+    objects_to_dicts,
+    stamp_seconds,
     stats_to_dict,
 )
 from lw_refinenet_ros.ros.view.server import (
@@ -125,6 +128,7 @@ class ViewBridge(Node):
         self._channel_of: dict[str, tuple[Any, str]] = {}
         self._palettes: dict[str, np.ndarray] = {}     # camera prefix -> (K, 3) RGB
         self._palette_of: dict[str, str] = {}          # colour topic -> camera prefix
+        self._objects_seen: dict[str, float] = {}      # camera prefix -> monotonic time
         self._sources: list[_Source] = []
         for camera in server.cameras:
             self._add_camera(camera)
@@ -164,6 +168,11 @@ class ViewBridge(Node):
         self._sources.append(_Source(labels_topic, Image, on_labels,
                                      lambda: labels.has_sinks() or color.has_sinks()))
         self._palette_of[color_topic] = camera.prefix
+        # Annotations: instances from segmentation/objects (ids, pick points) when the node
+        # publishes them, else per-class boxes from segmentation/stats.
+        self._sources.append(_Source(
+            f'{camera.prefix}segmentation/objects', SegmentedObjects,
+            lambda msg, c=camera: self._on_objects(c, msg), camera.annotations.has_sinks))
         stats_topic = f'{camera.prefix}segmentation/stats'
         self._sources.append(_Source(
             stats_topic, SegmentationStats, lambda msg, c=camera: self._on_stats(c, msg),
@@ -209,11 +218,20 @@ class ViewBridge(Node):
         document = stats_to_dict(msg)
         if camera.stats.has_sinks():
             self._log_json(camera.stats, document)
-        if camera.annotations.has_sinks():
+        recent = self._objects_seen.get(camera.prefix, -1e9) > time.monotonic() - 2.0
+        if camera.annotations.has_sinks() and not recent:
             scale = scale_for(document['width'], self._config.max_width)
             camera.annotations.log(annotations_from_stats(
                 document, self._colors.get(camera.prefix, {}), scale))
             self._count(camera.annotations.topic())
+
+    def _on_objects(self, camera: CameraChannels, msg: Any) -> None:
+        self._objects_seen[camera.prefix] = time.monotonic()
+        scale = scale_for(int(msg.width), self._config.max_width)
+        camera.annotations.log(annotations_from_objects(
+            stamp_seconds(msg.header.stamp), objects_to_dicts(msg),
+            self._colors.get(camera.prefix, {}), scale))
+        self._count(camera.annotations.topic())
 
     def _encode_loop(self) -> None:
         config = self._config

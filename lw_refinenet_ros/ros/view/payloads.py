@@ -193,20 +193,40 @@ def annotations_from_stats(stats: dict[str, Any], colors: dict[int, tuple[float,
                             circles=circles)
 
 
+def object_label(obj: Any) -> str:
+    """``#7 gear`` for a confirmed track, ``?7 gear`` for a tentative one, ``gear`` without
+    tracking (the same convention as the node's overlay)."""
+    if obj.tracked:
+        return f'{"#" if obj.confirmed else "?"}{obj.id} {obj.class_name}'
+    return obj.class_name
+
+
+def objects_to_dicts(msg: Any) -> list[dict[str, Any]]:
+    """lw_refinenet_ros/SegmentedObjects -> the object dicts :func:`annotations_from_objects`
+    draws (input-image pixels)."""
+    return [{'id': int(o.id), 'class_id': int(o.class_id), 'class_name': o.class_name,
+             'label': object_label(o), 'score': _finite(o.score),
+             'bbox': {'x': int(o.bbox.x_offset), 'y': int(o.bbox.y_offset),
+                      'width': int(o.bbox.width), 'height': int(o.bbox.height)},
+             'pick': (float(o.pick_x), float(o.pick_y))
+             if math.isfinite(o.pick_x) and math.isfinite(o.pick_y) else None}
+            for o in msg.objects]
+
+
 def annotations_from_objects(stamp: float, objects: Iterable[dict[str, Any]],
                              colors: dict[int, tuple[float, float, float]],
                              scale: float = 1.0) -> ImageAnnotations:
     """Boxes with ``#id class`` labels and pick points for segmented object instances.
 
-    Each object is ``{'id', 'class_id', 'class_name', 'bbox': {'x', 'y', 'width', 'height'},
-    'pick': (x, y) | None}`` in input-image pixels.
+    Each object is a :func:`objects_to_dicts` entry: ``{'class_id', 'label', 'bbox': {'x',
+    'y', 'width', 'height'}, 'pick': (x, y) | None, ...}`` in input-image pixels.
     """
     points, texts, circles = [], [], []
     for obj in objects:
         rgb = colors.get(obj['class_id'], (1.0, 1.0, 1.0))
         box = obj['bbox']
         points.append(_box(box['x'], box['y'], box['width'], box['height'], rgb, scale))
-        texts.append(_label(box['x'], box['y'], f'#{obj["id"]} {obj["class_name"]}', rgb, scale))
+        texts.append(_label(box['x'], box['y'], obj['label'], rgb, scale))
         if obj.get('pick') is not None:
             px, py = obj['pick']
             circles.append(CircleAnnotation(
