@@ -59,8 +59,9 @@ def declare_parameters(node: Node) -> NodeConfig:
     for spec in PARAMETERS:
         descriptor = _descriptor(spec)
         # An empty list has no ROS type: declare lists by type (an empty YAML list stays unset).
-        default = Parameter.Type.STRING_ARRAY if isinstance(spec.default, tuple) \
-            else spec.default
+        # A non-empty default list (objects.ignore_classes) is declared with its value.
+        default = Parameter.Type.STRING_ARRAY if spec.default == () else (
+            list(spec.default) if isinstance(spec.default, tuple) else spec.default)
         try:
             parameter = node.declare_parameter(spec.name, default, descriptor)
         except Exception as error:  # rclpy raises several types for a badly typed override
