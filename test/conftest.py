@@ -21,7 +21,7 @@ os.environ.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '0')
 @pytest.fixture
 def ros_context() -> Iterator[Any]:
     """A fresh, initialised rclpy context per test, shut down afterwards."""
-    rclpy = pytest.importorskip('rclpy')
+    import rclpy
     context = rclpy.Context()
     rclpy.init(context=context)
     try:

@@ -12,11 +12,10 @@ import pickle
 import random
 
 import pytest
+import torch
 
-torch = pytest.importorskip('torch')
-
-from lw_refinenet_ros.errors import CheckpointError  # noqa: E402
-from lw_refinenet_ros.model import (  # noqa: E402
+from lw_refinenet_ros.errors import CheckpointError
+from lw_refinenet_ros.model import (
     build_model,
     load_model,
     load_weights,

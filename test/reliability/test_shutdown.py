@@ -8,7 +8,6 @@ finishes, the worker thread joins, the context shuts down; no traceback).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import pathlib
 import signal
@@ -18,20 +17,15 @@ import time
 from typing import Iterator
 
 import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+import torch
 
-pytest.importorskip('rclpy')
-if importlib.util.find_spec('lw_refinenet_ros.ros.node') is None:
-    pytest.skip('lw_refinenet_ros/ros/node.py is not there yet', allow_module_level=True)
-torch = pytest.importorskip('torch')
+from lw_refinenet_ros.model import build_model, save_checkpoint
 
-import rclpy  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-
-from lw_refinenet_ros.model import build_model, save_checkpoint  # noqa: E402
-
-from . import harness  # noqa: E402
+from . import harness
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXIT_BUDGET_S = 2.0

@@ -6,18 +6,14 @@ import uuid
 
 from conftest import spin_until
 import numpy as np
-import pytest
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
 
-rclpy = pytest.importorskip('rclpy')
-
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
-
-from lw_refinenet_ros.data.conveyor import NUM_CLASSES  # noqa: E402
-from lw_refinenet_ros.ros.conveyor_camera import FRAME_ID, ConveyorCameraNode  # noqa: E402
+from lw_refinenet_ros.data.conveyor import NUM_CLASSES
+from lw_refinenet_ros.ros.conveyor_camera import FRAME_ID, ConveyorCameraNode
 
 
 def _namespace() -> str:

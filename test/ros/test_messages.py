@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from conftest import spin_until
+from lw_refinenet_ros.msg import ClassMap, ClassStatistics, SegmentationStats
 import pytest
-
-rclpy = pytest.importorskip('rclpy')
-from lw_refinenet_ros.msg import ClassMap, ClassStatistics, SegmentationStats  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from std_msgs.msg import ColorRGBA  # noqa: E402
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import ColorRGBA
 
 
 def _stats_message() -> SegmentationStats:

@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
+from image_samples import bayer_mosaic, pack_yuv422
+from lw_refinenet_ros.msg import ClassMap, SegmentationStats
 import numpy as np
 import pytest
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CompressedImage, Image
 
-rclpy = pytest.importorskip('rclpy')
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from image_samples import bayer_mosaic, pack_yuv422  # noqa: E402
-from lw_refinenet_ros.msg import ClassMap, SegmentationStats  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
-
-from lw_refinenet_ros.ros.conversions import array_to_image  # noqa: E402
-from lw_refinenet_ros.ros.node import SegmentationNode  # noqa: E402
-from lw_refinenet_ros.ros.qos import LATCHED_QOS  # noqa: E402
-from lw_refinenet_ros.testing.fake_engine import FakeEngine  # noqa: E402
-from lw_refinenet_ros.testing.fake_node import NodeHarness as Harness  # noqa: E402
-from lw_refinenet_ros.testing.fake_node import fake_factory  # noqa: E402
+from lw_refinenet_ros.ros.conversions import array_to_image
+from lw_refinenet_ros.ros.node import SegmentationNode
+from lw_refinenet_ros.ros.qos import LATCHED_QOS
+from lw_refinenet_ros.testing.fake_engine import FakeEngine
+from lw_refinenet_ros.testing.fake_node import NodeHarness as Harness
+from lw_refinenet_ros.testing.fake_node import fake_factory
 
 H, W = 24, 32
 

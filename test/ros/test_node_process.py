@@ -10,17 +10,16 @@ import subprocess
 import sys
 import time
 
+from conftest import spin_until
 import numpy as np
 import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
 
-rclpy = pytest.importorskip('rclpy')
-from conftest import spin_until  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-
-from lw_refinenet_ros.ros import node as node_module  # noqa: E402
-from lw_refinenet_ros.ros.conversions import array_to_image  # noqa: E402
+from lw_refinenet_ros.ros import node as node_module
+from lw_refinenet_ros.ros.conversions import array_to_image
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

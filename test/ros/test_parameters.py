@@ -7,16 +7,15 @@ import pathlib
 import time
 
 import pytest
+from rcl_interfaces.msg import ParameterType
+import rclpy
 import yaml
 
-rclpy = pytest.importorskip('rclpy')
-from rcl_interfaces.msg import ParameterType  # noqa: E402
-
-from lw_refinenet_ros.config import PARAMETERS, NodeConfig  # noqa: E402
-from lw_refinenet_ros.errors import ConfigError  # noqa: E402
-from lw_refinenet_ros.ros.node import SegmentationNode, main  # noqa: E402
-from lw_refinenet_ros.testing.fake_engine import FakeEngine  # noqa: E402
-from lw_refinenet_ros.testing.fake_node import fake_factory  # noqa: E402
+from lw_refinenet_ros.config import PARAMETERS, NodeConfig
+from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.ros.node import SegmentationNode, main
+from lw_refinenet_ros.testing.fake_engine import FakeEngine
+from lw_refinenet_ros.testing.fake_node import fake_factory
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / 'config' / 'lw_refinenet.yaml'

@@ -4,20 +4,18 @@ unless ``device_fallback`` allows the CPU, which the node then says in its log."
 from __future__ import annotations
 
 import pytest
+from rclpy.parameter import Parameter
 
-pytest.importorskip('rclpy')
-from rclpy.parameter import Parameter  # noqa: E402
-
-from lw_refinenet_ros.config import NodeConfig  # noqa: E402
-from lw_refinenet_ros.errors import EngineError  # noqa: E402
-from lw_refinenet_ros.ros.node import SegmentationNode  # noqa: E402
-from lw_refinenet_ros.ros.pipeline import load_engine  # noqa: E402
-from lw_refinenet_ros.testing.fake_engine import FakeEngine  # noqa: E402
-from lw_refinenet_ros.testing.fake_node import fake_factory  # noqa: E402
+from lw_refinenet_ros.config import NodeConfig
+from lw_refinenet_ros.errors import EngineError
+from lw_refinenet_ros.ros.node import SegmentationNode
+from lw_refinenet_ros.ros.pipeline import load_engine
+from lw_refinenet_ros.testing.fake_engine import FakeEngine
+from lw_refinenet_ros.testing.fake_node import fake_factory
 
 
 def test_cuda_without_a_gpu_stops_start_up_naming_the_parameter(tmp_path) -> None:
-    torch = pytest.importorskip('torch')
+    import torch
     if torch.cuda.is_available():
         pytest.skip('needs a machine without CUDA')
     from lw_refinenet_ros.model import build_model, save_checkpoint

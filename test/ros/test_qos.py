@@ -3,25 +3,24 @@ reliable and best-effort subscribers alike."""
 
 from __future__ import annotations
 
+from conftest import spin_until
 import numpy as np
 import pytest
-
-rclpy = pytest.importorskip('rclpy')
-from conftest import spin_until  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import (  # noqa: E402
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import (
     QoSProfile,
     ReliabilityPolicy,
     qos_profile_sensor_data,
 )
-from sensor_msgs.msg import Image  # noqa: E402
+from sensor_msgs.msg import Image
 
-from lw_refinenet_ros.ros.conversions import array_to_image  # noqa: E402
-from lw_refinenet_ros.ros.node import SegmentationNode  # noqa: E402
-from lw_refinenet_ros.ros.qos import input_qos  # noqa: E402
-from lw_refinenet_ros.testing.fake_engine import FakeEngine  # noqa: E402
-from lw_refinenet_ros.testing.fake_node import fake_factory  # noqa: E402
+from lw_refinenet_ros.ros.conversions import array_to_image
+from lw_refinenet_ros.ros.node import SegmentationNode
+from lw_refinenet_ros.ros.qos import input_qos
+from lw_refinenet_ros.testing.fake_engine import FakeEngine
+from lw_refinenet_ros.testing.fake_node import fake_factory
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
