@@ -182,6 +182,32 @@ class ArtifactCache:
                   f'; cached in {final}' if self.persistent else '')
         return final
 
+    def find(self, kind: str, match: Mapping[str, Any], files: Iterable[str]) -> Path | None:
+        """The newest valid entry of ``kind`` whose key parts include every item of ``match``.
+
+        For artefacts a user built earlier with inputs the caller does not have now (the int8
+        model of a calibration folder that is not given at start-up). Invalid entries are
+        skipped, never returned.
+        """
+        files = tuple(files)
+        wanted = json.loads(json.dumps(dict(match), sort_keys=True, default=str))
+        found: list[tuple[float, Path]] = []
+        folder = self.root / kind
+        if not folder.is_dir():
+            return None
+        for manifest_path in folder.glob(f'*/{MANIFEST}'):
+            entry = manifest_path.parent
+            try:
+                parts = json.loads(manifest_path.read_text(encoding='utf-8')).get('parts', {})
+            except (OSError, ValueError, AttributeError):
+                continue
+            if not isinstance(parts, dict) or cache_key(parts) != entry.name or \
+                    any(parts.get(k) != v for k, v in wanted.items()):
+                continue
+            if self._problem(entry, entry.name, parts, files) is None:
+                found.append((manifest_path.stat().st_mtime, entry))
+        return max(found)[1] if found else None
+
     # ----------------------------------------------------------------- internals
 
     def _write_manifest(self, folder: Path, key: str, parts: Mapping[str, Any],

@@ -117,14 +117,26 @@ def cached_int8_ir(model: Any, request: BackendRequest, cache: ArtifactCache, we
     """Folder holding the int8 IR for ``size`` and ``request.calibration_dir``.
 
     Built (fp32 IR, then NNCF) on a cache miss; the calibration images' hash is in the key.
+    Without a calibration folder, the newest valid int8 model cached for these weights, size
+    and runtime version is used (the one ``lw-refinenet quantize`` built).
 
     Raises:
-        ConfigError: no calibration folder, or one without images.
+        ConfigError: a calibration folder without images, or none and nothing cached.
     """
     from lw_refinenet_ros.engine.backends.openvino import IR_FILES, cached_ir, ir_cache_parts
 
     if request.calibration_dir is None:
-        raise ConfigError('int8 needs calibration_dir (a folder of your own camera images).')
+        match = {k: v for k, v in ir_cache_parts(request, weights_id, size, 'any').items()
+                 if k != 'calibration'}
+        found = cache.find('openvino', match, IR_FILES)
+        if found is None:
+            raise ConfigError(
+                f'precision int8 needs an int8 model for {size[0]}x{size[1]} and none is '
+                f'cached in {cache.root}: set calibration_dir (CLI --calibration-dir) to a '
+                f'folder of your own camera images to build one, or build it first with '
+                f'`lw-refinenet quantize --calibration DIR --size {size[0]}x{size[1]}`.')
+        _LOG.info('int8: using the cached model calibrated earlier (%s)', found)
+        return found
     files = calibration_images(Path(request.calibration_dir))
     identity = files_sha256(files)
     preset = str(request.extra.get('int8_preset', 'mixed'))

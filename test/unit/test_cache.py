@@ -176,3 +176,15 @@ def test_files_sha256_depends_on_names_and_contents(tmp_path: Path) -> None:
     assert first == files_sha256([tmp_path / 'a.png', tmp_path / 'b.png'])
     (tmp_path / 'b.png').write_bytes(b'3')
     assert files_sha256([tmp_path / 'a.png', tmp_path / 'b.png']) != first
+
+
+def test_find_returns_the_newest_valid_entry_matching_some_parts(tmp_path: Path) -> None:
+    cache, builder = ArtifactCache(tmp_path), Builder()
+    old = build(cache, builder, {**PARTS, 'calibration': 'one'})
+    new = build(cache, builder, {**PARTS, 'calibration': 'two'})
+    os.utime(old / MANIFEST, (1, 1))
+    assert cache.find('kind', {'weights': 'abc', 'size': [48, 64]}, FILES) == new
+    assert cache.find('kind', {'weights': 'other'}, FILES) is None
+    (new / 'model.bin').write_bytes(b'truncated')  # invalid entries are never returned
+    assert cache.find('kind', {'weights': 'abc'}, FILES) == old
+    assert cache.find('missing-kind', {}, FILES) is None

@@ -3,6 +3,7 @@ its labels against torch fp32 on the default model at a small size."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -98,6 +99,11 @@ def test_int8_model_is_built_once_cached_and_close_to_fp32(model, tmp_path: Path
     stamp = {p: p.stat().st_mtime_ns for p in entries}
     create_backend('openvino', model, request)  # second start: cache hit, nothing rebuilt
     assert {p: p.stat().st_mtime_ns for p in entries} == stamp
+    # Without the calibration folder, the int8 model built earlier is found and used.
+    cached = create_backend('openvino', model, dataclasses.replace(request,
+                                                                   calibration_dir=None))
+    assert cached.describe()['calibration'] == 'cached int8 model'
+    assert {p: p.stat().st_mtime_ns for p in entries} == stamp
     agree = []
     for rgb in test_frames:
         x = preprocess_for_network(rgb[:, :, ::-1], SIZE)
@@ -105,6 +111,18 @@ def test_int8_model_is_built_once_cached_and_close_to_fp32(model, tmp_path: Path
             reference = model(torch.from_numpy(x)).numpy().argmax(1)
         agree.append((backend.forward(x).argmax(1) == reference).mean())
     assert np.mean(agree) >= 0.95
+
+
+def test_int8_without_calibration_or_cached_model_says_how_to_build_one(
+        model, tmp_path: Path) -> None:
+    if 'int8' not in native_precisions('openvino', 'cpu'):
+        pytest.skip('OpenVINO reports no int8 support on this CPU')
+    request = BackendRequest(precision='int8', input_size=SIZE, cache_dir=tmp_path,
+                             weights_id='default')
+    with pytest.raises(ConfigError) as error:
+        create_backend('openvino', model, request)
+    message = str(error.value)
+    assert 'calibration_dir' in message and 'lw-refinenet quantize --calibration' in message
 
 
 def test_int8_with_unreadable_calibration_images_stops(model, tmp_path: Path) -> None:

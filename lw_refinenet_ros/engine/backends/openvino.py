@@ -147,15 +147,11 @@ class OpenVINOBackend:
         self._cache = ArtifactCache(request.cache_dir)
         self._weights_id = request.weights_id or model_fingerprint(model)
         self._model = model
+        self._int8 = request.precision == 'int8'
         self._calibration_id: str | None = None
-        if request.precision == 'int8':
+        if self._int8 and request.calibration_dir is not None:
             from lw_refinenet_ros.engine.quantize import calibration_id
 
-            if request.calibration_dir is None:
-                raise ConfigError(
-                    'precision int8 needs calibration images: set calibration_dir (CLI '
-                    '--calibration DIR) to a folder of your own camera images, or build the '
-                    'int8 model first with `lw-refinenet quantize`.')
             self._calibration_id = calibration_id(Path(request.calibration_dir))
         self._config = self._compile_config(request)
         self._compiled: dict[tuple[int, int, int], tuple[Any, Any]] = {}
@@ -180,7 +176,7 @@ class OpenVINOBackend:
         folder = self._ir_dirs.get(size)
         if folder is not None:
             return folder
-        if self._calibration_id is None:
+        if not self._int8:
             folder = cached_ir(self._model, self._request, self._cache, self._weights_id, size)
         else:
             from lw_refinenet_ros.engine.quantize import cached_int8_ir
@@ -230,7 +226,8 @@ class OpenVINOBackend:
                                 'config': {k: str(v) for k, v in self._config.items()},
                                 'cache': str(self._cache.root) if self._cache.persistent
                                 else None}
-        if self._calibration_id:
-            info['calibration'] = self._calibration_id[:12]
+        if self._int8:
+            info['calibration'] = (self._calibration_id[:12] if self._calibration_id
+                                   else 'cached int8 model')
         return info
 
