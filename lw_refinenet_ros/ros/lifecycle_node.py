@@ -76,6 +76,12 @@ class LifecycleSegmentationNode(LifecycleNode):
     def destroy_node(self) -> None:
         self._release()
         super().destroy_node()
+        # rclpy's LifecycleNode.destroy_node (Jazzy) leaves its state machine alive, and the
+        # state machine holds the node handle and with it the context: the DDS participant
+        # would outlive the node (and leave its /dev/shm segment behind on a fast exit).
+        state_machine = getattr(self, '_state_machine', None)
+        if state_machine is not None:
+            state_machine.destroy_when_not_in_use()
 
 
 def main(args: Sequence[str] | None = None) -> int:

@@ -180,7 +180,7 @@ def _close(node: Node | None, executor: SingleThreadedExecutor | None,
         try:
             node.destroy_node()
         except Exception as error:  # noqa: BLE001 - go on to release the participant
-            _LOG.warning('destroying the node failed: %s', error)
+            rclpy.logging.get_logger(NODE_NAME).warning(f'destroying the node failed: {error}')
     if executor is not None:
         executor.shutdown(timeout_sec=0)
     rclpy.try_shutdown(context=context)
