@@ -145,7 +145,8 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
     writer = McapWriter(out / 'demo.mcap')
     monitor = DemoMonitor(writer, out, context=context, namespace=config.namespace)
     robot = SortingRobotNode(context=context, namespace=config.namespace)
-    video = DemoVideoNode(out / 'demo_video', context=context, namespace=config.namespace)
+    video = DemoVideoNode(out / 'demo_video', picks=lambda: robot.picks, context=context,
+                          namespace=config.namespace)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(monitor)
     executor.add_node(robot)

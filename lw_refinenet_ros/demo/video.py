@@ -4,10 +4,12 @@ Five PNG snapshots and a 200 MB MCAP do not show what the run looked like; a sho
 and plays in any player. :class:`DemoVideoNode` (in the demo process, next to the monitor)
 receives ``segmentation/overlay`` and draws on each frame:
 
-- a box and label per part: an instance with its id from ``segmentation/objects`` when the node
-  publishes objects, else one box per small class from ``segmentation/stats`` (stats aggregate
+- a box and label per part: the instance with its track id and pick point from
+  ``segmentation/objects`` (``#7 gear``, as on the node's own overlay, but readable), else, for
+  a node without objects, one box per small class from ``segmentation/stats`` (stats aggregate
   all blobs of a class, so such a box may span several parts);
-- the pick point the example sorting robot would choose for that frame (its ``choose_pick``);
+- the sorting robot's picks, marked ``PICK #7 gear`` for a moment when it commits to one (or,
+  without a robot, the part its older stats rule ``choose_pick`` would take);
 - a status line: time, frames processed/dropped by the node (its ``/diagnostics``), latency.
 
 Frames are written at a constant rate on the camera's clock (a frame is repeated until the
@@ -21,7 +23,7 @@ from collections import OrderedDict
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
@@ -31,8 +33,9 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from lw_refinenet_ros.demo.monitor import NODE_NAME, image_array, stamp_ns
-from lw_refinenet_ros.msg import ClassMap, SegmentationStats
+from lw_refinenet_ros.msg import ClassMap, SegmentationStats, SegmentedObjects
 from lw_refinenet_ros.ros.sorting_robot import choose_pick
+from lw_refinenet_ros.ros.view.payloads import object_label
 
 #: Frames per second of the video (constant; the node's own rate varies).
 VIDEO_FPS = 15
@@ -40,6 +43,8 @@ VIDEO_FPS = 15
 MIN_VIDEO_WIDTH = 640
 #: Classes covering more of the frame than this are scenery (belt, background): no box.
 MAX_BOX_AREA_FRACTION = 0.25
+#: Seconds a robot pick stays marked on the video.
+PICK_SHOWN_S = 0.7
 # Codecs OpenCV's bundled FFmpeg writes here, in order of preference: MPEG-4 Part 2 in .mp4
 # (VLC, mpv, ffmpeg, QuickTime, Windows players), then Motion JPEG in .avi. OpenCV's pip
 # wheels carry no H.264 encoder.
@@ -77,6 +82,19 @@ def marks_from_stats(stats: SegmentationStats) -> list[Mark]:
                           (int(box.x_offset), int(box.y_offset), int(box.width),
                            int(box.height)), (float(entry.centroid_x), float(entry.centroid_y))))
     return marks
+
+
+def marks_from_objects(msg: SegmentedObjects) -> list[Mark]:
+    """One mark per part instance: ``#id class`` (the node's convention), its pick point."""
+    return [Mark(int(o.class_id), object_label(o),
+                 (int(o.bbox.x_offset), int(o.bbox.y_offset), int(o.bbox.width),
+                  int(o.bbox.height)), (float(o.pick_x), float(o.pick_y))) for o in msg.objects]
+
+
+def _remember(store: OrderedDict[int, Any], key: int, msg: Any, keep: int = 30) -> None:
+    store[key] = msg
+    while len(store) > keep:
+        store.popitem(last=False)
 
 
 def draw_frame(rgb: np.ndarray, marks: Sequence[Mark], colors: np.ndarray,
@@ -183,8 +201,20 @@ class ConstantRateVideo:
 class DemoVideoNode(Node):
     """Subscribes to the node's overlay, stats, objects and diagnostics; writes the video."""
 
-    def __init__(self, path: Path, fps: int = VIDEO_FPS, **kwargs: Any) -> None:
+    def __init__(self, path: Path, fps: int = VIDEO_FPS,
+                 picks: Callable[[], Sequence[Any]] | None = None, **kwargs: Any) -> None:
+        """Record to ``path`` (suffix from the codec).
+
+        Args:
+            path: Video file name; ``.mp4`` (or ``.avi``) is appended by the codec.
+            fps: Frames per second of the file.
+            picks: Returns the sorting robot's decisions so far (``ObjectPick``: stamp,
+                track id, class, pick point); each is marked on the frames of the next
+                :data:`PICK_SHOWN_S` seconds. None: the stats rule (``choose_pick``) instead.
+            **kwargs: Forwarded to ``rclpy.node.Node``.
+        """
         super().__init__('demo_video', **kwargs)
+        self._picks = picks
         self.video = ConstantRateVideo(path, fps)
         self.timeline = Timeline()
         self._colors = np.zeros((0, 3), np.uint8)
@@ -193,6 +223,8 @@ class DemoVideoNode(Node):
         # Overlays whose stats have not arrived yet: the node publishes the stats first, but
         # two topics' callbacks may run in either order here.
         self._pending: OrderedDict[int, Image] = OrderedDict()
+        self._objects: OrderedDict[int, SegmentedObjects] = OrderedDict()
+        self._objects_seen_ns = 0
         self._start_ns: int | None = None
         self._processed = self._dropped = 0
         self._node_fqn = f'{self.get_namespace().rstrip("/")}/{NODE_NAME}'
@@ -200,6 +232,8 @@ class DemoVideoNode(Node):
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(Image, 'segmentation/overlay', self._on_overlay, qos)
         self.create_subscription(SegmentationStats, 'segmentation/stats', self._on_stats, qos)
+        self.create_subscription(SegmentedObjects, 'segmentation/objects', self._on_objects,
+                                 qos)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, qos)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -223,14 +257,25 @@ class DemoVideoNode(Node):
 
     def _on_stats(self, msg: SegmentationStats) -> None:
         key = stamp_ns(msg.header.stamp)
-        self._stats[key] = msg
-        while len(self._stats) > 30:
-            self._stats.popitem(last=False)
+        _remember(self._stats, key, msg)
         self.timeline.latency.append((self._seconds(msg.header.stamp),
                                       float(msg.processing_latency_ms),
                                       float(msg.frame_age_ms)))
-        if key in self._pending:
+        if key in self._pending and self._ready(key):
             self._flush(until=key)
+
+    def _on_objects(self, msg: SegmentedObjects) -> None:
+        key = stamp_ns(msg.header.stamp)
+        _remember(self._objects, key, msg)
+        self._objects_seen_ns = key
+        if key in self._pending and self._ready(key):
+            self._flush(until=key)
+
+    def _ready(self, key: int) -> bool:
+        """Everything of frame ``key`` is here: its stats, and its objects while the node
+        sends objects (within the last 2 s of camera time)."""
+        objects_flowing = key - self._objects_seen_ns < 2_000_000_000
+        return key in self._stats and (key in self._objects or not objects_flowing)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -251,7 +296,7 @@ class DemoVideoNode(Node):
         key = stamp_ns(msg.header.stamp)
         self._seconds(msg.header.stamp)  # the first overlay may start the clock
         self._pending[key] = msg
-        if key in self._stats:
+        if self._ready(key):
             self._flush(until=key)
         elif len(self._pending) > 3:  # no stats for it (nobody computes them): draw anyway
             self._flush(until=next(iter(self._pending)))
@@ -266,17 +311,39 @@ class DemoVideoNode(Node):
 
     def _draw(self, msg: Image) -> None:
         t = self._seconds(msg.header.stamp)
-        stats = self._stats.get(stamp_ns(msg.header.stamp))
-        marks, pick, latency = [], None, ''
-        if stats is not None:
+        key = stamp_ns(msg.header.stamp)
+        stats, objects = self._stats.get(key), self._objects.get(key)
+        marks: list[Mark] = []
+        pick, latency = None, ''
+        if objects is not None:
+            marks = marks_from_objects(objects)
+        elif stats is not None:
             marks = marks_from_stats(stats)
+        if stats is not None:
             latency = f'latency {stats.frame_age_ms:.0f} ms'
+        if self._picks is not None:
+            pick = self._recent_pick(key / 1e9, objects)
+        elif stats is not None:
             chosen = choose_pick(stats, self._names)
             if chosen is not None:
                 pick = (*chosen.centroid, f'pick {chosen.class_name}')
         status = (f'{t:5.1f} s   processed {self._processed}   dropped {self._dropped}   '
                   f'{latency}')
         self.video.add(draw_frame(image_array(msg), marks, self._colors, status, pick), t)
+
+    def _recent_pick(self, stamp_s: float,
+                     objects: SegmentedObjects | None) -> tuple[float, float, str] | None:
+        """The robot's latest pick of the last PICK_SHOWN_S seconds, at the part's current
+        pick point when the part is still in this frame."""
+        recent = [p for p in self._picks() if 0.0 <= stamp_s - p.stamp <= PICK_SHOWN_S]
+        if not recent:
+            return None
+        pick = recent[-1]
+        x, y = pick.pick
+        for obj in objects.objects if objects is not None else ():
+            if obj.tracked and obj.id == pick.track_id:
+                x, y = obj.pick_x, obj.pick_y
+        return x, y, f'PICK #{pick.track_id} {pick.class_name}'
 
     def close(self) -> Path | None:
         """Finish the video; its path (None if the node sent no overlay)."""
