@@ -77,9 +77,8 @@ def _prepare_install(executable: Path, env: dict[str, str], tmp_path: Path) -> s
     weights = tmp_path / 'untrained_mbv2.pt'
     result = subprocess.run([_interpreter(executable), '-c', _PREPARE, str(weights)], env=env,
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    if result.returncode == 3:
-        pytest.skip(f'{executable} exists but lw_refinenet_ros.ros.node is not installed '
-                    '(reinstall the package: make setup)')
+    assert result.returncode != 3, (f'{executable} exists but lw_refinenet_ros.ros.node is not '
+                                    'installed (reinstall the package: make setup)')
     assert result.returncode in (0, 4), result.stderr
     return str(weights) if result.returncode == 4 else None
 
