@@ -405,3 +405,16 @@ def test_shipped_layout_is_the_generated_one() -> None:
         assert topic in topics
     several = json.loads(layout_json(['/left', '/right']))
     assert [tab['title'] for tab in several['content']['tabs']] == ['left', 'right']
+
+
+def test_rviz_layout_shows_the_object_markers() -> None:
+    import yaml
+
+    rviz = yaml.safe_load((REPO / 'config' / 'segmentation.rviz').read_text())
+    displays = rviz['Visualization Manager']['Displays']
+    markers = [d for d in displays if d['Class'] == 'rviz_default_plugins/MarkerArray']
+    assert len(markers) == 1 and markers[0]['Enabled']
+    assert markers[0]['Topic']['Value'] == '/segmentation/markers'
+    # Best effort: never a reliable reader that could hold back the node's writer.
+    assert markers[0]['Topic']['Reliability Policy'] == 'Best Effort'
+    assert set(markers[0]['Namespaces']) == {'boxes', 'picks', 'ids'}
