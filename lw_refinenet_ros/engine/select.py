@@ -71,7 +71,7 @@ def _label(name: str, precision: str) -> str:
     return f'{name}/{precision}'
 
 
-def _candidates(backend: str, precision: str, device: str,
+def _candidates(backend: str, precision: str, device: str, fallback: bool,
                 skipped: dict[str, str]) -> list[tuple[str, str]]:
     """(backend, precision) pairs to try, the reference first."""
     if backend != AUTO and backend not in BACKEND_NAMES:
@@ -85,7 +85,7 @@ def _candidates(backend: str, precision: str, device: str,
     for name in names:
         reason = backend_unavailable(name, device)
         if reason is not None:
-            if backend != AUTO:
+            if backend != AUTO and not fallback:
                 raise ConfigError(f'backend {name!r} cannot run on {device!r}: {reason}')
             skipped[name] = reason
             continue
@@ -114,25 +114,32 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
         labels_of: Full-resolution labels of one logits array (the engine's postprocess).
         agreement_min: Smallest label agreement with torch fp32 accepted for an explicitly
             requested backend/precision (0..1).
-        fallback: Below the gate (or if the requested runtime fails to build), run torch fp32
-            with a warning instead of stopping.
+        fallback: Below the gate, or if the requested runtime is missing or fails to build,
+            run torch fp32 with a warning instead of stopping (configuration mistakes such as
+            an unsupported precision still stop).
         timer: ``timer(backend, batch) -> ms`` for one forward pass (tests inject fakes).
 
     Raises:
-        ConfigError: unknown names, a missing runtime or an unsupported precision.
+        ConfigError: unknown names, a missing runtime (without fallback) or an unsupported
+            precision.
         EngineError: the requested backend is below the agreement gate (and no fallback).
     """
     if not 0.0 <= agreement_min <= 1.0:
         raise ConfigError(f'agreement_min must be within [0, 1], got {agreement_min!r}.')
     timer = timer or _time_forward
     skipped: dict[str, str] = {}
-    pairs = _candidates(backend, precision, request.device, skipped)
+    pairs = _candidates(backend, precision, request.device, fallback, skipped)
     explicit = backend != AUTO and precision != AUTO
 
     reference = create_backend('torch', model, dataclasses.replace(request, precision='fp32'))
-    reference_labels = labels_of(reference.forward(warmup_batch))
     if pairs == [REFERENCE]:
         return _chosen(Selection(reference, 'torch/fp32 requested (the reference)', 1.0, {}))
+    if not pairs:  # the requested runtime is missing and fallback is allowed
+        reason = '; '.join(f'{name}: {why}' for name, why in skipped.items())
+        _LOG.warning('backend %s is not available (%s); falling back to torch fp32 '
+                     '(backend_fallback).', backend, reason)
+        return _chosen(Selection(reference, f'torch/fp32 (fallback: {reason})', 1.0, {}))
+    reference_labels = labels_of(reference.forward(warmup_batch))
 
     built: dict[tuple[str, str], Backend] = {}
     agreement: dict[tuple[str, str], float] = {}

@@ -206,6 +206,16 @@ def test_explicit_missing_runtime_is_a_config_error_naming_the_package(
         choose(world, backend='onnxruntime', precision='fp32')
 
 
+def test_explicit_missing_runtime_falls_back_when_allowed(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    world = World(monkeypatch, missing={'openvino': 'OpenVINO is not installed (pip install '
+                                                    'openvino).'})
+    caplog.set_level(logging.WARNING)
+    chosen = choose(world, backend='openvino', precision='fp32', fallback=True)
+    assert (chosen.backend.name, chosen.backend.precision) == ('torch', 'fp32')
+    assert 'pip install openvino' in chosen.reason and 'falling back' in caplog.text
+
+
 def test_explicit_config_errors_are_not_hidden_by_fallback(
         monkeypatch: pytest.MonkeyPatch) -> None:
     world = World(monkeypatch, broken={'openvino/int8': ConfigError('needs calibration_dir')})
