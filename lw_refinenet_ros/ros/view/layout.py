@@ -39,8 +39,8 @@ def _row(*panels: Any, proportions: Sequence[float] | None = None) -> fl.SplitCo
 
 
 def camera_content(namespace: str, image_topic: str = '') -> fl.SplitContainer:
-    """Panels of one camera: the annotated overlay large, camera and colour mask beside it,
-    latency plot and raw stats/class map/diagnostics on the right."""
+    """Panels of one camera: the overlay large, the annotated camera image and the colour mask
+    below it, latency plot and raw stats/class map/diagnostics on the right."""
     prefix = camera_prefix(namespace)
     seg = f'{prefix}segmentation'
     latency = fl.PlotPanel(title='Latency (ms)', config=fl.PlotConfig(
@@ -48,9 +48,11 @@ def camera_content(namespace: str, image_topic: str = '') -> fl.SplitContainer:
                              label='in the node'),
                fl.PlotSeries(value=f'{seg}/stats.frame_age_ms', label='frame age')],
         show_legend=True))
+    # Annotations go on the camera image only: while objects are computed the node draws the
+    # same ids and pick points into its overlay itself.
     images = _column(
-        _image('Overlay + objects', f'{seg}/overlay', f'{seg}/annotations'),
-        _row(_image('Camera', image_topic or f'{prefix}image', f'{seg}/annotations'),
+        _image('Overlay', f'{seg}/overlay'),
+        _row(_image('Camera + objects', image_topic or f'{prefix}image', f'{seg}/annotations'),
              _image('Colour mask', f'{seg}/color')),
         proportions=[2.0, 1.0])
     numbers = _column(
