@@ -134,6 +134,9 @@ class _Rig:
 
 def run_child(args: Any) -> dict[str, Any]:
     """One case in this process: the node, its frames, memory."""
+    from lw_refinenet_ros.ros.runner import limit_heap_retention
+    # As the node's process does it (run_node), unless --glibc-default measures without.
+    heap_limited = False if args.glibc_default else limit_heap_retention()
     base_rss = _rss_mib()
     rig = _Rig(args.max_side, args.num_threads, args.weights)
     after_start = _rss_mib()
@@ -157,6 +160,7 @@ def run_child(args: Any) -> dict[str, Any]:
     latencies = [f['latency_ms'] for f in frames[1:] if f['latency_ms'] is not None]
     return {
         'case': args.case, 'resolution': args.resolution, 'max_side': args.max_side,
+        'heap_limited': heap_limited,
         'num_threads': args.num_threads, 'frames': len(frames),
         'startup_s': round(rig.startup_s, 1),
         'latency_ms': _common.percentiles(latencies),
@@ -166,6 +170,72 @@ def run_child(args: Any) -> dict[str, Any]:
                      'failed': counters.failed, 'dropped': counters.dropped},
         'outputs': rig.outputs, 'per_frame': frames,
     }
+
+
+def run_shutdown(args: Any, signal_name: str) -> dict[str, Any]:
+    """The real node process (``python -m lw_refinenet_ros.ros.node``, default model, CPU)
+    fed 1080p frames over shared memory; the signal lands 1 s after a result, i.e. in the
+    middle of the next multi-second inference. Exit code, seconds to exit, and whether the
+    node's shared-memory segment is gone."""
+    import re
+    import signal as signals
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    profile, _ = _common.shm_profile_path()
+    domain = _common.pick_domain()
+    env = _common.child_env(profile, domain)
+    os.environ.update(FASTRTPS_DEFAULT_PROFILES_FILE=profile, ROS_DOMAIN_ID=str(domain),
+                      ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
+    node = subprocess.Popen([sys.executable, '-m', 'lw_refinenet_ros.ros.node', '--ros-args',
+                             '-p', 'device:=cpu'], env=env, cwd=_common.ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    peer = rclpy.create_node('shutdown_camera', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(peer)
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                     reliability=ReliabilityPolicy.RELIABLE)
+    camera = peer.create_publisher(Image, 'image', qos)
+    results: list[float] = []
+    peer.create_subscription(Image, 'segmentation/labels',
+                             lambda _msg: results.append(time.monotonic()), qos)
+    width, height = RESOLUTIONS['1080p']
+    outcome: dict[str, Any] = {'case': 'shutdown', 'signal': signal_name,
+                               'resolution': '1080p'}
+    try:
+        deadline = time.monotonic() + 600
+        while len(results) < 2 and node.poll() is None and time.monotonic() < deadline:
+            camera.publish(_frame(width, height, time.time_ns()))
+            executor.spin_once(timeout_sec=0.2)
+        outcome['inference_s'] = round(results[1] - results[0], 2) if len(results) > 1 else None
+        maps = pathlib.Path(f'/proc/{node.pid}/maps').read_text()
+        segments = set(re.findall(r'(/dev/shm/fastrtps_[0-9a-f]{16})\s*$', maps, re.M))
+        while time.monotonic() < results[-1] + 1.0:
+            camera.publish(_frame(width, height, time.time_ns()))
+            executor.spin_once(timeout_sec=0.1)
+        before = len(results)
+        sent = time.monotonic()
+        node.send_signal(getattr(signals, signal_name))
+        output = node.communicate(timeout=60)[0]
+        outcome.update(exit_code=node.returncode, exit_s=round(time.monotonic() - sent, 2),
+                       mid_inference=len(results) == before,
+                       aborted='terminate called' in output,
+                       log_tail=output.strip().splitlines()[-3:])
+        executor.shutdown(timeout_sec=1.0)
+        peer.destroy_node()
+        context.try_shutdown()
+        outcome['shm_segments_left'] = sorted(p for p in segments if os.path.exists(p))
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait()
+        if context.ok():
+            context.try_shutdown()
+    return outcome
 
 
 def growth(samples: list[float]) -> float | None:
@@ -178,6 +248,7 @@ def growth(samples: list[float]) -> float | None:
 
 def _spawn_case(args: Any, extra: list[str]) -> dict[str, Any]:
     command = [sys.executable, __file__, '--child', '--num-threads', str(args.num_threads),
+               *(['--glibc-default'] if args.glibc_default else []),
                *(['--weights', args.weights] if args.weights else []), *extra]
     env = _common.child_env(None, _common.pick_domain())
     env['PYTHONUNBUFFERED'] = '1'
@@ -211,8 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--num-threads', type=int, default=0,
                         help='torch CPU threads (0: the engine default)')
     parser.add_argument('--weights', default=None, help='checkpoint (default: packaged)')
-    parser.add_argument('--cases', nargs='*', default=['latency', 'bad_input', 'soak'],
-                        choices=('latency', 'bad_input', 'soak'))
+    parser.add_argument('--cases', nargs='*',
+                        default=['shutdown', 'latency', 'bad_input', 'soak'],
+                        choices=('shutdown', 'latency', 'bad_input', 'soak'))
     parser.add_argument('--resolutions', nargs='*', default=list(RESOLUTIONS),
                         choices=tuple(RESOLUTIONS))
     parser.add_argument('--lever', type=int, default=1024,
@@ -222,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--soak-max-side', type=int, default=0,
                         help='max_side during the soak (0: native 4K)')
     parser.add_argument('--case-timeout', type=float, default=3600.0)
+    parser.add_argument('--glibc-default', action='store_true',
+                        help="measure without the node's heap setting (limit_heap_retention)")
     args = parser.parse_args(argv)
     if args.child:
         print('LARGE_FRAMES_RESULT ' + json.dumps(run_child(args)), flush=True)
@@ -232,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
         frames = dict.fromkeys(frames, 2)
         args.soak_s = min(args.soak_s, 30.0)
     results: dict[str, Any] = {'machine': _common.machine_state(), 'cases': []}
+    if 'shutdown' in args.cases:
+        for signal_name in ('SIGINT', 'SIGTERM'):
+            results['cases'].append(run_shutdown(args, signal_name))
+            print(json.dumps(results['cases'][-1]), flush=True)
     if 'latency' in args.cases:
         for name in args.resolutions:
             for max_side in (0, args.lever):

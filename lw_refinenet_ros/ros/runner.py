@@ -50,9 +50,34 @@ EXIT_BUDGET_S = 2.0
 _EXIT_MARGIN_S = 0.3
 # How long after shutdown began an inference in flight may still finish (a clean exit without
 # os._exit); longer ones are left behind.
-WORKER_GRACE_S = 1.0
+WORKER_GRACE_S = 0.5
 
 _LOG = logging.getLogger(__name__)
+
+
+# glibc: allocations from this size up get their own mapping, returned to the OS when freed.
+HEAP_MMAP_THRESHOLD = 1 << 20
+_M_MMAP_THRESHOLD = -3  # mallopt parameter number (malloc.h)
+
+
+def limit_heap_retention(threshold: int = HEAP_MMAP_THRESHOLD) -> bool:
+    """Make glibc return frame-sized buffers to the OS instead of keeping them in its heaps.
+
+    Why: glibc raises its mmap threshold (up to 32 MB) each time a large mapped block is
+    freed, after which every 1-32 MB buffer of a frame (decoded image, float input, overlay,
+    confidence) comes from a heap arena and stays resident. With one worker thread and the
+    executor thread allocating alternately, resident memory at 1080p settled near the peak of
+    every temporary ever needed (1.7 GB, docs/benchmarks.md). A fixed threshold keeps those
+    buffers mapped per use: 1.16 GB peak, back to ~1.1 GB between frames. A value the user
+    set (``MALLOC_MMAP_THRESHOLD_``) wins; returns False when nothing was changed (another
+    libc, or the user's setting).
+    """
+    if 'MALLOC_MMAP_THRESHOLD_' in os.environ:
+        return False
+    try:
+        return bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, int(threshold)))
+    except (OSError, AttributeError):
+        return False
 
 
 def _flush_streams() -> None:
@@ -137,6 +162,7 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> 
     (the reason is logged). May end the process itself with status 0 (see the module
     docstring) rather than return while an inference is still running.
     """
+    limit_heap_retention()
     rclpy.init(args=args)
     context = rclpy.get_default_context()
     watchdog = ExitWatchdog(context).start()
