@@ -123,7 +123,8 @@ class OpenVINOBackend:
         request: Precision, device, input size, threads, cache and calibration folders.
 
     Raises:
-        ConfigError: precision not supported by the device, int8 without calibration.
+        ConfigError: precision not supported by the device; int8 with neither a calibration
+            folder nor an int8 model in the cache.
         EngineError: conversion or compilation failed.
     """
 
