@@ -5,12 +5,17 @@ Usage::
     ros2 launch lw_refinenet_ros camera_segmentation.launch.py
     ros2 launch lw_refinenet_ros camera_segmentation.launch.py camera:=usb_cam rviz:=true
     ros2 launch lw_refinenet_ros camera_segmentation.launch.py video_device:=/dev/video2 \\
-        use_shm:=true device:=cuda
+        device:=cuda width:=1920 height:=1080
 
 The driver runs in namespace ``camera`` and publishes ``/camera/image_raw`` and
 ``/camera/camera_info``; segmentation.launch.py is included with its image topics remapped there.
 The drivers are separate packages (``apt install ros-jazzy-v4l2-camera`` or
 ``ros-jazzy-usb-cam``); only the chosen one has to be installed.
+
+The driver, the node and rviz2 use the 64 MB shared-memory Fast DDS profile by default
+(``use_shm:=true``): on the default transports a best-effort 1080p stream between two
+processes loses most of its frames (docs/launch.md). ``use_shm:=false`` only for a driver
+that must talk to other machines with a profile of its own.
 """
 
 # The repository's own launch/ folder makes isort take `launch` for a first-party module;
@@ -43,9 +48,10 @@ ARGUMENTS = (
     ('use_compressed', 'false',
      'true: segment /camera/image_raw/compressed (needs the compressed image_transport plugin '
      'in the driver)'),
-    ('use_shm', 'false',
-     'true: use the 64 MB shared-memory Fast DDS profile for the driver, the node and rviz2 '
-     '(p50 latency 14 ms -> 3.4 ms at 640x480)'),
+    ('use_shm', 'true',
+     'true (default): use the 64 MB shared-memory Fast DDS profile for the driver, the node '
+     'and rviz2 (p50 latency 14 ms -> 3.4 ms at 640x480; on the default transports a '
+     'best-effort 1080p stream loses most frames); false: the default transports'),
 )
 
 

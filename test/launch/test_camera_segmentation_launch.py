@@ -105,6 +105,16 @@ def test_shm_profile_is_set_before_any_process() -> None:
     assert Path(desc.env['FASTRTPS_DEFAULT_PROFILES_FILE']).name == 'fastdds_shm.xml'
 
 
+def test_shm_profile_is_the_default_and_can_be_turned_off() -> None:
+    """A best-effort camera stream between processes loses most large frames on the default
+    transports (issue 14), so launching a driver with the node uses shared memory."""
+    for path in (PY, XML):
+        profile = describe_any(path).env['FASTRTPS_DEFAULT_PROFILES_FILE']
+        assert Path(profile).name == 'fastdds_shm.xml', path
+        assert 'FASTRTPS_DEFAULT_PROFILES_FILE' not in describe_any(
+            path, {'use_shm': 'false'}).env, path
+
+
 def test_xml_declares_same_arguments() -> None:
     reference, candidate = describe_any(PY), describe_any(XML)
     assert candidate.arguments == reference.arguments
@@ -114,6 +124,7 @@ def test_xml_declares_same_arguments() -> None:
 @pytest.mark.parametrize('scenario', [
     {}, {'camera': 'usb_cam', 'rviz': 'true'},
     {'use_shm': 'true', 'use_compressed': 'true', 'width': '1280', 'height': '720'},
+    {'use_shm': 'false'},
 ], ids=lambda s: ','.join(s) or 'defaults')
 def test_xml_starts_same_processes(scenario: dict) -> None:
     reference, candidate = describe_any(PY, scenario), describe_any(XML, scenario)
