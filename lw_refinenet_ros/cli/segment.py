@@ -101,6 +101,8 @@ def _count_frames(path: Path, stride: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import collections
+    import concurrent.futures
     import dataclasses
     import time
 
@@ -137,27 +139,42 @@ def run(args: argparse.Namespace) -> int:
     written = 0
     latencies = []
     start = time.perf_counter()
-    try:
-        for path in files:
-            for stem, frame in _frames(path, args.video_stride):
-                if engine is None:
-                    # Built on the first frame so that warm-up (and the timed choice of
-                    # backend) happens at the size of the input.
-                    engine = InferenceEngine(model, dataclasses.replace(
-                        config, warmup_size=frame.shape[:2]), num_classes=num_classes)
-                result = engine(frame, 'bgr', want_confidence=False, want_stats=False)
-                latencies.append(result.timings['total'])
-                for suffix, data in (
-                        ('labels', result.labels),
-                        ('color', colorize(result.labels, colors_bgr)),
-                        ('overlay', overlay(frame, result.labels, colors_bgr, args.alpha))):
-                    target = out_dir / f'{stem}_{suffix}.png'
-                    if not cv2.imwrite(str(target), data):
-                        raise ConfigError(f'cannot write {target}; check the --out folder.')
+
+    def write(stem: str, frame: np.ndarray, labels: np.ndarray) -> None:
+        for suffix, data in (('labels', labels), ('color', colorize(labels, colors_bgr)),
+                             ('overlay', overlay(frame, labels, colors_bgr, args.alpha))):
+            target = out_dir / f'{stem}_{suffix}.png'
+            if not cv2.imwrite(str(target), data):
+                raise ConfigError(f'cannot write {target}; check the --out folder.')
+
+    # PNG encoding (OpenCV releases the GIL) runs on a second thread while the next frame is
+    # segmented; at most a few frames wait, so memory stays bounded on long videos.
+    pending: collections.deque = collections.deque()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as writer:
+        try:
+            for path in files:
+                for stem, frame in _frames(path, args.video_stride):
+                    if engine is None:
+                        # Built on the first frame so that warm-up (and the timed choice of
+                        # backend) happens at the size of the input.
+                        engine = InferenceEngine(model, dataclasses.replace(
+                            config, warmup_size=frame.shape[:2]), num_classes=num_classes,
+                            warmup_image=np.ascontiguousarray(frame[:, :, ::-1]))
+                    result = engine(frame, 'bgr', want_confidence=False, want_stats=False)
+                    latencies.append(result.timings['total'])
+                    pending.append(writer.submit(write, stem, frame, result.labels))
+                    while len(pending) > 2 or (pending and pending[0].done()):
+                        pending.popleft().result()
+                        written += 1
+                        bar.update(1)
+            while pending:
+                pending.popleft().result()
                 written += 1
                 bar.update(1)
-    finally:
-        bar.close()
+        finally:
+            for future in pending:
+                future.cancel()
+            bar.close()
     elapsed = time.perf_counter() - start
     where = engine.device if engine is not None else '-'
     mean_ms = np.mean(latencies) if latencies else 0.0
