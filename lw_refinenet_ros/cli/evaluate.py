@@ -68,9 +68,11 @@ def run(args: argparse.Namespace) -> int:
     names = list(info.class_names or dataset.class_names)
     if args.classes:
         names = list(load_class_file(args.classes)[0])
-    warmup_size = dataset[0][0].shape[:2] if len(dataset) else config.warmup_size
+    # Warm-up and the timed choice of backend run on the first image of the data.
+    first = dataset[0][0] if len(dataset) else None
+    warmup_size = first.shape[:2] if first is not None else config.warmup_size
     engine = InferenceEngine(model, dataclasses.replace(config, warmup_size=warmup_size),
-                             num_classes=info.num_classes)
+                             num_classes=info.num_classes, warmup_image=first)
     print(f'engine: {_describe(engine)}')
     images = min(len(dataset), args.limit or len(dataset))
     requested = Perturbation('custom', args.brightness, args.blur, args.noise)
