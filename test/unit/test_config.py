@@ -151,3 +151,24 @@ def test_the_default_cache_folder_follows_xdg(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv('XDG_CACHE_HOME')
     assert default_cache_dir() == pathlib.Path.home() / '.cache' / 'lw_refinenet_ros'
     assert EngineConfig(cache_dir='~/x').resolved_cache_dir() == pathlib.Path.home() / 'x'
+
+
+def parameter_table() -> str:
+    """The parameter table of docs/node.md, derived from the one table in config.py."""
+    rows = ['| Parameter | Default | Runtime | Meaning |', '|---|---|---|---|']
+    for spec in PARAMETERS:
+        default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+        meaning = spec.description
+        if spec.choices:
+            meaning += f' ({" / ".join(spec.choices)})'
+        elif spec.minimum is not None:
+            meaning += f' (range {spec.minimum:g}..{spec.maximum:g})'
+        rows.append(f'| `{spec.name}` | `{default!r}` | {"yes" if spec.runtime else "no"} | '
+                    f'{meaning} |')
+    return '\n'.join(rows) + '\n'
+
+
+def test_the_node_docs_list_every_parameter_as_the_table_says() -> None:
+    """docs/node.md holds the generated table verbatim (the message prints it on failure)."""
+    table = parameter_table()
+    assert table in (ROOT / 'docs' / 'node.md').read_text(), '\n' + table
