@@ -69,7 +69,10 @@ def load_engine(config: NodeConfig) -> LoadedModel:
     else:
         class_map = ClassMap.from_checkpoint(info.class_names, info.colors, num_classes)
     engine = InferenceEngine(model, config.engine, num_classes=num_classes)
-    name = f'{info.arch}:{(weights or str(DEFAULT_MODEL_PATH)).rsplit("/", 1)[-1]}'
+    described = engine.describe()
+    # The runtime in the name: the start-up log line and /diagnostics then say what runs.
+    name = (f'{info.arch}:{(weights or str(DEFAULT_MODEL_PATH)).rsplit("/", 1)[-1]} via '
+            f'{described["backend"]}/{described["precision"]}')
     return LoadedModel(engine, class_map, name)
 
 
@@ -414,7 +417,9 @@ class SegmentationPipeline:
             transport = self._transport_health(camera)
             statuses.append(camera_status(
                 f'{node_name}: segmentation{label}', node_name, counters, camera.previous,
-                period, camera.latency, camera.inference, {'model': self._loaded.name},
+                period, camera.latency, camera.inference,
+                {'model': self._loaded.name,
+                 'backend': str(getattr(self._loaded.engine, 'reason', ''))},
                 transport))
             camera.previous = counters
         self._diagnostics.publish(diagnostic_array(self._node.get_clock().now().to_msg(),
