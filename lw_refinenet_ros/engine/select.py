@@ -39,6 +39,8 @@ REFERENCE = ('torch', 'fp32')
 AUTO_REDUCED_AGREEMENT = 0.995
 #: Timed forward passes per candidate (interleaved rounds; the median is kept).
 TIMING_ROUNDS = 3
+#: After the first round, only candidates within this factor of the fastest are timed again.
+PRUNE_RATIO = 1.5
 
 Timer = Callable[[Backend, np.ndarray], float]
 
@@ -163,9 +165,13 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
 
     timings: dict[tuple[str, str], list[float]] = {pair: [] for pair in built}
     if len(built) > 1:
-        for _ in range(TIMING_ROUNDS):  # interleaved: a busy machine slows all alike
-            for pair, candidate in built.items():
-                timings[pair].append(float(timer(candidate, warmup_batch)))
+        contenders = list(built)
+        for round_index in range(TIMING_ROUNDS):  # interleaved: load slows all alike
+            for pair in contenders:
+                timings[pair].append(float(timer(built[pair], warmup_batch)))
+            if round_index == 0:  # clearly slower ones need no more rounds (start-up time)
+                best = min(values[0] for values in timings.values())
+                contenders = [p for p in contenders if timings[p][0] <= PRUNE_RATIO * best]
     medians = {pair: statistics.median(values) for pair, values in timings.items() if values}
     timings_ms = {_label(*pair): value for pair, value in medians.items()}
 

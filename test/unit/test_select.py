@@ -133,6 +133,24 @@ def test_candidates_are_timed_interleaved(monkeypatch: pytest.MonkeyPatch) -> No
     assert order == names * select.TIMING_ROUNDS
 
 
+def test_clearly_slower_candidates_are_timed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = World(monkeypatch, native={'torch': ('fp32',), 'openvino': ('fp32',),
+                                       'onnxruntime': ('fp32',)},
+                  ms={'torch/fp32': 40.0, 'openvino/fp32': 10.0, 'onnxruntime/fp32': 14.0})
+    order: list[str] = []
+
+    def timer(backend: FakeBackend, batch: np.ndarray) -> float:
+        order.append(backend.name)
+        return world.timer(backend, batch)
+
+    chosen = select.select_backend(
+        object(), backend='auto', precision='fp32', request=BackendRequest(),
+        warmup_batch=np.zeros((1, 3, 4, 4), np.float32), labels_of=labels_of,
+        agreement_min=0.99, fallback=False, timer=timer)
+    assert order == ['torch', 'openvino', 'onnxruntime'] + ['openvino', 'onnxruntime'] * 2
+    assert chosen.backend.name == 'openvino' and chosen.timings_ms['torch/fp32'] == 40.0
+
+
 def test_auto_skips_missing_runtimes_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     world = World(monkeypatch, missing={'openvino': 'OpenVINO is not installed (pip install '
                                                     'openvino).'},
@@ -236,3 +254,24 @@ def test_agreement_min_out_of_range_is_refused(monkeypatch: pytest.MonkeyPatch) 
     world = World(monkeypatch)
     with pytest.raises(ConfigError, match='agreement_min'):
         choose(world, agreement_min=1.5)
+
+
+@pytest.mark.slow
+def test_real_runtimes_on_the_default_model(tmp_path) -> None:
+    """No fakes: every installed runtime at fp32 on a small conveyor frame."""
+    from lw_refinenet_ros.data.conveyor import render_conveyor_frame
+    from lw_refinenet_ros.engine.quantize import preprocess_for_network
+    from lw_refinenet_ros.model import load_model
+
+    model = load_model(None)[0]
+    rgb = render_conveyor_frame(0, (64, 48), augment=False)[0]
+    batch = preprocess_for_network(rgb[:, :, ::-1], (48, 64))
+    chosen = select.select_backend(
+        model, backend='auto', precision='fp32',
+        request=BackendRequest(input_size=(48, 64), cache_dir=tmp_path, num_threads=1),
+        warmup_batch=batch, labels_of=labels_of, agreement_min=0.99, fallback=False)
+    assert set(chosen.timings_ms) == {'torch/fp32', 'openvino/fp32', 'onnxruntime/fp32'}
+    assert chosen.agreement is not None and chosen.agreement >= 0.99
+    assert chosen.backend.forward(batch).shape == (1, model.num_classes, 12, 16)
+    for name in ('torch/fp32', 'openvino/fp32', 'onnxruntime/fp32'):
+        assert name in chosen.reason
