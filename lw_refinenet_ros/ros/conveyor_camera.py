@@ -6,6 +6,9 @@ The node publishes, with one shared header per frame (stamp = now, frame_id
 - ``image`` (sensor_msgs/Image, rgb8): the rendered camera frame;
 - ``ground_truth/labels`` (sensor_msgs/Image, mono8): the class id of every pixel, so the
   segmentation output can be scored live by pairing on the header stamp;
+- ``ground_truth/instances`` (sensor_msgs/Image, mono16): the id of the part under every
+  pixel (0 = no part), persistent while the part rides the belt, so objects and their track
+  ids can be scored (each pass through the replay loop gives its parts new ids);
 - ``camera_info`` (sensor_msgs/CameraInfo): a pinhole model (about 53 degrees horizontal FOV).
 
 Why frames are cached: rendering one 320x240 frame costs about 14 ms of Python/OpenCV, close to
@@ -29,6 +32,7 @@ import threading
 import time
 from typing import Any
 
+import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
 from rclpy.duration import Duration
@@ -118,7 +122,8 @@ class ConveyorCameraNode(Node):
         self._loop_frames = int(values['loop_frames'])
         self._scene = ConveyorScene(int(values['seed']), (self.width, self.height),
                                     speed=float(values['belt_speed']))
-        self._cache: list[tuple[bytes, bytes]] = []
+        self._cache: list[tuple[bytes, bytes, np.ndarray]] = []
+        self._id_stride = 0  # instance ids per loop pass (known once the loop is rendered)
         self._next = 0
         if self._loop_frames and values['prerender']:
             start = time.monotonic()
@@ -133,6 +138,7 @@ class ConveyorCameraNode(Node):
         qos = QoSProfile(depth=QOS_DEPTH, reliability=ReliabilityPolicy.RELIABLE)
         self._image_pub = self.create_publisher(Image, 'image', qos)
         self._truth_pub = self.create_publisher(Image, 'ground_truth/labels', qos)
+        self._instances_pub = self.create_publisher(Image, 'ground_truth/instances', qos)
         self._info_pub = self.create_publisher(CameraInfo, 'camera_info', qos)
         self._info = make_camera_info(self.width, self.height)
         self._timer = self.create_timer(1.0 / self.rate_hz, self._on_timer)
@@ -140,15 +146,26 @@ class ConveyorCameraNode(Node):
                 else 'rendered live (no loop)')
         self.get_logger().info(
             f'Conveyor camera {self.width}x{self.height} at {self.rate_hz:g} Hz, {loop}; '
-            f'publishing image, ground_truth/labels, camera_info')
+            f'publishing image, ground_truth/labels, ground_truth/instances, camera_info')
 
-    def _frame(self) -> tuple[bytes, bytes]:
-        """Image and label bytes of the next frame: from the cache once it is full."""
+    def _frame(self) -> tuple[bytes, bytes, np.ndarray]:
+        """Image and label bytes and instance ids of the next frame (cached once rendered).
+
+        Replayed passes shift the instance ids: the parts of a new pass are new parts to a
+        tracker (they jump back to where the loop started).
+        """
         if self._loop_frames and len(self._cache) >= self._loop_frames:
-            frame = self._cache[self._next % self._loop_frames]
+            if not self._id_stride:
+                self._id_stride = 1 + max(int(i.max()) for _, _, i in self._cache)
+            image, labels, instances = self._cache[self._next % self._loop_frames]
+            shift = (self._next // self._loop_frames) * self._id_stride % 60000
+            if shift:
+                instances = np.where(instances > 0, (instances.astype(np.int64) + shift - 1)
+                                     % 65535 + 1, 0).astype(np.uint16)
+            frame = (image, labels, instances)
         else:
             image, labels = self._scene.next_frame()
-            frame = (image.tobytes(), labels.tobytes())
+            frame = (image.tobytes(), labels.tobytes(), self._scene.render_instances())
             if self._loop_frames:
                 self._cache.append(frame)
         self._next += 1
@@ -168,7 +185,7 @@ class ConveyorCameraNode(Node):
     def _on_timer(self) -> None:
         if not self._ready():
             return
-        image_bytes, label_bytes = self._frame()
+        image_bytes, label_bytes, instances = self._frame()
         header = self._info.header
         header.stamp = self.get_clock().now().to_msg()
         header.frame_id = self.frame_id
@@ -178,9 +195,13 @@ class ConveyorCameraNode(Node):
         truth = Image(header=header, height=self.height, width=self.width, encoding='mono8',
                       is_bigendian=0, step=self.width)
         truth.data = _to_bytes_array(label_bytes)
+        parts = Image(header=header, height=self.height, width=self.width, encoding='mono16',
+                      is_bigendian=0, step=self.width * 2)
+        parts.data = _to_bytes_array(instances.astype('<u2', copy=False).tobytes())
         # Ground truth first: a scorer pairing by stamp then always has it when the
         # segmentation of the same frame arrives.
         self._truth_pub.publish(truth)
+        self._instances_pub.publish(parts)
         self._image_pub.publish(image)
         self._info_pub.publish(self._info)
         self.frames_published += 1
@@ -192,7 +213,8 @@ class ConveyorCameraNode(Node):
         """
         timeout = Duration(nanoseconds=int(timeout_s * 1e9))
         return all(pub.wait_for_all_acked(timeout)
-                   for pub in (self._truth_pub, self._image_pub, self._info_pub))
+                   for pub in (self._truth_pub, self._instances_pub, self._image_pub,
+                               self._info_pub))
 
     @property
     def loop_seconds(self) -> float:

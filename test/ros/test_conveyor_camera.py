@@ -94,3 +94,32 @@ def test_live_rendering_without_loop(ros_context):
     executor.add_node(sink.node)
     assert spin_until(executor, lambda: len(sink.images) >= 3, timeout=5.0)
     assert camera.loop_seconds == float('inf')
+
+
+def test_instances_mark_every_part_pixel_and_get_new_ids_each_loop_pass(ros_context):
+    ns = _namespace()
+    camera = _camera(ros_context, ns, width=96, height=72, rate_hz=50.0, loop_frames=4,
+                     seed=3)
+    sink = _Sink(ros_context, ns)
+    instances: list[Image] = []
+    qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+    sink.node.create_subscription(Image, 'ground_truth/instances', instances.append, qos)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(camera)
+    executor.add_node(sink.node)
+    assert spin_until(executor, lambda: len(instances) >= 9 and len(sink.truth) >= 9,
+                      timeout=10.0)
+    truth_by_stamp = {(m.header.stamp.sec, m.header.stamp.nanosec): m for m in sink.truth}
+    ids = []
+    for message in instances[:9]:
+        assert (message.encoding, message.step) == ('mono16', 96 * 2)
+        parts = np.frombuffer(bytes(message.data), '<u2').reshape(72, 96)
+        labels = np.frombuffer(bytes(truth_by_stamp[(message.header.stamp.sec,
+                                                     message.header.stamp.nanosec)].data),
+                               np.uint8).reshape(72, 96)
+        # A part pixel has an id, a belt or floor pixel none (classes 0 and 1).
+        assert np.array_equal(parts > 0, labels >= 2)
+        ids.append(set(np.unique(parts[parts > 0]).tolist()))
+    assert ids[0], 'seed 3 has parts in view'
+    # Frame 4 replays frame 0 with new ids: a tracker must see new parts, not old ones.
+    assert len(ids[4]) == len(ids[0]) and not ids[4] & ids[0]
