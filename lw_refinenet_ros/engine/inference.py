@@ -62,7 +62,9 @@ def resolve_device(config: EngineConfig) -> str:
                      requested, reason)
         return 'cpu'
     raise EngineError(f'device {requested!r} requested but {reason}. Use device "cpu" or '
-                      f'"auto", install a CUDA build of torch, or set device_fallback.')
+                      f'"auto", install a CUDA build of torch, or allow the CPU with '
+                      f'device_fallback (node: -p device_fallback:=true; CLI: '
+                      f'--device-fallback).')
 
 
 def warmup_frame(height: int, width: int) -> np.ndarray:
