@@ -1,4 +1,4 @@
-"""The reference-notebook inference pipeline, written plainly (architecture doc section 6).
+"""The reference-notebook inference pipeline, written plainly (see docs/engine.md).
 
 This is the yardstick the engine is tested and benchmarked against: float64 numpy
 preprocessing, an fp32 eager forward, OpenCV ``INTER_CUBIC`` resize of the HWC logits and a
