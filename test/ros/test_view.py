@@ -408,8 +408,26 @@ def test_shipped_layout_is_the_generated_one() -> None:
     for topic in ('/conveyor_demo/segmentation/overlay', '/conveyor_demo/segmentation/annotations',
                   '/conveyor_demo/segmentation/stats.processing_latency_ms', '/diagnostics'):
         assert topic in topics
+    # The app's import form: every panel in the tree has settings, and no settings are orphans.
+    assert _tree_ids(layout['layout'], layout['configById']) == set(layout['configById'])
+    camera_panels = [c['imageMode'] for c in layout['configById'].values()
+                     if c.get('imageMode', {}).get('imageTopic') == '/conveyor_demo/image']
+    assert '/conveyor_demo/segmentation/annotations' in camera_panels[0]['annotations']
     several = json.loads(layout_json(['/left', '/right']))
-    assert [tab['title'] for tab in several['content']['tabs']] == ['left', 'right']
+    tabs = several['configById'][several['layout']]['tabs']
+    assert [tab['title'] for tab in tabs] == ['left', 'right']
+    assert _tree_ids(several['layout'], several['configById']) == set(several['configById'])
+
+
+def _tree_ids(tree: Any, config_by_id: dict[str, Any]) -> set[str]:
+    """Panel ids a mosaic tree refers to, through tab panels too."""
+    if isinstance(tree, str):
+        ids = {tree}
+        for tab in config_by_id[tree].get('tabs', []) if tree.startswith('Tab!') else []:
+            ids |= _tree_ids(tab['layout'], config_by_id)
+        return ids
+    assert 0 < tree['splitPercentage'] < 100 and tree['direction'] in ('row', 'column')
+    return _tree_ids(tree['first'], config_by_id) | _tree_ids(tree['second'], config_by_id)
 
 
 def test_rviz_layout_shows_the_object_markers() -> None:
