@@ -129,9 +129,8 @@ class InferenceEngine:
             check_image(warmup_image)
         self.backend = self._build_backend(model, warmup_image)
         self._on_device = self.backend.name == 'torch' and self.device.startswith('cuda')
-        if self._on_device:
-            self._torch_pre = TorchPreprocessor(self.device)
-            self._torch_post = TorchPostprocessor(num_classes, config.upsample)
+        self._torch_pre = TorchPreprocessor(self.device)
+        self._torch_post = TorchPostprocessor(num_classes, config.upsample)
         self._warmup(warmup_image, start)
 
     # ----------------------------------------------------------------- setup
@@ -301,7 +300,8 @@ class InferenceEngine:
         import torch
 
         def sync() -> None:
-            torch.cuda.synchronize(self.device)
+            if self.device.startswith('cuda'):
+                torch.cuda.synchronize(self.device)
 
         t0 = time.perf_counter()
         try:

@@ -392,3 +392,18 @@ def test_config_from_mapping() -> None:
         EngineConfig.from_mapping({'devise': 'cpu'})
     with pytest.raises(ConfigError, match='num_classes'):
         InferenceEngine(nn.Identity(), FAST)
+
+
+@pytest.mark.parametrize('upsample', ['bicubic', 'nearest'])
+def test_the_on_device_path_equals_the_cpu_path(upsample: str) -> None:
+    """The CUDA frame path (torch preprocessing, forward_tensor, torch postprocessing and
+    device statistics), run here on CPU tensors, gives the CPU path's results."""
+    engine = InferenceEngine(StandIn(6, seed=4), dataclasses.replace(FAST, upsample=upsample))
+    images = [_image(26, 35, 1), _image(26, 35, 2)]
+    cpu = engine.infer_batch(images, ['rgb', 'bgr'])
+    engine._on_device = True
+    device = engine.infer_batch(images, ['rgb', 'bgr'])
+    for a, b in zip(cpu, device):
+        assert np.array_equal(a.labels, b.labels)
+        np.testing.assert_allclose(a.confidence, b.confidence, rtol=1e-5, atol=1e-6)
+        _stats_equal(a.stats, b.stats, rel=1e-5)
