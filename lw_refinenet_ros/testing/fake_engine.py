@@ -63,6 +63,12 @@ class FakeEngine:
             device error mid-run).
         script: 1-based image number -> exception raised when that image comes in.
         fail_when: ``image -> exception or None``, checked for every image.
+        busy: How the delay is spent: ``'sleep'`` (GIL released, nothing else), or
+            ``'native'``: torch matrix products, i.e. inside C++ code with the GIL released
+            like a real CPU inference (what a shutdown during an inference must survive;
+            imports torch on first use).
+        announce: Called with ``'inference start'`` before and ``'inference end'`` after each
+            batch (process tests print them to time a signal into an inference).
         cache_by_shape: Compute labels once per input shape and reuse them (benchmarks: the
             rule then costs nothing at any size; the node must not write into its results).
         keep_images: Keep a copy of every batch in :attr:`batches` (tests inspect what the
@@ -79,10 +85,15 @@ class FakeEngine:
                  num_classes: int = 3, fail: Callable[[], BaseException | None] | None = None,
                  script: dict[int, BaseException] | None = None,
                  fail_when: Callable[[np.ndarray], BaseException | None] | None = None,
+                 busy: str = 'sleep', announce: Callable[[str], None] | None = None,
                  cache_by_shape: bool = False, keep_images: bool = True,
                  device: str = 'fake') -> None:
         if delay_s < 0:
             raise ValueError(f'delay_s must be >= 0, got {delay_s}.')
+        if busy not in ('sleep', 'native'):
+            raise ValueError(f"busy must be 'sleep' or 'native', got {busy!r}.")
+        self.busy = busy
+        self.announce = announce
         self.delay_s = float(delay_s)
         self.label_fn = label_fn
         self.num_classes = int(num_classes)
@@ -102,6 +113,8 @@ class FakeEngine:
                     *, want_confidence: bool = True,
                     want_stats: bool = True) -> list[SegmentationResult]:
         """Labels, confidence 0.75 and statistics for every image (the engine's contract)."""
+        if self.announce is not None:
+            self.announce('inference start')
         start = time.perf_counter()
         orders = ([color_orders] * len(images) if isinstance(color_orders, str)
                   else list(color_orders))
@@ -123,9 +136,9 @@ class FakeEngine:
                 raise error
         results = [self._result(image, order, want_confidence, want_stats)
                    for image, order in zip(images, orders)]
-        left = self.delay_s - (time.perf_counter() - start)
-        if left > 0:
-            time.sleep(left)
+        self._spend(start + self.delay_s)
+        if self.announce is not None:
+            self.announce('inference end')
         if self.fail is not None:
             error = self.fail()
             if error is not None:
@@ -140,6 +153,19 @@ class FakeEngine:
         """One image, as ``InferenceEngine.__call__``."""
         return self.infer_batch([image], color_order, want_confidence=want_confidence,
                                 want_stats=want_stats)[0]
+
+    def _spend(self, until: float) -> None:
+        """Wait until ``until`` (perf_counter seconds), the way ``busy`` says."""
+        if self.busy == 'sleep':
+            left = until - time.perf_counter()
+            if left > 0:
+                time.sleep(left)
+            return
+        import torch
+
+        matrix = torch.randn(512, 512)
+        while time.perf_counter() < until:
+            matrix = torch.mm(matrix, matrix).clamp_(-1.0, 1.0)
 
     def _result(self, image: np.ndarray, order: str, want_confidence: bool,
                 want_stats: bool) -> SegmentationResult:

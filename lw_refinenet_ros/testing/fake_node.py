@@ -7,7 +7,9 @@ Two ways in, one for each kind of user:
 - ``python -m lw_refinenet_ros.testing.fake_node [--fake-engine-ms MS] [--ros-args ...]``:
   the node's own process entry (``run_node``: init, executor, signal handling, shutdown) with
   the fake engine inside; process tests and the benchmarks start it like the real executable.
-  Without a delay option it reads ``FAKE_ENGINE_DELAY_S`` from the environment.
+  Without a delay option it reads ``FAKE_ENGINE_DELAY_S`` from the environment; ``--busy
+  native`` spends the delay in torch (native code), ``--announce`` prints ``inference start`` /
+  ``inference end`` around each batch, ``--lifecycle`` runs the managed node.
 
 Only the engine is fake: parameters, scheduling, conversions and publishing are the node's.
 """
@@ -161,6 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--fake-classes', type=int, default=3, help='classes the engine has')
     parser.add_argument('--rule', choices=('red-blue', 'split'), default='red-blue',
                         help='labels from colours, or a fixed content-blind split (cheapest)')
+    parser.add_argument('--busy', choices=('sleep', 'native'), default='sleep',
+                        help='spend the inference time asleep, or in torch (native code)')
+    parser.add_argument('--announce', action='store_true',
+                        help="print 'inference start' / 'inference end' around each batch")
+    parser.add_argument('--lifecycle', action='store_true', help='the managed node')
     argv = list(sys.argv[1:] if argv is None else argv)
     ros_start = argv.index('--ros-args') if '--ros-args' in argv else len(argv)
     args = parser.parse_args(argv[:ros_start])
@@ -169,10 +176,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         delay_s = float(os.environ.get('FAKE_ENGINE_DELAY_S', '0'))
     rule = red_threshold_labels if args.rule == 'red-blue' else split_labels
-    engine = FakeEngine(delay_s, rule, num_classes=args.fake_classes,
-                        cache_by_shape=args.rule == 'split', keep_images=False, device='cpu')
+    announce = (lambda text: print(text, flush=True)) if args.announce else None
+    engine = FakeEngine(delay_s, rule, num_classes=args.fake_classes, busy=args.busy,
+                        announce=announce, cache_by_shape=args.rule == 'split',
+                        keep_images=False, device='cpu')
     factory = fake_factory(engine, name=f'fake engine {delay_s * 1e3:g} ms')
-    return run_node(lambda: SegmentationNode(engine_factory=factory),
+    node_class: type = SegmentationNode
+    if args.lifecycle:
+        from lw_refinenet_ros.ros.lifecycle_node import LifecycleSegmentationNode
+        node_class = LifecycleSegmentationNode
+    return run_node(lambda: node_class(engine_factory=factory),
                     [sys.argv[0], *argv[ros_start:]])
 
 

@@ -83,3 +83,14 @@ def test_cache_by_shape_reuses_results_and_keep_images_off_keeps_nothing() -> No
 def test_negative_delay_is_refused() -> None:
     with pytest.raises(ValueError, match='delay_s'):
         FakeEngine(delay_s=-1)
+
+
+def test_native_busy_spends_the_delay_in_torch_and_announces_the_batch() -> None:
+    said: list[str] = []
+    engine = FakeEngine(delay_s=0.2, busy='native', announce=said.append)
+    start = time.perf_counter()
+    engine(_frame())
+    assert time.perf_counter() - start >= 0.2
+    assert said == ['inference start', 'inference end']
+    with pytest.raises(ValueError, match='busy'):
+        FakeEngine(busy='spin')
