@@ -8,6 +8,8 @@ Not part of the node: it starts the node as a child process and watches it from 
 - :mod:`.scoring`: pairs labels with ground truth by stamp, confusion matrix, summary numbers;
   no ROS.
 - :mod:`.monitor`: the in-process ROS node that records and scores.
+- :mod:`.video`, :mod:`.plot`: the run's MP4 and its latency/drop plot.
+- :mod:`.live_view`: ``--foxglove``, the live view as one more child process.
 - :mod:`.runner`: :class:`~.runner.DemoConfig` and :func:`~.runner.run_demo`, the whole run.
 
 The package imports nothing itself, so ``supervisor`` and ``scoring`` load without ROS.
