@@ -124,6 +124,7 @@ class InferenceEngine:
         self.selection_ms: dict[str, float] = {}
         self._cpu_pre = CpuPreprocessor()
         self._cpu_post = CpuPostprocessor(num_classes, config.upsample, config.tile_rows)
+        self._selection_image: np.ndarray | None = None
         start = time.perf_counter()
         if warmup_image is not None:
             check_image(warmup_image)
@@ -164,6 +165,7 @@ class InferenceEngine:
         from lw_refinenet_ros.engine.select import select_backend
 
         image = warmup_image if warmup_image is not None else warmup_frame(height, width)
+        self._selection_image = image
         batch = self._cpu_pre([image], ['rgb'], size)
 
         def labels_of(logits: np.ndarray) -> np.ndarray:
@@ -181,8 +183,9 @@ class InferenceEngine:
         iters = self.config.warmup_iters
         if iters == 0:
             return
-        image = warmup_image if warmup_image is not None else np.zeros(
-            self.config.warmup_size + (3,), dtype=np.uint8)
+        image = warmup_image if warmup_image is not None else self._selection_image
+        if image is None:
+            image = np.zeros(self.config.warmup_size + (3,), dtype=np.uint8)
         for _ in range(iters):
             self(image, 'rgb', want_confidence=True, want_stats=True)
         if self.config.num_threads == THREADS_AUTO and self.device == 'cpu':

@@ -407,3 +407,15 @@ def test_the_on_device_path_equals_the_cpu_path(upsample: str) -> None:
         assert np.array_equal(a.labels, b.labels)
         np.testing.assert_allclose(a.confidence, b.confidence, rtol=1e-5, atol=1e-6)
         _stats_equal(a.stats, b.stats, rel=1e-5)
+
+
+@pytest.mark.parametrize('max_side', [1, 7, 31, 8192])
+def test_every_max_side_the_parameter_allows_runs(max_side: int) -> None:
+    """max_side used to pass the node's descriptor (0..8192) and fail the engine below 32."""
+    from lw_refinenet_ros.model import build_model
+
+    torch.manual_seed(0)
+    engine = InferenceEngine(build_model('mbv2', 4), dataclasses.replace(FAST,
+                                                                        max_side=max_side))
+    result = engine(_image(37, 53))
+    assert result.labels.shape == (37, 53) and max(result.network_size) == min(max_side, 53)
