@@ -181,3 +181,20 @@ def test_native_precisions_follow_the_cpu(monkeypatch: pytest.MonkeyPatch) -> No
 def test_cpu_description_names_the_model_and_isa() -> None:
     text = cpu_description()
     assert '(' in text and text.endswith(')') and len(text) > 5
+
+
+def test_device_check_stops_clearly_without_cuda(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip('a GPU is present: the script would run the whole 8-minute matrix')
+    script = Path(__file__).resolve().parents[2] / 'benchmarks' / 'device_check.sh'
+    done = subprocess.run(['bash', str(script)], capture_output=True, text=True, timeout=120,
+                          env={'PATH': '/usr/bin:/bin', 'PYTHON': sys.executable,
+                               'OUT': str(tmp_path / 'out')})
+    assert done.returncode == 2
+    assert 'no CUDA device' in done.stderr and 'DEVICE=cpu' in done.stderr
+    assert not list((tmp_path / 'out').iterdir())  # nothing measured, nothing written
