@@ -6,7 +6,7 @@ without the load it was taken under cannot be compared with anything.
 
 Processes are started with ``sys.executable`` so that children run in the same venv: a
 different venv's python inherits the ROS wheel bootstrapper's variables and fails to import
-rclpy (shared/docs/ros2-from-pip.md §4).
+rclpy (docs/architecture.md §7).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / 'benchmarks'
 SHM_PROFILE = ROOT / 'config' / 'fastdds_shm.xml'
 
-# Same shape as the profile shared/docs/ros2-from-pip.md §10 describes; used only when the
+# Same shape as config/fastdds_shm.xml (docs/architecture.md §7); used only when the
 # package's config/fastdds_shm.xml is missing, so the benchmark still runs (and says so).
 _FALLBACK_SHM_XML = """<?xml version="1.0" encoding="UTF-8" ?>
 <profiles xmlns="http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles">

@@ -8,7 +8,7 @@ typestore), and ``cdr`` channels named by absolute topic. Foxglove, ``ros2 bag``
 ``mcap_ros2.reader.read_ros2_messages`` read it.
 
 Chunks are lz4-compressed: zstd (the mcap default) writes about 340 noisy 640x480 frames/s on
-this machine, lz4 about 890 (ros2-from-pip.md section 11), and the recorder shares 2 cores
+this machine, lz4 about 890 (docs/architecture.md §7), and the recorder shares 2 cores
 with the camera and the inference.
 """
 

@@ -1,12 +1,12 @@
 """sensor_msgs Image / CompressedImage <-> numpy, written here because PyPI's cv-bridge is a
-broken ROS 1 port (shared/docs/ros2-from-pip.md section 7).
+broken ROS 1 port (docs/architecture.md §7).
 
 Reading honours ``step`` (padded rows) and ``is_bigendian`` and checks every size before
 touching the data (for compressed images, the size their header declares), so a malformed
 message raises ImageConversionError (counted as a failed frame by the node) instead of
 crashing or reading garbage; failures inside OpenCV are turned into that error too. Writing
 fills ``msg.data`` through ``array.array('B').frombytes`` - the fastest way that also stays
-fast with ROS_PYTHON_CHECK_FIELDS=1 (section 8).
+fast with ROS_PYTHON_CHECK_FIELDS=1.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 mIoU follows the reference v2 evaluator, not v1: a class that is absent from both the ground
 truth and the prediction has an undefined IoU (0/0) and is *excluded* from the mean, instead
-of counting as 1 and inflating it (architecture notes, section 9, "empty classes").
+of counting as 1 and inflating it (docs/architecture.md §5, "mIoU").
 """
 
 from __future__ import annotations
