@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable
 
 from lw_refinenet_ros.errors import ConfigError
 
@@ -104,21 +104,6 @@ class ParameterSpec:
             raise ConfigError(f'Parameter {self.name} must be {self.constraint}, got '
                               f'{value!r}.')
         return value
-
-
-def validate_mapping(specs: Iterable[ParameterSpec], values: Mapping[str, Any],
-                     what: str) -> dict[str, Any]:
-    """Every spec's validated value by name (defaults for missing ones).
-
-    Raises:
-        ConfigError: An unknown name (``what`` says where the list is) or a bad value.
-    """
-    table = {spec.name: spec for spec in specs}
-    unknown = sorted(set(values) - set(table))
-    if unknown:
-        raise ConfigError(f'Unknown {what} {", ".join(unknown)}; known: '
-                          f'{", ".join(table)}.')
-    return {name: spec.validate(values.get(name, spec.default)) for name, spec in table.items()}
 
 
 def add_arguments(parser: argparse.ArgumentParser | Any, specs: Iterable[ParameterSpec]) -> None:

@@ -23,7 +23,6 @@ from lw_refinenet_ros.errors import ConfigError
 from lw_refinenet_ros.options import (
     ParameterSpec,
     add_arguments,
-    validate_mapping,
     values_from_args,
 )
 
@@ -190,11 +189,6 @@ class EngineConfig:
     def resolved_cache_dir(self) -> Path:
         """``cache_dir``, or :func:`default_cache_dir` when it is empty."""
         return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
-
-
-def validate_engine_options(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Every engine option's validated value (defaults for the missing ones)."""
-    return validate_mapping(ENGINE_PARAMETERS, values, 'engine option(s)')
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser | Any, *,
