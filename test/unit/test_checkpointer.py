@@ -1,0 +1,73 @@
+"""The training run's files and resuming from them, without training (fast)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.model import build_model, read_checkpoint
+from lw_refinenet_ros.training.checkpointer import RESUME_FILE, Checkpointer, Progress, load_resume
+from lw_refinenet_ros.training.epoch_loop import Budget
+
+
+def _checkpointer(out: Path, model: torch.nn.Module, enabled: bool = True) -> Checkpointer:
+    return Checkpointer(out, model, arch='mbv2', class_names=['bg', 'part'],
+                        colors=[(0, 0, 0), (255, 0, 0)], metadata={'dataset': 'd'},
+                        half=False, enabled=enabled)
+
+
+@pytest.mark.slow  # the curves plot imports matplotlib
+def test_last_and_resume_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build_model('mbv2', 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scaler = torch.amp.GradScaler('cuda', enabled=False)
+    progress = Progress(epoch=3, batch_in_epoch=2, global_step=17, best_miou=0.5, stage=1,
+                        history={'epochs': [{'epoch': 3, 'step': 15, 'loss': 0.6}], 'val': [],
+                                 'steps': [[10, 0.7]]})
+    _checkpointer(tmp_path, model).save_last(progress, optimizer, scaler)
+    assert {p.name for p in tmp_path.iterdir()} >= {'last.pt', RESUME_FILE, 'history.json',
+                                                    'curves.png'}
+    assert not list(tmp_path.glob('.*partial'))  # written atomically
+    info = read_checkpoint(tmp_path / 'last.pt')
+    assert info.class_names == ('bg', 'part') and info.metadata['global_step'] == 17
+    assert info.metadata['epoch'] == 3 and info.metadata['dataset'] == 'd'
+
+    fresh = build_model('mbv2', 2)
+    resume = load_resume(tmp_path, fresh)
+    assert resume.progress == progress
+    assert resume.optimizer is not None and resume.optimizer['param_groups'][0]['lr'] == 0.1
+    key = 'segm.weight'
+    assert torch.equal(fresh.state_dict()[key], model.state_dict()[key])
+
+
+def test_best_carries_the_validation_score_and_other_ranks_write_nothing(
+        tmp_path: Path) -> None:
+    model = build_model('mbv2', 2)
+    _checkpointer(tmp_path, model).save_best(Progress(global_step=5), epoch=2, val_miou=0.75)
+    assert read_checkpoint(tmp_path / 'best.pt').metadata['val_miou'] == 0.75
+    other = tmp_path / 'rank1'
+    other.mkdir()
+    quiet = _checkpointer(other, model, enabled=False)
+    quiet.save_best(Progress(), epoch=1)
+    quiet.save_last(Progress(), None, torch.amp.GradScaler('cuda', enabled=False))
+    assert not list(other.iterdir())
+
+
+def test_resume_without_a_run_says_which_folder(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match='same --out folder'):
+        load_resume(tmp_path, build_model('mbv2', 2))
+
+
+def test_budget_by_steps_and_by_time() -> None:
+    cpu = torch.device('cpu')
+    steps = Budget(max_steps=3, time_limit_s=None, started=0.0, distributed=False, device=cpu)
+    assert not steps.exhausted(2) and steps.exhausted(3)
+    clock = Budget(max_steps=None, time_limit_s=0.0, started=0.0, distributed=False, device=cpu)
+    assert clock.exhausted(0)
+    endless = Budget(max_steps=None, time_limit_s=None, started=0.0, distributed=False,
+                     device=cpu)
+    assert not endless.exhausted(10**9)
