@@ -189,3 +189,36 @@ def video_frames(capture: cv2.VideoCapture) -> int:
     while capture.read()[0]:
         count += 1
     return count
+
+
+def test_video_marks_the_robots_pick_where_the_part_is_now(tmp_path: Path,
+                                                          ros_context: object) -> None:
+    from types import SimpleNamespace
+
+    from lw_refinenet_ros.msg import SegmentationStats, SegmentedObject, SegmentedObjects
+    from std_msgs.msg import Header
+
+    from lw_refinenet_ros.demo.video import DemoVideoNode
+    from lw_refinenet_ros.ros.conversions import array_to_image
+
+    # The robot committed to part #5 at (30, 30); in the frame drawn it has moved to (40, 30).
+    picks = [SimpleNamespace(stamp=100.0, track_id=5, class_name='bolt', pick=(30.0, 30.0))]
+    node = DemoVideoNode(tmp_path / 'v', picks=lambda: picks, context=ros_context)
+    try:
+        header = Header(frame_id='camera')
+        header.stamp.sec, header.stamp.nanosec = 100, 200_000_000
+        part = SegmentedObject(id=5, class_id=2, class_name='bolt', pick_x=40.0, pick_y=30.0,
+                               tracked=True, confirmed=True)
+        part.bbox.x_offset, part.bbox.y_offset, part.bbox.width, part.bbox.height = 30, 20, 20, 20
+        node._on_objects(SegmentedObjects(header=header, width=160, height=120, objects=[part]))
+        node._on_stats(SegmentationStats(header=header, width=160, height=120))
+        node._on_overlay(array_to_image(np.zeros((120, 160, 3), np.uint8), header, 'rgb8'))
+        path = node.close()
+    finally:
+        node.destroy_node()
+    ok, frame = cv2.VideoCapture(str(path)).read()
+    assert ok
+    # The red cross of the pick sits on the part's current pick point (4x: 160, 120), where
+    # the part is in this frame, not where it was when the robot decided.
+    b, g, r = (int(v) for v in frame[120, 160])
+    assert r > 150 and g < 100 and b < 100, (b, g, r)
