@@ -441,3 +441,16 @@ def test_rviz_layout_shows_the_object_markers() -> None:
     # Best effort: never a reliable reader that could hold back the node's writer.
     assert markers[0]['Topic']['Reliability Policy'] == 'Best Effort'
     assert set(markers[0]['Namespaces']) == {'boxes', 'picks', 'ids'}
+
+
+def test_cli_writes_a_layout_for_the_given_cameras(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    from lw_refinenet_ros.cli import main
+
+    target = tmp_path / 'layout.json'
+    assert main(['view', '--cameras', '/left', '/right', '--write-layout', str(target)]) == 0
+    assert target.read_text() == layout_json(['/left', '/right'])
+    assert str(target) in capsys.readouterr().out
+    # A bad option ends with the fix, exit code 2, before anything is served.
+    assert main(['view', '--jpeg-quality', '0']) == 2
+    assert '--jpeg-quality must be 1-100' in capsys.readouterr().err
