@@ -285,7 +285,9 @@ def test_annotations_show_object_ids_and_pick_points_once_the_node_sends_objects
 
     client, annotations = _run(scenario())
     assert [t.text for t in annotations[0].texts] == ['bolt 0.90']  # stats: class-level
-    # Once objects arrive, every annotation is the instance (no class-level duplicates).
+    # Once objects arrive, every annotation is the instance (no class-level duplicates), and
+    # the view no longer asks the node for stats just for the annotations.
+    assert _wait(lambda: f'{NS}/segmentation/stats' not in bridge.subscribed_topics(), 10)
     for later in annotations[-10:]:
         assert [t.text for t in later.texts] == ['#5 bolt']
         assert (later.circles[0].position.x, later.circles[0].position.y) == (55.0, 110.0)

@@ -174,9 +174,12 @@ class ViewBridge(Node):
             f'{camera.prefix}segmentation/objects', SegmentedObjects,
             lambda msg, c=camera: self._on_objects(c, msg), camera.annotations.has_sinks))
         stats_topic = f'{camera.prefix}segmentation/stats'
+        # Stats feed the annotations only while no objects arrive: the node computes stats
+        # just for subscribers, so the view does not ask for them without a reason.
         self._sources.append(_Source(
             stats_topic, SegmentationStats, lambda msg, c=camera: self._on_stats(c, msg),
-            lambda c=camera: c.stats.has_sinks() or c.annotations.has_sinks()))
+            lambda c=camera: c.stats.has_sinks() or (c.annotations.has_sinks()
+                                                     and not self._objects_recent(c))))
         # Always subscribed: it is tiny, latched, and needed to colour the annotations.
         self._sources.append(_Source(
             f'{camera.prefix}segmentation/class_map', ClassMap,
@@ -218,12 +221,15 @@ class ViewBridge(Node):
         document = stats_to_dict(msg)
         if camera.stats.has_sinks():
             self._log_json(camera.stats, document)
-        recent = self._objects_seen.get(camera.prefix, -1e9) > time.monotonic() - 2.0
-        if camera.annotations.has_sinks() and not recent:
+        if camera.annotations.has_sinks() and not self._objects_recent(camera):
             scale = scale_for(document['width'], self._config.max_width)
             camera.annotations.log(annotations_from_stats(
                 document, self._colors.get(camera.prefix, {}), scale))
             self._count(camera.annotations.topic())
+
+    def _objects_recent(self, camera: CameraChannels) -> bool:
+        """The node sent objects for this camera within the last 2 s."""
+        return self._objects_seen.get(camera.prefix, -1e9) > time.monotonic() - 2.0
 
     def _on_objects(self, camera: CameraChannels, msg: Any) -> None:
         self._objects_seen[camera.prefix] = time.monotonic()
