@@ -171,6 +171,8 @@ class SegmentationPipeline:
             else:
                 topic, message_type = f'{camera.prefix}image', Image
             qos = input_qos(self._node, topic, self._config.qos)
+            # Loss and silence are per subscription: a re-activated node starts afresh.
+            camera.transport = TransportMonitor()
             camera.subscription = self._node.create_subscription(
                 message_type, topic, lambda msg, name=camera.name: self._on_image(name, msg),
                 qos, event_callbacks=camera.transport.event_callbacks())
