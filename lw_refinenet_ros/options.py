@@ -114,7 +114,8 @@ def add_arguments(parser: argparse.ArgumentParser | Any, specs: Iterable[Paramet
     """
     for spec in specs:
         default = spec.default
-        help_text = f'{spec.description} (default: {_shown(default)})'
+        # argparse expands %-formats in help texts: a literal '%' must be doubled.
+        help_text = f'{spec.description} (default: {_shown(default)})'.replace('%', '%%')
         names = (spec.flag, *spec.flags)
         dest = spec.field
         if isinstance(default, bool):

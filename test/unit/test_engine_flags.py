@@ -26,6 +26,15 @@ def test_commands_offer_every_engine_flag(command: str) -> None:
     assert '--threads' in options  # the older spelling of --num-threads still works
 
 
+@pytest.mark.parametrize('command', ['segment', 'eval', 'demo'])
+def test_help_renders_with_the_engine_flags(command: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        _subparser(command).parse_args(['--help'])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert '--agreement-min' in out and '99.5 %' in out
+
+
 def test_demo_passes_engine_flags_to_the_node_as_typed_parameters() -> None:
     parser = argparse.ArgumentParser()
     demo.add_arguments(parser)
