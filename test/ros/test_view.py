@@ -32,13 +32,14 @@ import numpy as np
 import pytest
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import ColorRGBA, Header
 
 from lw_refinenet_ros.errors import ConfigError
 from lw_refinenet_ros.ros.conversions import array_to_image
 from lw_refinenet_ros.ros.qos import LATCHED_QOS, OUTPUT_QOS
-from lw_refinenet_ros.ros.view.bridge import ViewBridge
+from lw_refinenet_ros.ros.view.bridge import VIEW_QOS, ViewBridge
 from lw_refinenet_ros.ros.view.encode import FLAT, IDS, PHOTO, encode_pixels
 from lw_refinenet_ros.ros.view.layout import DEMO_NAMESPACE, layout_json
 from lw_refinenet_ros.ros.view.payloads import diagnostics_to_dict, stats_to_dict
@@ -241,6 +242,12 @@ def test_subscribes_to_ros_only_while_a_client_watches(view: Any) -> None:
                 and _count(f'{NS}/segmentation/color', 1)(fs), timeout=20)
             assert overlay_topic in bridge.subscribed_topics()
             assert fake.images['overlay'].get_subscription_count() == 1
+            # Best effort: the view can never hold back the node's reliable writer. (Depth is
+            # not part of discovery; VIEW_QOS has 1.)
+            info, = [i for i in fake.get_subscriptions_info_by_topic(overlay_topic)
+                     if i.node_name == 'lw_refinenet_view']
+            assert info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+            assert VIEW_QOS.depth == 1
             # The colour mask is drawn by the view from the labels the node always publishes:
             # the node's own colour output stays unsubscribed (not computed).
             assert f'{NS}/segmentation/labels' in bridge.subscribed_topics()
