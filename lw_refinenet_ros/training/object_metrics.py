@@ -9,7 +9,8 @@ into one object are fine pixels and a failed pick. These scores count parts:
   two pieces, and each is an object to find (a picker may take either);
 * pick success: the object's pick pixel lies on a ground-truth part of the object's class;
 * id switches: a ground-truth part whose matched track id changes from one frame to the next
-  (CLEAR-MOT style), per matched track-frame.
+  (CLEAR-MOT style), per matched part-frame (a part matched in a frame, by any of its
+  pieces, is one track-frame).
 
 Pieces smaller than ``min_gt_area`` pixels (parts almost hidden under others) and pieces
 cut by the image border (half in view) are "don't care": missing one is no error, and a
@@ -176,7 +177,7 @@ class ObjectScorer:
         self.id_switches = 0
         self.track_frames = 0
         self.ignored_parts = 0
-        self._last_track: dict[int, int] = {}
+        self._last_tracks: dict[int, set[int]] = {}
 
     def add(self, objects: Sequence[Any], gt_labels: np.ndarray, gt_instances: np.ndarray,
             track_ids: Sequence[int | None] | None = None) -> FrameMatch:
@@ -207,15 +208,18 @@ class ObjectScorer:
                     and gt_labels[py, px] == obj.class_id:
                 self.picks_ok += 1
         if track_ids is not None:
+            # A part seen as two pieces (another part lies across it) may carry two tracks;
+            # it switched ids when none of this frame's tracks was on it last frame.
+            tracks_now: dict[int, set[int]] = {}
             for index, inst in match.pairs:
-                track = track_ids[index]
-                if track is None:
-                    continue
+                if track_ids[index] is not None:
+                    tracks_now.setdefault(inst, set()).add(int(track_ids[index]))
+            for inst, tracks in tracks_now.items():
                 self.track_frames += 1
-                previous = self._last_track.get(inst)
-                if previous is not None and previous != track:
+                previous = self._last_tracks.get(inst)
+                if previous and not previous & tracks:
                     self.id_switches += 1
-                self._last_track[inst] = track
+                self._last_tracks[inst] = tracks
         return match
 
     @property

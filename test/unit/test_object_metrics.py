@@ -128,3 +128,17 @@ def test_exact_labels_of_the_generator_find_nearly_every_part() -> None:
     summary = scorer.summary()
     assert summary['precision'] >= 0.95 and summary['recall'] >= 0.85
     assert summary['pick_success'] == 1.0
+
+
+def test_a_part_seen_as_two_tracked_pieces_is_no_id_switch() -> None:
+    labels = np.ones((40, 60), np.uint8)
+    instances = np.zeros((40, 60), np.uint16)
+    labels[10:30, 5:55], instances[10:30, 5:55] = NUT, 1
+    labels[5:35, 28:32], instances[5:35, 28:32] = BOLT, 2      # splits the nut in two
+    objects = sorted(detect(labels), key=lambda o: (o.class_id, o.bbox[0]))
+    assert [o.class_id for o in objects] == [BOLT, NUT, NUT]
+    scorer = ObjectScorer(len(CLASS_NAMES))
+    for ids in ([1, 2, 3], [1, 2, 3], [1, 3, 2], [1, 4, 5]):
+        scorer.add(objects, labels, instances, ids)
+    # Two parts matched in four frames; only the last frame's nut tracks are all new.
+    assert scorer.track_frames == 8 and scorer.id_switches == 1
