@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       help='score clean and under the fixed brightness/blur/noise suite (one table)')
     a('--fail-below', type=float, metavar='MIOU',
       help='exit 1 if any reported mIoU is below this (e.g. 0.85)')
+    a('--no-objects', action='store_true',
+      help='skip the object scores (precision/recall/F1 of parts at mask IoU >= 0.5, a '
+           'second pass through the engine; see docs/objects.md)')
     a('--json', help='write the scores as JSON here')
     a('--confusion-png', help='write the row-normalised confusion matrix as PNG here')
     add_engine_arguments(parser.add_argument_group(
@@ -96,11 +99,20 @@ def run(args: argparse.Namespace) -> int:
             for name, iou in zip(names, scores.iou):
                 print(f'  {name:>16s}  ' + ('   n/a' if iou != iou else f'{iou:.4f}'))
     clean_scores = results[0][1]
+    objects = None
+    if not args.no_objects and not args.robustness:
+        from lw_refinenet_ros.training.object_metrics import evaluate_objects, format_summary
+
+        scorer, kind = evaluate_objects(engine, dataset, names, limit=args.limit,
+                                        transform=requested.make(), progress=True)
+        objects = {**scorer.summary(names), 'ground_truth': kind}
+        print(format_summary(objects) + f'\n  (ground truth: {kind})')
     if args.json:
         result = clean_scores.to_dict(names)
         result.update({'weights': str(args.weights or 'default'), 'data': str(args.data),
                        'images': images, 'engine': engine.describe(),
-                       'perturbation': dataclasses.asdict(results[0][0])})
+                       'perturbation': dataclasses.asdict(results[0][0]),
+                       'objects': objects})
         if args.robustness:
             result['robustness'] = [{**dataclasses.asdict(p), **scores.to_dict(names)}
                                     for p, scores in results]

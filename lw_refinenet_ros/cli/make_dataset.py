@@ -10,7 +10,7 @@ HELP = 'generate a synthetic dataset (conveyor belt with parts) with exact label
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('kind', choices=('conveyor',), help='which generator')
     parser.add_argument('--out', required=True, help='output folder (images/, labels/, '
-                        'classes.yaml)')
+                        'instances/, classes.yaml)')
     parser.add_argument('--count', type=int, required=True, help='number of frames')
     parser.add_argument('--seed', type=int, default=0,
                         help='frame i is rendered from (seed, i): same whatever --count')
@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--start', type=int, default=0, help='index of the first frame')
     parser.add_argument('--clean', action='store_true',
                         help='no photometric variation (lighting, blur, noise)')
+    parser.add_argument('--no-instances', action='store_true',
+                        help='do not write instances/ (16-bit part ids for object scores)')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=args.count, unit='img', desc='make-dataset') as bar:
         out = write_conveyor_dataset(args.out, args.count, args.seed, size, start=args.start,
                                      augment=not args.clean,
+                                     instances=not args.no_instances,
                                      progress=lambda n: bar.update(1))
     print(f'wrote {args.count} {size[0]}x{size[1]} frames (seed {args.seed}) to {out}')
     return 0

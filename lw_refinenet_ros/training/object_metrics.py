@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -258,3 +258,67 @@ class ObjectScorer:
 
 def _json_float(value: float) -> float | None:
     return None if math.isnan(value) else round(float(value), 5)
+
+
+def evaluate_objects(engine: Any, dataset: Sequence, class_names: Sequence[str],
+                     config: Any = None, *, limit: int | None = None,
+                     transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                     progress: bool = False) -> tuple[ObjectScorer, str]:
+    """Object scores of ``engine`` on ``dataset``, image by image (no tracking).
+
+    Args:
+        engine: ``engine(image, 'rgb', want_confidence=True, want_stats=False)`` returning
+            ``labels`` and ``confidence`` (an InferenceEngine).
+        dataset: ``ds[i] -> (image RGB uint8, labels)``.
+        class_names: The model's classes.
+        config: ``ObjectsConfig`` (default: the node's defaults).
+        limit: Only the first ``limit`` items.
+        transform: Optional image-only perturbation (as in pixel evaluation).
+        progress: Show a tqdm bar.
+
+    Returns:
+        ``(scorer, ground truth kind)``, see
+        :func:`lw_refinenet_ros.data.instances.instance_source`.
+    """
+    from lw_refinenet_ros.data.instances import instance_source
+    from lw_refinenet_ros.objects.detect import DetectorSettings, detect_objects, part_class_lut
+    from lw_refinenet_ros.objects.options import ObjectsConfig
+
+    config = config or ObjectsConfig.defaults()
+    parts = part_class_lut(class_names, config.ignore_classes)
+    settings = DetectorSettings(
+        min_area=config.min_area, min_score=config.min_score,
+        max_hole_area=config.max_hole_area, split_touching=config.split_touching,
+        split_min_radius=config.split_min_radius, split_neck_ratio=config.split_neck_ratio)
+    instances_of, kind = instance_source(dataset, parts)
+    scorer = ObjectScorer(len(class_names), min_gt_area=config.min_area)
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    indices: Any = range(count)
+    if progress:
+        from tqdm import tqdm
+
+        indices = tqdm(indices, desc='objects', unit='img')
+    for index in indices:
+        image, labels = dataset[index]
+        if transform is not None:
+            image = transform(image)
+        result = engine(image, 'rgb', want_confidence=True, want_stats=False)
+        objects = detect_objects(result.labels, parts, settings, result.confidence)
+        scorer.add(objects, labels, instances_of(index, labels))
+    return scorer, kind
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """Human-readable lines of :meth:`ObjectScorer.summary` (the eval CLI prints them)."""
+    def number(value: float | None) -> str:
+        return '   n/a' if value is None else f'{value:.4f}'
+
+    lines = [f'objects (mask IoU >= {summary["iou_threshold"]}): precision '
+             f'{number(summary["precision"])}  recall {number(summary["recall"])}  F1 '
+             f'{number(summary["f1"])}  pick success {number(summary["pick_success"])}']
+    for name, scores in summary['per_class'].items():
+        lines.append(f'  {name:>16s}  P {number(scores["precision"])}  R '
+                     f'{number(scores["recall"])}  F1 {number(scores["f1"])}  '
+                     f'(TP {scores["true_positives"]}, FP {scores["false_positives"]}, '
+                     f'FN {scores["false_negatives"]})')
+    return '\n'.join(lines)

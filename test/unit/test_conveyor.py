@@ -119,3 +119,32 @@ def test_bad_sizes_raise_config_error() -> None:
     with pytest.raises(ConfigError):
         ConveyorScene(0, (8, 8))
     assert conveyor.parse_size('320x240') == (320, 240)
+
+
+def test_instances_cover_exactly_the_part_pixels_and_persist_along_the_belt() -> None:
+    scene = ConveyorScene(11, (160, 120))
+    previous: set[int] = set()
+    for _ in range(6):
+        _, labels = scene.next_frame()
+        instances = scene.render_instances()
+        assert instances.dtype == np.uint16
+        assert np.array_equal(instances > 0, labels >= 2)
+        # One class per part: every pixel of an id carries the same label.
+        for part in np.unique(instances[instances > 0]):
+            assert np.unique(labels[instances == part]).size == 1
+        ids = set(np.unique(instances[instances > 0]).tolist())
+        assert ids & previous or not previous
+        previous = ids
+    assert {p.instance_id for p in scene.parts} >= previous
+
+
+def test_dataset_writes_16_bit_instances(tmp_path) -> None:
+    from lw_refinenet_ros.data.instances import read_instances
+
+    write_conveyor_dataset(tmp_path / 'ds', 2, seed=5, size=(64, 48))
+    _, labels, instances = render_conveyor_frame(frame_rng(5, 1), (64, 48),
+                                                 return_instances=True)
+    stored = read_instances(tmp_path / 'ds' / 'instances' / '000001.png')
+    assert stored.dtype == np.uint16 and np.array_equal(stored, instances)
+    write_conveyor_dataset(tmp_path / 'plain', 1, seed=5, size=(64, 48), instances=False)
+    assert not (tmp_path / 'plain' / 'instances').exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -142,3 +144,38 @@ def test_a_part_seen_as_two_tracked_pieces_is_no_id_switch() -> None:
         scorer.add(objects, labels, instances, ids)
     # Two parts matched in four frames; only the last frame's nut tracks are all new.
     assert scorer.track_frames == 8 and scorer.id_switches == 1
+
+
+class _TruthEngine:
+    """An engine that returns the ground truth (objects then depend on detection only)."""
+
+    def __init__(self, dataset) -> None:
+        self.frames = [dataset[i] for i in range(len(dataset))]
+
+    def __call__(self, image, order, want_confidence=True, want_stats=False):
+        labels = next(lab for img, lab in self.frames if np.array_equal(img, image))
+        return SimpleNamespace(labels=labels, confidence=np.ones(labels.shape, np.float32))
+
+
+def test_evaluate_objects_reads_instance_files_or_renders_them(tmp_path) -> None:
+    from lw_refinenet_ros.data.conveyor import write_conveyor_dataset
+    from lw_refinenet_ros.data.datasets import ConveyorDataset, folder_dataset
+    from lw_refinenet_ros.training.object_metrics import evaluate_objects, format_summary
+
+    write_conveyor_dataset(tmp_path / 'ds', 3, seed=31, size=(160, 120))
+    folder = folder_dataset(tmp_path / 'ds')
+    rendered = ConveyorDataset(31, 3, (160, 120), fresh_per_epoch=False)
+    results = {}
+    for dataset in (folder, rendered):
+        scorer, kind = evaluate_objects(_TruthEngine(dataset), dataset, CLASS_NAMES)
+        results[kind] = scorer.summary(CLASS_NAMES)
+    assert set(results) == {'files', 'generator'}
+    assert results['files'] == results['generator']
+    assert results['files']['precision'] >= 0.95 and results['files']['pick_success'] == 1.0
+    assert 'objects (mask IoU >= 0.5)' in format_summary(results['files'])
+    # Without instances/, each connected region of a part class is one part.
+    for path in (tmp_path / 'ds' / 'instances').iterdir():
+        path.unlink()
+    (tmp_path / 'ds' / 'instances').rmdir()
+    _, kind = evaluate_objects(_TruthEngine(folder), folder, CLASS_NAMES)
+    assert kind == 'connected regions'
