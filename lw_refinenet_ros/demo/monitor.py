@@ -25,17 +25,20 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 
 from lw_refinenet_ros.data.conveyor import CLASS_COLORS, CLASS_NAMES
+from lw_refinenet_ros.demo.object_scoring import ObjectStampScorer, objects_from_message
 from lw_refinenet_ros.demo.recorder import McapWriter, TopicRecorder
 from lw_refinenet_ros.demo.scoring import StampPairingScorer, number, remember
-from lw_refinenet_ros.msg import ClassMap
+from lw_refinenet_ros.msg import ClassMap, SegmentedObjects
 from lw_refinenet_ros.palette import overlay
 
 NODE_NAME = 'lw_refinenet'
 NODE_TOPICS = ('segmentation/labels', 'segmentation/color', 'segmentation/overlay',
                'segmentation/confidence', 'segmentation/stats', 'segmentation/class_map',
-               '/diagnostics')
+               'segmentation/objects', 'segmentation/markers', '/diagnostics')
 CAMERA_TOPICS = {'camera_info': 'sensor_msgs/msg/CameraInfo',
-                 'ground_truth/labels': 'sensor_msgs/msg/Image', 'image': 'sensor_msgs/msg/Image'}
+                 'ground_truth/labels': 'sensor_msgs/msg/Image',
+                 'ground_truth/instances': 'sensor_msgs/msg/Image',
+                 'image': 'sensor_msgs/msg/Image'}
 
 
 def stamp_ns(stamp: Any) -> int:
@@ -73,6 +76,7 @@ class DemoMonitor(Node):
         self.class_names: tuple[str, ...] = CLASS_NAMES
         self.colors = np.array(CLASS_COLORS, np.uint8)
         self.scorer = StampPairingScorer(len(CLASS_NAMES))
+        self.objects = ObjectStampScorer(len(CLASS_NAMES))  # parts: docs/objects.md
         self.latencies_ms: list[float] = []
         self.image_count = 0
         self.labels_count = 0
@@ -89,6 +93,8 @@ class DemoMonitor(Node):
                 ('segmentation/labels', self._on_labels),
                 ('segmentation/overlay', self._on_overlay),
                 ('segmentation/class_map', self._on_class_map),
+                ('ground_truth/instances', self._on_instances),
+                ('segmentation/objects', self._on_objects),
                 ('/diagnostics', self._on_diagnostics))}
 
     def start_window(self, start_ns: int, duration_s: float, snapshots: int) -> None:
@@ -137,7 +143,18 @@ class DemoMonitor(Node):
 
     def _on_truth(self, data: bytes, now_ns: int) -> None:
         msg = deserialize_message(data, Image)
-        self.scorer.add_truth(stamp_ns(msg.header.stamp), image_array(msg))
+        truth = image_array(msg)
+        self.scorer.add_truth(stamp_ns(msg.header.stamp), truth)
+        self.objects.add('truth', stamp_ns(msg.header.stamp), truth)
+
+    def _on_instances(self, data: bytes, now_ns: int) -> None:
+        msg = deserialize_message(data, Image)
+        rows = np.frombuffer(msg.data, '<u2').reshape(msg.height, msg.step // 2)
+        self.objects.add('instances', stamp_ns(msg.header.stamp), rows[:, :msg.width].copy())
+
+    def _on_objects(self, data: bytes, now_ns: int) -> None:
+        msg = deserialize_message(data, SegmentedObjects)
+        self.objects.add('objects', stamp_ns(msg.header.stamp), objects_from_message(msg))
 
     def _on_labels(self, data: bytes, now_ns: int) -> None:
         msg = deserialize_message(data, Image)
@@ -146,6 +163,7 @@ class DemoMonitor(Node):
         self.latencies_ms.append((now_ns - stamp) / 1e6)
         predicted = image_array(msg)
         self.scorer.add_labels(stamp, predicted)
+        self.objects.add('labels', stamp, predicted)
         if self._snapshot_due(now_ns) and self._overlay_topic not in self.recorder.subscribed:
             # The node publishes no overlay: compose one from the camera frame.
             image = self._images.get(stamp)

@@ -32,6 +32,7 @@ from rclpy.signals import SignalHandlerOptions
 from lw_refinenet_ros.demo import supervisor
 from lw_refinenet_ros.demo.live_view import start_view
 from lw_refinenet_ros.demo.monitor import NODE_NAME, DemoMonitor
+from lw_refinenet_ros.demo.object_scoring import object_parameters
 from lw_refinenet_ros.demo.plot import save_run_plot
 from lw_refinenet_ros.demo.recorder import McapWriter
 from lw_refinenet_ros.demo.scoring import accuracy_summary, number, rounded
@@ -158,6 +159,7 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
                  '-p', f'max_frame_age_ms:={float(config.max_frame_age_ms)}']
     if config.weights:
         node_args += ['-p', f'model.weights:={config.weights}']
+    node_args += object_parameters(width)  # objects for the robot and the object scores
     for assignment in config.node_parameters:
         node_args += ['-p', assignment]
     camera_args = [*namespace, '-p', f'width:={width}', '-p', f'height:={height}',
@@ -291,6 +293,7 @@ def _summary(config: DemoConfig, monitor: DemoMonitor, robot: SortingRobotNode,
                        'p50': rounded(percentile(lat, 50)), 'p95': rounded(percentile(lat, 95)),
                        'max': rounded(max(lat) if lat else None)},
         'accuracy': accuracy_summary(monitor.scorer, monitor.class_names),
+        'objects': monitor.objects.summary(monitor.class_names),
         'robot': {'picks': len(robot.picks), 'by_class': dict(picks),
                   'last': robot.picks[-1].describe() if robot.picks else None},
         'recording': {'path': str(writer.path), 'messages': dict(writer.counts),
