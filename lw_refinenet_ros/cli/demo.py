@@ -132,6 +132,12 @@ def _print_summary(summary: dict[str, Any]) -> None:
         print('             ' + ', '.join(
             f'{k} {show(v)}{" (not in view)" if k in absent else ""}'
             for k, v in acc['iou'].items()))
+    objects = summary.get('objects')
+    if objects and objects['frames_scored']:
+        print(f'  objects    precision {show(objects["precision"])}, recall '
+              f'{show(objects["recall"])}, pick success {show(objects["pick_success"])}, id '
+              f'switches {objects["id_switches"]}/{objects["track_frames"]} track-frames over '
+              f'{objects["frames_scored"]} frames (mask IoU >= 0.5; docs/objects.md)')
     print(f'  robot      {robot["picks"]} picks {robot["by_class"] or ""}')
     if robot['last']:
         print(f'             last: {robot["last"]}')
