@@ -18,7 +18,8 @@ from lw_refinenet_ros.options import ParameterSpec
 OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('objects.enabled', True,
                   'Publish segmentation/objects and segmentation/markers (computed only while '
-                  'someone subscribes) and draw ids and pick points in the overlay.',
+                  'someone subscribes to one of them; meanwhile the overlay also shows ids and '
+                  'pick points).',
                   runtime=True),
     ParameterSpec('objects.ignore_classes', ('background', 'belt'),
                   'Class names or ids that are never objects (the scene, not parts). Names '
@@ -37,7 +38,7 @@ OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
                   minimum=0, maximum=1 << 24, runtime=True),
     ParameterSpec('objects.split_touching', True,
                   'Split touching parts of the same class where the mask has a neck between '
-                  'them (distance transform + watershed).', runtime=True),
+                  'them (distance transform seeds, flooded through the mask).', runtime=True),
     ParameterSpec('objects.split_min_radius', 4.0,
                   'A part centre must lie at least this many pixels from the mask edge to '
                   'seed its own object when splitting.', minimum=1.0, maximum=1000.0,
