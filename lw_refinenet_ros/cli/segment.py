@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(total=total, unit='frame', disable=args.no_progress or total <= 1)
     written = 0
     latencies = []
-    start = time.perf_counter()
+    start = ready = time.perf_counter()
 
     def write(stem: str, frame: np.ndarray, labels: np.ndarray) -> None:
         for suffix, data in (('labels', labels), ('color', colorize(labels, colors_bgr)),
@@ -160,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
                         engine = InferenceEngine(model, dataclasses.replace(
                             config, warmup_size=frame.shape[:2]), num_classes=num_classes,
                             warmup_image=np.ascontiguousarray(frame[:, :, ::-1]))
+                        ready = time.perf_counter()
                     result = engine(frame, 'bgr', want_confidence=False, want_stats=False)
                     latencies.append(result.timings['total'])
                     pending.append(writer.submit(write, stem, frame, result.labels))
@@ -175,9 +176,13 @@ def run(args: argparse.Namespace) -> int:
             for future in pending:
                 future.cancel()
             bar.close()
-    elapsed = time.perf_counter() - start
-    where = engine.device if engine is not None else '-'
-    mean_ms = np.mean(latencies) if latencies else 0.0
-    print(f'segmented {written} frame(s) from {len(files)} input(s) into {out_dir} '
-          f'({where}, mean {mean_ms:.0f} ms/frame, {elapsed:.1f} s in all)')
+    end = time.perf_counter()
+    if engine is None:
+        print(f'segmented no frames from {len(files)} input(s)')
+        return 0
+    info = engine.describe()
+    print(f'segmented {written} frame(s) from {len(files)} input(s) into {out_dir} with '
+          f'{info["backend"]}/{info["precision"]} on {info["device"]}: engine ready in '
+          f'{ready - start:.1f} s, then {np.mean(latencies):.0f} ms/frame inference, '
+          f'{written / max(end - ready, 1e-9):.1f} frames/s with decoding and PNG writing')
     return 0
