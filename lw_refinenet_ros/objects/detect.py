@@ -45,7 +45,7 @@ class DetectorSettings:
     min_score: float = 0.0
     max_hole_area: int = 8
     split_touching: bool = True
-    split_min_radius: float = 4.0
+    split_min_radius: float = 6.0
     split_neck_ratio: float = 0.4
     contour_points: int = 0
 

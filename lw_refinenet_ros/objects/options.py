@@ -39,7 +39,7 @@ OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('objects.split_touching', True,
                   'Split touching parts of the same class where the mask has a neck between '
                   'them (distance transform seeds, flooded through the mask).', runtime=True),
-    ParameterSpec('objects.split_min_radius', 4.0,
+    ParameterSpec('objects.split_min_radius', 6.0,
                   'A part centre must lie at least this many pixels from the mask edge to '
                   'seed its own object when splitting.', minimum=1.0, maximum=1000.0,
                   runtime=True),
