@@ -84,11 +84,19 @@ class FastCRPBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, C, H, W): the same chain as CRPBlock.forward."""
+        # Multi-threaded, PyTorch's pooling kernel splits the work across threads in one
+        # parallel region, where the banded passes would open one per small operation (and
+        # measured slower on a shared CPU): the rewrite is for single-threaded inference.
+        pool = max_pool5_same if torch.get_num_threads() == 1 else _native_pool5
         top = x
         for conv in self.convs:
-            top = conv(max_pool5_same(top))
+            top = conv(pool(top))
             x = x + top
         return x
+
+
+def _native_pool5(x: torch.Tensor) -> torch.Tensor:
+    return F.max_pool2d(x, 5, stride=1, padding=2)
 
 
 class PointwiseConv(nn.Module):
