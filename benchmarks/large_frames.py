@@ -189,8 +189,9 @@ def run_shutdown(args: Any, signal_name: str) -> dict[str, Any]:
     env = _common.child_env(profile, domain)
     os.environ.update(FASTRTPS_DEFAULT_PROFILES_FILE=profile, ROS_DOMAIN_ID=str(domain),
                       ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
+    extra = [arg for item in args.shutdown_params for arg in ('-p', item)]
     node = subprocess.Popen([sys.executable, '-m', 'lw_refinenet_ros.ros.node', '--ros-args',
-                             '-p', 'device:=cpu'], env=env, cwd=_common.ROOT,
+                             '-p', 'device:=cpu', *extra], env=env, cwd=_common.ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -205,7 +206,7 @@ def run_shutdown(args: Any, signal_name: str) -> dict[str, Any]:
                              lambda _msg: results.append(time.monotonic()), qos)
     width, height = RESOLUTIONS['1080p']
     outcome: dict[str, Any] = {'case': 'shutdown', 'signal': signal_name,
-                               'resolution': '1080p'}
+                               'resolution': '1080p', 'params': args.shutdown_params}
     try:
         deadline = time.monotonic() + 600
         while len(results) < 2 and node.poll() is None and time.monotonic() < deadline:
@@ -294,6 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--soak-max-side', type=int, default=0,
                         help='max_side during the soak (0: native 4K)')
     parser.add_argument('--case-timeout', type=float, default=3600.0)
+    parser.add_argument('--shutdown-repeat', type=int, default=1,
+                        help='how many times each signal is tried')
+    parser.add_argument('--shutdown-params', nargs='*', default=[],
+                        help='node parameters of the shutdown case, e.g. backend:=torch (the '
+                             'slowest backend: the signal lands well inside an inference)')
     parser.add_argument('--glibc-default', action='store_true',
                         help="measure without the node's heap setting (limit_heap_retention)")
     args = parser.parse_args(argv)
@@ -307,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         args.soak_s = min(args.soak_s, 30.0)
     results: dict[str, Any] = {'machine': _common.machine_state(), 'cases': []}
     if 'shutdown' in args.cases:
-        for signal_name in ('SIGINT', 'SIGTERM'):
+        for signal_name in ('SIGINT', 'SIGTERM') * args.shutdown_repeat:
             results['cases'].append(run_shutdown(args, signal_name))
             print(json.dumps(results['cases'][-1]), flush=True)
     if 'latency' in args.cases:
