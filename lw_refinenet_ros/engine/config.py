@@ -107,8 +107,9 @@ class EngineConfig:
             3-4x faster MobileNet-v2 convolutions through oneDNN).
         fold_batchnorm: torch backend: fold BatchNorm into the preceding convolutions.
         cudnn_benchmark: Let cuDNN pick the fastest kernels per input shape (CUDA only;
-            process-wide torch setting).
-        allow_tf32: Allow TF32 on Ampere+ GPUs. Off so that GPU labels match CPU fp32.
+            process-wide torch setting; None leaves it as the process has it).
+        allow_tf32: Allow TF32 on Ampere+ GPUs. Off so that GPU labels match CPU fp32 (None
+            leaves the process-wide switches alone, as validation during training does).
         cuda_graphs: torch backend on CUDA: replay a captured graph per input shape (true,
             false or ``'auto'`` = off). Falls back to eager with one log line.
         compile: torch backend: ``torch.compile`` the model (true, false, ``'auto'`` = off).
@@ -135,8 +136,8 @@ class EngineConfig:
     num_threads: int = 0
     channels_last: bool | str = AUTO
     fold_batchnorm: bool = True
-    cudnn_benchmark: bool = True
-    allow_tf32: bool = False
+    cudnn_benchmark: bool | None = True
+    allow_tf32: bool | None = False
     cuda_graphs: bool | str = False
     compile: bool | str = False
     compile_backend: str = 'inductor'
@@ -154,9 +155,10 @@ class EngineConfig:
         for name in ('channels_last', 'cuda_graphs', 'compile'):
             _check_auto_bool(name, getattr(self, name))
         for name in ('fold_batchnorm', 'cudnn_benchmark', 'allow_tf32'):
-            if not isinstance(getattr(self, name), bool):
+            value = getattr(self, name)
+            if not isinstance(value, bool) and not (value is None and name != 'fold_batchnorm'):
                 raise ConfigError(f'EngineConfig.{name} must be true or false, got '
-                                  f'{getattr(self, name)!r}.')
+                                  f'{value!r}.')
         if not isinstance(self.compile_backend, str) or not self.compile_backend:
             raise ConfigError('EngineConfig.compile_backend must be a backend name such as '
                               '"inductor".')

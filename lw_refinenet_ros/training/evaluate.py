@@ -35,10 +35,9 @@ def reference_engine(model: torch.nn.Module, device: torch.device | str = 'cpu',
     module = model.module if isinstance(
         model, torch.nn.parallel.DistributedDataParallel) else model
     frozen = copy.deepcopy(module).eval()
-    # The process-wide cuDNN switches stay as training set them.
+    # None: the process-wide cuDNN/TF32 switches stay as training set them.
     config = EngineConfig(device=str(device), backend='torch', precision='fp32',
-                          warmup_iters=0, cudnn_benchmark=torch.backends.cudnn.benchmark,
-                          allow_tf32=torch.backends.cuda.matmul.allow_tf32)
+                          warmup_iters=0, cudnn_benchmark=None, allow_tf32=None)
     return InferenceEngine(frozen, config, num_classes=num_classes)
 
 

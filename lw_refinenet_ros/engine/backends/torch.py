@@ -9,7 +9,8 @@ to eager with one log line if they fail.
 
 Options arrive in ``request.extra`` (all optional): ``channels_last`` (True), ``fold_batchnorm``
 (True), ``cpu_rewrites`` (True), ``compile`` (False), ``compile_backend`` ('inductor'),
-``cuda_graphs`` (False), ``cudnn_benchmark`` (True), ``allow_tf32`` (False).
+``cuda_graphs`` (False), ``cudnn_benchmark`` (True), ``allow_tf32`` (False); None for the
+last two leaves the process-wide switches alone.
 """
 
 from __future__ import annotations
@@ -113,11 +114,13 @@ class TorchBackend:
         self.num_classes = getattr(model, 'num_classes', None)
         if request.num_threads and not self._is_cuda:
             torch.set_num_threads(request.num_threads)
-        if self._is_cuda:
-            torch.backends.cudnn.benchmark = bool(extra.get('cudnn_benchmark', True))
-            tf32 = bool(extra.get('allow_tf32', False))
-            torch.backends.cudnn.allow_tf32 = tf32
-            torch.backends.cuda.matmul.allow_tf32 = tf32
+        if self._is_cuda:  # process-wide switches; None leaves them as they are
+            if extra.get('cudnn_benchmark', True) is not None:
+                torch.backends.cudnn.benchmark = bool(extra.get('cudnn_benchmark', True))
+            tf32 = extra.get('allow_tf32', False)
+            if tf32 is not None:
+                torch.backends.cudnn.allow_tf32 = bool(tf32)
+                torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
         self._rewrites: dict[str, int] = {}
         self.model = self._prepare(model, fold=bool(extra.get('fold_batchnorm', True)),
                                    rewrite=bool(extra.get('cpu_rewrites', True)))
