@@ -60,16 +60,16 @@ class CpuPostprocessor:
         self.num_classes = num_classes
         self.upsample = upsample
         self.tile_rows = tile_rows
-        self._buffers: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
+        self._buffers: dict[str, np.ndarray] = {}
 
     def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        key = (name, shape)
-        buffer = self._buffers.get(key)
-        if buffer is None:
-            if len(self._buffers) > 8:  # sizes changed: forget the old ones
-                self._buffers.clear()
-            buffer = self._buffers[key] = np.empty(shape, dtype=np.float32)
-        return buffer
+        """A C-contiguous float32 array of ``shape`` backed by one reused block per name (the
+        edge tiles' smaller shapes are views of the same memory)."""
+        size = int(np.prod(shape))
+        block = self._buffers.get(name)
+        if block is None or block.size < size:
+            block = self._buffers[name] = np.empty(size, dtype=np.float32)
+        return block[:size].reshape(shape)
 
     def rows_per_tile(self, height: int, width: int) -> int:
         """Output rows handled at once for an (height, width) frame (multiple of 4)."""
