@@ -244,12 +244,11 @@ def test_fp16_agrees_with_fp32_on_cuda() -> None:
     model = build_model('mbv2', 21).eval()
     image = _image(120, 160)
     reference = reference_segment(model, image)
-    fp32 = InferenceEngine(build_model('mbv2', 21), EngineConfig(device='cuda',
-                                                                 warmup_iters=0))
-    fp32.backend.model.load_state_dict(
-        InferenceEngine(model, FAST).backend.model.state_dict())
-    fp16 = InferenceEngine(model, EngineConfig(device='cuda', precision='fp16',
-                                               warmup_iters=0))
+    cuda = EngineConfig(device='cuda', backend='torch', precision='fp32', warmup_iters=0)
+    fp32 = InferenceEngine(model, cuda)  # engines build from copies: one model serves both
+    fp16 = InferenceEngine(model, dataclasses.replace(cuda, precision='fp16',
+                                                      agreement_min=0.0))
+    assert fp16.describe()['precision'] == 'fp16'
     assert np.array_equal(fp32(image).labels, reference)
     assert (fp16(image).labels == reference).mean() > 0.99
 
