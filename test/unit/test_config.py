@@ -172,3 +172,25 @@ def test_the_node_docs_list_every_parameter_as_the_table_says() -> None:
     """docs/node.md holds the generated table verbatim (the message prints it on failure)."""
     table = parameter_table()
     assert table in (ROOT / 'docs' / 'node.md').read_text(), '\n' + table
+
+
+def test_generic_flags_from_specs_keep_types_and_name_the_flag_in_errors() -> None:
+    from lw_refinenet_ros.options import ParameterSpec, add_arguments, values_from_args
+
+    specs = (ParameterSpec('objects.min_area', 40, 'Smallest object, in pixels here.',
+                           minimum=1, maximum=100),
+             ParameterSpec('objects.enabled', True, 'Publish the objects of each frame.'),
+             ParameterSpec('class_filter', (), 'Classes reported, by name or id.'),
+             ParameterSpec('ratio', 0.5, 'A share of something, for the test.', minimum=0.0,
+                           maximum=1.0))
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, specs)
+    assert [s.flag for s in specs] == ['--objects-min-area', '--objects-enabled',
+                                       '--class-filter', '--ratio']
+    args = parser.parse_args(['--objects-min-area', '7', '--no-objects-enabled',
+                              '--class-filter', 'bolt', 'nut', '--ratio', '1'])
+    assert values_from_args(args, specs) == {'objects.min_area': 7, 'objects.enabled': False,
+                                             'class_filter': ('bolt', 'nut'), 'ratio': 1.0}
+    assert values_from_args(parser.parse_args([]), specs) == {}
+    with pytest.raises(ConfigError, match=r'--objects-min-area must be within \[1, 100\]'):
+        values_from_args(parser.parse_args(['--objects-min-area', '0']), specs)
