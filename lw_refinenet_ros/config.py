@@ -109,6 +109,7 @@ class NodeConfig:
     calibration_dir: str
     max_side: int
     upsample: str
+    warmup_size: str
     num_threads: int
     input_type: str
     qos: str

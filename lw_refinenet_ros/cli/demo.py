@@ -163,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
     if args.node_module is None:
         _check_weights(args.weights)
     engine_values = values_from_args(args, ENGINE_PARAMETERS)  # checked before any process
+    # The node warms up and chooses its backend at the camera's size.
+    engine_values.setdefault('warmup_size', f'{size[1]}x{size[0]}')
     device = _resolve_device(engine_values.pop('device', 'auto'))
     node_parameters = _node_parameters(engine_values)
     max_age = args.max_frame_age_ms

@@ -38,8 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
            'second pass through the engine; see docs/objects.md)')
     a('--json', help='write the scores as JSON here')
     a('--confusion-png', help='write the row-normalised confusion matrix as PNG here')
+    # Warm-up runs on the first image, at its size: no --warmup-size here.
     add_engine_arguments(parser.add_argument_group(
-        'inference', 'the engine the node runs, with the node parameters of the same names'))
+        'inference', 'the engine the node runs, with the node parameters of the same names'),
+        exclude=('warmup_size',))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -37,8 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--alpha', type=float, default=0.5, help='overlay colour weight in [0, 1] (default 0.5)')
     a('--video-stride', type=int, default=1, help='segment every N-th video frame (default 1)')
     a('--no-progress', action='store_true', help='no progress bar')
+    # Warm-up runs on the first image, at its size: no --warmup-size here.
     add_engine_arguments(parser.add_argument_group(
-        'inference', 'the same options as the node parameters of the same names'))
+        'inference', 'the same options as the node parameters of the same names'),
+        exclude=('warmup_size',))
 
 
 def _expand(inputs: list[str]) -> list[Path]:

