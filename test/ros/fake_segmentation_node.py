@@ -12,7 +12,7 @@ import array
 import os
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from lw_refinenet_ros.msg import ClassMap, ClassStatistics, SegmentationStats
+from lw_refinenet_ros.msg import ClassMap, ClassStatistics, SegmentationStats, SegmentedObjects
 import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException
@@ -22,7 +22,10 @@ from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import ColorRGBA
 
 from lw_refinenet_ros.data.conveyor import CLASS_COLORS, CLASS_NAMES
+from lw_refinenet_ros.objects.options import ObjectsConfig
+from lw_refinenet_ros.objects.processor import ObjectProcessor
 from lw_refinenet_ros.palette import overlay
+from lw_refinenet_ros.ros.object_outputs import objects_message
 from lw_refinenet_ros.stats import compute_class_stats
 
 
@@ -48,6 +51,12 @@ class FakeSegmentationNode(Node):
         self._overlay_pub = (None if os.environ.get('FAKE_NODE_NO_OVERLAY') == '1'
                              else self.create_publisher(Image, 'segmentation/overlay', 5))
         self._stats_pub = self.create_publisher(SegmentationStats, 'segmentation/stats', 5)
+        # Objects from the colour rule's labels, with the pick line the demo sets, so the
+        # robot has parts to pick.
+        line = self.declare_parameter('objects.pick_line.position_px', -1.0).value
+        self._objects = ObjectProcessor(ObjectsConfig.from_mapping(
+            {'objects.pick_line.position_px': float(line)}), CLASS_NAMES)
+        self._objects_pub = self.create_publisher(SegmentedObjects, 'segmentation/objects', 5)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 5)
         colors = [ColorRGBA(r=r / 255, g=g / 255, b=b / 255, a=1.0) for r, g, b in CLASS_COLORS]
         self._map_pub.publish(ClassMap(ids=list(range(len(CLASS_NAMES))), names=list(CLASS_NAMES),
@@ -81,6 +90,9 @@ class FakeSegmentationNode(Node):
                                       height=y1 - y0 + 1),
                 centroid_x=s.centroid[0], centroid_y=s.centroid[1]))
         self._stats_pub.publish(stats)
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        frame = self._objects.process(labels, stamp)
+        self._objects_pub.publish(objects_message(frame, msg.header, (msg.width, msg.height)))
         self.counts['processed'] += 1
 
     def _publish_diagnostics(self) -> None:
