@@ -45,6 +45,7 @@ def score_video(engine: Any, config: ObjectsConfig, seed: int, frames: int,
     for index in range(frames):
         image, truth = scene.next_frame()
         instances = scene.render_instances()
+        full_areas = scene.part_areas()
         stamp = index / fps
         inputs = {'exact_labels': (truth, None)}
         if engine is not None:
@@ -53,7 +54,8 @@ def score_video(engine: Any, config: ObjectsConfig, seed: int, frames: int,
         for name, (labels, confidence) in inputs.items():
             frame = processors[name].process(labels, stamp, confidence)
             scorers[name].add([r.object for r in frame.objects], truth, instances,
-                              [r.track_id if r.confirmed else None for r in frame.objects])
+                              [r.track_id if r.confirmed else None for r in frame.objects],
+                              full_areas)
     return {name: scorer.summary(CLASS_NAMES) for name, scorer in scorers.items()
             if scorer.picks_total or name == 'exact_labels'}
 

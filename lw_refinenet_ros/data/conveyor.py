@@ -448,8 +448,20 @@ class ConveyorScene:
         drawn over it, holes showing what lies beneath), so ``render()``'s labels are a part
         class exactly where this image is non-zero. Ids persist while a part rides the belt.
         """
+        return self._instances()[0]
+
+    def part_areas(self) -> dict[int, int]:
+        """Pixels each part would cover in the frame if nothing lay on it, by instance id.
+
+        Its visible pixels in :meth:`render_instances` divided by this is how much of it is
+        in view (object scores count mostly hidden parts separately).
+        """
+        return self._instances()[1]
+
+    def _instances(self) -> tuple[np.ndarray, dict[int, int]]:
         width, height = self.size
         instances = np.zeros((height, width), np.uint16)
+        areas: dict[int, int] = {}
         for part in self._parts:
             shapes = part.shapes()
             points = np.concatenate([poly for poly, _ in shapes])
@@ -465,7 +477,8 @@ class ConveyorScene:
                 pts = np.round((poly - offset) * _ONE).astype(np.int32)
                 cv2.fillPoly(hard, [pts], 1 if is_fill else 0, cv2.LINE_8, shift=_SHIFT)
             instances[y0:y1, x0:x1][hard > 0] = part.instance_id
-        return instances
+            areas[part.instance_id] = int(np.count_nonzero(hard))
+        return instances, areas
 
     def next_frame(self) -> tuple[np.ndarray, np.ndarray]:
         """Advance one frame and render it (the synthetic camera's 30 Hz loop body)."""

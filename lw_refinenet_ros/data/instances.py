@@ -66,8 +66,10 @@ def instances_from_labels(labels: np.ndarray, parts: np.ndarray) -> np.ndarray:
     return out
 
 
-def instance_source(dataset: Any, parts: np.ndarray,
-                    ) -> tuple[Callable[[int, np.ndarray], np.ndarray], str]:
+InstancesOf = Callable[[int, np.ndarray], tuple[np.ndarray, 'dict[int, int] | None']]
+
+
+def instance_source(dataset: Any, parts: np.ndarray) -> tuple[InstancesOf, str]:
     """How to get the instance ground truth of item ``i`` of ``dataset``.
 
     Args:
@@ -75,20 +77,26 @@ def instance_source(dataset: Any, parts: np.ndarray,
         parts: bool lookup by class id of the part classes (for the fallback).
 
     Returns:
-        ``(instances_of(index, labels), kind)``; kind is ``'generator'``, ``'files'`` or
-        ``'connected regions'`` (say which in reports: the last is an approximation).
+        ``(instances_of(index, labels), kind)``: ``instances_of`` gives the part ids and,
+        from the generator only, each part's unoccluded area by id (else None); kind is
+        ``'generator'``, ``'files'`` or ``'connected regions'`` (say which in reports: the
+        last is an approximation).
     """
     if getattr(dataset, 'layout', None) == 'conveyor':
         from lw_refinenet_ros.data.conveyor import frame_rng, render_conveyor_frame
 
-        def rendered(index: int, labels: np.ndarray) -> np.ndarray:
+        def rendered(index: int, labels: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
             offset = dataset.epoch * dataset.length if dataset.fresh_per_epoch else 0
-            return render_conveyor_frame(frame_rng(dataset.seed, offset + index),
-                                         dataset.size, return_instances=True)[2]
+            _, _, drawn, instances = render_conveyor_frame(
+                frame_rng(dataset.seed, offset + index), dataset.size, return_parts=True,
+                return_instances=True)
+            areas = {p.instance_id: int(p.footprint(dataset.size).sum()) for p in drawn}
+            return instances, areas
         return rendered, 'generator'
     pairs: Sequence[tuple[Path, Path]] = getattr(dataset, 'pairs', ())
     files = [Path(label).parent.parent / INSTANCES_DIR / f'{Path(label).stem}.png'
              for _, label in pairs]
     if files and all(path.is_file() for path in files):
-        return lambda index, labels: read_instances(files[index]), 'files'
-    return lambda index, labels: instances_from_labels(labels, parts), 'connected regions'
+        return lambda index, labels: (read_instances(files[index]), None), 'files'
+    return (lambda index, labels: (instances_from_labels(labels, parts), None),
+            'connected regions')

@@ -15,6 +15,11 @@ into one object are fine pixels and a failed pick. These scores count parts:
 Pieces smaller than ``min_gt_area`` pixels (parts almost hidden under others) and pieces
 cut by the image border (half in view) are "don't care": missing one is no error, and a
 prediction lying mostly on one is not a false positive. Their number is reported.
+
+When the ground truth also knows each part's full (unoccluded) area, as the conveyor
+generator does, the scores are repeated for the parts at least ``min_visible`` in view
+(``mostly_visible``): the ones a picker would take; a part showing a few slivers between the
+teeth of a gear on top of it is don't-care there.
 """
 
 from __future__ import annotations
@@ -167,11 +172,14 @@ class ObjectScorer:
     """
 
     def __init__(self, num_classes: int, iou_threshold: float = 0.5,
-                 min_gt_area: int = 40) -> None:
+                 min_gt_area: int = 40, min_visible: float = 0.5) -> None:
         self.num_classes = int(num_classes)
         self.iou_threshold = float(iou_threshold)
         self.min_gt_area = int(min_gt_area)
+        self.min_visible = float(min_visible)
         self.classes = [ClassCounts() for _ in range(self.num_classes)]
+        self.visible_classes = [ClassCounts() for _ in range(self.num_classes)]
+        self.visible_frames = 0
         self.picks_ok = 0
         self.picks_total = 0
         self.id_switches = 0
@@ -180,7 +188,8 @@ class ObjectScorer:
         self._last_tracks: dict[int, set[int]] = {}
 
     def add(self, objects: Sequence[Any], gt_labels: np.ndarray, gt_instances: np.ndarray,
-            track_ids: Sequence[int | None] | None = None) -> FrameMatch:
+            track_ids: Sequence[int | None] | None = None,
+            full_areas: dict[int, int] | None = None) -> FrameMatch:
         """Score one frame.
 
         Args:
@@ -189,10 +198,24 @@ class ObjectScorer:
             gt_instances: (H, W) ground-truth part ids, 0 = no part.
             track_ids: The objects' track ids (None where untracked) for id switches;
                 None: this frame does not count toward id switches.
+            full_areas: Unoccluded pixel count of each part by instance id, for the
+                ``mostly_visible`` scores; None: this frame does not count there.
         """
-        match = match_frame(objects, ground_truth_pieces(gt_labels, gt_instances,
-                                                         self.min_gt_area),
-                            self.iou_threshold)
+        truth = ground_truth_pieces(gt_labels, gt_instances, self.min_gt_area)
+        match = match_frame(objects, truth, self.iou_threshold)
+        if full_areas is not None:
+            visible = np.array([truth.area[p] / max(full_areas.get(int(i), 0), 1) if p else 1.0
+                                for p, i in enumerate(truth.instance)])
+            hidden = GroundTruthPieces(truth.pieces, truth.instance, truth.class_id, truth.area,
+                                       truth.dont_care | (visible < self.min_visible))
+            mostly = match_frame(objects, hidden, self.iou_threshold)
+            self.visible_frames += 1
+            for index, _ in mostly.pairs:
+                self.visible_classes[objects[index].class_id].true_positives += 1
+            for index in mostly.false_positives:
+                self.visible_classes[objects[index].class_id].false_positives += 1
+            for _, class_id in mostly.missed:
+                self.visible_classes[class_id].false_negatives += 1
         for index, _ in match.pairs:
             self.classes[objects[index].class_id].true_positives += 1
         for index in match.false_positives:
@@ -238,12 +261,23 @@ class ObjectScorer:
                     'false_positives': counts.false_positives,
                     'false_negatives': counts.false_negatives}
 
-        per_class = {}
-        for class_id, counts in enumerate(self.classes):
-            if counts.true_positives + counts.false_positives + counts.false_negatives == 0:
-                continue
-            name = class_names[class_id] if class_id < len(class_names) else str(class_id)
-            per_class[name] = scores(counts)
+        def by_class(table: list[ClassCounts]) -> dict[str, Any]:
+            out = {}
+            for class_id, counts in enumerate(table):
+                if counts.true_positives + counts.false_positives + counts.false_negatives:
+                    name = class_names[class_id] if class_id < len(class_names) \
+                        else str(class_id)
+                    out[name] = scores(counts)
+            return out
+
+        per_class = by_class(self.classes)
+        visible = None
+        if self.visible_frames:
+            total = ClassCounts(sum(c.true_positives for c in self.visible_classes),
+                                sum(c.false_positives for c in self.visible_classes),
+                                sum(c.false_negatives for c in self.visible_classes))
+            visible = {'min_visible': self.min_visible, **scores(total),
+                       'per_class': by_class(self.visible_classes)}
         return {
             'iou_threshold': self.iou_threshold, 'min_gt_area': self.min_gt_area,
             **scores(self.total), 'per_class': per_class,
@@ -253,6 +287,7 @@ class ObjectScorer:
             'id_switches': self.id_switches, 'track_frames': self.track_frames,
             'id_switch_rate': _json_float(self.id_switches / self.track_frames
                                           if self.track_frames else math.nan),
+            'mostly_visible': visible,
         }
 
 
@@ -304,7 +339,8 @@ def evaluate_objects(engine: Any, dataset: Sequence, class_names: Sequence[str],
             image = transform(image)
         result = engine(image, 'rgb', want_confidence=True, want_stats=False)
         objects = detect_objects(result.labels, parts, settings, result.confidence)
-        scorer.add(objects, labels, instances_of(index, labels))
+        instances, full_areas = instances_of(index, labels)
+        scorer.add(objects, labels, instances, full_areas=full_areas)
     return scorer, kind
 
 
@@ -321,4 +357,9 @@ def format_summary(summary: dict[str, Any]) -> str:
                      f'{number(scores["recall"])}  F1 {number(scores["f1"])}  '
                      f'(TP {scores["true_positives"]}, FP {scores["false_positives"]}, '
                      f'FN {scores["false_negatives"]})')
+    visible = summary.get('mostly_visible')
+    if visible:
+        lines.append(f'  parts at least {visible["min_visible"]:.0%} in view: precision '
+                     f'{number(visible["precision"])}  recall {number(visible["recall"])}  '
+                     f'F1 {number(visible["f1"])}')
     return '\n'.join(lines)

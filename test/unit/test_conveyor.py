@@ -136,6 +136,10 @@ def test_instances_cover_exactly_the_part_pixels_and_persist_along_the_belt() ->
         assert ids & previous or not previous
         previous = ids
     assert {p.instance_id for p in scene.parts} >= previous
+    # A part's unoccluded area is at least what shows of it.
+    areas = scene.part_areas()
+    shown = np.bincount(instances.ravel())
+    assert all(areas[int(i)] >= shown[i] for i in previous)
 
 
 def test_dataset_writes_16_bit_instances(tmp_path) -> None:

@@ -170,7 +170,11 @@ def test_evaluate_objects_reads_instance_files_or_renders_them(tmp_path) -> None
         scorer, kind = evaluate_objects(_TruthEngine(dataset), dataset, CLASS_NAMES)
         results[kind] = scorer.summary(CLASS_NAMES)
     assert set(results) == {'files', 'generator'}
+    # The generator also knows how much of each part is hidden: extra scores, same others.
+    visible = results['generator'].pop('mostly_visible')
+    assert results['files'].pop('mostly_visible') is None
     assert results['files'] == results['generator']
+    assert visible['recall'] >= results['files']['recall']
     assert results['files']['precision'] >= 0.95 and results['files']['pick_success'] == 1.0
     assert 'objects (mask IoU >= 0.5)' in format_summary(results['files'])
     # Without instances/, each connected region of a part class is one part.
@@ -179,3 +183,18 @@ def test_evaluate_objects_reads_instance_files_or_renders_them(tmp_path) -> None
     (tmp_path / 'ds' / 'instances').rmdir()
     _, kind = evaluate_objects(_TruthEngine(folder), folder, CLASS_NAMES)
     assert kind == 'connected regions'
+
+
+def test_mostly_hidden_parts_are_dont_care_in_the_mostly_visible_scores() -> None:
+    labels = np.ones((40, 60), np.uint8)
+    instances = np.zeros((40, 60), np.uint16)
+    labels[5:35, 5:25], instances[5:35, 5:25] = NUT, 1         # 600 px, fully in view
+    labels[5:35, 35:45], instances[5:35, 35:45] = BOLT, 2      # 300 of its 900 px in view
+    predicted = labels.copy()
+    predicted[5:35, 35:45] = 1                                 # the model misses the bolt
+    scorer = ObjectScorer(len(CLASS_NAMES))
+    scorer.add(detect(predicted), labels, instances, full_areas={1: 600, 2: 900})
+    summary = scorer.summary(CLASS_NAMES)
+    assert summary['recall'] == 0.5
+    assert summary['mostly_visible']['recall'] == 1.0
+    assert summary['mostly_visible']['min_visible'] == 0.5
