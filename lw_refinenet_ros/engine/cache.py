@@ -37,12 +37,6 @@ _TMP_PREFIX = '.tmp-'
 _CHUNK = 1 << 20
 
 
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/lw_refinenet_ros`` (``~/.cache/lw_refinenet_ros`` by default)."""
-    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
-    return Path(base) / 'lw_refinenet_ros'
-
-
 def cache_key(parts: Mapping[str, Any]) -> str:
     """A stable hex key for the JSON-able ``parts`` (key order does not matter)."""
     text = json.dumps(dict(parts), sort_keys=True, separators=(',', ':'), default=str)
