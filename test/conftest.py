@@ -3,11 +3,20 @@
 ROS isolation: every test run gets its own DDS domain and localhost-only discovery so that
 parallel runs (and other machines) cannot cross-talk; values set by the caller win. rclpy is
 imported lazily so that the unit tests run in a plain environment without ROS.
+
+Cache isolation: ``XDG_CACHE_HOME`` points at one temporary folder per test session, set here
+before any test builds an engine, so a test run never writes runtime models into the user's
+``~/.cache`` and the models built by one test are cache hits for the next ones (child
+processes inherit the variable). A caller's ``XDG_CACHE_HOME`` is deliberately ignored: it is
+usually the user's own cache, the folder this guards. To keep built models across runs (a CI
+cache step), set ``LWRF_TEST_CACHE_HOME`` to a folder; it is used instead and left in place.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from typing import Any, Callable, Iterator
 
@@ -16,6 +25,26 @@ import pytest
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 100))
 os.environ.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '0')
+
+#: The session's cache folder when this file created it (removed at the end), else None.
+_OWN_CACHE_HOME: str | None = None
+if os.environ.get('LWRF_TEST_CACHE_HOME'):
+    _SESSION_CACHE_HOME = os.environ['LWRF_TEST_CACHE_HOME']
+else:
+    _OWN_CACHE_HOME = _SESSION_CACHE_HOME = tempfile.mkdtemp(prefix='lwrf-test-cache-')
+os.environ['XDG_CACHE_HOME'] = _SESSION_CACHE_HOME
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the session's temporary cache folder (a caller's LWRF_TEST_CACHE_HOME stays)."""
+    if _OWN_CACHE_HOME is not None:
+        shutil.rmtree(_OWN_CACHE_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope='session')
+def session_cache_home() -> str:
+    """The ``XDG_CACHE_HOME`` every test of this session shares (see the module docstring)."""
+    return _SESSION_CACHE_HOME
 
 
 @pytest.fixture
