@@ -53,6 +53,7 @@ def main() -> int:
     )
     from lw_refinenet_ros.data.conveyor import write_conveyor_dataset
     from lw_refinenet_ros.engine.backends import cpu_description
+    from lw_refinenet_ros.engine.config import EngineConfig
     from lw_refinenet_ros.engine.export import export_onnx
     from lw_refinenet_ros.model import load_model
 
@@ -76,10 +77,10 @@ def main() -> int:
             compiled = bare_openvino.compile_bare(str(onnx), hint, args.threads)
             extra[f'bare-openvino/{hint}'] = (
                 lambda c: lambda rgb: bare_openvino.segment_bare(c, rgb[:, :, ::-1]))(compiled)
-        rows.extend(compare_backends(model, (height, width), 'cpu', pairs, iters=args.iters,
-                                     warmup=args.warmup, seed=0, threads=args.threads,
-                                     cache_dir=cache_dir, calibration_dir=calibration,
-                                     extra=extra))
+        base = EngineConfig(device='cpu', num_threads=args.threads, cache_dir=cache_dir,
+                            calibration_dir=calibration, warmup_size=(height, width))
+        rows.extend(compare_backends(model, base, pairs, iters=args.iters,
+                                     warmup=args.warmup, seed=0, extra=extra))
         print(format_backend_table(rows[-len(pairs) - len(extra):]), flush=True)
     print(format_backend_table(rows))
     if args.out:

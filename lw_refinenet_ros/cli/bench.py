@@ -10,53 +10,84 @@ p50/p95 latency, FPS (1000 / mean latency), the p50 speed-up and the label agree
 available runtime at every precision the device runs natively (int8 too when
 ``--calibration-dir`` is given) runs the whole engine on the same conveyor frame, interleaved
 one frame each, with its label agreement against torch fp32 and the CPU named in the table.
+
+The engine options are the flags every model-running command takes (the node parameters of
+the same names, one validator each); ``--device``, ``--precision`` and ``--size`` take several
+values, each checked like the single-valued option, and are swept.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+from lw_refinenet_ros.engine.config import (
+    ENGINE_PARAMETER_SPECS,
+    EngineConfig,
+    add_engine_arguments,
+    engine_config_from_args,
+    parse_size,
+)
 
 HELP = 'benchmark the engine against the reference pipeline (latency, FPS, label agreement)'
 
+#: Engine options bench sweeps over (several values per run) instead of taking one value.
+SWEPT_OPTIONS = ('device', 'precision', 'warmup_size')
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split('x'))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f'size {text!r} must be HEIGHTxWIDTH, e.g. 480x640') \
-            from error
-    if height < 1 or width < 1:
-        raise argparse.ArgumentTypeError(f'size {text!r} must be positive')
-    return height, width
+
+def _swept_help(name: str, default: str) -> str:
+    # argparse expands %-formats in help texts: a literal '%' must be doubled.
+    description = ENGINE_PARAMETER_SPECS[name].description.replace('%', '%%')
+    return f'{description} Several values: one run each (default {default}).'
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a('--arch', nargs='+', default=['mbv2'], help='architectures (default mbv2)')
-    a('--size', nargs='+', type=_size, default=[(480, 640)], help='HxW sizes (default 480x640)')
-    a('--device', nargs='+', default=['auto'], help='devices (default auto)')
-    a('--precision', nargs='+', default=None,
-      help='fp32 | fp16 | bf16 | int8 (default fp32; with --backends every native one)')
+    a('--size', dest='sizes', nargs='+', default=['480x640'], metavar='HEIGHTxWIDTH',
+      help='image sizes to time, each also the warm-up size of its runs (default 480x640)')
+    a('--device', dest='devices', nargs='+', default=['auto'], metavar='DEVICE',
+      help=_swept_help('device', 'auto'))
+    a('--precision', dest='precisions', nargs='+', default=None, metavar='PRECISION',
+      help=_swept_help('precision', 'fp32; with --backends every native one'))
     a('--num-classes', type=int, default=21, help='classes for random weights (default 21)')
     a('--weights', help='checkpoint instead of random weights (one arch only)')
     a('--seed', type=int, default=0, help='seed for weights and the test image (default 0)')
     a('--iters', type=int, default=10, help='timed iterations per pipeline (default 10)')
     a('--warmup', type=int, default=2, help='untimed iterations first (default 2)')
-    a('--max-side', type=int, help='engine max_side (changes labels)')
-    a('--upsample', default='bicubic', choices=('bicubic', 'nearest'))
     a('--channels-last', default='auto', choices=('auto', 'on', 'off'),
-      help='engine memory format (default auto = on)')
+      help='torch backend memory format (default auto = on)')
     a('--no-fold-bn', action='store_true', help='engine without BatchNorm folding (ablation)')
-    a('--threads', type=int, help='torch CPU threads (default: torch default)')
     a('--no-reference', action='store_true', help='time the engine only')
     a('--json', help='write the results here as JSON')
-    a('--backend', default='auto',
-      help='engine runtime: auto (default, as the node), torch, openvino or onnxruntime')
     a('--backends', nargs='+', metavar='NAME',
       help='compare runtimes instead: "all" or torch/openvino/onnxruntime (each at every '
-           'native precision unless --precision is given)')
-    a('--calibration-dir', default='', help='with --backends: also time OpenVINO int8')
-    a('--cache-dir', default='', help='with --backends: runtime cache folder')
+           'native precision unless --precision is given; int8 with --calibration-dir)')
+    add_engine_arguments(parser.add_argument_group(
+        'inference', 'the node parameters of the same names (--backend: the runtime timed '
+        'without --backends)'), exclude=SWEPT_OPTIONS)
+
+
+def swept_values(values: list[str] | None, name: str, flag: str) -> list[Any] | None:
+    """Validate each value of a swept option with the option's own spec (``--size`` values
+    become ``(height, width)``); None stays None.
+
+    Raises:
+        ConfigError: A value is invalid; the message names ``flag``.
+    """
+    if values is None:
+        return None
+    spec = ENGINE_PARAMETER_SPECS[name]
+    checked = [spec.validate(value, label=flag) for value in values]
+    return [parse_size(v) for v in checked] if name == 'warmup_size' else checked
+
+
+def base_config(args: argparse.Namespace) -> EngineConfig:
+    """The engine options every benchmarked configuration shares (the spine's flags plus
+    bench's own torch ablations); device, precision and size are set per configuration."""
+    return engine_config_from_args(
+        args, warmup_iters=max(1, args.warmup), fold_batchnorm=not args.no_fold_bn,
+        channels_last={'on': True, 'off': False}.get(args.channels_last, 'auto'))
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -70,27 +101,22 @@ def _percentiles(values: list[float]) -> dict[str, float]:
             'mean_ms': float(array.mean()), 'fps': float(1000.0 / array.mean())}
 
 
-def bench_one(model, arch: str, size: tuple[int, int], device: str, precision: str, *,
-              iters: int, warmup: int, seed: int, max_side: int | None, upsample: str,
-              reference: bool, channels_last: bool | str = 'auto',
-              fold_batchnorm: bool = True, backend: str = 'auto') -> dict:
-    """Time one configuration; returns a JSON-ready dict."""
+def bench_one(model, arch: str, config: EngineConfig, *, iters: int, warmup: int, seed: int,
+              reference: bool) -> dict:
+    """Time the engine built with ``config`` (at its ``warmup_size``) against the reference
+    pipeline, interleaved; returns a JSON-ready dict."""
     import copy
     import time
 
     import numpy as np
     import torch
 
-    from lw_refinenet_ros.engine import EngineConfig, InferenceEngine
+    from lw_refinenet_ros.engine import InferenceEngine
     from lw_refinenet_ros.reference_pipeline import reference_segment
 
-    height, width = size
+    height, width = config.warmup_size
     image = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
     ref_model = copy.deepcopy(model).eval()
-    config = EngineConfig(device=device, backend=backend, precision=precision,
-                          max_side=max_side, upsample=upsample, warmup_iters=max(1, warmup),
-                          warmup_size=size,
-                          channels_last=channels_last, fold_batchnorm=fold_batchnorm)
     engine = InferenceEngine(copy.deepcopy(model), config)
 
     def sync() -> None:
@@ -118,7 +144,7 @@ def bench_one(model, arch: str, size: tuple[int, int], device: str, precision: s
             ref_ms.append((time.perf_counter() - start) * 1e3)
     row = {
         'arch': arch, 'height': height, 'width': width, 'device': engine.device,
-        'precision': precision, 'engine_settings': engine.describe(), 'iters': iters,
+        'precision': config.precision, 'engine_settings': engine.describe(), 'iters': iters,
         'engine': _percentiles(engine_ms),
         'engine_stages_p50_ms': {k: float(np.median(v)) for k, v in stages.items()},
     }
@@ -129,68 +155,74 @@ def bench_one(model, arch: str, size: tuple[int, int], device: str, precision: s
     return row
 
 
-def run(args: argparse.Namespace) -> int:
-    import datetime
+def _load(args: argparse.Namespace, arch: str):
+    """The checkpoint given by --weights, else a model with seeded random weights."""
+    import torch
+
+    from lw_refinenet_ros.model import build_model, load_model
+
+    if args.weights:
+        model, _ = load_model(args.weights, arch=arch)
+    else:
+        torch.manual_seed(args.seed)
+        model = build_model(arch, args.num_classes)
+    return model.eval()
+
+
+def _format_row(arch: str, row: dict) -> str:
+    chosen = row['engine_settings'].get('backend', 'torch')
+    line = (f'{arch:9s} {row["height"]}x{row["width"]} {row["device"]:6s} '
+            f'{row["precision"]:4s} {chosen:11s} engine p50 {row["engine"]["p50_ms"]:8.1f} ms '
+            f'p95 {row["engine"]["p95_ms"]:8.1f} ms {row["engine"]["fps"]:6.2f} FPS')
+    if 'reference' in row:
+        line += (f' | reference p50 {row["reference"]["p50_ms"]:8.1f} ms '
+                 f'p95 {row["reference"]["p95_ms"]:8.1f} ms | x{row["speedup_p50"]:.2f}, '
+                 f'labels {row["label_agreement_pct"]:.3f} % equal')
+    return line
+
+
+def _write_json(args: argparse.Namespace, payload: dict) -> None:
     import json
-    import os
-    import platform
+
+    if args.json:
+        with open(args.json, 'w', encoding='utf-8') as handle:
+            json.dump({'meta': bench_metadata(args), **payload}, handle, indent=2, default=str)
+        print(f'wrote {args.json}')
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
 
     import torch
 
     from lw_refinenet_ros.errors import ConfigError
-    from lw_refinenet_ros.model import build_model, load_model
 
     if args.iters < 1 or args.warmup < 0:
         raise ConfigError('--iters must be >= 1 and --warmup >= 0.')
     if args.weights and len(args.arch) > 1:
         raise ConfigError('--weights fixes the architecture; pass a single --arch.')
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    base = base_config(args)
+    sizes = swept_values(args.sizes, 'warmup_size', '--size')
+    devices = swept_values(args.devices, 'device', '--device')
+    precisions = swept_values(args.precisions, 'precision', '--precision')
+    if base.num_threads > 0:  # the reference pipeline runs with the engine's threads
+        torch.set_num_threads(base.num_threads)
     if args.backends:
-        return _run_backends(args)
+        return _run_backends(args, base, sizes, devices, precisions)
     rows = []
     for arch in args.arch:
-        if args.weights:
-            model, _ = load_model(args.weights, arch=arch)
-        else:
-            torch.manual_seed(args.seed)
-            model = build_model(arch, args.num_classes)
-        model.eval()
-        for size in args.size:
-            for device in args.device:
-                for precision in args.precision or ['fp32']:
-                    row = bench_one(model, arch, size, device, precision, iters=args.iters,
+        model = _load(args, arch)
+        for size in sizes:
+            for device in devices:
+                for precision in precisions or ['fp32']:
+                    config = dataclasses.replace(base, device=device, precision=precision,
+                                                 warmup_size=size)
+                    row = bench_one(model, arch, config, iters=args.iters,
                                     warmup=args.warmup, seed=args.seed,
-                                    max_side=args.max_side, upsample=args.upsample,
-                                    reference=not args.no_reference,
-                                    channels_last={'on': True, 'off': False}.get(
-                                        args.channels_last, 'auto'),
-                                    fold_batchnorm=not args.no_fold_bn,
-                                    backend=args.backend)
+                                    reference=not args.no_reference)
                     rows.append(row)
-                    chosen = row['engine_settings'].get('backend', 'torch')
-                    line = (f'{arch:9s} {size[0]}x{size[1]} {row["device"]:6s} {precision:4s} '
-                            f'{chosen:11s} engine p50 {row["engine"]["p50_ms"]:8.1f} ms '
-                            f'p95 {row["engine"]["p95_ms"]:8.1f} ms '
-                            f'{row["engine"]["fps"]:6.2f} FPS')
-                    if 'reference' in row:
-                        line += (f' | reference p50 {row["reference"]["p50_ms"]:8.1f} ms '
-                                 f'p95 {row["reference"]["p95_ms"]:8.1f} ms | '
-                                 f'x{row["speedup_p50"]:.2f}, labels '
-                                 f'{row["label_agreement_pct"]:.3f} % equal')
-                    print(line, flush=True)
-    if args.json:
-        meta = {
-            'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-            'torch': torch.__version__, 'python': platform.python_version(),
-            'machine': platform.machine(), 'processor': platform.processor(),
-            'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
-            'cuda': torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-            'weights': args.weights or f'random (seed {args.seed})',
-        }
-        with open(args.json, 'w', encoding='utf-8') as handle:
-            json.dump({'meta': meta, 'results': rows}, handle, indent=2)
-        print(f'wrote {args.json}')
+                    print(_format_row(arch, row), flush=True)
+    _write_json(args, {'results': rows})
     return 0
 
 
@@ -225,13 +257,16 @@ def backend_candidates(names: list[str], device: str, precisions: list[str] | No
     return pairs, missing
 
 
-def compare_backends(model, size: tuple[int, int], device: str,
-                     pairs: list[tuple[str, str]], *, iters: int, warmup: int, seed: int,
-                     threads: int | None, cache_dir: str, calibration_dir: str,
-                     extra: dict | None = None) -> list[dict]:
+def compare_backends(model, base: EngineConfig, pairs: list[tuple[str, str]], *, iters: int,
+                     warmup: int, seed: int, extra: dict | None = None) -> list[dict]:
     """Time the whole engine per (backend, precision) on one conveyor frame, interleaved.
 
     Args:
+        base: The options every candidate shares: its ``device`` (not ``auto``),
+            ``warmup_size`` (the frame's size), threads, cache and calibration folders.
+            Each candidate replaces backend and precision, and runs without the agreement
+            gate or fallback: agreement is what this measures, and a fallback would time
+            torch under another name.
         extra: Name -> ``segment(rgb) -> labels`` callables timed in the same rounds (the
             bare OpenVINO script in benchmarks/backends.py).
 
@@ -241,28 +276,26 @@ def compare_backends(model, size: tuple[int, int], device: str,
         ``error`` instead.
     """
     import copy
+    import dataclasses
     import time
 
     import numpy as np
 
     from lw_refinenet_ros.data.conveyor import frame_rng, render_conveyor_frame
     from lw_refinenet_ros.engine import InferenceEngine
-    from lw_refinenet_ros.engine.config import EngineConfig
     from lw_refinenet_ros.errors import LWRefineNetError
 
-    height, width = size
+    height, width = base.warmup_size
     image = render_conveyor_frame(frame_rng(seed, 0), (width, height))[0]
     runners: dict[str, object] = {}
     rows: dict[str, dict] = {}
     for name, precision in pairs:
         label = f'{name}/{precision}'
-        options = dict(device=device, backend=name, precision=precision, agreement_min=0.0,
-                       cache_dir=cache_dir, calibration_dir=calibration_dir,
-                       warmup_size=size, warmup_iters=1)
-        if threads:
-            options['num_threads'] = threads
         try:
-            engine = InferenceEngine(copy.deepcopy(model), EngineConfig(**options))
+            config = dataclasses.replace(base, backend=name, precision=precision,
+                                         agreement_min=0.0, backend_fallback=False,
+                                         warmup_iters=1)
+            engine = InferenceEngine(copy.deepcopy(model), config)
         except LWRefineNetError as error:
             rows[label] = {'backend': name, 'precision': precision, 'error': str(error)}
             continue
@@ -325,6 +358,7 @@ def bench_metadata(args: argparse.Namespace) -> dict:
         'cpu': cpu_description(), 'cpu_count': os.cpu_count(),
         'load_average': list(os.getloadavg()) if hasattr(os, 'getloadavg') else None,
         'torch': torch.__version__, 'python': platform.python_version(),
+        'torch_threads': torch.get_num_threads(),
         'cuda': torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         'weights': args.weights or f'random (seed {args.seed})',
     }
@@ -338,41 +372,31 @@ def bench_metadata(args: argparse.Namespace) -> dict:
     return meta
 
 
-def _run_backends(args: argparse.Namespace) -> int:
-    import json
+def _run_backends(args: argparse.Namespace, base: EngineConfig, sizes: list,
+                  devices: list[str], precisions: list[str] | None) -> int:
+    import dataclasses
 
     import torch
 
     from lw_refinenet_ros.engine.backends import cpu_description
     from lw_refinenet_ros.errors import ConfigError
-    from lw_refinenet_ros.model import build_model, load_model
 
-    if len(args.arch) > 1 or len(args.device) > 1:
+    if len(args.arch) > 1 or len(devices) > 1:
         raise ConfigError('--backends compares runtimes for one --arch and one --device.')
-    device = args.device[0]
+    device = devices[0]
     if device == 'auto':
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if args.weights:
-        model, _ = load_model(args.weights, arch=args.arch[0])
-    else:
-        torch.manual_seed(args.seed)
-        model = build_model(args.arch[0], args.num_classes)
-    model.eval()
-    pairs, missing = backend_candidates(args.backends, device, args.precision,
-                                        bool(args.calibration_dir))
+    model = _load(args, args.arch[0])
+    pairs, missing = backend_candidates(args.backends, device, precisions,
+                                        bool(base.calibration_dir))
     print(f'CPU: {cpu_description()}')
     for name, reason in missing.items():
         print(f'{name}: not available ({reason})')
     rows = []
-    for size in args.size:
-        rows.extend(compare_backends(model, size, device, pairs, iters=args.iters,
-                                     warmup=args.warmup, seed=args.seed, threads=args.threads,
-                                     cache_dir=args.cache_dir,
-                                     calibration_dir=args.calibration_dir))
+    for size in sizes:
+        rows.extend(compare_backends(
+            model, dataclasses.replace(base, device=device, warmup_size=size), pairs,
+            iters=args.iters, warmup=args.warmup, seed=args.seed))
     print(format_backend_table(rows), flush=True)
-    if args.json:
-        with open(args.json, 'w', encoding='utf-8') as handle:
-            json.dump({'meta': bench_metadata(args), 'unavailable': missing, 'results': rows},
-                      handle, indent=2, default=str)
-        print(f'wrote {args.json}')
+    _write_json(args, {'unavailable': missing, 'results': rows})
     return 0

@@ -18,17 +18,17 @@ def _subparser(name: str) -> argparse.ArgumentParser:
     return actions[0].choices[name]
 
 
-@pytest.mark.parametrize('command', ['segment', 'eval', 'demo'])
+@pytest.mark.parametrize('command', ['segment', 'eval', 'demo', 'bench'])
 def test_commands_offer_every_engine_flag(command: str) -> None:
     options = {s for a in _subparser(command)._actions for s in a.option_strings}
     for spec in ENGINE_PARAMETERS:
-        # segment and eval warm up on their first image, at its size.
+        # segment and eval warm up on their first image, at its size; bench at each --size.
         if spec.name != 'warmup_size' or command == 'demo':
             assert spec.flag in options, (command, spec.flag)
     assert '--threads' in options  # the older spelling of --num-threads still works
 
 
-@pytest.mark.parametrize('command', ['segment', 'eval', 'demo'])
+@pytest.mark.parametrize('command', ['segment', 'eval', 'demo', 'bench'])
 def test_help_renders_with_the_engine_flags(command: str, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         _subparser(command).parse_args(['--help'])
@@ -50,3 +50,28 @@ def test_demo_passes_engine_flags_to_the_node_as_typed_parameters() -> None:
         'backend_fallback:=true', 'cache_dir:=/tmp/c', 'max_side:=320')
     with pytest.raises(ConfigError, match='--agreement-min'):
         values_from_args(parser.parse_args(['--agreement-min', '2']), ENGINE_PARAMETERS)
+
+
+def test_bench_takes_engine_options_from_the_spine_and_sweeps_lists() -> None:
+    from lw_refinenet_ros.cli import bench
+
+    args = _subparser('bench').parse_args([
+        '--device', 'cpu', 'cuda:1', '--precision', 'fp32', 'bf16', '--size', '24x40', '48x64',
+        '--threads', '2', '--max-side', '320', '--cache-dir', '/tmp/c', '--no-fold-bn'])
+    base = bench.base_config(args)
+    assert (base.num_threads, base.max_side, base.cache_dir, base.fold_batchnorm) == \
+        (2, 320, '/tmp/c', False)
+    assert (base.device, base.precision) == ('auto', 'auto')  # set per swept configuration
+    assert bench.swept_values(args.devices, 'device', '--device') == ['cpu', 'cuda:1']
+    assert bench.swept_values(args.precisions, 'precision', '--precision') == ['fp32', 'bf16']
+    assert bench.swept_values(args.sizes, 'warmup_size', '--size') == [(24, 40), (48, 64)]
+
+
+@pytest.mark.parametrize('flag, value', [('--device', 'gpu'), ('--precision', 'fp8'),
+                                          ('--size', '24by40'), ('--max-side', '-1')])
+def test_bench_rejects_a_bad_value_naming_the_flag(flag: str, value: str) -> None:
+    from lw_refinenet_ros.cli import bench
+
+    args = _subparser('bench').parse_args([flag, value])
+    with pytest.raises(ConfigError, match=flag):
+        bench.run(args)
