@@ -184,11 +184,12 @@ class ObjectProcessor:
         height, width = labels.shape
         if config.tracking_enabled:
             tracked = self.tracker.update(objects, stamp, (width, height))
+            belt = self.tracker.belt_velocity
+            # A track's first velocity is the belt's; before any belt estimate it is unknown.
             reports = [ObjectReport(
                 t.object, _name(names, t.object.class_id), t.track_id, t.confirmed, t.age,
-                t.hits, t.velocity if t.hits > 1 or self.tracker.belt_velocity is not None
-                else _NAN2) for t in tracked]
-            belt = self.tracker.belt_velocity
+                t.hits, t.velocity if t.hits > 1 or belt is not None else _NAN2)
+                for t in tracked]
         else:
             self.tracker.reset()
             reports = [ObjectReport(o, _name(names, o.class_id)) for o in objects]

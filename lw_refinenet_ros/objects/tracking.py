@@ -177,8 +177,13 @@ class Tracker:
                 track.confirmed = True
             assigned[object_index] = track
         matched_tracks = {t for t, _ in pairs}
-        survivors = [track for index, track in enumerate(self.tracks)
-                     if index in matched_tracks or self._survives(track, stamp, image_size)]
+        survivors = []
+        for index, track in enumerate(self.tracks):
+            if index not in matched_tracks:
+                track.missed += 1
+                if not self._survives(track, stamp, image_size):
+                    continue
+            survivors.append(track)
         for index, obj in enumerate(objects):
             if index in assigned:
                 continue
@@ -225,7 +230,6 @@ class Tracker:
 
     def _survives(self, track: Track, stamp: float, image_size: tuple[int, int]) -> bool:
         """An unmatched track: keep it (occlusion) or drop it (noise, left the view)?"""
-        track.missed += 1
         if not track.confirmed or track.missed > self.settings.max_missed_frames:
             return False
         x, y = track.predict(stamp)
