@@ -68,12 +68,12 @@ def limit_heap_retention(threshold: int = HEAP_MMAP_THRESHOLD) -> bool:
     """Make glibc return frame-sized buffers to the OS instead of keeping them in its heaps.
 
     Why: glibc raises its mmap threshold (up to 32 MB) each time a large mapped block is
-    freed, after which every 1-32 MB buffer of a frame (decoded image, float input, overlay,
-    confidence) comes from a heap arena and stays resident. With one worker thread and the
-    executor thread allocating alternately, resident memory at 1080p settled near the peak of
-    every temporary ever needed (1.7 GB, docs/benchmarks.md). A fixed threshold keeps those
-    buffers mapped per use: 1.16 GB peak, back to ~1.1 GB between frames. A value the user
-    set (``MALLOC_MMAP_THRESHOLD_``) wins; returns False when nothing was changed (another
+    freed, after which the 1-32 MB buffers of a frame (decoded image, float input, overlay,
+    confidence) come from heap arenas shared by the worker and executor threads and stay
+    resident. Measured at 1920x1080 with the default model (docs/benchmarks.md, "Large
+    frames"): peak 1.09-1.10 GB instead of 1.17-1.23 GB, 0.55 GB instead of 0.60-0.63 GB
+    after start-up, no latency cost visible above the noise of a shared machine. A value the
+    user set (``MALLOC_MMAP_THRESHOLD_``) wins; returns False when nothing was changed (another
     libc, or the user's setting).
     """
     if 'MALLOC_MMAP_THRESHOLD_' in os.environ:
