@@ -395,3 +395,47 @@ def test_a_signal_during_a_multi_second_native_inference_exits_zero(ros_context,
         if ros_context.ok():
             executor.shutdown()
             probe.destroy_node()
+
+
+STUCK_AT_START = """
+import sys, time
+import torch
+from rclpy.node import Node
+from lw_refinenet_ros.ros.runner import run_node
+
+def factory():
+    print('building', flush=True)
+    matrix = torch.randn(1024, 1024)
+    end = time.monotonic() + 60
+    while time.monotonic() < end:  # native code, as a model warm-up at 4K would be
+        matrix = torch.mm(matrix, matrix).clamp_(-1.0, 1.0)
+    return Node('never_built')
+
+sys.exit(run_node(factory, sys.argv))
+"""
+
+
+@pytest.mark.slow
+def test_a_signal_while_the_node_is_still_being_built_exits_zero(ros_context) -> None:
+    """The main thread itself busy in native code (loading, warm-up): the watchdog ends the
+    process with status 0 once the orderly path has had its time."""
+    process = subprocess.Popen([sys.executable, '-c', STUCK_AT_START], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout.readline().strip() == 'building'
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=EXIT_DEADLINE_S)[0]
+        assert process.returncode == 0, output
+        assert 'shutdown took longer than 2 s' in output, output
+        assert 'terminate called' not in output and 'Traceback' not in output, output
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def test_the_heap_setting_leaves_a_user_choice_alone(monkeypatch) -> None:
+    from lw_refinenet_ros.ros.runner import limit_heap_retention
+    monkeypatch.setenv('MALLOC_MMAP_THRESHOLD_', '65536')
+    assert limit_heap_retention() is False
