@@ -198,3 +198,35 @@ def test_mostly_hidden_parts_are_dont_care_in_the_mostly_visible_scores() -> Non
     assert summary['recall'] == 0.5
     assert summary['mostly_visible']['recall'] == 1.0
     assert summary['mostly_visible']['min_visible'] == 0.5
+
+
+@pytest.mark.slow
+def test_eval_cli_reports_object_scores_unless_asked_not_to(tmp_path, capsys) -> None:
+    import json
+
+    from lw_refinenet_ros.cli import main
+
+    weights = tmp_path / 'model.pt'
+    _save_tiny_model(weights)
+    common = ['eval', '--weights', str(weights), '--data', 'conveyor:12', '--count', '2',
+              '--device', 'cpu', '--backend', 'torch', '--precision', 'fp32']
+    assert main([*common, '--json', str(tmp_path / 'scores.json')]) == 0
+    out = capsys.readouterr().out
+    assert 'objects (mask IoU >= 0.5)' in out and '(ground truth: generator)' in out
+    objects = json.loads((tmp_path / 'scores.json').read_text())['objects']
+    assert objects['ground_truth'] == 'generator' and 'per_class' in objects
+    assert objects['mostly_visible'] is not None
+    assert main([*common, '--no-objects', '--json', str(tmp_path / 'plain.json')]) == 0
+    assert 'objects (mask IoU' not in capsys.readouterr().out
+    assert json.loads((tmp_path / 'plain.json').read_text())['objects'] is None
+
+
+def _save_tiny_model(path) -> None:
+    import torch
+
+    from lw_refinenet_ros.data.conveyor import CLASS_COLORS
+    from lw_refinenet_ros.model import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    save_checkpoint(path, build_model('mbv2', len(CLASS_NAMES)), arch='mbv2',
+                    class_names=CLASS_NAMES, colors=CLASS_COLORS)
