@@ -8,6 +8,12 @@ torch fp32 (the reference), and a reduced precision is only chosen automatically
 :data:`AUTO_REDUCED_AGREEMENT` of the pixels agree. An explicitly requested backend passes the
 same gate with ``agreement_min``; below it start-up stops with the measured figure, or, with
 ``fallback``, runs torch fp32 and says why.
+
+Start-up time is spent in three phases, each logged with its duration so a user can see why
+start-up takes what it takes: building each candidate (ONNX export and runtime conversion on a
+cache miss, loading from the cache and compiling on a hit), one forward pass per candidate for
+its labels, and timing. Timing runs one interleaved round for every candidate; only those
+within :data:`PRUNE_RATIO` of the fastest get more rounds, and none when a single one is left.
 """
 
 from __future__ import annotations
@@ -55,12 +61,16 @@ class Selection:
         agreement: Fraction of warm-up pixels whose label equals torch fp32's (None when the
             reference itself was chosen without comparison).
         timings_ms: Median warm-up forward time per candidate (``'openvino/bf16'``).
+        phases_s: Seconds spent per start-up phase: ``'reference'`` (torch fp32 built and
+            run once), ``'build'`` (the other candidates built and run once for their
+            labels) and ``'timing'``.
     """
 
     backend: Backend
     reason: str
     agreement: float | None
     timings_ms: dict[str, float]
+    phases_s: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def _time_forward(backend: Backend, batch: np.ndarray) -> float:
@@ -133,6 +143,8 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
     pairs = _candidates(backend, precision, request.device, fallback, skipped)
     explicit = backend != AUTO and precision != AUTO
 
+    phases: dict[str, float] = {}
+    began = time.perf_counter()
     reference = create_backend('torch', model, dataclasses.replace(request, precision='fp32'))
     if pairs == [REFERENCE]:
         return _chosen(Selection(reference, 'torch/fp32 requested (the reference)', 1.0, {}))
@@ -142,7 +154,11 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
                      '(backend_fallback).', backend, reason)
         return _chosen(Selection(reference, f'torch/fp32 (fallback: {reason})', 1.0, {}))
     reference_labels = labels_of(reference.forward(warmup_batch))
+    phases['reference'] = time.perf_counter() - began
+    _LOG.info('backend candidate torch/fp32 (the reference): built and run once in %.1f s',
+              phases['reference'])
 
+    began = time.perf_counter()
     built: dict[tuple[str, str], Backend] = {}
     agreement: dict[tuple[str, str], float] = {}
     failed: dict[tuple[str, str], str] = {}
@@ -151,8 +167,10 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
             built[pair], agreement[pair] = reference, 1.0
             continue
         try:
+            start = time.perf_counter()
             candidate = create_backend(pair[0], model,
                                        dataclasses.replace(request, precision=pair[1]))
+            ready = time.perf_counter()
             labels = labels_of(candidate.forward(warmup_batch))
         except (ConfigError, EngineError) as error:
             if explicit and not (fallback and isinstance(error, EngineError)):
@@ -162,16 +180,16 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
             continue
         built[pair] = candidate
         agreement[pair] = float(np.mean(labels == reference_labels))
+        _LOG.info('backend candidate %s: built in %.1f s (export and compile, or load from '
+                  'the cache), first forward %.0f ms, labels %.2f%% equal to torch fp32',
+                  _label(*pair), ready - start, (time.perf_counter() - ready) * 1e3,
+                  agreement[pair] * 100.0)
+    phases['build'] = time.perf_counter() - began
 
-    timings: dict[tuple[str, str], list[float]] = {pair: [] for pair in built}
-    if len(built) > 1:
-        contenders = list(built)
-        for round_index in range(TIMING_ROUNDS):  # interleaved: load slows all alike
-            for pair in contenders:
-                timings[pair].append(float(timer(built[pair], warmup_batch)))
-            if round_index == 0:  # clearly slower ones need no more rounds (start-up time)
-                best = min(values[0] for values in timings.values())
-                contenders = [p for p in contenders if timings[p][0] <= PRUNE_RATIO * best]
+    began = time.perf_counter()
+    timings = _time_candidates(built, warmup_batch, timer)
+    phases['timing'] = time.perf_counter() - began
+    _log_phases(phases, timings)
     medians = {pair: statistics.median(values) for pair, values in timings.items() if values}
     timings_ms = {_label(*pair): value for pair, value in medians.items()}
 
@@ -186,7 +204,7 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
         best = min(passing, key=lambda pair: medians.get(pair, 0.0))
         how = 'fastest passing the agreement gate' if len(built) > 1 else 'requested'
         reason = f'{_label(*best)} ({how}); {summary}'
-        return _chosen(Selection(built[best], reason, agreement[best], timings_ms))
+        return _chosen(Selection(built[best], reason, agreement[best], timings_ms, phases))
 
     # Nothing passed: only possible when a backend (or precision) was named explicitly.
     worst = ', '.join(f'{_label(*pair)} {agreement[pair]:.2%}' for pair in built)
@@ -200,7 +218,38 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
                           f'agreement_min if the difference is acceptable, or set '
                           f'backend_fallback to run torch fp32 instead.')
     _LOG.warning('%s; falling back to torch fp32 (backend_fallback).', message)
-    return _chosen(Selection(reference, f'torch/fp32 (fallback: {message})', 1.0, timings_ms))
+    return _chosen(Selection(reference, f'torch/fp32 (fallback: {message})', 1.0, timings_ms,
+                             phases))
+
+
+def _time_candidates(built: dict[tuple[str, str], Backend], batch: np.ndarray,
+                     timer: Timer) -> dict[tuple[str, str], list[float]]:
+    """Forward times per candidate (ms), in interleaved rounds so that load slows all alike.
+
+    Every candidate is timed once; only those within :data:`PRUNE_RATIO` of the fastest are
+    timed again, and the rounds stop as soon as one candidate is left (start-up time).
+    A single candidate is not timed: there is nothing to choose between.
+    """
+    timings: dict[tuple[str, str], list[float]] = {pair: [] for pair in built}
+    contenders = list(built) if len(built) > 1 else []
+    for _ in range(TIMING_ROUNDS):
+        if not contenders:
+            break
+        for pair in contenders:
+            timings[pair].append(float(timer(built[pair], batch)))
+        best = min(min(values) for values in timings.values() if values)
+        contenders = [p for p in contenders if min(timings[p]) <= PRUNE_RATIO * best]
+        if len(contenders) == 1:
+            break
+    return timings
+
+
+def _log_phases(phases: dict[str, float], timings: dict[tuple[str, str], list[float]]) -> None:
+    counts = ', '.join(f'{_label(*pair)} x{len(values)}' for pair, values in timings.items()
+                       if values)
+    _LOG.info('backend selection took %.1f s: reference %.1f s, building and running the '
+              'other candidates once %.1f s, timing %.1f s (%s)', sum(phases.values()),
+              phases['reference'], phases['build'], phases['timing'], counts or 'not needed')
 
 
 def _summary(built: dict[tuple[str, str], Backend], agreement: dict[tuple[str, str], float],

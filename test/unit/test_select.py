@@ -151,6 +151,38 @@ def test_clearly_slower_candidates_are_timed_once(monkeypatch: pytest.MonkeyPatc
     assert chosen.backend.name == 'openvino' and chosen.timings_ms['torch/fp32'] == 40.0
 
 
+def test_no_more_rounds_once_a_single_candidate_is_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = World(monkeypatch, native={'torch': ('fp32',), 'openvino': ('fp32',),
+                                       'onnxruntime': ('fp32',)},
+                  ms={'torch/fp32': 40.0, 'openvino/fp32': 10.0, 'onnxruntime/fp32': 25.0})
+    order: list[str] = []
+
+    def timer(backend: FakeBackend, batch: np.ndarray) -> float:
+        order.append(backend.name)
+        return world.timer(backend, batch)
+
+    chosen = select.select_backend(
+        object(), backend='auto', precision='fp32', request=BackendRequest(),
+        warmup_batch=np.zeros((1, 3, 4, 4), np.float32), labels_of=labels_of,
+        agreement_min=0.99, fallback=False, timer=timer)
+    assert order == ['torch', 'openvino', 'onnxruntime']  # openvino alone within 1.5x
+    assert chosen.backend.name == 'openvino'
+
+
+def test_start_up_phases_are_measured_and_logged(monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    world = World(monkeypatch, ms={'openvino/bf16': 12.0})
+    with caplog.at_level(logging.INFO, logger=select.__name__):
+        chosen = choose(world)
+    assert set(chosen.phases_s) == {'reference', 'build', 'timing'}
+    assert all(seconds >= 0.0 for seconds in chosen.phases_s.values())
+    text = caplog.text
+    assert 'backend candidate torch/fp32 (the reference): built and run once in' in text
+    assert 'backend candidate openvino/bf16: built in' in text and 'first forward' in text
+    assert 'backend selection took' in text and 'timing' in text
+    assert 'openvino/bf16 x1' in text  # the rounds each candidate was timed
+
+
 def test_auto_skips_missing_runtimes_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     world = World(monkeypatch, missing={'openvino': 'OpenVINO is not installed (pip install '
                                                     'openvino).'},

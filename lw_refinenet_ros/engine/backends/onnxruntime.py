@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from pathlib import Path
+import time
 from typing import Any
 
 import numpy as np
@@ -178,6 +179,7 @@ class OnnxRuntimeBackend:
         onnx_file = cached_onnx(self._model, self._cache, self._weights_id, size) / 'model.onnx'
         providers = _providers(self._request, self._cache, self._weights_id, size)
         options = self._options()
+        start = time.perf_counter()
         try:
             if providers == [_CPU]:
                 path = self._optimized_cpu_model(onnx_file, size)
@@ -194,6 +196,8 @@ class OnnxRuntimeBackend:
             raise EngineError(f'ONNX Runtime could not load the model for {height}x{width} '
                               f'on {self.device}: {error}') from error
         self._provider_names = list(session.get_providers())
+        _LOG.info('ONNX Runtime session for %dx%d ready in %.1f s (%s)', height, width,
+                  time.perf_counter() - start, ', '.join(self._provider_names))
         if len(self._sessions) >= 4:
             self._sessions.pop(next(iter(self._sessions)))
         self._sessions[size] = session

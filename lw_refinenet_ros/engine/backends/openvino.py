@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from pathlib import Path
+import time
 from typing import Any
 
 import numpy as np
@@ -193,6 +194,7 @@ class OpenVINOBackend:
         if entry is not None:
             return entry
         folder = self._ir_dir(height, width)
+        start = time.perf_counter()
         try:
             network = self._core.read_model(str(folder / IR_FILES[0]))
             network.reshape([batch, 3, height, width])
@@ -204,8 +206,9 @@ class OpenVINOBackend:
         if len(self._compiled) >= 8:  # a camera uses one or two shapes; bound the memory
             self._compiled.pop(next(iter(self._compiled)))
         self._compiled[key] = entry
-        _LOG.debug('OpenVINO compiled %s for %dx3x%dx%d with %s', self.precision, batch,
-                   height, width, self._config)
+        _LOG.info('OpenVINO compiled %s for %dx3x%dx%d in %.1f s', self.precision, batch,
+                  height, width, time.perf_counter() - start)
+        _LOG.debug('OpenVINO compile settings: %s', self._config)
         return entry
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
