@@ -2,7 +2,7 @@
 
 The generated message modules (``lw_refinenet_ros.msg``) are installed next to these
 hand-written modules by CMake; ``extend_path`` lets a source checkout on ``sys.path``
-merge with the installed copy instead of hiding it (see docs/ros2-from-pip notes).
+merge with the installed copy instead of hiding it (docs/architecture.md §7).
 """
 
 from pkgutil import extend_path

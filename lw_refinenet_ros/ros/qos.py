@@ -1,7 +1,7 @@
 """Quality-of-service choices for camera input and segmentation output.
 
 The most common "no output" complaint about segmentation nodes is a reliable subscription to a
-best-effort camera, which receives nothing (shared/docs/what-users-expect.md, complaint 1).
+best-effort camera, which receives nothing (docs/architecture.md §8, "No output").
 Input is therefore best-effort by default, which connects to every publisher; outputs are
 reliable, which both reliable (RViz default, rosbag) and best-effort subscribers accept.
 """

@@ -1,7 +1,7 @@
 """The same folder builds in a ROS 2 colcon workspace, as a ROS user would use it.
 
 Copies the package into a fresh ``src/``, runs ``colcon build`` with the pip-installed
-Jazzy (the recipe in shared/docs/ros2-from-pip.md §5.5 b) and checks that the install space
+Jazzy (the colcon route in docs/architecture.md §7) and checks that the install space
 has the generated messages, the executables for ``ros2 run`` and the launch/config files.
 """
 

@@ -1,6 +1,6 @@
 """Helpers for the launch-file tests: launch stubs and a small launch-frontend evaluator.
 
-launch, launch_ros and ros2launch have no pip wheels (shared/docs/ros2-from-pip.md §6), so the
+launch, launch_ros and ros2launch have no pip wheels (docs/architecture.md §7), so the
 Python launch files run against recording stubs and the XML/YAML files go through a small
 evaluator of the frontend subset they use (arg, set_env, node, lifecycle_node, include; the
 substitutions var, find-pkg-share, env and eval). Both produce the same plain description of

@@ -1,6 +1,6 @@
 """Real ``launch_testing`` proof-of-life for the three segmentation launch files.
 
-launch, launch_ros and launch_testing have no pip wheels (shared/docs/ros2-from-pip.md §6), so
+launch, launch_ros and launch_testing have no pip wheels (docs/architecture.md §7), so
 this module skips in the pip venv and runs in a full ROS 2 install (``colcon test``): each
 launch file starts the node, a frame goes in, labels must come out, and every process must
 exit 0 when launch shuts it down with SIGINT.

@@ -1,7 +1,7 @@
 """Model builders: golden parameter counts, reference key layout, output sizes, forward math.
 
-The layout manifest (test/unit/data/lwrf_state_dict_layout.json) is a copy of
-shared/reference/lwrf_state_dict_layout.json, generated from the reference implementation.
+The layout manifest (test/unit/data/lwrf_state_dict_layout.json) was generated from the
+reference implementation (docs/architecture.md §2).
 """
 
 from __future__ import annotations
