@@ -133,10 +133,11 @@ def test_candidates_are_timed_interleaved(monkeypatch: pytest.MonkeyPatch) -> No
     assert order == names * select.TIMING_ROUNDS
 
 
-def test_clearly_slower_candidates_are_timed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def timing_order(monkeypatch: pytest.MonkeyPatch, ms: dict[str, float]
+                 ) -> tuple[list[str], select.Selection]:
+    """The order fp32 candidates were timed in, and the selection, with faked times."""
     world = World(monkeypatch, native={'torch': ('fp32',), 'openvino': ('fp32',),
-                                       'onnxruntime': ('fp32',)},
-                  ms={'torch/fp32': 40.0, 'openvino/fp32': 10.0, 'onnxruntime/fp32': 14.0})
+                                       'onnxruntime': ('fp32',)}, ms=ms)
     order: list[str] = []
 
     def timer(backend: FakeBackend, batch: np.ndarray) -> float:
@@ -147,24 +148,19 @@ def test_clearly_slower_candidates_are_timed_once(monkeypatch: pytest.MonkeyPatc
         object(), backend='auto', precision='fp32', request=BackendRequest(),
         warmup_batch=np.zeros((1, 3, 4, 4), np.float32), labels_of=labels_of,
         agreement_min=0.99, fallback=False, timer=timer)
+    return order, chosen
+
+
+def test_clearly_slower_candidates_are_timed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    order, chosen = timing_order(monkeypatch, {'torch/fp32': 40.0, 'openvino/fp32': 10.0,
+                                               'onnxruntime/fp32': 14.0})
     assert order == ['torch', 'openvino', 'onnxruntime'] + ['openvino', 'onnxruntime'] * 2
     assert chosen.backend.name == 'openvino' and chosen.timings_ms['torch/fp32'] == 40.0
 
 
 def test_no_more_rounds_once_a_single_candidate_is_left(monkeypatch: pytest.MonkeyPatch) -> None:
-    world = World(monkeypatch, native={'torch': ('fp32',), 'openvino': ('fp32',),
-                                       'onnxruntime': ('fp32',)},
-                  ms={'torch/fp32': 40.0, 'openvino/fp32': 10.0, 'onnxruntime/fp32': 25.0})
-    order: list[str] = []
-
-    def timer(backend: FakeBackend, batch: np.ndarray) -> float:
-        order.append(backend.name)
-        return world.timer(backend, batch)
-
-    chosen = select.select_backend(
-        object(), backend='auto', precision='fp32', request=BackendRequest(),
-        warmup_batch=np.zeros((1, 3, 4, 4), np.float32), labels_of=labels_of,
-        agreement_min=0.99, fallback=False, timer=timer)
+    order, chosen = timing_order(monkeypatch, {'torch/fp32': 40.0, 'openvino/fp32': 10.0,
+                                               'onnxruntime/fp32': 25.0})
     assert order == ['torch', 'openvino', 'onnxruntime']  # openvino alone within 1.5x
     assert chosen.backend.name == 'openvino'
 
