@@ -163,3 +163,28 @@ def test_empty_frames_publish_an_empty_object_list(ros_context) -> None:
         assert objects[-1].objects == [] and (objects[-1].width, objects[-1].height) == (64, 48)
     finally:
         harness.close()
+
+
+def test_objects_enabled_false_stops_them_at_runtime(ros_context) -> None:
+    from rclpy.parameter import Parameter
+
+    harness = NodeHarness(ros_context, FakeEngine())
+    try:
+        objects = harness.listen('segmentation/objects', SegmentedObjects)
+        publisher = harness.publisher('image')
+        assert harness.spin_until(lambda: (publisher.publish(stamped(nut_image(20))),
+                                           bool(objects))[1], timeout=15)
+        result = harness.node.set_parameters([Parameter('objects.enabled', value=False)])
+        assert result[0].successful
+        labels = harness.listen('segmentation/labels')
+        assert harness.spin_until(lambda: (publisher.publish(stamped(nut_image(20))),
+                                           len(labels) >= 3)[1], timeout=15)
+        count = len(objects)
+        labels.clear()
+        assert harness.spin_until(lambda: (publisher.publish(stamped(nut_image(20))),
+                                           len(labels) >= 3)[1], timeout=15)
+        assert len(objects) == count   # subscribed, but switched off
+        camera_objects = next(iter(harness.node.pipeline._cameras.values())).objects
+        assert not camera_objects.wants()
+    finally:
+        harness.close()
