@@ -28,12 +28,13 @@ import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from lw_refinenet_ros.errors import LWRefineNetError
 from lw_refinenet_ros.msg import ClassMap, SegmentationStats, SegmentedObjects
 from lw_refinenet_ros.palette import colorize
+from lw_refinenet_ros.ros.qos import LATCHED_QOS
 from lw_refinenet_ros.ros.view.encode import encode_image, encode_pixels, label_array, scale_for
 from lw_refinenet_ros.ros.view.payloads import (
     annotations_from_objects,
@@ -57,10 +58,6 @@ _LOG = logging.getLogger(__name__)
 #: Every subscription to the node's streams: never reliable, never a queue.
 VIEW_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                       reliability=ReliabilityPolicy.BEST_EFFORT)
-# The class map is published once, latched; only a reliable transient-local reader gets it.
-_LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                          reliability=ReliabilityPolicy.RELIABLE,
-                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # How often subscriptions are matched to the Foxglove clients' interest.
 _RECONCILE_PERIOD_S = 0.2
 
@@ -180,10 +177,11 @@ class ViewBridge(Node):
             stats_topic, SegmentationStats, lambda msg, c=camera: self._on_stats(c, msg),
             lambda c=camera: c.stats.has_sinks() or (c.annotations.has_sinks()
                                                      and not self._objects_recent(c))))
-        # Always subscribed: it is tiny, latched, and needed to colour the annotations.
+        # Always subscribed: it is tiny, latched (only a reliable transient-local reader gets
+        # it), and needed to colour the annotations.
         self._sources.append(_Source(
             f'{camera.prefix}segmentation/class_map', ClassMap,
-            lambda msg, c=camera: self._on_class_map(c, msg), lambda: True, _LATCHED_QOS))
+            lambda msg, c=camera: self._on_class_map(c, msg), lambda: True, LATCHED_QOS))
 
     def _reconcile(self) -> None:
         """Subscribe to what some client watches, unsubscribe from what nobody does."""
