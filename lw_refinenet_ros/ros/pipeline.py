@@ -185,14 +185,17 @@ class SegmentationPipeline:
         self._scheduler.start()
 
     def unsubscribe(self, timeout: float = 0.5) -> bool:
-        """Close the outputs, stop the worker, remove the input subscriptions.
+        """Stop the worker, close the outputs, remove the input subscriptions.
 
-        Waits at most ``timeout`` seconds for an inference in flight; returns False when it
-        is still running (it finishes on its own, and its result is not published).
+        An inference in flight gets ``timeout`` seconds to finish and publish; returns False
+        when it is still running then (it finishes on its own; its result is counted as
+        processed but not published). When the context is already shut down (a signal),
+        the outputs close first: nothing can be published any more.
         """
-        with self._outputs_lock:
-            self._outputs_open = False
+        if not self._node.context.ok():
+            self._close_outputs()
         stopped = self._scheduler.stop(timeout)
+        self._close_outputs()
         for camera in self._cameras.values():
             for attribute in ('subscription', 'info_subscription'):
                 subscription = getattr(camera, attribute)
@@ -200,6 +203,11 @@ class SegmentationPipeline:
                     self._node.destroy_subscription(subscription)
                     setattr(camera, attribute, None)
         return stopped
+
+    def _close_outputs(self) -> None:
+        # Waits for a publish in progress; afterwards the worker touches no entity.
+        with self._outputs_lock:
+            self._outputs_open = False
 
     def destroy(self) -> None:
         """Stop everything this pipeline created on the node."""
