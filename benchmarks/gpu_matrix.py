@@ -14,12 +14,13 @@ import argparse
 import copy
 import json
 import os
-import statistics
 import sys
 import time
 from typing import Any, Callable
 
 import numpy as np
+
+from lw_refinenet_ros.engine.config import parse_size
 
 
 def _engine_runner(model: Any, options: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
@@ -64,10 +65,14 @@ def main() -> int:
     parser.add_argument('--json', required=True)
     args = parser.parse_args()
     began = time.perf_counter()
-    height, width = (int(v) for v in args.size.lower().split('x'))
+    size = parse_size(args.size)
+    if size is None:
+        parser.error(f'--size {args.size!r} must be HEIGHTxWIDTH, e.g. 480x640')
+    height, width = size
 
     import torch
 
+    from lw_refinenet_ros.cli.bench import latency_summary, time_interleaved
     from lw_refinenet_ros.data.conveyor import frame_rng, render_conveyor_frame
     from lw_refinenet_ros.engine.backends import backend_unavailable, cpu_description
     from lw_refinenet_ros.model import load_model
@@ -127,20 +132,11 @@ def main() -> int:
                 errors[name] = f'{type(error).__name__}: {error}'
                 continue
             print(f'{name}: ready in {time.perf_counter() - start:.1f} s', flush=True)
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    agreement: dict[str, float] = {}
-    for round_index in range(args.warmup + args.iters):
-        for name, run in runners.items():
-            if cuda:
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            labels = run(image)
-            if round_index >= args.warmup:
-                times[name].append((time.perf_counter() - start) * 1e3)
-            agreement[name] = float((labels == reference).mean() * 100.0)
-    rows = [{'mode': name, 'p50_ms': statistics.median(values),
-             'p95_ms': float(np.percentile(values, 95)), 'fps': 1e3 / statistics.mean(values),
-             'labels_equal_to_cpu_fp32_pct': agreement[name]} for name, values in times.items()]
+    times, labels = time_interleaved(runners, image, iters=args.iters, warmup=args.warmup,
+                                     sync=torch.cuda.synchronize if cuda else None)
+    rows = [{'mode': name, **latency_summary(values),
+             'labels_equal_to_cpu_fp32_pct': float((labels[name] == reference).mean() * 100.0)}
+            for name, values in times.items()]
     result = {
         'device': torch.cuda.get_device_name() if cuda else f'CPU smoke test: '
                                                             f'{cpu_description()}',

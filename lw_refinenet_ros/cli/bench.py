@@ -19,7 +19,7 @@ values, each checked like the single-valued option, and are swept.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from lw_refinenet_ros.engine.config import (
     ENGINE_PARAMETER_SPECS,
@@ -28,6 +28,9 @@ from lw_refinenet_ros.engine.config import (
     engine_config_from_args,
     parse_size,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 HELP = 'benchmark the engine against the reference pipeline (latency, FPS, label agreement)'
 
@@ -90,7 +93,9 @@ def base_config(args: argparse.Namespace) -> EngineConfig:
         channels_last={'on': True, 'off': False}.get(args.channels_last, 'auto'))
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
+def latency_summary(values: list[float]) -> dict[str, float]:
+    """p50/p95/mean milliseconds and FPS (1000 / mean) of per-frame times, with the
+    percentile definition every tool of this package uses."""
     import numpy as np
 
     from lw_refinenet_ros.percentiles import percentiles
@@ -145,11 +150,11 @@ def bench_one(model, arch: str, config: EngineConfig, *, iters: int, warmup: int
     row = {
         'arch': arch, 'height': height, 'width': width, 'device': engine.device,
         'precision': config.precision, 'engine_settings': engine.describe(), 'iters': iters,
-        'engine': _percentiles(engine_ms),
+        'engine': latency_summary(engine_ms),
         'engine_stages_p50_ms': {k: float(np.median(v)) for k, v in stages.items()},
     }
     if reference:
-        row['reference'] = _percentiles(ref_ms)
+        row['reference'] = latency_summary(ref_ms)
         row['speedup_p50'] = row['reference']['p50_ms'] / row['engine']['p50_ms']
         row['label_agreement_pct'] = float((labels == ref_labels).mean() * 100.0)
     return row
@@ -277,9 +282,6 @@ def compare_backends(model, base: EngineConfig, pairs: list[tuple[str, str]], *,
     """
     import copy
     import dataclasses
-    import time
-
-    import numpy as np
 
     from lw_refinenet_ros.data.conveyor import frame_rng, render_conveyor_frame
     from lw_refinenet_ros.engine import InferenceEngine
@@ -287,7 +289,7 @@ def compare_backends(model, base: EngineConfig, pairs: list[tuple[str, str]], *,
 
     height, width = base.warmup_size
     image = render_conveyor_frame(frame_rng(seed, 0), (width, height))[0]
-    runners: dict[str, object] = {}
+    runners: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
     rows: dict[str, dict] = {}
     for name, precision in pairs:
         label = f'{name}/{precision}'
@@ -306,24 +308,47 @@ def compare_backends(model, base: EngineConfig, pairs: list[tuple[str, str]], *,
     for label, segment in (extra or {}).items():
         runners[label] = segment
         rows[label] = {'backend': label, 'precision': ''}
-    times: dict[str, list[float]] = {label: [] for label in runners}
-    labels: dict[str, np.ndarray] = {}
-    for round_index in range(warmup + iters):
-        for label, segment in runners.items():
-            start = time.perf_counter()
-            labels[label] = segment(image)
-            if round_index >= warmup:
-                times[label].append((time.perf_counter() - start) * 1e3)
+    times, labels = time_interleaved(runners, image, iters=iters, warmup=warmup)
     reference = labels.get('torch/fp32')
-    base = _percentiles(times['torch/fp32'])['p50_ms'] if 'torch/fp32' in times else None
+    base_ms = latency_summary(times['torch/fp32'])['p50_ms'] if 'torch/fp32' in times \
+        else None
     for label in runners:
         row = rows[label]
-        row.update(height=height, width=width, iters=iters, **_percentiles(times[label]))
-        if base:
-            row['speedup_vs_torch_fp32'] = base / row['p50_ms']
+        row.update(height=height, width=width, iters=iters, **latency_summary(times[label]))
+        if base_ms:
+            row['speedup_vs_torch_fp32'] = base_ms / row['p50_ms']
         if reference is not None:
             row['label_agreement_pct'] = float((labels[label] == reference).mean() * 100.0)
     return list(rows.values())
+
+
+def time_interleaved(runners: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+                     image: np.ndarray, *, iters: int, warmup: int,
+                     sync: Callable[[], None] | None = None
+                     ) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
+    """Time ``runner(image) -> labels`` for each runner, one frame each per round, so that
+    load from other jobs slows every runner alike.
+
+    Args:
+        sync: Called before each timed frame (``torch.cuda.synchronize`` on a GPU).
+
+    Returns:
+        Per runner, the milliseconds of its ``iters`` timed frames (the first ``warmup``
+        rounds are not timed) and its labels from the last round.
+    """
+    import time
+
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    labels: dict[str, np.ndarray] = {}
+    for round_index in range(warmup + iters):
+        for name, segment in runners.items():
+            if sync is not None:
+                sync()
+            start = time.perf_counter()
+            labels[name] = segment(image)
+            if round_index >= warmup:
+                times[name].append((time.perf_counter() - start) * 1e3)
+    return times, labels
 
 
 def format_backend_table(rows: list[dict]) -> str:
