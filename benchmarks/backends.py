@@ -23,10 +23,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bare_openvino  # noqa: E402  (the sibling script, imported as a module)
 
+from lw_refinenet_ros.engine.config import EngineConfig, parse_size  # noqa: E402
+
 
 def _size(text: str) -> tuple[int, int]:
-    height, width = (int(v) for v in text.lower().split('x'))
-    return height, width
+    size = parse_size(text)
+    if size is None:
+        raise argparse.ArgumentTypeError(f'size {text!r} must be HEIGHTxWIDTH, e.g. 480x640')
+    return size
 
 
 def main() -> int:
@@ -53,7 +57,6 @@ def main() -> int:
     )
     from lw_refinenet_ros.data.conveyor import write_conveyor_dataset
     from lw_refinenet_ros.engine.backends import cpu_description
-    from lw_refinenet_ros.engine.config import EngineConfig
     from lw_refinenet_ros.engine.export import export_onnx
     from lw_refinenet_ros.model import load_model
 
