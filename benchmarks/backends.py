@@ -44,8 +44,13 @@ def main() -> int:
     parser.add_argument('--calibration-frames', type=int, default=64)
     parser.add_argument('--no-int8', action='store_true')
     parser.add_argument('--cache-dir', default='', help='runtime cache (default: a temp dir)')
-    parser.add_argument('--out', help='JSON results')
+    parser.add_argument('--out', '--json', dest='out', help='JSON results')
+    parser.add_argument('--quick', action='store_true',
+                        help='240x320 only, 5 frames, 16 calibration frames (a smoke test of '
+                             'this script, as in benchmarks/run_all.sh --quick)')
     args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.iters, args.calibration_frames = [(240, 320)], 5, 16
 
     import torch
 

@@ -146,8 +146,52 @@ def fuzz(data: dict[str, Any]) -> str:
     return '\n'.join(lines)
 
 
+def view_overhead(data: dict[str, Any]) -> str:
+    runs = data['runs']
+    lines = [f'`{data.get("command", "benchmarks/view_overhead.py")}`  ', _load(data), '',
+             '| | ' + ' | '.join(f"{run['engine']} engine, {run['size']} @ {run['rate_hz']:g} Hz"
+                                 for run in runs) + ' |',
+             '|---|' + '---|' * len(runs)]
+
+    def row(title: str, cell: Any) -> None:
+        lines.append(f'| {title} | ' + ' | '.join(cell(run) for run in runs) + ' |')
+
+    row('node processing p50, median of rounds: off / on',
+        lambda r: f"{_ms(r['processing_p50_ms']['off'])} / {_ms(r['processing_p50_ms']['on'])} ms")
+    row('the same, paired per round (median; range)',
+        lambda r: f"{r['paired_p50_ratio_pct']['median']:+.1f} % "
+                  f"({min(r['paired_p50_ratio_pct']['per_round']):+.0f} ... "
+                  f"{max(r['paired_p50_ratio_pct']['per_round']):+.0f} %)")
+    row('node CPU per published frame: off / on',
+        lambda r: f"{_ms(r['node_cpu_ms_per_frame']['off'])} / "
+                  f"{_ms(r['node_cpu_ms_per_frame']['on'])} ms")
+    row('the same, paired per round (median)',
+        lambda r: f"{r['node_cpu_ms_per_frame']['paired_ratio_pct_median']:+.1f} %")
+    row('overlay Hz: node published / client received (median; client min)',
+        lambda r: f"{r['overlay_hz']['node_published_median']:.1f} / "
+                  f"{r['overlay_hz']['client_received_median']:.1f} "
+                  f"({r['overlay_hz']['client_received_min']:.1f})")
+    return '\n'.join(lines)
+
+
+def backends(data: dict[str, Any]) -> str:
+    from lw_refinenet_ros.cli.bench import format_backend_table
+
+    meta = data['meta']
+    load = meta.get('load_average') or []
+    lines = [f'`{meta.get("command", "lw-refinenet bench --backends")}`  ',
+             f"CPU {meta['cpu']}; {meta.get('threads', meta.get('torch_threads'))} thread(s); "
+             f"load average {'/'.join(f'{v:.2f}' for v in load)} at the end; {meta['date']}; "
+             f"openvino {meta.get('openvino')}, onnxruntime {meta.get('onnxruntime')}, "
+             f"torch {meta.get('torch')}", '', format_backend_table(data['results'])]
+    for name, reason in data.get('unavailable', {}).items():
+        lines.append(f'\n{name}: not available ({reason})')
+    return '\n'.join(lines)
+
+
 SECTIONS = {'transport_floor': transport, 'node_latency': node, 'overload': overload,
-            'soak': soak, 'fuzz_node': fuzz}
+            'soak': soak, 'fuzz_node': fuzz, 'view_overhead': view_overhead,
+            'backends_cpu': backends}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -275,8 +275,9 @@ def main() -> int:
                 'ROS_AUTOMATIC_DISCOVERY_RANGE'):
         if key in env:
             os.environ[key] = env[key]
-    result: dict[str, Any] = {'benchmark': 'view_overhead', 'machine_before':
-                              _common.machine_state(), 'runs': []}
+    result: dict[str, Any] = {'benchmark': 'view_overhead',
+                              'command': ' '.join([sys.executable, *sys.argv]),
+                              'machine_before': _common.machine_state(), 'runs': []}
     with tempfile.TemporaryDirectory(prefix='view_bench_') as folder:
         for engine in args.engines:
             result['runs'].append(run_engine(engine, args, env, _free_port(),
