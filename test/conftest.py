@@ -17,10 +17,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 from typing import Any, Callable, Iterator
 
 import pytest
+
+from lw_refinenet_ros.testing.spin import spin_until  # noqa: F401  (tests import it from here)
 
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 100))
@@ -57,19 +58,6 @@ def ros_context() -> Iterator[Any]:
         yield context
     finally:
         context.try_shutdown()
-
-
-def spin_until(executor: Any, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Spin ``executor`` until ``predicate()`` holds or ``timeout`` seconds pass.
-
-    Returns the predicate's final value, so tests assert on it: a deadline, never a sleep.
-    """
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return predicate()
-        executor.spin_once(timeout_sec=0.05)
-    return True
 
 
 @pytest.fixture

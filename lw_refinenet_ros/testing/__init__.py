@@ -7,4 +7,5 @@ needs no model).
 - :mod:`.fake_node`: the real segmentation node around a fake engine, in process
   (:class:`~.fake_node.NodeHarness`) or as a process (``python -m
   lw_refinenet_ros.testing.fake_node --fake-engine-ms 2000 --ros-args ...``).
+- :mod:`.spin`: :func:`~.spin.spin_until`, waiting on an executor with a deadline; no ROS.
 """

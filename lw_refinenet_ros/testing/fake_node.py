@@ -20,7 +20,6 @@ import argparse
 import os
 import sys
 import threading
-import time
 from typing import Any, Callable, Sequence
 
 import rclpy
@@ -38,6 +37,7 @@ from lw_refinenet_ros.testing.fake_engine import (
     red_threshold_labels,
     split_labels,
 )
+from lw_refinenet_ros.testing.spin import spin_until
 
 COUNTERS = ('received', 'processed', 'dropped_overwritten', 'dropped_too_old', 'failed',
             'pending')
@@ -129,12 +129,7 @@ class NodeHarness:
 
     def spin_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
         """Spin until ``predicate()`` holds or ``timeout`` passes; its final value."""
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() >= deadline:
-                return predicate()
-            self.executor.spin_once(timeout_sec=self.spin_period_s)
-        return True
+        return spin_until(self.executor, predicate, timeout, self.spin_period_s)
 
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=1.0)
