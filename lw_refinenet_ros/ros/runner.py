@@ -192,6 +192,7 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None, *,
         pass
     except Exception:
         if context.ok():
+            watchdog.cancel()  # a crash: the traceback and a non-zero status, not exit 0
             raise
         # rclpy calls made while the signal handler shut the context down fail with an
         # RCLError or InvalidHandle: that is the shutdown the user asked for, not a crash.

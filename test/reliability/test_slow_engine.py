@@ -439,3 +439,15 @@ def test_the_heap_setting_leaves_a_user_choice_alone(monkeypatch) -> None:
     from lw_refinenet_ros.ros.runner import limit_heap_retention
     monkeypatch.setenv('MALLOC_MMAP_THRESHOLD_', '65536')
     assert limit_heap_retention() is False
+
+
+def test_a_crash_at_start_up_is_not_turned_into_a_clean_exit() -> None:
+    """The exit watchdog serves signals only: an unexpected error keeps its traceback and a
+    non-zero status."""
+    code = ('import sys\nfrom lw_refinenet_ros.ros.runner import run_node\n'
+            'def factory():\n    raise RuntimeError("broken on purpose")\n'
+            'sys.exit(run_node(factory, sys.argv))\n')
+    result = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode not in (0, -6), result.stderr
+    assert 'RuntimeError: broken on purpose' in result.stderr
