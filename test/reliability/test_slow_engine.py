@@ -249,6 +249,7 @@ def _value(status: Any, key: str) -> str:
     return next(pair.value for pair in status.values if pair.key == key)
 
 
+@pytest.mark.slow
 def test_a_publisher_that_delivers_nothing_is_reported(ros_context) -> None:
     harness = NodeHarness(ros_context, FakeEngine(), parameters={'diagnostics_period_s': 0.5})
     try:
