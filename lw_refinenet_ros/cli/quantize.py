@@ -12,18 +12,28 @@ from __future__ import annotations
 
 import argparse
 
+from lw_refinenet_ros.engine.config import (
+    ENGINE_PARAMETER_SPECS,
+    add_engine_arguments,
+    engine_config_from_args,
+    parse_size,
+)
+
 HELP = 'build the int8 model from calibration images (NNCF) and report the mIoU change'
 
 
+#: The engine options this command takes (as every model-running command spells them); the
+#: rest are fixed: OpenVINO int8 on the CPU, compared with fp32 without an agreement gate.
+ENGINE_OPTIONS = ('cache_dir', 'num_threads')
+
+
 def _size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split('x'))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f'size {text!r} must be HEIGHTxWIDTH, e.g. 480x640') \
-            from error
-    if height < 16 or width < 16:
+    size = parse_size(text)
+    if size is None:
+        raise argparse.ArgumentTypeError(f'size {text!r} must be HEIGHTxWIDTH, e.g. 480x640')
+    if min(size) < 16:
         raise argparse.ArgumentTypeError(f'size {text!r} must be at least 16x16')
-    return height, width
+    return size
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,14 +43,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       help='folder of your own camera images (or a dataset folder with images/)')
     a('--size', type=_size, metavar='HxW',
       help='network input size (default: the size of the first calibration image)')
-    a('--cache-dir', default='', help='runtime cache folder (default: the user cache folder)')
-    a('--threads', type=int, help='CPU threads for the runtime (default: all)')
     a('--eval', metavar='DIR', help='labelled dataset folder to score on (default: conveyor)')
     a('--eval-seed', type=int, default=9100,
       help='conveyor seed for the scoring frames when --eval is not given (default 9100, '
            'not a training seed)')
     a('--eval-count', type=int, default=24, help='frames to score (default 24)')
     a('--json', help='write the report here as JSON')
+    add_engine_arguments(parser.add_argument_group(
+        'inference', 'the node parameters of the same names'),
+        exclude=tuple(n for n in ENGINE_PARAMETER_SPECS if n not in ENGINE_OPTIONS))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +64,6 @@ def run(args: argparse.Namespace) -> int:
 
     from lw_refinenet_ros.data.datasets import ConveyorDataset, open_dataset
     from lw_refinenet_ros.engine import InferenceEngine
-    from lw_refinenet_ros.engine.config import EngineConfig
     from lw_refinenet_ros.engine.quantize import calibration_images
     from lw_refinenet_ros.errors import ConfigError
     from lw_refinenet_ros.model import load_model
@@ -76,19 +86,18 @@ def run(args: argparse.Namespace) -> int:
         dataset = ConveyorDataset(args.eval_seed, args.eval_count, (size[1], size[0]),
                                   fresh_per_epoch=False)
     count = min(len(dataset), args.eval_count)
-    base = dict(device='cpu', warmup_size=size, cache_dir=args.cache_dir,
-                agreement_min=0.0, backend_fallback=False)
-    if args.threads:
-        base['num_threads'] = args.threads
+    base = engine_config_from_args(args, device='cpu', warmup_size=size, agreement_min=0.0,
+                                   backend_fallback=False)
+
+    def engine(backend: str, precision: str, **options: str) -> InferenceEngine:
+        config = dataclasses.replace(base, backend=backend, precision=precision, **options)
+        return InferenceEngine(model, config, num_classes=info.num_classes)
+
     start = time.perf_counter()
-    int8 = InferenceEngine(model, EngineConfig(backend='openvino', precision='int8',
-                                               calibration_dir=str(args.calibration), **base),
-                           num_classes=info.num_classes)
+    int8 = engine('openvino', 'int8', calibration_dir=str(args.calibration))
     build_s = time.perf_counter() - start
-    fp32 = InferenceEngine(model, EngineConfig(backend='openvino', precision='fp32', **base),
-                           num_classes=info.num_classes)
-    reference = InferenceEngine(model, EngineConfig(backend='torch', precision='fp32', **base),
-                                num_classes=info.num_classes)
+    fp32 = engine('openvino', 'fp32')
+    reference = engine('torch', 'fp32')
     engines = {'torch fp32': reference, 'openvino fp32': fp32, 'openvino int8': int8}
     meters = {name: ConfusionMeter(info.num_classes) for name in engines}
     times: dict[str, list[float]] = {name: [] for name in engines}

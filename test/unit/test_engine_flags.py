@@ -75,3 +75,17 @@ def test_bench_rejects_a_bad_value_naming_the_flag(flag: str, value: str) -> Non
     args = _subparser('bench').parse_args([flag, value])
     with pytest.raises(ConfigError, match=flag):
         bench.run(args)
+
+
+def test_quantize_takes_its_engine_options_from_the_spine() -> None:
+    from lw_refinenet_ros.cli import quantize
+
+    parser = _subparser('quantize')
+    options = {s for a in parser._actions for s in a.option_strings}
+    assert {'--cache-dir', '--num-threads', '--threads'} <= options
+    assert '--backend' not in options and '--precision' not in options  # fixed: int8 vs fp32
+    args = parser.parse_args(['--calibration', 'calib', '--threads', '2', '--cache-dir', 'c'])
+    assert quantize.engine_config_from_args(args).num_threads == 2
+    with pytest.raises(ConfigError, match='--num-threads'):
+        quantize.engine_config_from_args(parser.parse_args(['--calibration', 'c',
+                                                            '--threads', '-5']))
