@@ -25,6 +25,7 @@ import torch
 from lw_refinenet_ros.data.conveyor import render_conveyor_frame
 from lw_refinenet_ros.engine.backends import cpu_description
 from lw_refinenet_ros.engine.backends import torch_rewrites as rewrites
+from lw_refinenet_ros.engine.config import parse_size
 from lw_refinenet_ros.model import fold_batchnorm, load_model
 from lw_refinenet_ros.reference_pipeline import reference_preprocess
 
@@ -51,7 +52,10 @@ def main() -> None:
                         help='cpu: process time (default; comparable on a busy machine); '
                              'wall: elapsed time')
     args = parser.parse_args()
-    height, width = (int(v) for v in args.size.lower().split('x'))
+    size = parse_size(args.size)
+    if size is None:
+        parser.error(f'--size {args.size!r} must be HEIGHTxWIDTH, e.g. 480x640')
+    height, width = size
     torch.set_num_threads(args.threads)
     model, _ = load_model(None)
     base = fold_batchnorm(model).to(memory_format=torch.channels_last)
