@@ -52,8 +52,8 @@ NODE_NAME = 'lw_refinenet'
 EXIT_BUDGET_S = 2.0
 # Part of the budget kept for the final flush and the interpreter's own exit.
 _EXIT_MARGIN_S = 0.3
-# How long after shutdown began an inference in flight may still finish (a clean exit without
-# os._exit); longer ones are left behind.
+# How long after shutdown began the process waits for an inference in flight to end; longer
+# ones are left behind (their thread must not be running when the interpreter finalises).
 WORKER_GRACE_S = 0.5
 
 _LOG = logging.getLogger(__name__)
