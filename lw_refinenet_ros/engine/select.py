@@ -180,8 +180,8 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
             continue
         built[pair] = candidate
         agreement[pair] = float(np.mean(labels == reference_labels))
-        _LOG.info('backend candidate %s: built in %.1f s (export and compile, or load from '
-                  'the cache), first forward %.0f ms, labels %.2f%% equal to torch fp32',
+        _LOG.info('backend candidate %s: ready in %.1f s (cache hit or build, then compile; '
+                  'see above), first forward %.0f ms, labels %.2f%% equal to torch fp32',
                   _label(*pair), ready - start, (time.perf_counter() - ready) * 1e3,
                   agreement[pair] * 100.0)
     phases['build'] = time.perf_counter() - began

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 from pathlib import Path
 import subprocess
@@ -52,6 +53,17 @@ def test_miss_builds_then_hit_reuses(tmp_path: Path) -> None:
     # A second cache object on the same folder (the next start) hits without building.
     assert build(ArtifactCache(tmp_path / 'cache'), builder) == first
     assert builder.calls == 1
+
+
+def test_miss_and_hit_are_both_logged_for_the_user(tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger='lw_refinenet_ros.engine.cache'):
+        first = build(ArtifactCache(tmp_path), Builder())
+        assert 'building test model (not in the cache yet)' in caplog.text
+        caplog.clear()
+        build(ArtifactCache(tmp_path), Builder())
+    # At INFO, so that a user sees why the second start is fast (or why it is not).
+    assert f'cache hit for test model: {first}' in caplog.text
 
 
 def test_key_ignores_order_but_not_values() -> None:

@@ -174,7 +174,7 @@ def test_start_up_phases_are_measured_and_logged(monkeypatch: pytest.MonkeyPatch
     assert all(seconds >= 0.0 for seconds in chosen.phases_s.values())
     text = caplog.text
     assert 'backend candidate torch/fp32 (the reference): built and run once in' in text
-    assert 'backend candidate openvino/bf16: built in' in text and 'first forward' in text
+    assert 'backend candidate openvino/bf16: ready in' in text and 'first forward' in text
     assert 'backend selection took' in text and 'timing' in text
     assert 'openvino/bf16 x1' in text  # the rounds each candidate was timed
 
