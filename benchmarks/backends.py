@@ -23,20 +23,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bare_openvino  # noqa: E402  (the sibling script, imported as a module)
 
-from lw_refinenet_ros.engine.config import EngineConfig, parse_size  # noqa: E402
-
-
-def _size(text: str) -> tuple[int, int]:
-    size = parse_size(text)
-    if size is None:
-        raise argparse.ArgumentTypeError(f'size {text!r} must be HEIGHTxWIDTH, e.g. 480x640')
-    return size
+from lw_refinenet_ros.engine.config import EngineConfig, size_argument  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--weights', help='checkpoint (default: the packaged model)')
-    parser.add_argument('--sizes', nargs='+', type=_size, default=[(480, 640), (240, 320)])
+    parser.add_argument('--sizes', nargs='+', type=size_argument, default=[(480, 640), (240, 320)])
     parser.add_argument('--iters', type=int, default=20)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--threads', type=int, default=1,

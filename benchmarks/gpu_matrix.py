@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from lw_refinenet_ros.engine.config import parse_size
+from lw_refinenet_ros.engine.config import size_argument
 
 
 def _engine_runner(model: Any, options: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
@@ -54,7 +54,8 @@ def _network_runner(model: Any, provider: str, precision: str, size: tuple[int, 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cuda')
-    parser.add_argument('--size', default='480x640', help='HxW (default 480x640)')
+    parser.add_argument('--size', default='480x640', type=size_argument,
+                        help='HxW (default 480x640)')
     parser.add_argument('--iters', type=int, default=20)
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--cache-dir', default='')
@@ -65,10 +66,7 @@ def main() -> int:
     parser.add_argument('--json', required=True)
     args = parser.parse_args()
     began = time.perf_counter()
-    size = parse_size(args.size)
-    if size is None:
-        parser.error(f'--size {args.size!r} must be HEIGHTxWIDTH, e.g. 480x640')
-    height, width = size
+    height, width = args.size
 
     import torch
 

@@ -16,7 +16,7 @@ from lw_refinenet_ros.engine.config import (
     ENGINE_PARAMETER_SPECS,
     add_engine_arguments,
     engine_config_from_args,
-    parse_size,
+    size_argument,
 )
 
 HELP = 'build the int8 model from calibration images (NNCF) and report the mIoU change'
@@ -28,9 +28,7 @@ ENGINE_OPTIONS = ('cache_dir', 'num_threads')
 
 
 def _size(text: str) -> tuple[int, int]:
-    size = parse_size(text)
-    if size is None:
-        raise argparse.ArgumentTypeError(f'size {text!r} must be HEIGHTxWIDTH, e.g. 480x640')
+    size = size_argument(text)
     if min(size) < 16:
         raise argparse.ArgumentTypeError(f'size {text!r} must be at least 16x16')
     return size

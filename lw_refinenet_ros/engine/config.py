@@ -48,6 +48,15 @@ def parse_size(text: str) -> tuple[int, int] | None:
     return (height, width) if height > 0 and width > 0 else None
 
 
+def size_argument(text: str) -> tuple[int, int]:
+    """argparse ``type=`` for a ``HEIGHTxWIDTH`` flag: ``(height, width)`` or a usage error."""
+    size = parse_size(text)
+    if size is None:
+        raise argparse.ArgumentTypeError(f'{text!r} is not HEIGHTxWIDTH with positive integers, '
+                                         f'e.g. 480x640')
+    return size
+
+
 def is_size_text(value: str) -> bool:
     """Whether ``value`` is ``'HEIGHTxWIDTH'`` with positive integers."""
     return parse_size(value) is not None

@@ -89,3 +89,12 @@ def test_quantize_takes_its_engine_options_from_the_spine() -> None:
     with pytest.raises(ConfigError, match='--num-threads'):
         quantize.engine_config_from_args(parser.parse_args(['--calibration', 'c',
                                                             '--threads', '-5']))
+
+
+@pytest.mark.parametrize('text', ['48by64', '0x64', '48x', '-4x4'])
+def test_size_flags_give_a_usage_error_naming_the_format(text: str) -> None:
+    from lw_refinenet_ros.engine.config import size_argument
+
+    assert size_argument('48X64') == (48, 64)
+    with pytest.raises(argparse.ArgumentTypeError, match='HEIGHTxWIDTH'):
+        size_argument(text)
