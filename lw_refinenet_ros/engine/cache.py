@@ -147,7 +147,7 @@ class ArtifactCache:
         files = tuple(files)
         found = self.lookup(kind, parts, files)
         if found is not None:
-            _LOG.info('cache hit for %s: %s', what, found)
+            _LOG.debug('cache hit for %s: %s', what, found)
             return found
         key = cache_key(parts)
         final = self.entry_dir(kind, key)

@@ -196,8 +196,8 @@ class OnnxRuntimeBackend:
             raise EngineError(f'ONNX Runtime could not load the model for {height}x{width} '
                               f'on {self.device}: {error}') from error
         self._provider_names = list(session.get_providers())
-        _LOG.info('ONNX Runtime session for %dx%d ready in %.1f s (%s)', height, width,
-                  time.perf_counter() - start, ', '.join(self._provider_names))
+        _LOG.debug('ONNX Runtime session for %dx%d ready in %.1f s (%s)', height, width,
+                   time.perf_counter() - start, ', '.join(self._provider_names))
         if len(self._sessions) >= 4:
             self._sessions.pop(next(iter(self._sessions)))
         self._sessions[size] = session

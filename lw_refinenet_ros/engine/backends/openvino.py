@@ -206,8 +206,8 @@ class OpenVINOBackend:
         if len(self._compiled) >= 8:  # a camera uses one or two shapes; bound the memory
             self._compiled.pop(next(iter(self._compiled)))
         self._compiled[key] = entry
-        _LOG.info('OpenVINO compiled %s for %dx3x%dx%d in %.1f s', self.precision, batch,
-                  height, width, time.perf_counter() - start)
+        _LOG.debug('OpenVINO compiled %s for %dx3x%dx%d in %.1f s', self.precision, batch,
+                   height, width, time.perf_counter() - start)
         _LOG.debug('OpenVINO compile settings: %s', self._config)
         return entry
 
