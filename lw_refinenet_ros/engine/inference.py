@@ -122,6 +122,7 @@ class InferenceEngine:
         self.reason = ''
         self.agreement: float | None = None
         self.selection_ms: dict[str, float] = {}
+        self.selection_phases_s: dict[str, float] = {}
         self._cpu_pre = CpuPreprocessor()
         self._cpu_post = CpuPostprocessor(num_classes, config.upsample, config.tile_rows)
         self._selection_image: np.ndarray | None = None
@@ -177,6 +178,7 @@ class InferenceEngine:
                                    fallback=config.backend_fallback)
         self.reason, self.agreement = selection.reason, selection.agreement
         self.selection_ms = dict(selection.timings_ms)
+        self.selection_phases_s = dict(selection.phases_s)
         return selection.backend
 
     def _warmup(self, warmup_image: np.ndarray | None, start: float) -> None:
@@ -333,12 +335,14 @@ class InferenceEngine:
 
     def describe(self) -> dict[str, Any]:
         """Effective settings after selection and fallbacks (logs, /diagnostics, benchmarks):
-        backend, precision, device, the reason for the choice and the agreement figure."""
+        backend, precision, device, the reason for the choice and the agreement figure, each
+        candidate's timed milliseconds and the seconds each start-up phase took."""
         info = dict(self.backend.describe())
         info.update({
             'backend': self.backend.name, 'precision': self.backend.precision,
             'device': self.device, 'reason': self.reason, 'agreement': self.agreement,
-            'selection_ms': self.selection_ms, 'upsample': self.config.upsample,
+            'selection_ms': self.selection_ms,
+            'selection_phases_s': self.selection_phases_s, 'upsample': self.config.upsample,
             'max_side': self.config.max_side, 'num_classes': self.num_classes,
         })
         return info

@@ -106,6 +106,10 @@ def test_bench_backends_compares_runtimes_against_torch_fp32(
     for row in rows.values():
         assert row['label_agreement_pct'] >= 99.0 and row['p50_ms'] > 0
     assert rows['torch/fp32']['speedup_vs_torch_fp32'] == 1.0
+    # describe() says where the start-up time went (torch fp32 alone is built directly).
+    assert set(rows['openvino/fp32']['engine_settings']['selection_phases_s']) == \
+        {'reference', 'build', 'timing'}
+    assert rows['torch/fp32']['engine_settings']['selection_phases_s'] == {}
     assert data['meta']['cpu'] and data['meta']['openvino']
     out = capsys.readouterr().out
     assert out.startswith('CPU: ') and '| 32x48 | openvino | fp32 |' in out
