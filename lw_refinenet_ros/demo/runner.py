@@ -22,6 +22,7 @@ from pathlib import Path
 import re
 import signal
 import subprocess
+import threading
 import time
 from typing import Any, Callable
 
@@ -141,7 +142,12 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
     # SIGTERM ends the run like Ctrl-C; SIGINT is set explicitly because a shell starting the
     # demo in the background hands it down ignored.
-    previous = {sig: signal.signal(sig, signal.default_int_handler)
+    # The handler only raises a flag: a KeyboardInterrupt raised straight from the signal
+    # could land inside rclpy's C code (a message being deserialised) and surface there as a
+    # TypeError instead of a clean stop. spin() turns the flag into KeyboardInterrupt in
+    # Python code, at most 0.1 s later.
+    stop_requested = threading.Event()
+    previous = {sig: signal.signal(sig, lambda _signum, _frame: stop_requested.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     writer = McapWriter(out / 'demo.mcap')
     monitor = DemoMonitor(writer, out, context=context, namespace=config.namespace)
@@ -152,6 +158,11 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
     executor.add_node(monitor)
     executor.add_node(robot)
     executor.add_node(video)
+
+    def spin(timeout_s: float = 0.1) -> None:
+        executor.spin_once(timeout_sec=timeout_s)
+        if stop_requested.is_set():
+            raise KeyboardInterrupt
 
     width, height = config.size
     namespace = ['-r', f'__ns:={config.namespace}']
@@ -202,7 +213,7 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
                         f'The segmentation node did not come up within '
                         f'{config.startup_timeout_s:g} s. End of {node_log}:\n'
                         f'{supervisor.log_tail(node_log)}')
-                executor.spin_once(timeout_sec=0.1)
+                spin()
             startup['node_ready_s'] = round(time.monotonic() - started, 2)
             monitor.subscribe_camera()
             deadline = time.monotonic() + 60.0
@@ -211,7 +222,7 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
                     raise LWRefineNetError(
                         f'The conveyor camera published nothing. End of {camera_log}:\n'
                         f'{supervisor.log_tail(camera_log)}')
-                executor.spin_once(timeout_sec=0.1)
+                spin()
             window_start = time.monotonic()
             startup['first_frame_s'] = round(window_start - started, 2)
             monitor.start_window(time.time_ns(), config.duration_s, config.snapshots)
@@ -221,7 +232,7 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
                     raise LWRefineNetError(
                         f'The segmentation node exited with code {node.returncode}. '
                         f'End of {node_log}:\n{supervisor.log_tail(node_log)}')
-                executor.spin_once(timeout_sec=0.1)
+                spin()
         except KeyboardInterrupt:
             interrupted = True
             echo('Interrupted: stopping and writing the summary so far ...')
