@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The naive segmentation node the overload benchmark compares against (design C).
 
-What many hobby and research nodes do (shared/docs/what-users-expect.md §3, design C):
+What many hobby and research nodes do (docs/architecture.md §8, design C):
 a reliable depth-10 subscription and inference inside the subscription callback, on the
 executor thread. When the camera is faster than inference, frames queue in the middleware
 and every result is up to ten inference periods old. Same engine, same outputs (labels +

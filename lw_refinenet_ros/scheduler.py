@@ -1,6 +1,6 @@
 """Latest-frame scheduling: keep up with any camera rate by dropping frames, never by lagging.
 
-Design (shared/docs/what-users-expect.md, section 3, "D done properly"): each camera has a
+Design (docs/architecture.md §8, "D done properly"): each camera has a
 one-slot mailbox. The subscription callback only stores the newest frame in it; a frame that
 is overwritten before the worker took it is counted as ``dropped_overwritten``. One worker
 thread, woken by a condition variable (no polling delay), takes the newest frame of every

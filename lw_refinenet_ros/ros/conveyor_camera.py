@@ -81,7 +81,7 @@ PARAMETERS: dict[str, tuple[Any, str, dict[str, Any]]] = {
 
 def _to_bytes_array(data: bytes) -> array.array:
     # array.array + frombytes is the fastest way to fill msg.data, and stays fast with
-    # ROS_PYTHON_CHECK_FIELDS=1 (ros2-from-pip.md section 8).
+    # ROS_PYTHON_CHECK_FIELDS=1 (docs/architecture.md §7).
     buffer = array.array('B')
     buffer.frombytes(data)
     return buffer

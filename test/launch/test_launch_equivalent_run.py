@@ -86,7 +86,7 @@ def _prepare_install(executable: Path, env: dict[str, str], tmp_path: Path) -> s
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     # The ROS-wheel bootstrapper re-executes the child with its own library path; inherited
-    # values from a different venv would break it (ros2-from-pip.md §4).
+    # values from a different venv would break it (docs/architecture.md §7).
     env.pop('_ROS_WHEELS_BOOTSTRAP_COMPLETE', None)
     env.pop('LD_LIBRARY_PATH', None)
     env['RCUTILS_LOGGING_BUFFERED_STREAM'] = '0'
