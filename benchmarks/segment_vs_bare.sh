@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# `lw-refinenet segment` (default settings) against the hand-written OpenVINO script
+# (benchmarks/bare_openvino.py, bf16 and f32) and against `segment` of an earlier commit
+# (the original pipeline), interleaved round by round on the same model and images, then the
+# share of labels equal to the earlier commit's fp32 labels. Prints everything it measures.
+#
+# Usage: benchmarks/segment_vs_bare.sh [WIDTHxHEIGHT] [OLD_COMMIT] [ROUNDS]
+#        (defaults: 640x480, a2c5517 = the last commit before the engine package, 3)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SIZE=${1:-640x480}
+OLD=${2:-a2c5517}
+ROUNDS=${3:-3}
+PY=$ROOT/.venv/bin/python
+LWRF=$ROOT/.venv/bin/lw-refinenet
+WEIGHTS=$ROOT/lw_refinenet_ros/model/default/conveyor_mbv2.pt
+WORK=$(mktemp -d /tmp/lwrf-segbench.XXXXXX)
+trap 'git -C "$ROOT" worktree remove --force "$WORK/old" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+W=${SIZE%x*}; H=${SIZE#*x}
+
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+"$LWRF" make-dataset conveyor --out "$WORK/data" --count 64 --seed 7000 --size "$SIZE" >/dev/null 2>&1
+"$LWRF" export --onnx "$WORK/model.onnx" --weights "$WEIGHTS" --height "$H" --width "$W" \
+  >/dev/null
+git -C "$ROOT" worktree add --detach "$WORK/old" "$OLD" >/dev/null 2>&1
+export XDG_CACHE_HOME=$WORK/cache   # the first round builds the runtimes; later ones hit
+
+for round in $(seq "$ROUNDS"); do
+  echo "== round $round, $(uptime | sed 's/.*load/load/')"
+  "$PY" "$ROOT/benchmarks/bare_openvino.py" "$WORK/model.onnx" --images "$WORK/data/images" \
+    --precision bf16
+  "$PY" "$ROOT/benchmarks/bare_openvino.py" "$WORK/model.onnx" --images "$WORK/data/images" \
+    --precision f32
+  "$LWRF" segment "$WORK/data/images" --out "$WORK/new" --no-progress 2>&1 | grep '^segmented'
+  (cd "$WORK/old" && PYTHONPATH="$WORK/old" "$PY" -m lw_refinenet_ros segment \
+    "$WORK/data/images" --out "$WORK/old_out" --no-progress 2>&1 | grep '^segmented')
+done
+
+"$PY" - "$WORK/new" "$WORK/old_out" <<'PYEOF'
+import pathlib, sys
+import cv2
+new, old = map(pathlib.Path, sys.argv[1:])
+equal = total = 0
+for path in sorted(new.glob('*_labels.png')):
+    a = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    b = cv2.imread(str(old / path.name), cv2.IMREAD_UNCHANGED)
+    equal += int((a == b).sum())
+    total += a.size
+print(f'labels equal to the earlier commit (fp32): {100 * equal / total:.3f} % of {total} px')
+PYEOF
