@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -345,3 +345,21 @@ def open_dataset(data: str | os.PathLike[str], layout: str = 'auto', split: str 
     if layout == 'cityscapes':
         return cityscapes_dataset(path, split)
     return folder_dataset(path, classes=classes)
+
+
+def scored_samples(dataset: Sequence, *, limit: int | None = None,
+                   transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                   progress: bool = False,
+                   desc: str = 'eval') -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``(index, image, labels)`` of the first ``limit`` items, the image-only ``transform``
+    applied: the one loop every evaluation (pixels, objects) walks, so that they all score
+    the same frames the same way."""
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    indices: Any = range(count)
+    if progress:
+        from tqdm import tqdm
+
+        indices = tqdm(indices, desc=desc, unit='img')
+    for index in indices:
+        image, labels = dataset[index]
+        yield index, (image if transform is None else transform(image)), labels

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
+from lw_refinenet_ros.data.datasets import scored_samples
 from lw_refinenet_ros.engine import EngineConfig, InferenceEngine
 from lw_refinenet_ros.training.metrics import ConfusionMeter, SegmentationScores
 
@@ -70,16 +71,8 @@ def evaluate_labels(segment: Segmenter, dataset: Sequence, num_classes: int, *,
         progress: Show a tqdm bar.
     """
     meter = ConfusionMeter(num_classes)
-    count = len(dataset) if limit is None else min(limit, len(dataset))
-    indices: Any = range(count)
-    if progress:
-        from tqdm import tqdm
-
-        indices = tqdm(indices, desc='eval', unit='img')
-    for i in indices:
-        image, labels = dataset[i]
-        if transform is not None:
-            image = transform(image)
+    for _, image, labels in scored_samples(dataset, limit=limit, transform=transform,
+                                           progress=progress, desc='eval'):
         meter.update(labels, segment(image))
     return meter.scores()
 

@@ -315,6 +315,7 @@ def evaluate_objects(engine: Any, dataset: Sequence, class_names: Sequence[str],
         ``(scorer, ground truth kind)``, see
         :func:`lw_refinenet_ros.data.instances.instance_source`.
     """
+    from lw_refinenet_ros.data.datasets import scored_samples
     from lw_refinenet_ros.data.instances import instance_source
     from lw_refinenet_ros.objects.detect import DetectorSettings, detect_objects, part_class_lut
     from lw_refinenet_ros.objects.options import ObjectsConfig
@@ -327,16 +328,8 @@ def evaluate_objects(engine: Any, dataset: Sequence, class_names: Sequence[str],
         split_min_radius=config.split_min_radius, split_neck_ratio=config.split_neck_ratio)
     instances_of, kind = instance_source(dataset, parts)
     scorer = ObjectScorer(len(class_names), min_gt_area=config.min_area)
-    count = len(dataset) if limit is None else min(limit, len(dataset))
-    indices: Any = range(count)
-    if progress:
-        from tqdm import tqdm
-
-        indices = tqdm(indices, desc='objects', unit='img')
-    for index in indices:
-        image, labels = dataset[index]
-        if transform is not None:
-            image = transform(image)
+    for index, image, labels in scored_samples(dataset, limit=limit, transform=transform,
+                                               progress=progress, desc='objects'):
         result = engine(image, 'rgb', want_confidence=True, want_stats=False)
         objects = detect_objects(result.labels, parts, settings, result.confidence)
         instances, full_areas = instances_of(index, labels)
