@@ -45,6 +45,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from lw_refinenet_ros.errors import LWRefineNetError
+from lw_refinenet_ros.ros.spinning import context_stays_ok
 from lw_refinenet_ros.scheduler import busy_workers
 
 NODE_NAME = 'lw_refinenet'
@@ -55,9 +56,6 @@ _EXIT_MARGIN_S = 0.3
 # How long after shutdown began the process waits for an inference in flight to end; longer
 # ones are left behind (their thread must not be running when the interpreter finalises).
 WORKER_GRACE_S = 0.5
-# How long an exception from spin() may precede the context's shutdown by a signal and still
-# count as that signal rather than a crash.
-SIGNAL_SETTLE_S = 0.5
 
 _LOG = logging.getLogger(__name__)
 
@@ -164,16 +162,6 @@ def _wait_for_workers(deadline: float) -> list[threading.Thread]:
     return busy_workers()
 
 
-def _stays_ok(context: Context, seconds: float) -> bool:
-    """Whether ``context`` is still ok after up to ``seconds`` (False as soon as it is not)."""
-    deadline = time.monotonic() + seconds
-    while context.ok():
-        if time.monotonic() >= deadline:
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None, *,
              fast_exit: bool = True) -> int:
     """Init rclpy, build a node with ``factory()``, spin until SIGINT/SIGTERM; exit code.
@@ -204,11 +192,9 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None, *,
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
-        # A signal can surface first as an error from inside rclpy's C++ code (pybind turns
-        # the pending KeyboardInterrupt into a RuntimeError, seen in a fresh-clone run) while
-        # rclpy's handler is still shutting the context down: wait briefly before calling it
-        # a crash.
-        if _stays_ok(context, SIGNAL_SETTLE_S):
+        # A signal can surface first as an error from inside rclpy's C++ code while rclpy is
+        # still shutting the context down (see ros/spinning.py): not a crash.
+        if context_stays_ok(context):
             watchdog.cancel()  # a crash: the traceback and a non-zero status, not exit 0
             raise
         # rclpy calls made while the signal handler shut the context down fail with an

@@ -24,11 +24,12 @@ import math
 from typing import Any, Sequence
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from lw_refinenet_ros.msg import ClassMap, SegmentationStats, SegmentedObjects
+from lw_refinenet_ros.ros.spinning import spin_until_shutdown
 
 NOT_PARTS = ('background', 'belt')
 
@@ -249,9 +250,11 @@ def main(args: list[str] | None = None) -> None:
     node = None
     try:
         node = SortingRobotNode()
-        rclpy.spin(node)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        spin_until_shutdown(executor, rclpy.get_default_context())
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        pass  # a signal while the node was still being built
     finally:
         if node is not None:
             node.destroy_node()

@@ -35,6 +35,7 @@ from lw_refinenet_ros.errors import LWRefineNetError
 from lw_refinenet_ros.msg import ClassMap, SegmentationStats, SegmentedObjects
 from lw_refinenet_ros.palette import colorize
 from lw_refinenet_ros.ros.qos import LATCHED_QOS
+from lw_refinenet_ros.ros.spinning import spin_until_shutdown
 from lw_refinenet_ros.ros.view.encode import encode_image, encode_pixels, label_array, scale_for
 from lw_refinenet_ros.ros.view.payloads import (
     annotations_from_objects,
@@ -319,9 +320,9 @@ def serve(config: ViewConfig, ros_args: list[str] | None = None,
             on_ready(server)
         executor = SingleThreadedExecutor()
         executor.add_node(bridge)
-        executor.spin()
+        spin_until_shutdown(executor, rclpy.get_default_context())
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        pass  # a signal while the bridge was still being built
     finally:
         if bridge is not None:
             bridge.destroy_node()
