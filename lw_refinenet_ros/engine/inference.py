@@ -14,6 +14,7 @@ run in numpy/OpenCV on the CPU around the backend's numpy interface.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 import time
@@ -163,8 +164,12 @@ class InferenceEngine:
             self.reason = ('torch/fp32 requested (the reference)' if direct else
                            'torch/fp32 (warmup_iters=0: nothing to time the others on)')
             return TorchBackend(model, request)
+        from lw_refinenet_ros.engine.export import model_fingerprint
         from lw_refinenet_ros.engine.select import select_backend
 
+        # Hashed once here for every candidate's cache key (the request's contract), instead
+        # of once per runtime backend that the selection builds.
+        request = dataclasses.replace(request, weights_id=model_fingerprint(model))
         image = warmup_image if warmup_image is not None else warmup_frame(height, width)
         self._selection_image = image
         batch = self._cpu_pre([image], ['rgb'], size)
