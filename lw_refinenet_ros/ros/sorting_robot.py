@@ -23,13 +23,11 @@ from dataclasses import dataclass
 import math
 from typing import Any, Sequence
 
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from lw_refinenet_ros.msg import ClassMap, SegmentationStats, SegmentedObjects
-from lw_refinenet_ros.ros.spinning import spin_until_shutdown
+from lw_refinenet_ros.ros.spinning import run_until_shutdown
 
 NOT_PARTS = ('background', 'belt')
 
@@ -246,19 +244,7 @@ class SortingRobotNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``sorting_robot_node``: spin until Ctrl-C or shutdown."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SortingRobotNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        spin_until_shutdown(executor, rclpy.get_default_context())
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # a signal while the node was still being built
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_until_shutdown(SortingRobotNode, args)
 
 
 if __name__ == '__main__':

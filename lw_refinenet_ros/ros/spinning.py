@@ -12,9 +12,12 @@ waits briefly for the shutdown before calling an exception a crash.
 from __future__ import annotations
 
 import time
+from typing import Callable, Sequence
 
+import rclpy
 from rclpy.context import Context
-from rclpy.executors import Executor, ExternalShutdownException
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
 
 # How long an exception from spin() may precede the context's shutdown by a signal and still
 # count as that signal rather than a crash.
@@ -44,3 +47,24 @@ def spin_until_shutdown(executor: Executor, context: Context) -> None:
     except Exception:
         if context_stays_ok(context):
             raise
+
+
+def run_until_shutdown(build: Callable[[], Node], args: Sequence[str] | None = None) -> None:
+    """Init rclpy, spin the node ``build()`` returns until a signal, then tear it all down.
+
+    The small helper nodes (sorting robot, view) share this; the segmentation node has its own
+    bounded-exit runner (``ros/runner.py``) because an inference may still be running.
+    """
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = build()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        spin_until_shutdown(executor, rclpy.get_default_context())
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # a signal while the node was still being built
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()

@@ -25,8 +25,6 @@ from typing import Any, Callable
 from diagnostic_msgs.msg import DiagnosticArray
 from foxglove.messages import CompressedImage, Timestamp
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -35,7 +33,7 @@ from lw_refinenet_ros.errors import LWRefineNetError
 from lw_refinenet_ros.msg import ClassMap, SegmentationStats, SegmentedObjects
 from lw_refinenet_ros.palette import colorize
 from lw_refinenet_ros.ros.qos import LATCHED_QOS
-from lw_refinenet_ros.ros.spinning import spin_until_shutdown
+from lw_refinenet_ros.ros.spinning import run_until_shutdown
 from lw_refinenet_ros.ros.view.encode import encode_image, encode_pixels, label_array, scale_for
 from lw_refinenet_ros.ros.view.payloads import (
     annotations_from_objects,
@@ -312,20 +310,15 @@ def serve(config: ViewConfig, ros_args: list[str] | None = None,
         ConfigError: The port is in use or the address cannot be bound (before ROS starts).
     """
     server = ViewServer(config)
-    rclpy.init(args=ros_args)
-    bridge = None
-    try:
+
+    def build() -> ViewBridge:
         bridge = ViewBridge(server)
         if on_ready is not None:
             on_ready(server)
-        executor = SingleThreadedExecutor()
-        executor.add_node(bridge)
-        spin_until_shutdown(executor, rclpy.get_default_context())
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # a signal while the bridge was still being built
+        return bridge
+
+    try:
+        run_until_shutdown(build, ros_args)
     finally:
-        if bridge is not None:
-            bridge.destroy_node()
         server.stop()
-        rclpy.try_shutdown()
     return 0
