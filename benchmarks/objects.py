@@ -52,7 +52,7 @@ def score_video(engine: Any, config: ObjectsConfig, seed: int, frames: int,
             result = engine(image, 'rgb', want_confidence=True, want_stats=False)
             inputs['model'] = (result.labels, result.confidence)
         for name, (labels, confidence) in inputs.items():
-            frame = processors[name].process(labels, stamp, confidence)
+            frame = processors[name].process(labels, stamp, confidence, image=image)
             scorers[name].add([r.object for r in frame.objects], truth, instances,
                               [r.track_id if r.confirmed else None for r in frame.objects],
                               full_areas)
@@ -62,27 +62,28 @@ def score_video(engine: Any, config: ObjectsConfig, seed: int, frames: int,
 
 def time_objects(config: ObjectsConfig, seed: int, frames: int, size: tuple[int, int],
                  repeats: int = 5) -> dict[str, Any]:
-    """Objects + tracking per frame on exact labels of ``size`` (the model is not timed).
+    """Objects + tracking per frame on exact labels of ``size`` and their camera image (the
+    image feeds ``objects.split_edges``; the model is not timed).
 
     The sequence runs ``repeats`` times with a fresh tracker; ``best_ms`` takes each frame's
     fastest run, which filters out the other processes sharing a busy machine, ``total_ms``
     is every run.
     """
     scene = ConveyorScene(seed, size)
-    labels = []
+    rendered = []
     for _ in range(frames):
         scene.step()
-        labels.append(scene.render()[1])
+        rendered.append(scene.render())
     runs = np.zeros((repeats, frames))
     detect, track, counts = [], [], []
     for repeat in range(repeats):
         processor = ObjectProcessor(config, CLASS_NAMES)
-        for index, frame_labels in enumerate(labels[:5]):   # warm-up
-            processor.process(frame_labels, index / 30.0)
+        for index, (image, frame_labels) in enumerate(rendered[:5]):   # warm-up
+            processor.process(frame_labels, index / 30.0, image=image)
         processor.tracker.reset()
-        for index, frame_labels in enumerate(labels):
+        for index, (image, frame_labels) in enumerate(rendered):
             start = time.perf_counter()
-            frame = processor.process(frame_labels, 1000.0 + index / 30.0)
+            frame = processor.process(frame_labels, 1000.0 + index / 30.0, image=image)
             runs[repeat, index] = (time.perf_counter() - start) * 1e3
             detect.append(frame.detect_ms)
             track.append(frame.track_ms)

@@ -272,10 +272,14 @@ class ConveyorDataset:
     layout = 'conveyor'
 
     def __init__(self, seed: int, length: int, size: tuple[int, int] = (320, 240), *,
-                 fresh_per_epoch: bool = True) -> None:
+                 fresh_per_epoch: bool = True, density: float = 6.0) -> None:
         from lw_refinenet_ros.data import conveyor
 
+        if not density > 0:
+            raise ConfigError(f'The conveyor density (mean parts per 320 px of belt) must be '
+                              f'> 0, got {density}.')
         self.seed = int(seed)
+        self.density = float(density)
         self.length = int(length)
         self.size = size
         self.fresh_per_epoch = fresh_per_epoch
@@ -296,7 +300,8 @@ class ConveyorDataset:
         if not 0 <= index < self.length:
             raise IndexError(index)
         offset = self.epoch * self.length if self.fresh_per_epoch else 0
-        return render_conveyor_frame(frame_rng(self.seed, offset + index), self.size)
+        return render_conveyor_frame(frame_rng(self.seed, offset + index), self.size,
+                                     density=self.density)
 
     def name(self, index: int) -> str:
         return f'conveyor_{self.seed}_{index:06d}'
@@ -322,19 +327,28 @@ def open_dataset(data: str | os.PathLike[str], layout: str = 'auto', split: str 
     """Open a dataset by layout name.
 
     ``layout='conveyor'`` renders frames on the fly; ``data`` is then the seed (an integer,
-    optionally written ``conveyor:SEED``).
+    optionally written ``conveyor:SEED``), optionally followed by ``,density=D`` (mean parts
+    per 320 px of belt, default 6; denser belts show more parts lying on each other).
     """
     if layout not in LAYOUTS:
         raise ConfigError(f'Unknown layout {layout!r}; expected one of {", ".join(LAYOUTS)}.')
     text = str(data)
     if layout == 'conveyor' or (layout == 'auto' and text.startswith('conveyor:')):
-        seed_text = text.split(':', 1)[1] if text.startswith('conveyor:') else text
+        spec = text.split(':', 1)[1] if text.startswith('conveyor:') else text
+        seed_text, *options = spec.split(',')
+        density = 6.0
         try:
             seed = int(seed_text)
+            for option in options:
+                key, _, value = option.partition('=')
+                if key.strip() != 'density':
+                    raise ValueError(option)
+                density = float(value)
         except ValueError:
-            raise ConfigError(f'The conveyor layout takes a seed (conveyor:SEED), got '
+            raise ConfigError(f'The conveyor layout takes a seed and optionally a density '
+                              f'(conveyor:SEED or conveyor:SEED,density=D), got '
                               f'{text!r}.') from None
-        return ConveyorDataset(seed, conveyor_length, size)
+        return ConveyorDataset(seed, conveyor_length, size, density=density)
     path = Path(data)
     if not path.exists():
         raise ConfigError(f'Dataset folder {path} does not exist.')

@@ -8,7 +8,8 @@ For every part class present, the outer contours of its pixels give candidate re
 * pinholes (holes of at most ``max_hole_area`` pixels) are filled, real holes (a nut's bore)
   stay, so the pick point never lands in a bore;
 * touching parts of the same class are split where the mask narrows between two centres
-  (see :func:`split_regions`);
+  (see :func:`split_regions`), and, given the camera image, overlapping ones where the image
+  shows the upper part's edge (:mod:`lw_refinenet_ros.objects.edges`);
 * pick point, principal axes, score and optional outline come from the cleaned mask.
 """
 
@@ -16,12 +17,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
 from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.objects.edges import (
+    PAD,
+    dark_line_contrast,
+    grey,
+    grow_regions,
+    split_by_edges,
+)
 from lw_refinenet_ros.objects.geometry import clearance_map, outline, pick_point, principal_axes
 
 
@@ -38,6 +46,8 @@ class DetectorSettings:
         split_min_radius: Smallest centre-to-edge distance of a part that may be split off.
         split_neck_ratio: Split only where the mask narrows to this fraction of a centre's
             radius.
+        split_edges: Split overlapping same-class parts along the image's dark lines (needs
+            the image).
         contour_points: Outline vertices per object (0: no outline).
     """
 
@@ -47,7 +57,17 @@ class DetectorSettings:
     split_touching: bool = True
     split_min_radius: float = 6.0
     split_neck_ratio: float = 0.4
+    split_edges: bool = True
     contour_points: int = 0
+
+    @classmethod
+    def from_config(cls, config: Any) -> DetectorSettings:
+        """The detector's share of an ``ObjectsConfig`` (one mapping for every caller)."""
+        return cls(min_area=config.min_area, min_score=config.min_score,
+                   max_hole_area=config.max_hole_area, split_touching=config.split_touching,
+                   split_min_radius=config.split_min_radius,
+                   split_neck_ratio=config.split_neck_ratio, split_edges=config.split_edges,
+                   contour_points=config.contour_points)
 
 
 @dataclass(frozen=True)
@@ -237,18 +257,8 @@ def split_regions(filled: np.ndarray, min_radius: float, neck_ratio: float,
     regions = np.zeros(filled.shape, np.uint16)
     for index, seed in enumerate(seeds, start=1):
         regions[seed & inside] = index
-    # Flood the rest of the mask from the seeds, one pixel ring per step (a watershed on a
-    # flat image: each pixel joins the seed it reaches first through the mask).
-    kernel = np.ones((3, 3), np.uint8)
-    todo = inside & (regions == 0)
-    while todo.any():
-        grown = cv2.dilate(regions, kernel)
-        reached = todo & (grown > 0)
-        if not reached.any():
-            break  # pixels no seed can reach (cannot happen for one contour's mask)
-        regions[reached] = grown[reached]
-        todo &= ~reached
-    return regions
+    # The rest of the mask joins the seed it reaches first: a watershed on a flat image.
+    return grow_regions(regions, inside)
 
 
 def _measure(class_id: int, mask: np.ndarray, x0: int, y0: int, image_shape: tuple[int, int],
@@ -285,8 +295,48 @@ def _measure(class_id: int, mask: np.ndarray, x0: int, y0: int, image_shape: tup
         mask=mask, contour=contour)
 
 
+class _Contrast:
+    """Dark-line contrast of the image, computed per region crop and only when a region
+    needs it (most frames have no overlapping parts of one class)."""
+
+    def __init__(self, image: np.ndarray) -> None:
+        self._image = image
+
+    def crop(self, x: int, y: int, w: int, h: int) -> np.ndarray:
+        height, width = self._image.shape[:2]
+        x0, y0 = max(0, x - PAD), max(0, y - PAD)
+        x1, y1 = min(width, x + w + PAD), min(height, y + h + PAD)
+        contrast = dark_line_contrast(grey(self._image[y0:y1, x0:x1]))
+        return contrast[y - y0:y - y0 + h, x - x0:x - x0 + w]
+
+
+def _split(mask: np.ndarray, filled: np.ndarray, contour: np.ndarray, box: tuple[int, ...],
+           settings: DetectorSettings, contrast: _Contrast | None) -> list[np.ndarray]:
+    """The parts in one region: necks first, then the image's edges inside each piece."""
+    if _is_convex(contour):
+        return [mask]
+    pieces = [mask]
+    if settings.split_touching:
+        regions = split_regions(filled, settings.split_min_radius, settings.split_neck_ratio)
+        if regions is not None:
+            pieces = [mask & (regions == k) for k in range(1, int(regions.max()) + 1)]
+    if contrast is None:
+        return pieces
+    crop = None
+    out = []
+    for piece in pieces:
+        regions = None
+        if np.count_nonzero(piece) >= 2 * settings.min_area:
+            crop = contrast.crop(*box) if crop is None else crop
+            regions = split_by_edges(crop, piece, settings.min_area)
+        out.extend([piece] if regions is None else
+                   [piece & (regions == k) for k in range(1, int(regions.max()) + 1)])
+    return out
+
+
 def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSettings,
-                   confidence: np.ndarray | None = None) -> list[DetectedObject]:
+                   confidence: np.ndarray | None = None,
+                   image: np.ndarray | None = None) -> list[DetectedObject]:
     """All parts in a label image.
 
     Args:
@@ -295,13 +345,16 @@ def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSett
             (:func:`part_class_lut`); ids beyond it are not parts.
         settings: Detector settings.
         confidence: Optional (H, W) confidence of the winning class, for ``score``.
+        image: Optional camera image of the same (H, W), any channel order, for
+            ``settings.split_edges``; without it overlapping parts are split by the mask alone.
 
     Returns:
         Objects sorted by class id, then top-to-bottom and left-to-right; empty for an
         all-background frame.
 
     Raises:
-        ValueError: When ``labels`` is not 2-D or ``confidence`` has another shape.
+        ValueError: When ``labels`` is not 2-D, or ``confidence`` or ``image`` has another
+            size.
     """
     if labels.ndim != 2:
         raise ValueError(f'labels must be a 2-D (H, W) class-id image, got shape '
@@ -309,7 +362,11 @@ def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSett
     if confidence is not None and confidence.shape != labels.shape:
         raise ValueError(f'confidence has shape {confidence.shape} but labels have '
                          f'{labels.shape}; pass the confidence of the same frame.')
+    if image is not None and image.shape[:2] != labels.shape:
+        raise ValueError(f'image has shape {image.shape} but labels have {labels.shape}; '
+                         f'pass the image the labels were computed for, at their size.')
     shape = (int(labels.shape[0]), int(labels.shape[1]))
+    contrast = _Contrast(image) if image is not None and settings.split_edges else None
     objects: list[DetectedObject] = []
     for class_id in _present_classes(labels, parts):
         class_mask = (labels == class_id).astype(np.uint8)
@@ -325,13 +382,7 @@ def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSett
             if np.count_nonzero(mask) < settings.min_area:
                 continue
             mask = _fill_pinholes(mask, filled > 0, settings.max_hole_area)
-            regions = None
-            if settings.split_touching and not _is_convex(contour):
-                regions = split_regions(filled, settings.split_min_radius,
-                                        settings.split_neck_ratio)
-            pieces = ([mask] if regions is None else
-                      [mask & (regions == k) for k in range(1, int(regions.max()) + 1)])
-            for piece in pieces:
+            for piece in _split(mask, filled, contour, (x, y, w, h), settings, contrast):
                 obj = _measure(class_id, piece, x, y, shape, confidence, settings)
                 if obj is not None:
                     found.append(obj)

@@ -47,6 +47,10 @@ OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
                   'Two centres stay separate objects only if the mask between them narrows to '
                   "at most this fraction of the smaller centre's radius.",
                   minimum=0.05, maximum=1.0, runtime=True),
+    ParameterSpec('objects.split_edges', True,
+                  'Split overlapping parts of the same class along the dark line (rim and '
+                  'shadow of the upper part) the camera image shows between them; turn off '
+                  'for parts with dark lines on their surface.', runtime=True),
     ParameterSpec('objects.contour_points', 0,
                   'Include a simplified outline with at most this many points per object; '
                   '0 = no outline.', minimum=0, maximum=10000, runtime=True),
@@ -135,6 +139,7 @@ class ObjectsConfig:
     split_touching: bool
     split_min_radius: float
     split_neck_ratio: float
+    split_edges: bool
     contour_points: int
     tracking_enabled: bool
     tracking_max_distance_px: float

@@ -14,6 +14,7 @@ import math
 import time
 from typing import Callable, Sequence
 
+import cv2
 import numpy as np
 
 from lw_refinenet_ros.objects.belt import (
@@ -119,11 +120,7 @@ class ObjectProcessor:
         """Apply new settings (runtime parameter change); tracks survive."""
         self._config = config
         self._parts = part_class_lut(self._class_names, config.ignore_classes)
-        self._detector = DetectorSettings(
-            min_area=config.min_area, min_score=config.min_score,
-            max_hole_area=config.max_hole_area,
-            split_touching=config.split_touching, split_min_radius=config.split_min_radius,
-            split_neck_ratio=config.split_neck_ratio, contour_points=config.contour_points)
+        self._detector = DetectorSettings.from_config(config)
         self.tracker.settings = TrackerSettings(
             max_distance_px=config.tracking_max_distance_px,
             confirm_frames=config.tracking_confirm_frames,
@@ -167,7 +164,8 @@ class ObjectProcessor:
 
     def process(self, labels: np.ndarray, stamp: float,
                 confidence: np.ndarray | None = None,
-                camera_k: Sequence[float] | None = None) -> ObjectFrame:
+                camera_k: Sequence[float] | None = None,
+                image: np.ndarray | None = None) -> ObjectFrame:
         """Objects of one frame.
 
         Args:
@@ -175,9 +173,14 @@ class ObjectProcessor:
             stamp: Frame time in seconds (header stamp), for velocities and tracking.
             confidence: Optional (H, W) winning-class confidence, for scores.
             camera_k: CameraInfo ``k`` (nine numbers) when camera_info is available.
+            image: Optional camera image (any channel order) for ``objects.split_edges``;
+                resized to the labels' size when it differs (``max_side``).
         """
         start = time.perf_counter()
-        objects = detect_objects(labels, self._parts, self._detector, confidence)
+        if image is not None and image.shape[:2] != labels.shape:
+            image = cv2.resize(image, (labels.shape[1], labels.shape[0]),
+                               interpolation=cv2.INTER_AREA)
+        objects = detect_objects(labels, self._parts, self._detector, confidence, image)
         detected = time.perf_counter()
         config = self._config
         names = self._class_names

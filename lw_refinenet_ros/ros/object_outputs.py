@@ -185,11 +185,13 @@ class ObjectOutputs:
             return False, False
 
     def process(self, header: Any, labels: np.ndarray, confidence: np.ndarray | None,
-                camera_info: Any = None, force: bool = False) -> ObjectFrame | None:
+                camera_info: Any = None, force: bool = False,
+                image: np.ndarray | None = None) -> ObjectFrame | None:
         """Compute and publish this frame's objects if anyone wants them (or ``force``).
 
         ``camera_info`` (sensor_msgs/CameraInfo or None) gives the intrinsics for metres;
-        ``force`` computes them for the overlay even when no one subscribes.
+        ``force`` computes them for the overlay even when no one subscribes; ``image`` (the
+        frame, any channel order) lets overlapping parts be split along their edges.
 
         Returns:
             The frame's objects (also kept in ``last_frame`` for the overlay), or None when
@@ -201,7 +203,7 @@ class ObjectOutputs:
             return None
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
         camera_k = None if camera_info is None else list(camera_info.k)
-        frame = self.processor.process(labels, stamp, confidence, camera_k)
+        frame = self.processor.process(labels, stamp, confidence, camera_k, image)
         self.last_frame = frame
         if want_objects:
             size = (labels.shape[1], labels.shape[0])

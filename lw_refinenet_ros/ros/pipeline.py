@@ -352,7 +352,8 @@ class SegmentationPipeline:
                                                             processing_ms, age_ms))
         want_color, want_overlay, want_confidence = (
             self._wants([frame], name) for name in ('color', 'overlay', 'confidence'))
-        camera.objects.process(header, labels, result.confidence, camera.camera_info)
+        camera.objects.process(header, labels, result.confidence, camera.camera_info,
+                               image=image)
         if want_color or want_overlay:
             colors = self._class_map.colors
             if want_color:

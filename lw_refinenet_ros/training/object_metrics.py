@@ -322,16 +322,13 @@ def evaluate_objects(engine: Any, dataset: Sequence, class_names: Sequence[str],
 
     config = config or ObjectsConfig.defaults()
     parts = part_class_lut(class_names, config.ignore_classes)
-    settings = DetectorSettings(
-        min_area=config.min_area, min_score=config.min_score,
-        max_hole_area=config.max_hole_area, split_touching=config.split_touching,
-        split_min_radius=config.split_min_radius, split_neck_ratio=config.split_neck_ratio)
+    settings = DetectorSettings.from_config(config)
     instances_of, kind = instance_source(dataset, parts)
     scorer = ObjectScorer(len(class_names), min_gt_area=config.min_area)
     for index, image, labels in scored_samples(dataset, limit=limit, transform=transform,
                                                progress=progress, desc='objects'):
         result = engine(image, 'rgb', want_confidence=True, want_stats=False)
-        objects = detect_objects(result.labels, parts, settings, result.confidence)
+        objects = detect_objects(result.labels, parts, settings, result.confidence, image)
         instances, full_areas = instances_of(index, labels)
         scorer.add(objects, labels, instances, full_areas=full_areas)
     return scorer, kind

@@ -171,3 +171,15 @@ def test_class_file_forms_and_label_modes(tmp_path) -> None:
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / 'rgb.png')
     with pytest.raises(ConfigError, match='mode RGB'):
         read_label(tmp_path / 'rgb.png')
+
+
+def test_a_denser_conveyor_puts_more_parts_on_the_belt() -> None:
+    sparse = open_dataset('conveyor:8', conveyor_length=12, size=(160, 120))
+    dense = open_dataset('conveyor:8,density=14', conveyor_length=12, size=(160, 120))
+    assert (sparse.density, dense.density) == (6.0, 14.0)
+    part_pixels = [sum(int(np.count_nonzero(ds[i][1] >= 2)) for i in range(12))
+                   for ds in (sparse, dense)]
+    assert part_pixels[1] > 1.5 * part_pixels[0]
+    for bad in ('conveyor:8,density=0', 'conveyor:8,density=x', 'conveyor:8,speed=2'):
+        with pytest.raises(ConfigError, match='density'):
+            open_dataset(bad)
