@@ -94,6 +94,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--conveyor-size', help='WxH of rendered conveyor frames (default 320x240)')
     a('--half', type=_bool, help='store best.pt weights as fp16')
     a('--grad-clip', type=float)
+    a('--boundary-weight', type=float,
+      help='loss weight of pixels near an edge between two classes (default 1 = plain '
+      'cross-entropy; 2-4 sharpens outlines and thin details)')
+    a('--boundary-px', type=int, help='half-width of that edge band in pixels (default 2)')
     a('--threads', type=int, help='torch CPU threads')
 
 

@@ -20,10 +20,10 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from lw_refinenet_ros.constants import IGNORE_INDEX
 from lw_refinenet_ros.errors import ConfigError
 from lw_refinenet_ros.training.checkpointer import Checkpointer, Progress, ResumeState
 from lw_refinenet_ros.training.evaluate import evaluate_model
+from lw_refinenet_ros.training.loss import segmentation_loss
 from lw_refinenet_ros.training.recipe import freeze_batchnorm, make_optimizer, stage_of
 from lw_refinenet_ros.training.transforms import TrainTransform
 
@@ -270,7 +270,8 @@ class EpochLoop:
             logits = self.net(images)
         logits = F.interpolate(logits.float(), size=labels.shape[-2:], mode='bilinear',
                                align_corners=False)
-        loss = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+        loss = segmentation_loss(logits, labels, self.config.boundary_weight,
+                                 self.config.boundary_px)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.config.grad_clip:

@@ -111,6 +111,8 @@ class TrainConfig:
     conveyor_size: tuple[int, int] = (320, 240)
     half: bool = False
     grad_clip: float | None = None
+    boundary_weight: float = 1.0
+    boundary_px: int = 2
     threads: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -135,6 +137,10 @@ class TrainConfig:
                               f'{self.scale_max}.')
         if self.workers < 0:
             raise ConfigError(f'workers must be >= 0, got {self.workers}.')
+        if not self.boundary_weight > 0 or self.boundary_px < 0:
+            raise ConfigError(f'boundary_weight must be > 0 and boundary_px >= 0, got '
+                              f'{self.boundary_weight} and {self.boundary_px} (1 and any '
+                              f'width = plain cross-entropy).')
         if self.init_encoder and self.init_weights:
             raise ConfigError('Give --init-encoder (ImageNet encoder only) or --init-weights '
                               '(a whole trained model), not both.')
