@@ -237,12 +237,18 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
             interrupted = True
             echo('Interrupted: stopping and writing the summary so far ...')
         window_end = time.monotonic()
+        published = None
         if camera is not None:
             _stop(camera, spin=lambda: executor.spin_once(timeout_sec=0.02))
-        # Drain: in-flight results, until the node's diagnostics count exactly the label
-        # images received (its last frames are then in both), for at most 3 s.
+            published = _camera_published(camera_log)
+        # Drain, for at most 3 s: the camera's last frames (acknowledged by this process's
+        # reader before the camera exited, but maybe not taken yet on a busy machine), and
+        # the in-flight results, until the node's diagnostics count exactly the label images
+        # received (its last frames are then in both).
         drain_end = time.monotonic() + 3.0
-        while time.monotonic() < drain_end and not monitor.node_counts_settled():
+        while time.monotonic() < drain_end and not (
+                monitor.node_counts_settled()
+                and (published is None or monitor.image_count >= published)):
             executor.spin_once(timeout_sec=0.05)
     except KeyboardInterrupt:
         interrupted = True
