@@ -177,7 +177,9 @@ class ObjectProcessor:
                 resized to the labels' size when it differs (``max_side``).
         """
         start = time.perf_counter()
-        if image is not None and image.shape[:2] != labels.shape:
+        if not self._config.split_edges:
+            image = None
+        elif image is not None and image.shape[:2] != labels.shape:
             image = cv2.resize(image, (labels.shape[1], labels.shape[0]),
                                interpolation=cv2.INTER_AREA)
         objects = detect_objects(labels, self._parts, self._detector, confidence, image)

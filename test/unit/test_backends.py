@@ -205,3 +205,24 @@ def test_device_check_stops_clearly_without_cuda(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert 'no CUDA device' in done.stderr and 'DEVICE=cpu' in done.stderr
     assert not list((tmp_path / 'out').iterdir())  # nothing measured, nothing written
+
+
+def test_openvino_releases_a_much_larger_input_once_it_goes_unused(
+        model, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lw_refinenet_ros.engine.backends import openvino as openvino_backend
+
+    monkeypatch.setattr(openvino_backend, 'IDLE_CALLS', 3)
+    backend = create_backend('openvino', model, request(cache_dir))
+    small = np.zeros((1, 3, *SIZE), np.float32)
+    big = np.zeros((1, 3, 2 * SIZE[0], 2 * SIZE[1]), np.float32)
+    big_name = f'1x3x{2 * SIZE[0]}x{2 * SIZE[1]}'
+    backend.forward(big)  # one odd frame from the camera
+    for _ in range(3):
+        backend.forward(small)
+        assert big_name in backend.describe()['compiled_inputs']
+    backend.forward(small)  # idle for more than IDLE_CALLS inferences: released
+    assert backend.describe()['compiled_inputs'] == [f'1x3x{SIZE[0]}x{SIZE[1]}']
+    # A camera that alternates sizes keeps both compiled.
+    for frame in (big, small, big, small, small, small, big):
+        backend.forward(frame)
+    assert len(backend.describe()['compiled_inputs']) == 2
