@@ -7,7 +7,9 @@ overlay, confidence, stats), so the full-resolution temporaries are all paid. La
 camera publish -> labels received. Cases: each resolution with ``max_side`` 0 (native) and
 with the ``--max-side`` lever, a soak (one case repeated for ``--soak-s`` seconds, resident
 memory sampled after every frame) and the bad-input sequence of issue 14 (640x480 -> 4K ->
-640x480 mid-stream, a 4096x4096 frame, a frame above ``max_image_pixels``).
+640x480 mid-stream, a 4096x4096 frame, a frame above ``max_image_pixels``), and the release
+case: one 4K frame in a 640x480 stream, resident memory after every frame (the 4K buffers are
+released once that size goes unused).
 
 Usage::
 
@@ -142,7 +144,16 @@ def run_child(args: Any) -> dict[str, Any]:
     after_start = _rss_mib()
     frames: list[dict[str, Any]] = []
     try:
-        if args.case == 'bad_input':
+        if args.case == 'release':
+            # One odd 4K frame in a 640x480 stream: the runtime's 4K buffers must not stay
+            # resident once the camera is back to its own size (engine/backends/openvino.py,
+            # IDLE_CALLS).
+            from lw_refinenet_ros.engine.backends.openvino import IDLE_CALLS
+
+            sequence = [(640, 480)] * 3 + [(3840, 2160)] + [(640, 480)] * (IDLE_CALLS + 6)
+            for width, height in sequence:
+                frames.append(rig.frame(width, height))
+        elif args.case == 'bad_input':
             # Issue 14's bad input, in order: a camera switching 640x480 -> 4K -> 640x480,
             # the largest admitted frame (4096x4096 = max_image_pixels), one pixel row more.
             sequence = [(640, 480)] * 2 + [(3840, 2160)] * 2 + [(640, 480)] * 2 + [
@@ -273,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _common.base_parser(__doc__.splitlines()[0])
     parser.add_argument('--child', action='store_true', help=argparse_hidden())
     parser.add_argument('--case', default='latency',
-                        choices=('latency', 'soak', 'bad_input'), help=argparse_hidden())
+                        choices=('latency', 'soak', 'bad_input', 'release'),
+                        help=argparse_hidden())
     parser.add_argument('--resolution', choices=tuple(RESOLUTIONS), default='640x480',
                         help=argparse_hidden())
     parser.add_argument('--frames', type=int, default=4, help=argparse_hidden())
@@ -284,8 +296,8 @@ def main(argv: list[str] | None = None) -> int:
                         help='torch CPU threads (0: the engine default)')
     parser.add_argument('--weights', default=None, help='checkpoint (default: packaged)')
     parser.add_argument('--cases', nargs='*',
-                        default=['shutdown', 'latency', 'bad_input', 'soak'],
-                        choices=('shutdown', 'latency', 'bad_input', 'soak'))
+                        default=['shutdown', 'latency', 'bad_input', 'release', 'soak'],
+                        choices=('shutdown', 'latency', 'bad_input', 'release', 'soak'))
     parser.add_argument('--resolutions', nargs='*', default=list(RESOLUTIONS),
                         choices=tuple(RESOLUTIONS))
     parser.add_argument('--lever', type=int, default=1024,
@@ -329,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
                                   if k != 'per_frame'}), flush=True)
     if 'bad_input' in args.cases:
         results['cases'].append(_spawn_case(args, ['--case', 'bad_input']))
+    if 'release' in args.cases:
+        results['cases'].append(_spawn_case(args, ['--case', 'release']))
     if 'soak' in args.cases:
         soak = _spawn_case(args, ['--case', 'soak', '--resolution', '4k', '--max-side',
                                   str(args.soak_max_side), '--frames', '8', '--seconds',

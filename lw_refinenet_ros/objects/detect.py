@@ -174,8 +174,23 @@ def _is_convex(contour: np.ndarray) -> bool:
 class _Seed:
     point: tuple[int, int]  # (row, col) of the seed's highest pixel
     height: float
-    region: np.ndarray
+    region: tuple[np.ndarray, int]  # (a level's component labels, its label): lazy mask
     final: bool = False
+
+
+def _component_peaks(components: np.ndarray, distance: np.ndarray,
+                     ) -> dict[int, tuple[int, int, float]]:
+    """Each component's highest pixel ``(row, col, height)`` (ties: the first in row-major
+    order), from one sort instead of a full-crop pass per component."""
+    labels = components.ravel()
+    inside = np.flatnonzero(labels)
+    label = labels[inside]
+    height = distance.ravel()[inside]
+    order = np.lexsort((inside, -height, label))
+    first = order[np.r_[True, label[order][1:] != label[order][:-1]]]
+    width = components.shape[1]
+    return {int(label[i]): (int(inside[i] // width), int(inside[i] % width), float(height[i]))
+            for i in first}
 
 
 def _seed_regions(distance: np.ndarray, min_radius: float, neck_ratio: float,
@@ -186,7 +201,8 @@ def _seed_regions(distance: np.ndarray, min_radius: float, neck_ratio: float,
     first meet at their saddle s; they are different parts when ``s <= neck_ratio * h2``
     (a narrow neck between two round bodies), and one part otherwise (a bolt's shaft is as
     wide as the path to its head). Levels are geometric, so the cost is a handful of
-    connected-component passes over the part's crop.
+    connected-component passes over the part's crop; a region's mask is only built for the
+    centres that end up apart.
     """
     top = float(distance.max())
     if top < min_radius:
@@ -198,7 +214,7 @@ def _seed_regions(distance: np.ndarray, min_radius: float, neck_ratio: float,
         levels.append(level)
         level *= 0.75
     levels.append(stop)
-    markers: list[np.ndarray] = []
+    markers: list[tuple[np.ndarray, int]] = []
     active: list[_Seed] = []
     previous = top
     for level in levels:
@@ -207,17 +223,15 @@ def _seed_regions(distance: np.ndarray, min_radius: float, neck_ratio: float,
         groups: dict[int, list[_Seed]] = {}
         for seed in active:
             groups.setdefault(int(components[seed.point]), []).append(seed)
+        peaks = _component_peaks(components, distance) if len(groups) < count - 1 else {}
         saddle = 0.5 * (level + previous)
         next_active: list[_Seed] = []
         for component in range(1, count):
             members = groups.get(component, [])
-            region = components == component
             if not members:
-                masked = np.where(region, distance, 0.0)
-                row, col = np.unravel_index(int(np.argmax(masked)), masked.shape)
-                height = float(masked[row, col])
+                row, col, height = peaks[component]
                 if height >= min_radius:
-                    next_active.append(_Seed((int(row), int(col)), height, region))
+                    next_active.append(_Seed((row, col), height, (components, component)))
                 continue
             members.sort(key=lambda s: s.height, reverse=True)
             highest = members[0]
@@ -228,14 +242,16 @@ def _seed_regions(distance: np.ndarray, min_radius: float, neck_ratio: float,
             if apart and not highest.final:
                 markers.append(highest.region)
                 highest.final = True
-            highest.region = region
+            highest.region = (components, component)
             next_active.append(highest)
         active = next_active
         previous = level
     # Seeds still apart at the lowest level meet (if at all) through a neck narrower than
     # neck_ratio * min_radius: separate parts.
     markers.extend(seed.region for seed in active if not seed.final)
-    return markers if len(markers) >= 2 else []
+    if len(markers) < 2:
+        return []
+    return [components == label for components, label in markers]
 
 
 def split_regions(filled: np.ndarray, min_radius: float, neck_ratio: float,

@@ -60,7 +60,10 @@ def grey(image: np.ndarray) -> np.ndarray:
     for RGB and BGR, so callers need not say their channel order."""
     if image.ndim == 2:
         return image.astype(np.float32)
-    return image.mean(axis=2, dtype=np.float32)
+    channels = image.shape[2]
+    mean = cv2.transform(image.astype(np.float32, copy=False),
+                         np.full((1, channels), 1.0 / channels, np.float32))
+    return mean.reshape(image.shape[:2])
 
 
 def dark_line_contrast(brightness: np.ndarray) -> np.ndarray:
@@ -126,8 +129,11 @@ def split_by_edges(contrast: np.ndarray, mask: np.ndarray, min_area: int,
     """
     inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8), borderValue=0) > 0
     surfaces = (inner & (contrast < settings.line_contrast)).astype(np.uint8)
-    count, components, stats, _ = cv2.connectedComponentsWithStats(surfaces, connectivity=4)
-    seeds = [k for k in range(1, count) if stats[k, cv2.CC_STAT_AREA] >= min_area]
+    if int(np.count_nonzero(surfaces)) < 2 * min_area:
+        return None
+    count, components = cv2.connectedComponents(surfaces, connectivity=4)
+    areas = np.bincount(components.ravel(), minlength=count)
+    seeds = [k for k in range(1, count) if areas[k] >= min_area]
     if len(seeds) < 2:
         return None
     lut = np.zeros(count, np.uint16)
