@@ -10,17 +10,33 @@ Videos (``.mp4``, ``.avi``, ``.mkv``, ``.mov``, ``.webm``, ``.m4v``) are decoded
 ``cv2.VideoCapture`` and every ``--video-stride``-th frame is written the same way as
 ``<stem>_<frame:06d>_labels.png`` etc. (frame = index in the video, from 0). Lossless PNGs
 keep the label values exact, which a compressed output video would not.
+
+``--objects`` also finds the parts, as the node does for ``segmentation/objects``
+(docs/objects.md), writes them to ``<stem>_objects.json`` and draws boxes, pick points and
+ids into the overlay. The frames of one video are tracked (ids persist, velocities in px/s
+from the video's frame rate); separate images are not. The ``--objects-*`` flags are the
+node's ``objects.*`` parameters (belt calibration and pick line need camera_info, so they
+are node-only).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from lw_refinenet_ros.engine.config import add_engine_arguments, engine_config_from_args
+from lw_refinenet_ros.objects.options import OBJECT_PARAMETERS
+from lw_refinenet_ros.options import add_arguments as add_option_arguments
+from lw_refinenet_ros.options import values_from_args
 
 HELP = 'segment images, folders or videos; writes labels, colour and overlay PNGs'
+
+#: The objects.* parameters that make sense offline (no camera_info: no belt, no pick line).
+OFFLINE_OBJECT_PARAMETERS = tuple(
+    spec for spec in OBJECT_PARAMETERS
+    if spec.name != 'objects.enabled'
+    and not spec.name.startswith(('objects.belt.', 'objects.pick_line.')))
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 VIDEO_SUFFIXES = ('.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v')
@@ -37,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--alpha', type=float, default=0.5, help='overlay colour weight in [0, 1] (default 0.5)')
     a('--video-stride', type=int, default=1, help='segment every N-th video frame (default 1)')
     a('--no-progress', action='store_true', help='no progress bar')
+    a('--objects', action='store_true',
+      help='also find the parts: <stem>_objects.json (class, score, box, pick point, axes; '
+      'track ids within a video) and boxes, pick points and ids in the overlay')
+    add_option_arguments(parser.add_argument_group(
+        'objects', 'with --objects: the node parameters of the same names'),
+        OFFLINE_OBJECT_PARAMETERS)
     # Warm-up runs on the first image, at its size: no --warmup-size here.
     add_engine_arguments(parser.add_argument_group(
         'inference', 'the same options as the node parameters of the same names'),
@@ -63,8 +85,8 @@ def _expand(inputs: list[str]) -> list[Path]:
     return files
 
 
-def _frames(path: Path, stride: int) -> Iterator[tuple[str, object]]:
-    """(output stem, BGR uint8 frame) pairs of one input file."""
+def _frames(path: Path, stride: int) -> Iterator[tuple[str, object, float]]:
+    """(output stem, BGR uint8 frame, seconds into the video; 0 for an image) of one file."""
     import cv2
 
     from lw_refinenet_ros.errors import ConfigError
@@ -73,6 +95,8 @@ def _frames(path: Path, stride: int) -> Iterator[tuple[str, object]]:
         capture = cv2.VideoCapture(str(path))
         if not capture.isOpened():
             raise ConfigError(f'cannot open video {path} (unsupported codec or broken file).')
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        fps = fps if fps and fps > 0 else 30.0
         try:
             index = 0
             while True:
@@ -80,7 +104,7 @@ def _frames(path: Path, stride: int) -> Iterator[tuple[str, object]]:
                 if not ok:
                     break
                 if index % stride == 0:
-                    yield f'{path.stem}_{index:06d}', frame
+                    yield f'{path.stem}_{index:06d}', frame, index / fps
                 index += 1
         finally:
             capture.release()
@@ -88,7 +112,7 @@ def _frames(path: Path, stride: int) -> Iterator[tuple[str, object]]:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise ConfigError(f'cannot read image {path} (not an image OpenCV can decode).')
-    yield path.stem, image
+    yield path.stem, image, 0.0
 
 
 def _count_frames(path: Path, stride: int) -> int:
@@ -132,6 +156,20 @@ def run(args: argparse.Namespace) -> int:
         class_map = ClassMap.default(num_classes)
     colors_bgr = np.ascontiguousarray(class_map.colors[:, ::-1])
     config = engine_config_from_args(args)
+    processor = video_processor = image_processor = None
+    if args.objects:
+        import json
+
+        from lw_refinenet_ros.objects.draw import draw_objects
+        from lw_refinenet_ros.objects.options import ObjectsConfig
+        from lw_refinenet_ros.objects.processor import ObjectProcessor, object_record
+
+        objects_config = ObjectsConfig.from_mapping(
+            values_from_args(args, OFFLINE_OBJECT_PARAMETERS))
+        # Videos are tracked; separate images are separate scenes.
+        video_processor = ObjectProcessor(objects_config, class_map.names)
+        image_processor = ObjectProcessor(
+            dataclasses.replace(objects_config, tracking_enabled=False), class_map.names)
     engine = None
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -142,9 +180,17 @@ def run(args: argparse.Namespace) -> int:
     latencies = []
     start = ready = time.perf_counter()
 
-    def write(stem: str, frame: np.ndarray, labels: np.ndarray) -> None:
+    def write(stem: str, frame: np.ndarray, labels: np.ndarray, objects: Any) -> None:
+        blended = overlay(frame, labels, colors_bgr, args.alpha)
+        if objects is not None:
+            draw_objects(blended, objects.objects, colors_bgr)
+            target = out_dir / f'{stem}_objects.json'
+            target.write_text(json.dumps(
+                {'image': stem, 'width': int(labels.shape[1]), 'height': int(labels.shape[0]),
+                 'belt_velocity_px': objects.belt_velocity_px,
+                 'objects': [object_record(r) for r in objects.objects]}, indent=1) + '\n')
         for suffix, data in (('labels', labels), ('color', colorize(labels, colors_bgr)),
-                             ('overlay', overlay(frame, labels, colors_bgr, args.alpha))):
+                             ('overlay', blended)):
             target = out_dir / f'{stem}_{suffix}.png'
             if not cv2.imwrite(str(target), data):
                 raise ConfigError(f'cannot write {target}; check the --out folder.')
@@ -155,7 +201,11 @@ def run(args: argparse.Namespace) -> int:
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as writer:
         try:
             for path in files:
-                for stem, frame in _frames(path, args.video_stride):
+                if args.objects:
+                    is_video = path.suffix.lower() in VIDEO_SUFFIXES
+                    processor = video_processor if is_video else image_processor
+                    processor.tracker.reset()  # another file: nothing to track across
+                for stem, frame, seconds in _frames(path, args.video_stride):
                     if engine is None:
                         # Built on the first frame so that warm-up (and the timed choice of
                         # backend) happens at the size of the input.
@@ -163,9 +213,14 @@ def run(args: argparse.Namespace) -> int:
                             config, warmup_size=frame.shape[:2]), num_classes=num_classes,
                             warmup_image=np.ascontiguousarray(frame[:, :, ::-1]))
                         ready = time.perf_counter()
-                    result = engine(frame, 'bgr', want_confidence=False, want_stats=False)
+                    result = engine(frame, 'bgr', want_confidence=processor is not None,
+                                    want_stats=False)
                     latencies.append(result.timings['total'])
-                    pending.append(writer.submit(write, stem, frame, result.labels))
+                    objects = None
+                    if processor is not None:
+                        objects = processor.process(result.labels, seconds, result.confidence,
+                                                    image=frame)
+                    pending.append(writer.submit(write, stem, frame, result.labels, objects))
                     while len(pending) > 2 or (pending and pending[0].done()):
                         pending.popleft().result()
                         written += 1

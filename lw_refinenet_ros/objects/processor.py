@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import math
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -235,6 +235,33 @@ class ObjectProcessor:
                 tuple(float(v) for v in velocities[index]) if valid else _NAN3,
                 float(times[index])))
         return out
+
+
+def object_record(report: ObjectReport) -> dict[str, Any]:
+    """One object as plain JSON-ready values (the offline ``segment --objects`` output; the
+    node publishes the same fields as ``SegmentedObject``). NaN becomes None."""
+    obj = report.object
+
+    def number(value: float) -> float | None:
+        return None if math.isnan(value) else round(float(value), 4)
+
+    record: dict[str, Any] = {
+        'id': report.track_id, 'class_id': obj.class_id, 'class_name': report.class_name,
+        'score': number(obj.score), 'pixel_count': obj.pixel_count,
+        'bbox': {'x': obj.bbox[0], 'y': obj.bbox[1], 'width': obj.bbox[2],
+                 'height': obj.bbox[3]},
+        'pick': {'x': obj.pick[0], 'y': obj.pick[1], 'clearance': number(obj.clearance)},
+        'centroid': {'x': number(obj.centroid[0]), 'y': number(obj.centroid[1])},
+        'orientation': number(obj.orientation),
+        'major_axis_length': number(obj.major_length),
+        'minor_axis_length': number(obj.minor_length),
+        'touches_border': obj.touches_border,
+        'tracked': report.track_id != 0, 'confirmed': report.confirmed,
+        'velocity_px': {'x': number(report.velocity_px[0]), 'y': number(report.velocity_px[1])},
+    }
+    if obj.contour.size:
+        record['contour'] = [[round(float(x), 1), round(float(y), 1)] for x, y in obj.contour]
+    return record
 
 
 def _name(names: Sequence[str], class_id: int) -> str:

@@ -135,3 +135,49 @@ def test_segment_without_weights_uses_the_default_model_or_explains(
     cv2.imwrite(str(tmp_path / 'img.png'), np.zeros((8, 8, 3), dtype=np.uint8))
     code = main(['segment', str(tmp_path / 'img.png'), '--out', str(tmp_path / 'out')])
     assert code == 2 and 'default model' in capsys.readouterr().err
+
+
+def test_segment_objects_writes_parts_tracks_videos_and_takes_the_node_options(
+        tmp_path: pathlib.Path) -> None:
+    from lw_refinenet_ros.data.conveyor import CLASS_NAMES, ConveyorScene
+
+    scene = ConveyorScene(31, (320, 240))
+    frames = [scene.next_frame()[0][:, :, ::-1].copy() for _ in range(4)]  # BGR
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    cv2.imwrite(str(inputs / 'still.png'), frames[0])
+    video = inputs / 'belt.avi'
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*'MJPG'), 30, (320, 240))
+    assert writer.isOpened(), 'this OpenCV build cannot write MJPG AVI files'
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    out = tmp_path / 'out'
+    engine = ['--device', 'cpu', '--backend', 'torch', '--precision', 'fp32', '--no-progress']
+    assert main(['segment', str(inputs), '--out', str(out), '--objects', *engine]) == 0
+
+    still = json.loads((out / 'still_objects.json').read_text())
+    assert (still['width'], still['height']) == (320, 240) and still['objects']
+    for part in still['objects']:
+        box, pick = part['bbox'], part['pick']
+        assert part['class_name'] in CLASS_NAMES[2:] and part['id'] == 0
+        assert box['x'] <= pick['x'] < box['x'] + box['width']
+        assert box['y'] <= pick['y'] < box['y'] + box['height']
+        assert 0.0 < part['score'] <= 1.0
+    # Within the video, a part keeps its id from frame to frame.
+    video_frames = [json.loads((out / f'belt_{i:06d}_objects.json').read_text())
+                    for i in range(4)]
+    ids = [{p['id'] for p in frame['objects']} for frame in video_frames]
+    assert all(ids) and 0 not in ids[0] and ids[0] & ids[3]
+    assert any(p['confirmed'] for p in video_frames[3]['objects'])
+    # The overlay shows the objects: it differs from a run without them.
+    plain = tmp_path / 'plain'
+    assert main(['segment', str(inputs / 'still.png'), '--out', str(plain), *engine]) == 0
+    assert not (plain / 'still_objects.json').exists()
+    assert not np.array_equal(cv2.imread(str(out / 'still_overlay.png')),
+                              cv2.imread(str(plain / 'still_overlay.png')))
+    # The objects.* options are flags: a huge minimum area leaves nothing.
+    big = tmp_path / 'big'
+    assert main(['segment', str(inputs / 'still.png'), '--out', str(big), '--objects',
+                 '--objects-min-area', '100000', *engine]) == 0
+    assert json.loads((big / 'still_objects.json').read_text())['objects'] == []
