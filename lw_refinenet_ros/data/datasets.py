@@ -295,13 +295,20 @@ class ConveyorDataset:
         return self.length
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.render(index)
+
+    def render(self, index: int, **extras: bool) -> tuple[Any, ...]:
+        """Item ``index`` as :func:`~lw_refinenet_ros.data.conveyor.render_conveyor_frame`
+        draws it (``extras``: its ``return_parts``/``return_instances``). The one place
+        that knows which frame an item is (seed, epoch offset, size, density), so that its
+        ground truth is always that of the same frame."""
         from lw_refinenet_ros.data.conveyor import frame_rng, render_conveyor_frame
 
         if not 0 <= index < self.length:
             raise IndexError(index)
         offset = self.epoch * self.length if self.fresh_per_epoch else 0
         return render_conveyor_frame(frame_rng(self.seed, offset + index), self.size,
-                                     density=self.density)
+                                     density=self.density, **extras)
 
     def name(self, index: int) -> str:
         return f'conveyor_{self.seed}_{index:06d}'

@@ -83,13 +83,9 @@ def instance_source(dataset: Any, parts: np.ndarray) -> tuple[InstancesOf, str]:
         last is an approximation).
     """
     if getattr(dataset, 'layout', None) == 'conveyor':
-        from lw_refinenet_ros.data.conveyor import frame_rng, render_conveyor_frame
-
         def rendered(index: int, labels: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
-            offset = dataset.epoch * dataset.length if dataset.fresh_per_epoch else 0
-            _, _, drawn, instances = render_conveyor_frame(
-                frame_rng(dataset.seed, offset + index), dataset.size, return_parts=True,
-                return_instances=True)
+            _, _, drawn, instances = dataset.render(index, return_parts=True,
+                                                    return_instances=True)
             areas = {p.instance_id: int(p.footprint(dataset.size).sum()) for p in drawn}
             return instances, areas
         return rendered, 'generator'

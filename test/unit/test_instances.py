@@ -42,3 +42,24 @@ def test_fallback_gives_one_id_per_region_of_each_part_class() -> None:
     assert np.array_equal(instances > 0, labels >= 2)
     assert len(np.unique(instances[instances > 0])) == 4
     assert instances[labels == 1].max() == 0
+
+
+@pytest.mark.parametrize('density', [6.0, 14.0])
+def test_generator_instances_are_those_of_the_rendered_item(density: float) -> None:
+    # The instances must come from the very frame the dataset renders (same seed, epoch
+    # offset and density), or every object score compares against another scene.
+    from lw_refinenet_ros.data.conveyor import CLASS_NAMES
+    from lw_refinenet_ros.data.datasets import ConveyorDataset
+    from lw_refinenet_ros.data.instances import instance_source
+    from lw_refinenet_ros.objects.detect import part_class_lut
+
+    dataset = ConveyorDataset(77, 3, (160, 120), density=density)
+    dataset.epoch = 2
+    instances_of, kind = instance_source(dataset, part_class_lut(CLASS_NAMES, ()))
+    assert kind == 'generator'
+    for index in range(len(dataset)):
+        _, labels = dataset[index]
+        instances, areas = instances_of(index, labels)
+        assert np.array_equal(instances > 0, labels >= 2)  # 0 background, 1 belt
+        visible = np.bincount(instances.ravel())
+        assert all(visible[i] <= areas[i] for i in np.unique(instances) if i)
