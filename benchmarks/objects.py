@@ -81,8 +81,8 @@ def split_by_truth(objects: list[Any], truth: np.ndarray, instances: np.ndarray,
             mask = obj.mask & (ids == piece)
             if piece == largest:
                 mask |= obj.mask & ~np.isin(ids, merged)
-            (px, py), _ = pick_point(mask)
             if np.count_nonzero(mask) >= min_area:
+                (px, py), _ = pick_point(mask)
                 out.append(_Piece(obj.class_id, obj.bbox, mask, (px + x, py + y)))
     return out
 
@@ -99,8 +99,7 @@ def score_video(engine: Any, config: ObjectsConfig, seed: int, frames: int,
         scorers['model_split_by_truth'] = ObjectScorer(len(CLASS_NAMES))
     for index in range(frames):
         image, truth = scene.next_frame()
-        instances = scene.render_instances()
-        full_areas = scene.part_areas()
+        instances, full_areas = scene.instances_and_areas()
         stamp = index / fps
         inputs = {'exact_labels': (truth, None)}
         if engine is not None:

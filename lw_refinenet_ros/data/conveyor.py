@@ -448,17 +448,15 @@ class ConveyorScene:
         drawn over it, holes showing what lies beneath), so ``render()``'s labels are a part
         class exactly where this image is non-zero. Ids persist while a part rides the belt.
         """
-        return self._instances()[0]
+        return self.instances_and_areas()[0]
 
-    def part_areas(self) -> dict[int, int]:
-        """Pixels each part would cover in the frame if nothing lay on it, by instance id.
+    def instances_and_areas(self) -> tuple[np.ndarray, dict[int, int]]:
+        """:meth:`render_instances` and, by instance id, the pixels each part would cover in
+        the frame if nothing lay on it, from one pass over the parts.
 
-        Its visible pixels in :meth:`render_instances` divided by this is how much of it is
-        in view (object scores count mostly hidden parts separately).
+        A part's visible pixels divided by its area is how much of it is in view (object
+        scores count mostly hidden parts separately).
         """
-        return self._instances()[1]
-
-    def _instances(self) -> tuple[np.ndarray, dict[int, int]]:
         width, height = self.size
         instances = np.zeros((height, width), np.uint16)
         areas: dict[int, int] = {}

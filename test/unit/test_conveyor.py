@@ -137,7 +137,8 @@ def test_instances_cover_exactly_the_part_pixels_and_persist_along_the_belt() ->
         previous = ids
     assert {p.instance_id for p in scene.parts} >= previous
     # A part's unoccluded area is at least what shows of it.
-    areas = scene.part_areas()
+    same, areas = scene.instances_and_areas()
+    assert np.array_equal(same, instances)
     shown = np.bincount(instances.ravel())
     assert all(areas[int(i)] >= shown[i] for i in previous)
 
