@@ -30,6 +30,7 @@ from lw_refinenet_ros.demo.recorder import McapWriter, TopicRecorder
 from lw_refinenet_ros.demo.scoring import StampPairingScorer, number, remember
 from lw_refinenet_ros.msg import ClassMap, SegmentedObjects
 from lw_refinenet_ros.palette import overlay
+from lw_refinenet_ros.ros.conversions import image_to_array
 
 NODE_NAME = 'lw_refinenet'
 NODE_TOPICS = ('segmentation/labels', 'segmentation/color', 'segmentation/overlay',
@@ -47,13 +48,12 @@ def stamp_ns(stamp: Any) -> int:
 
 
 def image_array(msg: Image) -> np.ndarray:
-    """A copy of an 8-bit mono/rgb/bgr image as (H, W) or (H, W, 3) (rows may be padded)."""
-    channels = 1 if msg.encoding in ('mono8', '8UC1') else 3
-    rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)
-    array = rows[:, :msg.width * channels].reshape(msg.height, msg.width, channels)
+    """A copy of an image's pixels as (H, W) or (H, W, 3), bgr8 turned to RGB (the node's
+    decoder, :func:`~lw_refinenet_ros.ros.conversions.image_to_array`: padded rows, mono16)."""
+    array = image_to_array(msg)
     if msg.encoding == 'bgr8':
         array = array[..., ::-1]
-    return array[..., 0].copy() if channels == 1 else array.copy()
+    return array.copy()
 
 
 class DemoMonitor(Node):
@@ -149,8 +149,7 @@ class DemoMonitor(Node):
 
     def _on_instances(self, data: bytes, now_ns: int) -> None:
         msg = deserialize_message(data, Image)
-        rows = np.frombuffer(msg.data, '<u2').reshape(msg.height, msg.step // 2)
-        self.objects.add('instances', stamp_ns(msg.header.stamp), rows[:, :msg.width].copy())
+        self.objects.add('instances', stamp_ns(msg.header.stamp), image_array(msg))
 
     def _on_objects(self, data: bytes, now_ns: int) -> None:
         msg = deserialize_message(data, SegmentedObjects)

@@ -96,7 +96,9 @@ def grow_regions(regions: np.ndarray, inside: np.ndarray) -> np.ndarray:
 
 def _boundary_means(regions: np.ndarray, contrast: np.ndarray, count: int,
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(low id, high id, mean contrast, length) of every pair of 4-adjacent regions."""
+    """Every pair of 4-adjacent regions ``(a, b)``, a < b, as ``(keys, mean contrast,
+    length)``: key ``a * (count + 1) + b``, the mean of the higher contrast of the two pixels
+    across each boundary step, and the number of such steps."""
     pairs_a, pairs_b, values = [], [], []
     for a, b, ca, cb in ((regions[:, :-1], regions[:, 1:], contrast[:, :-1], contrast[:, 1:]),
                          (regions[:-1, :], regions[1:, :], contrast[:-1, :], contrast[1:, :])):
