@@ -4,7 +4,7 @@
 A conveyor video from an unseen seed is segmented by the default model (and, for
 reference, taken from the exact ground-truth labels); objects are found and tracked on every
 frame and scored against the generator's instance ground truth (see
-lw_refinenet_ros/training/object_metrics.py for the rules). The cost of objects + tracking is
+lw_refinenet_ros/evaluation/object_metrics.py for the rules). The cost of objects + tracking is
 timed separately on 640x480 frames, the issue's reference size.
 
 Targets (issue 11): precision and recall >= 0.95 at IoU 0.5, pick success >= 99 %, id
@@ -36,13 +36,13 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _common import base_parser, machine_state, percentiles, write_json  # noqa: E402
 
 from lw_refinenet_ros.data.conveyor import CLASS_NAMES, ConveyorScene  # noqa: E402
-from lw_refinenet_ros.objects.geometry import pick_point  # noqa: E402
-from lw_refinenet_ros.objects.options import ObjectsConfig  # noqa: E402
-from lw_refinenet_ros.objects.processor import ObjectProcessor  # noqa: E402
-from lw_refinenet_ros.training.object_metrics import (  # noqa: E402
+from lw_refinenet_ros.evaluation.object_metrics import (  # noqa: E402
     ObjectScorer,
     ground_truth_pieces,
 )
+from lw_refinenet_ros.objects.geometry import pick_point  # noqa: E402
+from lw_refinenet_ros.objects.options import ObjectsConfig  # noqa: E402
+from lw_refinenet_ros.objects.processor import ObjectProcessor  # noqa: E402
 
 
 @dataclass(frozen=True)

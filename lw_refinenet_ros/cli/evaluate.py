@@ -4,7 +4,7 @@ Inference runs through the node's engine with the same options (``--backend``,
 ``--precision``, ``--max-side``, ...), so the scores are those of the node configured alike;
 the defaults (torch fp32, native resolution, bicubic) are the reference pipeline.
 Optional robustness perturbations (brightness, blur, noise) are applied to the images only;
-``--robustness`` runs the fixed suite of ``training/robustness.py`` and ``--fail-below`` turns
+``--robustness`` runs the fixed suite of ``evaluation/robustness.py`` and ``--fail-below`` turns
 any result under a threshold into exit status 1 (a quality gate for a user's own model).
 """
 
@@ -52,14 +52,14 @@ def run(args: argparse.Namespace) -> int:
     from lw_refinenet_ros.data.datasets import load_class_file, open_dataset
     from lw_refinenet_ros.engine import InferenceEngine
     from lw_refinenet_ros.errors import ConfigError
-    from lw_refinenet_ros.model import load_model
-    from lw_refinenet_ros.training.evaluate import evaluate_model
-    from lw_refinenet_ros.training.metrics import save_confusion_png
-    from lw_refinenet_ros.training.robustness import (
+    from lw_refinenet_ros.evaluation.metrics import save_confusion_png
+    from lw_refinenet_ros.evaluation.robustness import (
         ROBUSTNESS_SUITE,
         Perturbation,
         evaluate_robustness,
     )
+    from lw_refinenet_ros.evaluation.segmentation import evaluate_model
+    from lw_refinenet_ros.model import load_model
 
     config = engine_config_from_args(args)
     model, info = load_model(args.weights)
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     clean_scores = results[0][1]
     objects = None
     if not args.no_objects and not args.robustness:
-        from lw_refinenet_ros.training.object_metrics import evaluate_objects, format_summary
+        from lw_refinenet_ros.evaluation.object_metrics import evaluate_objects, format_summary
 
         scorer, kind = evaluate_objects(engine, dataset, names, limit=args.limit,
                                         transform=requested.make(), progress=True)

@@ -64,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
     from lw_refinenet_ros.engine import InferenceEngine
     from lw_refinenet_ros.engine.quantize import calibration_images
     from lw_refinenet_ros.errors import ConfigError
+    from lw_refinenet_ros.evaluation.metrics import ConfusionMeter
+    from lw_refinenet_ros.evaluation.segmentation import engine_segmenter
     from lw_refinenet_ros.model import load_model
-    from lw_refinenet_ros.training.evaluate import engine_segmenter
-    from lw_refinenet_ros.training.metrics import ConfusionMeter
 
     if args.eval_count < 1:
         raise ConfigError('--eval-count must be >= 1.')

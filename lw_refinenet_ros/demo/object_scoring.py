@@ -5,7 +5,7 @@ Four streams meet by header stamp: the camera's ``ground_truth/labels`` and
 ``segmentation/objects``. A SegmentedObject carries no mask, so each object's mask is rebuilt
 from the node's labels: the pixels of its class inside its outline (the demo runs the node
 with ``objects.contour_points`` set) and its box. Scores are those of
-:class:`lw_refinenet_ros.training.object_metrics.ObjectScorer`: precision/recall at mask
+:class:`lw_refinenet_ros.evaluation.object_metrics.ObjectScorer`: precision/recall at mask
 IoU >= 0.5, pick success, id switches of confirmed tracks. No ROS imports: the monitor hands
 in arrays and plain object records.
 """
@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from lw_refinenet_ros.demo.scoring import remember
-from lw_refinenet_ros.training.object_metrics import ObjectScorer
+from lw_refinenet_ros.evaluation.object_metrics import ObjectScorer
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from lw_refinenet_ros.training.metrics import ConfusionMeter
+from lw_refinenet_ros.evaluation.metrics import ConfusionMeter
 
 PAIRING_WINDOW = 90  # frames of unmatched ground truth / labels kept for pairing (3 s at 30 Hz)
 

@@ -1,1 +1,1 @@
-"""Training and evaluation: the reference recipe, metrics (mIoU), checkpoints and resume."""
+"""Training: the reference recipe, the epoch loop, checkpoints and resume (scores: evaluation/)."""

@@ -21,8 +21,8 @@ from torch import nn
 import torch.nn.functional as F
 
 from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.evaluation.segmentation import evaluate_model
 from lw_refinenet_ros.training.checkpointer import Checkpointer, Progress, ResumeState
-from lw_refinenet_ros.training.evaluate import evaluate_model
 from lw_refinenet_ros.training.loss import segmentation_loss
 from lw_refinenet_ros.training.recipe import freeze_batchnorm, make_optimizer, stage_of
 from lw_refinenet_ros.training.transforms import TrainTransform

@@ -12,11 +12,11 @@ from lw_refinenet_ros.cli import main
 from lw_refinenet_ros.data.conveyor import CLASS_COLORS, CLASS_NAMES, write_conveyor_dataset
 from lw_refinenet_ros.data.datasets import ConveyorDataset, open_dataset
 from lw_refinenet_ros.engine import EngineConfig, InferenceEngine
+from lw_refinenet_ros.evaluation.metrics import ConfusionMeter
+from lw_refinenet_ros.evaluation.robustness import ROBUSTNESS_SUITE, Perturbation
+from lw_refinenet_ros.evaluation.segmentation import evaluate_model, predict
 from lw_refinenet_ros.model import DEFAULT_MODEL_PATH, build_model, load_model, save_checkpoint
 from lw_refinenet_ros.reference_pipeline import reference_segment
-from lw_refinenet_ros.training.evaluate import evaluate_model, predict
-from lw_refinenet_ros.training.metrics import ConfusionMeter
-from lw_refinenet_ros.training.robustness import ROBUSTNESS_SUITE, Perturbation
 
 
 class _Constant(torch.nn.Module):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lw_refinenet_ros.errors import ConfigError
-from lw_refinenet_ros.training.metrics import (
+from lw_refinenet_ros.evaluation.metrics import (
     ConfusionMeter,
     confusion_matrix,
     save_confusion_png,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from lw_refinenet_ros.data.conveyor import CLASS_NAMES, frame_rng, render_conveyor_frame
+from lw_refinenet_ros.evaluation.object_metrics import ObjectScorer, ground_truth_pieces
 from lw_refinenet_ros.objects.detect import DetectorSettings, detect_objects, part_class_lut
-from lw_refinenet_ros.training.object_metrics import ObjectScorer, ground_truth_pieces
 
 BOLT, NUT = 2, 3
 
@@ -160,7 +160,7 @@ class _TruthEngine:
 def test_evaluate_objects_reads_instance_files_or_renders_them(tmp_path) -> None:
     from lw_refinenet_ros.data.conveyor import write_conveyor_dataset
     from lw_refinenet_ros.data.datasets import ConveyorDataset, folder_dataset
-    from lw_refinenet_ros.training.object_metrics import evaluate_objects, format_summary
+    from lw_refinenet_ros.evaluation.object_metrics import evaluate_objects, format_summary
 
     write_conveyor_dataset(tmp_path / 'ds', 3, seed=31, size=(160, 120))
     folder = folder_dataset(tmp_path / 'ds')

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 import torch
 
-from lw_refinenet_ros.training.evaluate import evaluate_model
-from lw_refinenet_ros.training.metrics import SegmentationScores
+from lw_refinenet_ros.evaluation.metrics import SegmentationScores
+from lw_refinenet_ros.evaluation.segmentation import evaluate_model
 
 
 @dataclass(frozen=True)

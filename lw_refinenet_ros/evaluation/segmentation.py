@@ -18,7 +18,7 @@ import torch
 
 from lw_refinenet_ros.data.datasets import scored_samples
 from lw_refinenet_ros.engine import EngineConfig, InferenceEngine
-from lw_refinenet_ros.training.metrics import ConfusionMeter, SegmentationScores
+from lw_refinenet_ros.evaluation.metrics import ConfusionMeter, SegmentationScores
 
 _LOG = logging.getLogger(__name__)
 
