@@ -14,18 +14,20 @@ PACKAGE_SOURCES := $(shell find lw_refinenet_ros msg launch config scripts cmake
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: setup test demo lint bench bench-e2e fuzz clean
+.PHONY: setup test demo lint bench bench-e2e fuzz clean lock
 
 setup: $(VENV)/.package-stamp
 
 $(VENV)/.venv-stamp:
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet --upgrade pip -c requirements.lock
 	touch $@
 
-$(VENV)/.deps-stamp: pyproject.toml scripts/requirements.py $(VENV)/.venv-stamp
+# requirements.lock pins every distribution (make lock refreshes it): a fresh clone installs
+# exactly the versions the tests ran with, whatever was released since.
+$(VENV)/.deps-stamp: pyproject.toml scripts/requirements.py requirements.lock $(VENV)/.venv-stamp
 	$(PYTHON) scripts/requirements.py test > $(VENV)/requirements.txt
-	$(VPY) -m pip install --quiet -r $(VENV)/requirements.txt
+	$(VPY) -m pip install --quiet -r $(VENV)/requirements.txt -c requirements.lock
 	touch $@
 
 $(VENV)/.package-stamp: $(VENV)/.deps-stamp $(PACKAGE_SOURCES)
@@ -49,6 +51,10 @@ bench-e2e: setup
 
 fuzz: setup
 	$(VPY) benchmarks/fuzz_node.py --json fuzz_node.json
+
+# Re-resolve pyproject.toml in a throw-away venv and rewrite requirements.lock (review the diff).
+lock:
+	$(PYTHON) scripts/lock.py
 
 clean:
 	rm -rf build $(VENV)
