@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,10 @@ class SegmentationResult:
         timings: Milliseconds per stage: ``preprocess``, ``forward``, ``postprocess``,
             ``total``. In a batch, preprocess and forward are those of the whole group.
         network_size: (height, width) the network actually ran at (differs with max_side).
+        class_names: Names of the class ids (filled in by :class:`~lw_refinenet_ros.segmenter.
+            Segmenter`; empty from a bare engine).
+        objects: The parts found in the frame (an ``objects.processor.ObjectFrame``), when a
+            Segmenter looked for them; else None.
     """
 
     labels: np.ndarray
@@ -27,3 +32,5 @@ class SegmentationResult:
     stats: list[ClassStat] | None
     timings: dict[str, float]
     network_size: tuple[int, int] = (0, 0)
+    class_names: tuple[str, ...] = ()
+    objects: Any = None  # ObjectFrame; the engine layer does not import objects/

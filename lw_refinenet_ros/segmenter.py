@@ -1,0 +1,346 @@
+"""One way to segment an image: :class:`Segmenter`, the package's Python API.
+
+A ``Segmenter`` owns everything between "a checkpoint" and "labels, statistics and parts of
+one image": the model, its class map (names and colours), the inference engine (backend,
+precision, device, warm-up) and the object finder (detection and tracking). The node,
+``lw-refinenet segment``, ``eval`` and ``bench`` and the benchmarks all build one, so a file,
+a class map or an option means the same thing everywhere; the options are the node
+parameters of the same names (``model.weights``, ``backend``, ``max_side``,
+``objects.min_score``, ...), validated by the same tables.
+
+Typical use::
+
+    from lw_refinenet_ros.segmenter import Segmenter
+
+    segmenter = Segmenter.load()                      # the packaged conveyor model
+    result = segmenter.segment(image_rgb)             # (H, W, 3) uint8
+    result.labels, result.class_names, result.objects.objects
+
+    segmenter = Segmenter.from_options({'model.weights': 'best.pt', 'backend': 'torch',
+                                        'objects.min_score': 0.5})
+
+Frames and objects: an image segmented without ``stamp`` is a scene of its own (its parts
+get no track ids); frames segmented with a ``stamp`` (seconds) form one stream whose parts
+are tracked across calls (ids, velocities) until :meth:`Segmenter.reset_stream`.
+
+No ROS here; torch is imported only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+from lw_refinenet_ros.engine.config import ENGINE_PARAMETERS, EngineConfig
+from lw_refinenet_ros.engine.result import SegmentationResult
+from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.objects.options import OBJECT_PARAMETERS, ObjectsConfig
+from lw_refinenet_ros.options import ParameterSpec
+from lw_refinenet_ros.palette import ClassMap
+
+if TYPE_CHECKING:
+    from lw_refinenet_ros.model.checkpoint import CheckpointInfo
+    from lw_refinenet_ros.objects.processor import ObjectProcessor
+
+__all__ = ['MODEL_OPTIONS', 'SEGMENTER_OPTIONS', 'Segmenter', 'SegmentationResult']
+
+#: The node's ``model.*`` parameters, the ones that choose the network and its classes.
+MODEL_OPTIONS: tuple[str, ...] = ('model.weights', 'model.arch', 'model.num_classes',
+                                  'model.classes_file')
+
+
+def _option_specs() -> dict[str, ParameterSpec]:
+    """Every option :meth:`Segmenter.from_options` takes, by name, from the tables that
+    declare them (the node's model options, the engine's, the object finder's)."""
+    from lw_refinenet_ros.config import PARAMETER_SPECS  # the node table declares model.*
+
+    specs = {name: PARAMETER_SPECS[name] for name in MODEL_OPTIONS}
+    specs.update((spec.name, spec) for spec in ENGINE_PARAMETERS)
+    specs.update((spec.name, spec) for spec in OBJECT_PARAMETERS)
+    return specs
+
+
+#: Names of every option :meth:`Segmenter.from_options` accepts.
+SEGMENTER_OPTIONS: tuple[str, ...] = (*MODEL_OPTIONS, *(s.name for s in ENGINE_PARAMETERS),
+                                      *(s.name for s in OBJECT_PARAMETERS))
+
+
+def resolve_class_map(info: CheckpointInfo | None, num_classes: int,
+                      classes_file: str | Path | None = None) -> ClassMap:
+    """The class map a model runs with: the class file when one is given (it must list
+    ``num_classes`` classes), else the names and colours the checkpoint stores, else the
+    defaults (VOC names for 21 classes, ``class_N`` otherwise; VOC colours).
+
+    Raises:
+        ConfigError: The class file is unreadable or lists another number of classes.
+    """
+    if classes_file:
+        from lw_refinenet_ros.classes import load_class_map
+
+        return load_class_map(classes_file, num_classes)
+    if info is not None:
+        return ClassMap.from_checkpoint(info.class_names, info.colors, num_classes)
+    return ClassMap.default(num_classes)
+
+
+class Segmenter:
+    """Model + class map + engine + object finder: ``segment(image) -> SegmentationResult``.
+
+    Build one with :meth:`load` (a checkpoint path or the packaged default),
+    :meth:`from_options` (the node's option names) or :meth:`from_model` (a model you already
+    hold, e.g. random weights in a benchmark). Use it from one thread, as the engine.
+
+    Args:
+        model: The LW-RefineNet (an ``nn.Module`` with ``num_classes``).
+        class_map: Names and colours of its classes (K must match the model's).
+        engine: Engine options (default: :class:`EngineConfig` defaults).
+        objects: Object-finder options; None: no parts are looked for. A config with
+            ``enabled`` false is the same as None.
+        info: What the checkpoint said (for :attr:`name`); None for an in-memory model.
+        warmup_image: RGB uint8 frame to warm up and choose the backend on; the engine then
+            warms up at that frame's size.
+        lazy: Build the engine on the first frame segmented (warm-up and backend choice
+            then happen on that frame, at its size) instead of now.
+
+    Raises:
+        ConfigError: A class map that does not fit the model, an invalid option.
+        EngineError: The engine cannot be built (device, backend, agreement gate).
+    """
+
+    def __init__(self, model: Any, class_map: ClassMap, *, engine: EngineConfig | None = None,
+                 objects: ObjectsConfig | None = None, info: CheckpointInfo | None = None,
+                 warmup_image: np.ndarray | None = None, lazy: bool = False) -> None:
+        num_classes = getattr(model, 'num_classes', None)
+        if isinstance(num_classes, int) and num_classes != class_map.num_classes:
+            class_map.check_num_classes(num_classes, 'the class map')
+        self.model = model
+        self.class_map = class_map
+        self.info = info
+        self.engine_config = engine if engine is not None else EngineConfig()
+        self.objects_config = objects if objects is not None and objects.enabled else None
+        self._engine: Any = None
+        self._still: ObjectProcessor | None = None
+        self._stream: ObjectProcessor | None = None
+        if not lazy:
+            self._build_engine(warmup_image)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def load(cls, weights: str | Path | None = None, *, arch: str | None = None,
+             num_classes: int | None = None, classes_file: str | Path | None = None,
+             engine: EngineConfig | None = None, objects: ObjectsConfig | None = None,
+             warmup_image: np.ndarray | None = None, lazy: bool = False) -> Segmenter:
+        """Load a checkpoint (None: the packaged conveyor model) and build the segmenter.
+
+        Args:
+            weights: Checkpoint path (any format the loader reads) or None.
+            arch: If given, the file must hold this architecture.
+            num_classes: If given, the file must have this many classes.
+            classes_file: Class names/colours file (YAML or text); default: the checkpoint's.
+            engine, objects, warmup_image, lazy: As for the constructor.
+
+        Raises:
+            CheckpointError: Missing or unreadable file, or one that is not ``arch`` /
+                ``num_classes``.
+            ConfigError: A bad class file or option.
+        """
+        from lw_refinenet_ros.model import load_model
+
+        model, info = load_model(str(weights) if weights else None, arch=arch or None,
+                                 num_classes=num_classes or None)
+        class_map = resolve_class_map(info, info.num_classes, classes_file)
+        return cls(model, class_map, engine=engine, objects=objects, info=info,
+                   warmup_image=warmup_image, lazy=lazy)
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any], *,
+                     warmup_image: np.ndarray | None = None, lazy: bool = False,
+                     **engine_overrides: Any) -> Segmenter:
+        """Build from option values keyed by the node's parameter names.
+
+        ``model.*`` choose the file and classes (``model.arch`` ``'auto'`` and
+        ``model.num_classes`` 0 read them from the file), the engine options
+        (``backend``, ``max_side``, ...) configure inference and ``objects.*`` the object
+        finder (on unless ``objects.enabled`` is false). Options not given take the same
+        defaults as the node's. ``engine_overrides`` are code-level engine fields
+        (``warmup_iters=0``, ``warmup_size=(h, w)``).
+
+        Raises:
+            ConfigError: An unknown option (named, with the closest known one) or an
+                invalid value (named, with what is allowed).
+        """
+        specs = _option_specs()
+        unknown = sorted(set(values) - set(specs))
+        if unknown:
+            import difflib
+
+            hints = [f'{name} (did you mean {close[0]}?)' if close else name
+                     for name in unknown
+                     for close in [difflib.get_close_matches(name, specs, n=1)]]
+            raise ConfigError(f'Unknown segmenter option(s) {", ".join(hints)}; the options '
+                              f'are the node parameters model.*, the engine options and '
+                              f'objects.* (config/lw_refinenet.yaml).')
+        checked = {name: specs[name].validate(value) for name, value in values.items()}
+        model = {name: checked.get(name, specs[name].default) for name in MODEL_OPTIONS}
+        engine_values = {spec.name: checked[spec.name] for spec in ENGINE_PARAMETERS
+                         if spec.name in checked}
+        engine_values.update(engine_overrides)
+        objects = ObjectsConfig.from_mapping(
+            {name: value for name, value in checked.items() if name.startswith('objects.')})
+        return cls.load(model['model.weights'] or None,
+                        arch=None if model['model.arch'] == 'auto' else model['model.arch'],
+                        num_classes=model['model.num_classes'] or None,
+                        classes_file=model['model.classes_file'] or None,
+                        engine=EngineConfig.from_mapping(engine_values), objects=objects,
+                        warmup_image=warmup_image, lazy=lazy)
+
+    @classmethod
+    def from_config(cls, config: Any, **kwargs: Any) -> Segmenter:
+        """Build from a :class:`~lw_refinenet_ros.config.NodeConfig` (the node's path): its
+        ``model_*`` fields, ``engine`` and ``objects``. ``kwargs`` as for the constructor."""
+        return cls.load(config.model_weights or None,
+                        arch=None if config.model_arch == 'auto' else config.model_arch,
+                        num_classes=config.model_num_classes or None,
+                        classes_file=config.model_classes_file or None,
+                        engine=config.engine, objects=config.objects, **kwargs)
+
+    @classmethod
+    def from_model(cls, model: Any, class_map: ClassMap | None = None,
+                   **kwargs: Any) -> Segmenter:
+        """Wrap a model already in memory (default classes: :meth:`ClassMap.default` of its
+        ``num_classes``); ``kwargs`` as for the constructor."""
+        if class_map is None:
+            class_map = ClassMap.default(int(model.num_classes))
+        return cls(model, class_map, **kwargs)
+
+    def _build_engine(self, warmup_image: np.ndarray | None) -> None:
+        from lw_refinenet_ros.engine import InferenceEngine
+
+        config = self.engine_config
+        if warmup_image is not None:
+            config = dataclasses.replace(config, warmup_size=tuple(warmup_image.shape[:2]))
+        self._engine = InferenceEngine(self.model, config, num_classes=self.num_classes,
+                                       warmup_image=warmup_image)
+
+    # ------------------------------------------------------------------ what it is
+
+    @property
+    def engine(self) -> Any:
+        """The :class:`~lw_refinenet_ros.engine.InferenceEngine` (None until the first frame
+        when built ``lazy``)."""
+        return self._engine
+
+    @property
+    def num_classes(self) -> int:
+        """K, the number of classes."""
+        return self.class_map.num_classes
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Class names, index = label value."""
+        return self.class_map.names
+
+    @property
+    def name(self) -> str:
+        """``arch:file via backend/precision``, for start-up logs and /diagnostics."""
+        from lw_refinenet_ros.model import DEFAULT_MODEL_PATH
+
+        arch = self.info.arch if self.info is not None else getattr(self.model, 'arch', 'model')
+        source = (self.info.source if self.info is not None and self.info.source
+                  else str(DEFAULT_MODEL_PATH) if self.info is not None else 'in-memory')
+        text = f'{arch}:{Path(source).name}'
+        if self._engine is not None:
+            described = self._engine.describe()
+            text += f' via {described["backend"]}/{described["precision"]}'
+        return text
+
+    def describe(self) -> dict[str, Any]:
+        """The engine's settings (backend, precision, device, why), or {} before it exists."""
+        return self._engine.describe() if self._engine is not None else {}
+
+    # ------------------------------------------------------------------ segmenting
+
+    def segment(self, image: np.ndarray, color_order: str = 'rgb', *,
+                stamp: float | None = None, want_confidence: bool = True,
+                want_stats: bool = True, want_objects: bool = True) -> SegmentationResult:
+        """Segment one (H, W, 3) uint8 image.
+
+        Args:
+            image: The frame.
+            color_order: ``'rgb'`` or ``'bgr'`` (OpenCV, ROS ``bgr8``).
+            stamp: None: a still image (parts without track ids). Seconds: a frame of this
+                segmenter's stream, tracked with the frames before it.
+            want_confidence: Return the confidence map (always computed when parts are
+                looked for: their scores need it).
+            want_stats: Return per-class statistics.
+            want_objects: Look for parts (only when the segmenter has an objects config).
+
+        Returns:
+            The engine's result with ``class_names`` and, when parts were looked for,
+            ``objects`` (an :class:`~lw_refinenet_ros.objects.processor.ObjectFrame`).
+
+        Raises:
+            EngineError: A bad image or colour order, or inference failed.
+        """
+        find_objects = want_objects and self.objects_config is not None
+        if self._engine is None:
+            rgb = image[:, :, ::-1] if color_order == 'bgr' else image
+            self._build_engine(np.ascontiguousarray(rgb))
+        result = self._engine(image, color_order,
+                              want_confidence=want_confidence or find_objects,
+                              want_stats=want_stats)
+        result.class_names = self.class_names
+        if find_objects:
+            processor = self._processor(still=stamp is None)
+            result.objects = processor.process(result.labels, 0.0 if stamp is None else stamp,
+                                               result.confidence, image=image)
+            if not want_confidence:
+                result.confidence = None
+        return result
+
+    def segment_batch(self, images: Sequence[np.ndarray],
+                      color_orders: str | Sequence[str] = 'rgb', *,
+                      want_confidence: bool = True,
+                      want_stats: bool = True) -> list[SegmentationResult]:
+        """Segment several images in shared forward passes (several cameras). No parts: each
+        camera is its own stream; give each an :meth:`object_stream`."""
+        if self._engine is None:
+            first = images[0]
+            order = color_orders if isinstance(color_orders, str) else color_orders[0]
+            self._build_engine(np.ascontiguousarray(first[:, :, ::-1] if order == 'bgr'
+                                                    else first))
+        results = self._engine.infer_batch(images, color_orders,
+                                           want_confidence=want_confidence,
+                                           want_stats=want_stats)
+        for result in results:
+            result.class_names = self.class_names
+        return results
+
+    def object_stream(self, *, tracking: bool = True,
+                      on_warning: Any = None) -> ObjectProcessor:
+        """A new object finder with this segmenter's options and classes, for one stream
+        (one camera); ``tracking`` false: every frame a scene of its own."""
+        from lw_refinenet_ros.objects.processor import ObjectProcessor
+
+        config = self.objects_config or ObjectsConfig.defaults()
+        if not tracking:
+            config = dataclasses.replace(config, tracking_enabled=False)
+        return ObjectProcessor(config, self.class_names, on_warning)
+
+    def reset_stream(self) -> None:
+        """Start a new stream: forget the tracks of the frames segmented with a ``stamp``."""
+        if self._stream is not None:
+            self._stream.tracker.reset()
+
+    def _processor(self, *, still: bool) -> ObjectProcessor:
+        if still:
+            if self._still is None:
+                self._still = self.object_stream(tracking=False)
+            return self._still
+        if self._stream is None:
+            self._stream = self.object_stream()
+        return self._stream
