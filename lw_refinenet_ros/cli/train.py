@@ -12,7 +12,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-HELP = 'train a model (reference recipe; synthetic conveyor, VOC, folder or Cityscapes data)'
+# lw_refinenet_ros.data.datasets.LAYOUTS, spelled out so that --help does not import OpenCV.
+LAYOUTS = ('auto', 'voc', 'folder', 'cityscapes', 'coco', 'labelme', 'conveyor')
+
+HELP = ('train a model: COCO/LabelMe exports, VOC, folder, Cityscapes or the synthetic '
+        'conveyor')
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -42,12 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags; every default is None so that only explicit flags override the YAML config."""
     a = parser.add_argument
     a('--config', help='YAML file with TrainConfig fields (flags override it)')
-    a('--data', help='dataset folder, or conveyor:SEED for frames rendered on the fly')
-    a('--layout', choices=('auto', 'voc', 'folder', 'cityscapes', 'conveyor'),
-      help='dataset layout (default: auto-detect)')
+    a('--data', help='dataset: a COCO instances .json (CVAT, Label Studio, Roboflow), a '
+      'LabelMe folder, a VOC/folder/Cityscapes folder, or conveyor:SEED')
+    a('--layout', choices=LAYOUTS, help='dataset layout (default: auto-detect)')
+    a('--images', help='folder holding the images of a COCO/LabelMe --data (default: next '
+      'to the annotations)')
     a('--split', help='training split for VOC/Cityscapes (default train)')
-    a('--val-data', help='validation folder or conveyor:SEED (unseen seed!)')
-    a('--val-layout', choices=('auto', 'voc', 'folder', 'cityscapes', 'conveyor'))
+    a('--val-data', help='validation data, same forms as --data (conveyor: an unseen seed!)')
+    a('--val-layout', choices=LAYOUTS)
+    a('--val-images', help='image folder of a COCO/LabelMe --val-data')
     a('--val-split', help='validation split (default val)')
     a('--val-every', type=int, help='validate every N epochs (default 5)')
     a('--val-limit', type=int, help='validate on the first N images only')

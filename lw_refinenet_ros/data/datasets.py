@@ -1,5 +1,6 @@
-"""Segmentation dataset readers: PASCAL VOC, a generic image/label folder, Cityscapes, and the
-synthetic conveyor rendered on the fly.
+"""Segmentation dataset readers: PASCAL VOC, a generic image/label folder, Cityscapes, COCO
+instances JSON and LabelMe folders (:mod:`.coco`, :mod:`.labelme`: what annotation tools
+export), and the synthetic conveyor rendered on the fly.
 
 Every dataset is a plain sequence (``len(ds)``, ``ds[i] -> (image RGB uint8 (H, W, 3),
 labels uint8 (H, W))``, ``ds.class_names``, ``ds.colors``) with no torch dependency, so a
@@ -26,7 +27,7 @@ from lw_refinenet_ros.palette import voc_palette
 _LOG = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.ppm', '.webp')
-LAYOUTS = ('auto', 'voc', 'folder', 'cityscapes', 'conveyor')
+LAYOUTS = ('auto', 'voc', 'folder', 'cityscapes', 'coco', 'labelme', 'conveyor')
 
 CITYSCAPES_CLASSES: tuple[str, ...] = (
     'road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign',
@@ -315,23 +316,86 @@ class ConveyorDataset:
 
 
 def detect_layout(root: str | os.PathLike[str]) -> str:
-    """Guess the layout of a folder from its sub-folders."""
+    """Guess the layout of a folder (from its sub-folders) or of an annotation file."""
+    from lw_refinenet_ros.data.coco import find_coco_file, is_coco, load_json
+    from lw_refinenet_ros.data.labelme import is_labelme, labelme_files
+
     root = Path(root)
+    if root.is_file():
+        if root.suffix.lower() != '.json':
+            raise ConfigError(f'{root} is a file but not an annotation file: pass a COCO '
+                              f'instances .json, or a dataset folder.')
+        data = load_json(root)
+        if is_coco(data):
+            return 'coco'
+        if is_labelme(data):
+            raise ConfigError(f'{root} is a single LabelMe file: pass the folder that holds '
+                              f'the LabelMe files ({root.parent}).')
+        keys = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise ConfigError(f'{root} is not a COCO instances file: it needs the lists "images", '
+                          f'"annotations" and "categories", and has {keys}. Export "COCO" '
+                          f'(instances, with masks or polygons) from the annotation tool.')
     if (root / 'JPEGImages').is_dir() or (root / 'VOC2012' / 'JPEGImages').is_dir():
         return 'voc'
     if (root / 'leftImg8bit').is_dir():
         return 'cityscapes'
+    if (root / 'images').is_dir() and (root / 'labels').is_dir():
+        return 'folder'
+    coco = find_coco_file(root)
+    if coco is not None and is_coco(load_json(coco)):
+        return 'coco'
+    if labelme_files(root):
+        return 'labelme'
     if (root / 'images').is_dir():
         return 'folder'
     raise ConfigError(f'Cannot tell the dataset layout of {root}: expected JPEGImages/ (VOC), '
-                      f'leftImg8bit/ + gtFine/ (Cityscapes) or images/ + labels/ (folder). '
-                      f'Pass --layout to say which.')
+                      f'leftImg8bit/ + gtFine/ (Cityscapes), images/ + labels/ (folder), a '
+                      f'COCO file (annotations/instances_default.json, or pass the .json '
+                      f'itself) or LabelMe .json files. Pass --layout to say which.')
+
+
+def annotation_dataset(data: str | os.PathLike[str], layout: str, *,
+                       images: str | os.PathLike[str] | None = None,
+                       classes: str | os.PathLike[str] | None = None,
+                       strict: bool = True):
+    """A COCO file (or export folder) or a LabelMe folder as an
+    :class:`~lw_refinenet_ros.data.annotated.AnnotatedDataset`.
+
+    With ``strict`` any problem found (missing image, polygon outside the image, ...) is a
+    ConfigError listing them; without, they are left in ``ds.problems`` (``data check``).
+    """
+    from lw_refinenet_ros.data.annotated import raise_problems
+    from lw_refinenet_ros.data.coco import find_coco_file, read_coco
+    from lw_refinenet_ros.data.labelme import read_labelme
+
+    path = Path(data)
+    if layout == 'coco':
+        if path.is_dir():
+            found = find_coco_file(path)
+            if found is None:
+                raise ConfigError(f'No COCO file in {path}: expected '
+                                  f'annotations/instances_default.json (CVAT), '
+                                  f'_annotations.coco.json (Roboflow) or result.json (Label '
+                                  f'Studio); pass --data with the .json file.')
+            path = found
+        ds = read_coco(path, images=images, classes=classes)
+    else:
+        ds = read_labelme(path, images=images, classes=classes)
+    if strict:
+        raise_problems(ds.problems, str(path))
+        if len(ds) == 0:
+            raise ConfigError(f'{path} annotates no images; export it with its images.')
+    return ds
 
 
 def open_dataset(data: str | os.PathLike[str], layout: str = 'auto', split: str = 'train', *,
                  classes: str | os.PathLike[str] | None = None, conveyor_length: int = 1000,
-                 size: tuple[int, int] = (320, 240)):
+                 size: tuple[int, int] = (320, 240),
+                 images: str | os.PathLike[str] | None = None):
     """Open a dataset by layout name.
+
+    ``images`` is the image folder of a COCO file or LabelMe folder (default: found next to
+    the annotations); ``split`` applies to VOC and Cityscapes only.
 
     ``layout='conveyor'`` renders frames on the fly; ``data`` is then the seed (an integer,
     optionally written ``conveyor:SEED``), optionally followed by ``,density=D`` (mean parts
@@ -358,9 +422,11 @@ def open_dataset(data: str | os.PathLike[str], layout: str = 'auto', split: str 
         return ConveyorDataset(seed, conveyor_length, size, density=density)
     path = Path(data)
     if not path.exists():
-        raise ConfigError(f'Dataset folder {path} does not exist.')
+        raise ConfigError(f'Dataset {path} does not exist.')
     if layout == 'auto':
         layout = detect_layout(path)
+    if layout in ('coco', 'labelme'):
+        return annotation_dataset(path, layout, images=images, classes=classes)
     if layout == 'voc':
         return voc_dataset(path, split, classes=classes)
     if layout == 'cityscapes':

@@ -5,6 +5,8 @@ next begins, which class labels cannot say when two parts of one class touch. Th
 best first:
 
 * the conveyor generator, which knows every part it drew (``conveyor:SEED`` data);
+* the annotation files of COCO and LabelMe data, one instance per region
+  (:meth:`~lw_refinenet_ros.data.annotated.AnnotatedDataset.instances`);
 * ``instances/<stem>.png`` next to ``labels/`` in the folder layout: 16-bit PNGs of part ids,
   0 where no part lies (``lw-refinenet make-dataset`` writes them);
 * otherwise, one part per connected region of each part class in the labels: exact when
@@ -79,8 +81,8 @@ def instance_source(dataset: Any, parts: np.ndarray) -> tuple[InstancesOf, str]:
     Returns:
         ``(instances_of(index, labels), kind)``: ``instances_of`` gives the part ids and,
         from the generator only, each part's unoccluded area by id (else None); kind is
-        ``'generator'``, ``'files'`` or ``'connected regions'`` (say which in reports: the
-        last is an approximation).
+        ``'generator'``, ``'annotations'``, ``'files'`` or ``'connected regions'`` (say
+        which in reports: the last is an approximation).
     """
     if getattr(dataset, 'layout', None) == 'conveyor':
         def rendered(index: int, labels: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
@@ -89,6 +91,8 @@ def instance_source(dataset: Any, parts: np.ndarray) -> tuple[InstancesOf, str]:
             areas = {p.instance_id: int(p.footprint(dataset.size).sum()) for p in drawn}
             return instances, areas
         return rendered, 'generator'
+    if callable(getattr(dataset, 'instances', None)):
+        return lambda index, labels: (dataset.instances(index), None), 'annotations'
     pairs: Sequence[tuple[Path, Path]] = getattr(dataset, 'pairs', ())
     files = [Path(label).parent.parent / INSTANCES_DIR / f'{Path(label).stem}.png'
              for _, label in pairs]

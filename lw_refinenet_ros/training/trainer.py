@@ -72,9 +72,11 @@ class TrainConfig:
     out: str = 'runs/train'
     layout: str = 'auto'
     split: str = 'train'
+    images: str | None = None
     val_data: str | None = None
     val_layout: str = 'auto'
     val_split: str = 'val'
+    val_images: str | None = None
     classes: str | None = None
     arch: str = 'mbv2'
     init_encoder: str | None = None
@@ -201,13 +203,14 @@ def _setup_file_log(out: Path) -> logging.Handler:
 
 def _open_sets(config: TrainConfig) -> tuple[Any, Any | None]:
     train_set = open_dataset(config.data, config.layout, config.split, classes=config.classes,
-                             conveyor_length=config.epoch_size, size=config.conveyor_size)
+                             conveyor_length=config.epoch_size, size=config.conveyor_size,
+                             images=config.images)
     val_set = None
     if config.val_data is not None:
         val_set = open_dataset(config.val_data, config.val_layout, config.val_split,
                                classes=config.classes,
                                conveyor_length=config.val_limit or 50,
-                               size=config.conveyor_size)
+                               size=config.conveyor_size, images=config.val_images)
         if hasattr(val_set, 'fresh_per_epoch'):
             val_set.fresh_per_epoch = False
         if val_set.num_classes != train_set.num_classes:
