@@ -101,3 +101,68 @@ def test_engine_with_an_explicit_runtime_backend_reports_it_and_agrees(tmp_path)
     torch_engine = InferenceEngine(model, EngineConfig(device='cpu', backend='torch',
                                                        precision='fp32', warmup_iters=0))
     assert (engine(image).labels == torch_engine(image).labels).mean() >= 0.99
+
+
+class _TinyNet(torch.nn.Module):
+    """(N, 3, H, W) -> (N, 4, ceil(H/4), ceil(W/4)) logits: a network that compiles in seconds."""
+
+    num_classes = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, stride=4, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def test_cuda_graphs_requested_on_the_cpu_is_reported_as_not_running() -> None:
+    backend = TorchBackend(_TinyNet().eval(), BackendRequest(
+        device='cpu', extra={'cuda_graphs': True, 'fold_batchnorm': False}))
+    info = backend.describe()
+    assert info['cuda_graphs_requested'] is True and info['cuda_graphs'] is False
+    assert any(f.startswith('cuda_graphs:') and 'CUDA device' in f for f in info['fallbacks'])
+
+
+def test_a_graph_capture_that_fails_at_first_use_falls_back_to_eager_and_says_so() -> None:
+    """What the CUDA path does on a GPU whose capture fails: here the real capture class
+    fails on the CPU (no CUDA streams), the frame still comes out of eager, and describe()
+    stops claiming graphs."""
+    from lw_refinenet_ros.engine.backends import torch as torch_backend
+
+    backend = TorchBackend(_TinyNet().eval(), BackendRequest(
+        device='cpu', extra={'fold_batchnorm': False}))
+    backend._forward_fn = torch_backend._GraphForward(backend.model)  # as _wrap does on CUDA
+    backend._graphs = True
+    x = torch.randn(1, 3, 16, 20)
+    logits = backend.forward_tensor(x)
+    with torch.inference_mode():
+        expected = backend.model(x.contiguous(memory_format=torch.channels_last))
+    assert torch.equal(logits, expected)
+    info = backend.describe()
+    assert info['cuda_graphs'] is False
+    assert len(info['fallbacks']) == 1 and 'running eager' in info['fallbacks'][0]
+    assert info['fallbacks'][0].startswith('cuda_graphs: failed on a (1, 3, 16, 20) input')
+
+
+@pytest.mark.slow
+def test_a_torch_compile_that_fails_falls_back_to_eager_and_describe_says_so() -> None:
+    """A real torch.compile whose compiler raises on the first call (as inductor does on a
+    machine without a working toolchain): labels still come out, describe() says eager."""
+
+    def broken_compiler(graph_module, example_inputs):
+        raise RuntimeError('no C compiler here')
+
+    model = _TinyNet().eval()
+    backend = TorchBackend(model, BackendRequest(
+        device='cpu', extra={'compile': True, 'compile_backend': broken_compiler,
+                             'fold_batchnorm': False}))
+    assert backend.describe()['compile'] is True  # nothing has failed yet: not called
+    x = torch.randn(2, 3, 8, 12)
+    logits = backend.forward_tensor(x)
+    assert logits.shape == (2, 4, 2, 3)
+    info = backend.describe()
+    assert info['compile_requested'] is True and info['compile'] is False
+    assert info['fallbacks'][0].startswith('compile: failed on a (2, 3, 8, 12) input')
+    assert 'no C compiler here' in info['fallbacks'][0]
+    assert backend.forward_tensor(x).shape == (2, 4, 2, 3) and len(backend.fallbacks) == 1

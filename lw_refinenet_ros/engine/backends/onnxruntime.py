@@ -7,6 +7,14 @@ and width, symbolic batch). On the CPU the graph is optimised once at the highes
 cached as well, keyed by the ONNX Runtime version and the CPU (its layout choices are
 CPU-specific); later starts load it with optimisation off. TensorRT keeps its engines in the
 runtime cache (``tensorrt/`` under ``cache_dir``): building one takes minutes and is logged.
+TensorRT gets an explicit shape profile for batch 1..``max_batch`` and builds at construction
+(one run per end of the profile), never inside the first real frame.
+
+ONNX Runtime quietly moves a session to the next provider in the list when one cannot load
+(TensorRT -> CUDA -> CPU). A backend that asked for a GPU provider and got another is refused
+with an :class:`~lw_refinenet_ros.errors.EngineError` naming both (:func:`check_providers`),
+and GPU sessions run with ``disable_fallback()``, so a row or a node that says "tensorrt
+fp16" runs TensorRT fp16.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import numpy as np
 from lw_refinenet_ros.engine.backends import check_batch, cpu_description
 from lw_refinenet_ros.engine.backends.base import BackendRequest
 from lw_refinenet_ros.engine.cache import ArtifactCache, cache_key
+from lw_refinenet_ros.engine.export import INPUT_NAME
 from lw_refinenet_ros.errors import ConfigError, EngineError
 
 _LOG = logging.getLogger(__name__)
@@ -93,15 +102,44 @@ def _providers(request: BackendRequest, cache: ArtifactCache, weights_id: str,
             {'weights': weights_id, 'size': list(size), 'precision': request.precision,
              'runtime': runtime_version()})
         engines.mkdir(parents=True, exist_ok=True)
-        _LOG.info('TensorRT builds its engine on first use (minutes); cached in %s', engines)
+        _LOG.info('TensorRT builds its engine at start-up (minutes); cached in %s', engines)
+        height, width = size
+        shapes = {end: f'{INPUT_NAME}:{batch}x3x{height}x{width}'
+                  for end, batch in (('min', 1), ('opt', 1), ('max', max(1, request.max_batch)))}
         providers.append((_TENSORRT, {'device_id': device_id,
                                       'trt_fp16_enable': request.precision == 'fp16',
                                       'trt_engine_cache_enable': True,
                                       'trt_engine_cache_path': str(engines),
                                       'trt_timing_cache_enable': True,
-                                      'trt_timing_cache_path': str(engines)}))
+                                      'trt_timing_cache_path': str(engines),
+                                      'trt_profile_min_shapes': shapes['min'],
+                                      'trt_profile_opt_shapes': shapes['opt'],
+                                      'trt_profile_max_shapes': shapes['max']}))
     providers.append((_CUDA, {'device_id': device_id}))
     return providers
+
+
+def _provider_name(provider: Any) -> str:
+    return provider[0] if isinstance(provider, tuple) else str(provider)
+
+
+def check_providers(session: Any, requested: list[Any], device: str) -> list[str]:
+    """The session's providers, best first, when the first is the one asked for.
+
+    Raises:
+        EngineError: ONNX Runtime put the session on another provider than the first one
+            requested (it does so silently when a provider cannot load).
+    """
+    in_use = list(session.get_providers())
+    wanted = _provider_name(requested[0])
+    if not in_use or in_use[0] != wanted:
+        raise EngineError(
+            f'ONNX Runtime was asked for {wanted} on {device} but the session runs on '
+            f'{", ".join(in_use) or "no provider"} (it falls back silently when a provider '
+            f'cannot load: a missing CUDA/cuDNN/TensorRT library, or a CPU-only onnxruntime '
+            f'package). Refusing to run under a wrong label; {_GPU_PACKAGE}, or use another '
+            f'backend.')
+    return in_use
 
 
 class OnnxRuntimeBackend:
@@ -145,7 +183,8 @@ class OnnxRuntimeBackend:
         options.intra_op_num_threads = int(self._request.num_threads or 0)
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
+        # On a GPU, warnings stay visible: nodes placed on the CPU provider are logged there.
+        options.log_severity_level = 2 if _is_cuda(self.device) else 3
         return options
 
     def _optimized_cpu_model(self, onnx_file: Path, size: tuple[int, int]) -> Path:
@@ -195,13 +234,31 @@ class OnnxRuntimeBackend:
         except Exception as error:  # ORT raises its own exception types
             raise EngineError(f'ONNX Runtime could not load the model for {height}x{width} '
                               f'on {self.device}: {error}') from error
-        self._provider_names = list(session.get_providers())
+        self._provider_names = check_providers(session, providers, self.device)
+        if providers != [_CPU]:
+            session.disable_fallback()  # a failing GPU run raises instead of moving to the CPU
+            if self._provider_names[0] == _TENSORRT:
+                self._build_tensorrt(session, size)
         _LOG.debug('ONNX Runtime session for %dx%d ready in %.1f s (%s)', height, width,
                    time.perf_counter() - start, ', '.join(self._provider_names))
         if len(self._sessions) >= 4:
             self._sessions.pop(next(iter(self._sessions)))
         self._sessions[size] = session
         return session
+
+    def _build_tensorrt(self, session: Any, size: tuple[int, int]) -> None:
+        """Run both ends of the shape profile once, so TensorRT builds (or loads) its engine
+        now rather than in the first frame (or inside a benchmark's timing loop)."""
+        start = time.perf_counter()
+        for batch in sorted({1, max(1, self._request.max_batch)}):
+            zeros = np.zeros((batch, 3) + size, dtype=np.float32)
+            try:
+                session.run(['logits'], {INPUT_NAME: zeros})
+            except Exception as error:
+                raise EngineError(f'TensorRT could not build its engine for batch {batch} at '
+                                  f'{size[0]}x{size[1]}: {error}') from error
+        _LOG.info('TensorRT engine for %dx%d (batch 1..%d) ready in %.1f s', size[0], size[1],
+                  max(1, self._request.max_batch), time.perf_counter() - start)
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """(N, 3, h, w) float32 -> (N, K, ceil(h/4), ceil(w/4)) float32 logits (a new array)."""
@@ -218,5 +275,6 @@ class OnnxRuntimeBackend:
         return {'backend': self.name, 'precision': self.precision, 'device': self.device,
                 'runtime': f'onnxruntime {runtime_version()}',
                 'providers': self._provider_names,
+                'provider': self._provider_names[0] if self._provider_names else None,
                 'threads': self._request.num_threads or 'default',
                 'cache': str(self._cache.root) if self._cache.persistent else None}

@@ -5,7 +5,9 @@ export from, is never modified) prepared for speed without changing labels: Batc
 into the convolutions, channels_last memory format (oneDNN's fast NHWC kernels), and on the
 CPU the rewrites of :mod:`~lw_refinenet_ros.engine.backends.torch_rewrites` (CRP pooling and
 1x1 convolutions). On CUDA it can replay CUDA graphs or run ``torch.compile``; both fall back
-to eager with one log line if they fail.
+to eager with one log line if they fail, and :meth:`TorchBackend.describe` then says so
+(``cuda_graphs`` / ``compile`` report what runs, ``fallbacks`` why the request was not met), so
+that a benchmark row never claims graphs or compile for an eager run.
 
 Options arrive in ``request.extra`` (all optional): ``channels_last`` (True), ``fold_batchnorm``
 (True), ``cpu_rewrites`` (True), ``compile`` (False), ``compile_backend`` ('inductor'),
@@ -126,6 +128,8 @@ class TorchBackend:
                                    rewrite=bool(extra.get('cpu_rewrites', True)))
         self._compile = bool(extra.get('compile', False))
         self._graphs = bool(extra.get('cuda_graphs', False))
+        self._requested = {'compile': self._compile, 'cuda_graphs': self._graphs}
+        self.fallbacks: list[str] = []  # why a requested acceleration is not running
         self._forward_fn = self._wrap(extra.get('compile_backend', 'inductor'))
 
     def _prepare(self, model: Any, *, fold: bool, rewrite: bool) -> Any:
@@ -149,19 +153,29 @@ class TorchBackend:
             model = model.to(memory_format=torch.channels_last)
         return model
 
-    def _wrap(self, compile_backend: str) -> Any:
+    def _fall_back(self, what: str, reason: str) -> None:
+        """``what`` ('compile' or 'cuda_graphs') is not running: say so, now and in describe()."""
+        if what == 'compile':
+            self._compile = False
+        else:
+            self._graphs = False
+        self.fallbacks.append(f'{what}: {reason}')
+        _LOG.warning('%s requested but not in use: %s', what, reason)
+
+    def _wrap(self, compile_backend: Any) -> Any:
         forward = self.model
         if self._compile:
             try:
                 forward = torch.compile(self.model, backend=compile_backend, dynamic=False)
             except Exception as error:
-                _LOG.warning('torch.compile is unavailable (%s); running eager.', error)
+                self._fall_back('compile', f'torch.compile is unavailable '
+                                           f'({type(error).__name__}: {error}); running eager')
         if self._graphs:
             if not self._is_cuda:
-                _LOG.info('cuda_graphs needs a CUDA device; running without CUDA graphs.')
+                self._fall_back('cuda_graphs', 'needs a CUDA device; running without graphs')
             elif forward is not self.model:
-                _LOG.info('cuda_graphs is not combined with compile; use compile mode '
-                          '"reduce-overhead" instead. Running compiled without graphs.')
+                self._fall_back('cuda_graphs', 'not combined with compile (use compile mode '
+                                               '"reduce-overhead"); running compiled only')
             else:
                 forward = _GraphForward(self.model)
         return forward
@@ -180,8 +194,12 @@ class TorchBackend:
                               f'max_side, the batch size, or use fp16 ({error}).') from error
         except Exception as error:
             if self._forward_fn is not self.model:
-                _LOG.warning('accelerated forward failed (%s: %s); falling back to eager.',
-                             type(error).__name__, error)
+                # Compilation and graph capture happen on the first call: a failure there
+                # leaves eager running, and describe() must no longer claim the accelerated
+                # path (a benchmark row would otherwise mislabel an eager time).
+                reason = (f'failed on a {tuple(batch.shape)} input ({type(error).__name__}: '
+                          f'{" ".join(str(error).split())[:300]}); running eager')
+                self._fall_back('cuda_graphs' if self._graphs else 'compile', reason)
                 self._forward_fn = self.model
                 return self.forward_tensor(batch)
             raise EngineError(f'forward pass failed for input {tuple(batch.shape)}: '
@@ -201,8 +219,17 @@ class TorchBackend:
         return logits.float().cpu().numpy()
 
     def describe(self) -> dict[str, Any]:
-        """Effective settings after fallbacks."""
-        return {'backend': self.name, 'precision': self.precision, 'device': self.device,
+        """Effective settings after fallbacks: ``compile`` and ``cuda_graphs`` say what runs
+        (``*_requested`` what was asked for, ``fallbacks`` why they differ); on CUDA ``tf32``
+        and ``cudnn_benchmark`` are the process-wide switches as they are now."""
+        info = {'backend': self.name, 'precision': self.precision, 'device': self.device,
                 'channels_last': self.channels_last, 'compile': self._compile,
-                'cuda_graphs': self._graphs, 'cpu_rewrites': dict(self._rewrites),
+                'cuda_graphs': self._graphs, 'compile_requested': self._requested['compile'],
+                'cuda_graphs_requested': self._requested['cuda_graphs'],
+                'fallbacks': list(self.fallbacks), 'cpu_rewrites': dict(self._rewrites),
                 'num_threads': torch.get_num_threads()}
+        if self._is_cuda:
+            info['tf32'] = {'cudnn': bool(torch.backends.cudnn.allow_tf32),
+                            'matmul': bool(torch.backends.cuda.matmul.allow_tf32)}
+            info['cudnn_benchmark'] = bool(torch.backends.cudnn.benchmark)
+        return info
