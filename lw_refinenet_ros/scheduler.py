@@ -114,6 +114,19 @@ class FrameCounters:
         return self.dropped_overwritten + self.dropped_too_old
 
 
+@dataclasses.dataclass(frozen=True)
+class WorkerCrash:
+    """Why a worker thread ended without being stopped (a bug: it must never happen silently).
+
+    Attributes:
+        error: ``'<type>: <message>'`` of the exception that ended it.
+        at: When, on the scheduler's monotonic clock.
+    """
+
+    error: str
+    at: float
+
+
 # ``process`` receives the frames of one cycle and returns, per frame, True when it was
 # processed and False when it failed. Raising counts every frame of the cycle as failed.
 ProcessFn = Callable[[list[Frame]], Sequence[bool]]
@@ -126,7 +139,8 @@ class LatestFrameScheduler:
                  config: SchedulerConfig | None = None, *,
                  clock: Callable[[], float] = time.monotonic,
                  stamp_clock: Callable[[], float] = time.time,
-                 on_skipped: Callable[[Frame, str], None] | None = None) -> None:
+                 on_skipped: Callable[[Frame, str], None] | None = None,
+                 on_crash: Callable[[WorkerCrash], None] | None = None) -> None:
         """Create the scheduler (the worker starts with :meth:`start`).
 
         Args:
@@ -138,6 +152,8 @@ class LatestFrameScheduler:
                 header stamps are wall-clock time).
             on_skipped: Called (outside the lock) for each frame dropped as too old, with a
                 reason, so the caller can log it.
+            on_crash: Called on the dying worker thread when anything but ``process`` raised
+                in it (``process`` errors only fail their frames); see :meth:`restart`.
         """
         if not sources:
             raise ConfigError('The scheduler needs at least one source.')
@@ -149,6 +165,9 @@ class LatestFrameScheduler:
         self._clock = clock
         self._stamp_clock = stamp_clock
         self._on_skipped = on_skipped
+        self._on_crash = on_crash
+        self._crash: WorkerCrash | None = None
+        self._busy_since: float | None = None  # the current cycle's process() began then
         self._condition = threading.Condition()
         self._slots: dict[str, Frame | None] = {s: None for s in self._sources}
         self._counts = {s: dict.fromkeys(
@@ -216,26 +235,36 @@ class LatestFrameScheduler:
         # Under the lock: stop() was called, or a newer worker has replaced this one.
         return self._stopping or (generation is not None and generation != self._generation)
 
+    def _next_cycle(self) -> float:
+        # Under the lock: the earliest time the next cycle may start (max_rate_hz).
+        rate = self._config.max_rate_hz
+        return self._last_cycle + (1.0 / rate if rate > 0 else 0.0)
+
     def _take(self, timeout: float | None, generation: int | None = None
               ) -> tuple[list[Frame], list[tuple[Frame, str]]]:
         """Wait for frames (or stop) and take every slot's frame; returns (fresh, too_old)."""
         with self._condition:
             deadline = None if timeout is None else self._clock() + timeout
             while not self._retired(generation):
+                # None: wait until notified (the worker); else at most until the deadline.
                 wait = None if deadline is None else deadline - self._clock()
-                rate = self._config.max_rate_hz
-                next_cycle = self._last_cycle + (1.0 / rate if rate > 0 else 0.0)
                 if any(self._slots.values()):
-                    until_cycle = next_cycle - self._clock()
+                    # A frame is waiting: take it now, or when the rate cap allows.
+                    until_cycle = self._next_cycle() - self._clock()
                     if until_cycle <= 0:
                         break
                     wait = until_cycle if wait is None else min(wait, until_cycle)
-                if wait is not None and (wait <= 0 or deadline - self._clock() <= 0):
-                    return [], []
+                if wait is not None and wait <= 0:
+                    return [], []  # the caller's deadline passed
                 self._condition.wait(wait)
             if self._retired(generation):
                 return [], []
-            self._last_cycle = self._clock()
+            now, scheduled = self._clock(), self._next_cycle()
+            period = 1.0 / self._config.max_rate_hz if self._config.max_rate_hz > 0 else 0.0
+            # A cycle that starts a little late (thread wake-up) keeps the schedule, so the
+            # cap is the mean rate; one much later (no frame was waiting) starts a new one.
+            self._last_cycle = scheduled if 0 < period and now - scheduled < period / 2 \
+                else now
             fresh, stale = [], []
             limit = self._config.max_frame_age_ms
             for source in self._sources:
@@ -250,10 +279,13 @@ class LatestFrameScheduler:
                 else:
                     self._counts[source]['in_flight'] += 1
                     fresh.append(frame)
+            if fresh:
+                self._busy_since = now
             return fresh, stale
 
     def _finish(self, frames: list[Frame], outcome: Sequence[bool] | None) -> None:
         with self._condition:
+            self._busy_since = None
             for index, frame in enumerate(frames):
                 counts = self._counts[frame.source]
                 counts['in_flight'] -= 1
@@ -293,9 +325,50 @@ class LatestFrameScheduler:
                     if self._retired(generation):
                         return
                 self._cycle(None, generation)
+        except BaseException as error:  # noqa: BLE001 - recorded and reported, never silent
+            self._died(generation, error)
         finally:
             with _WORKERS_LOCK:
                 _WORKERS.discard(threading.current_thread())
+
+    def _died(self, generation: int, error: BaseException) -> None:
+        crash = WorkerCrash(f'{type(error).__name__}: {" ".join(str(error).split())}',
+                            self._clock())
+        with self._condition:
+            if generation == self._generation:
+                self._crash = crash
+        _LOG.error('the frame worker thread died: %s', crash.error, exc_info=error)
+        if self._on_crash is not None:
+            try:
+                self._on_crash(crash)
+            except Exception:  # noqa: BLE001 - reporting must not hide the crash itself
+                _LOG.exception('reporting the worker crash failed')
+
+    def worker_crash(self) -> WorkerCrash | None:
+        """Why the running worker died, or None while it runs (or was stopped on purpose)."""
+        with self._condition:
+            thread = self._thread
+            if thread is None or thread.is_alive():
+                return None
+            return self._crash or WorkerCrash('the worker thread ended without an error',
+                                              self._clock())
+
+    def restart(self) -> WorkerCrash | None:
+        """Replace a dead worker with a new one; returns the crash replaced (None: alive)."""
+        crash = self.worker_crash()
+        if crash is None:
+            return None
+        with self._condition:
+            self._thread = None
+            self._crash = None
+        self.start()
+        return crash
+
+    def busy_s(self) -> float:
+        """Seconds the cycle now being processed has been running (0 when idle)."""
+        with self._condition:
+            since = self._busy_since
+        return 0.0 if since is None else max(0.0, self._clock() - since)
 
     def start(self) -> None:
         """Start the worker thread (idempotent).

@@ -210,3 +210,90 @@ def test_stop_wakes_an_idle_worker_immediately() -> None:
     started = time.monotonic()
     assert scheduler.stop(timeout=2.0)
     assert time.monotonic() - started < 0.5
+
+
+def _feed_until(scheduler: LatestFrameScheduler, done, period_s: float = 0.01,
+                limit_s: float = 10.0) -> bool:
+    """Submit a frame every ``period_s`` from this thread until ``done()`` (False at the limit)."""
+    import time
+    end = time.monotonic() + limit_s
+    sequence = 0
+    while time.monotonic() < end:
+        if done():
+            return True
+        sequence += 1
+        scheduler.submit('cam', sequence)
+        time.sleep(period_s)
+    return done()
+
+
+def _wait_for(condition, limit_s: float = 10.0) -> bool:
+    import time
+    end = time.monotonic() + limit_s
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_the_worker_thread_keeps_running_under_a_rate_cap_and_when_it_is_lifted() -> None:
+    # The worker waits without a deadline; a rate-limited frame used to kill it (None - float).
+    scheduler = LatestFrameScheduler(['cam'], lambda frames: [True] * len(frames),
+                                     SchedulerConfig(max_rate_hz=50))
+    scheduler.start()
+    try:
+        assert _feed_until(scheduler, lambda: scheduler.counters().processed >= 5)
+        assert scheduler.worker_crash() is None
+        scheduler.set_config(SchedulerConfig(max_rate_hz=0))
+        done_before = scheduler.counters().processed
+        assert _feed_until(scheduler, lambda: scheduler.counters().processed >= done_before + 5)
+        assert scheduler.worker_crash() is None
+    finally:
+        assert scheduler.stop(timeout=2.0)
+
+
+def test_under_a_cap_frames_wait_in_the_slot_and_the_newest_is_taken() -> None:
+    scheduler, batches, clock, *_ = make(config=SchedulerConfig(max_rate_hz=5))
+    scheduler.submit('cam', 1)
+    assert scheduler.run_once(timeout=0) == 1
+    for value in (2, 3, 4):  # arrive within the 0.2 s period
+        clock.now += 0.05
+        scheduler.submit('cam', value)
+        assert scheduler.run_once(timeout=0) == 0
+    clock.now += 0.06
+    assert scheduler.run_once(timeout=0) == 1
+    assert [f.data for f in batches[-1]] == [4]
+    assert scheduler.counters().dropped_overwritten == 2 and invariant_holds(scheduler)
+
+
+def test_a_worker_that_raises_outside_process_is_reported_and_can_be_restarted() -> None:
+    crashes = []
+    processed = threading.Event()
+    fail = {'on': True}
+
+    def skipped(frame, reason):
+        if fail['on']:
+            raise RuntimeError('broken callback')
+    scheduler = LatestFrameScheduler(['cam'], lambda frames: (processed.set(), [True])[1],
+                                     SchedulerConfig(max_frame_age_ms=1),
+                                     on_skipped=skipped, on_crash=crashes.append)
+    scheduler.start()
+    try:
+        scheduler.submit('cam', 'old', stamp=1.0)  # decades old: skipped, the callback raises
+        assert _wait_for(lambda: scheduler.worker_crash() is not None)
+        crash = scheduler.worker_crash()
+        assert crash.error == 'RuntimeError: broken callback'
+        assert [c.error for c in crashes] == [crash.error]
+        fail['on'] = False
+        assert scheduler.restart() == crash
+        assert scheduler.worker_crash() is None and scheduler.restart() is None
+        scheduler.submit('cam', 'new')
+        assert processed.wait(5.0)
+    finally:
+        assert scheduler.stop(timeout=2.0)
+
+
+def test_a_stopped_worker_is_not_a_crash() -> None:
+    scheduler = LatestFrameScheduler(['cam'], lambda frames: [True])
+    scheduler.start()
+    assert scheduler.stop(timeout=2.0)
+    assert scheduler.worker_crash() is None and scheduler.restart() is None
