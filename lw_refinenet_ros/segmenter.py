@@ -264,6 +264,16 @@ class Segmenter:
 
     # ------------------------------------------------------------------ segmenting
 
+    def warm_up(self, image: np.ndarray | None = None, color_order: str = 'rgb') -> None:
+        """Build the engine now (a ``lazy`` segmenter), warmed up on ``image`` at its size
+        (None: the engine's own frame at ``warmup_size``); nothing when it exists already.
+        Lets a caller time start-up apart from frames."""
+        if self._engine is None:
+            if image is not None:
+                rgb = image[:, :, ::-1] if color_order == 'bgr' else image
+                image = np.ascontiguousarray(rgb)
+            self._build_engine(image)
+
     def segment(self, image: np.ndarray, color_order: str = 'rgb', *,
                 stamp: float | None = None, want_confidence: bool = True,
                 want_stats: bool = True, want_objects: bool = True) -> SegmentationResult:
@@ -287,9 +297,7 @@ class Segmenter:
             EngineError: A bad image or colour order, or inference failed.
         """
         find_objects = want_objects and self.objects_config is not None
-        if self._engine is None:
-            rgb = image[:, :, ::-1] if color_order == 'bgr' else image
-            self._build_engine(np.ascontiguousarray(rgb))
+        self.warm_up(image, color_order)
         result = self._engine(image, color_order,
                               want_confidence=want_confidence or find_objects,
                               want_stats=want_stats)
@@ -308,11 +316,9 @@ class Segmenter:
                       want_stats: bool = True) -> list[SegmentationResult]:
         """Segment several images in shared forward passes (several cameras). No parts: each
         camera is its own stream; give each an :meth:`object_stream`."""
-        if self._engine is None:
-            first = images[0]
-            order = color_orders if isinstance(color_orders, str) else color_orders[0]
-            self._build_engine(np.ascontiguousarray(first[:, :, ::-1] if order == 'bgr'
-                                                    else first))
+        if images:
+            self.warm_up(images[0], color_orders if isinstance(color_orders, str)
+                         else color_orders[0])
         results = self._engine.infer_batch(images, color_orders,
                                            want_confidence=want_confidence,
                                            want_stats=want_stats)

@@ -129,48 +129,39 @@ def _count_frames(path: Path, stride: int) -> int:
 def run(args: argparse.Namespace) -> int:
     import collections
     import concurrent.futures
-    import dataclasses
     import time
 
     import cv2
     import numpy as np
     from tqdm import tqdm
 
-    from lw_refinenet_ros.engine import InferenceEngine
     from lw_refinenet_ros.errors import ConfigError
-    from lw_refinenet_ros.model import load_model
-    from lw_refinenet_ros.palette import ClassMap, colorize, load_class_map, overlay
+    from lw_refinenet_ros.objects.options import ObjectsConfig
+    from lw_refinenet_ros.palette import colorize, overlay
+    from lw_refinenet_ros.segmenter import Segmenter
 
     if not 0.0 <= args.alpha <= 1.0:
         raise ConfigError(f'--alpha must be in [0, 1], got {args.alpha}.')
     if args.video_stride < 1:
         raise ConfigError(f'--video-stride must be >= 1, got {args.video_stride}.')
     files = _expand(args.inputs)
-    model, info = load_model(args.weights, arch=args.arch, num_classes=args.num_classes)
-    num_classes = model.num_classes
-    if args.classes_file:
-        class_map = load_class_map(args.classes_file, num_classes=num_classes)
-    elif info is not None:
-        class_map = ClassMap.from_checkpoint(info.class_names, info.colors, num_classes)
-    else:
-        class_map = ClassMap.default(num_classes)
-    colors_bgr = np.ascontiguousarray(class_map.colors[:, ::-1])
-    config = engine_config_from_args(args)
-    processor = video_processor = image_processor = None
+    objects_config = None
     if args.objects:
         import json
 
         from lw_refinenet_ros.objects.draw import draw_objects
-        from lw_refinenet_ros.objects.options import ObjectsConfig
-        from lw_refinenet_ros.objects.processor import ObjectProcessor, object_record
+        from lw_refinenet_ros.objects.processor import object_record
 
         objects_config = ObjectsConfig.from_mapping(
             values_from_args(args, OFFLINE_OBJECT_PARAMETERS))
-        # Videos are tracked; separate images are separate scenes.
-        video_processor = ObjectProcessor(objects_config, class_map.names)
-        image_processor = ObjectProcessor(
-            dataclasses.replace(objects_config, tracking_enabled=False), class_map.names)
-    engine = None
+    # The engine is built on the first frame, so that warm-up (and the timed choice of
+    # backend) happens at the size of the input. Videos are tracked (frames carry a stamp);
+    # separate images are separate scenes.
+    segmenter = Segmenter.load(args.weights, arch=args.arch, num_classes=args.num_classes,
+                               classes_file=args.classes_file,
+                               engine=engine_config_from_args(args), objects=objects_config,
+                               lazy=True)
+    colors_bgr = np.ascontiguousarray(segmenter.class_map.colors[:, ::-1])
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -201,26 +192,17 @@ def run(args: argparse.Namespace) -> int:
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as writer:
         try:
             for path in files:
-                if args.objects:
-                    is_video = path.suffix.lower() in VIDEO_SUFFIXES
-                    processor = video_processor if is_video else image_processor
-                    processor.tracker.reset()  # another file: nothing to track across
+                is_video = path.suffix.lower() in VIDEO_SUFFIXES
+                segmenter.reset_stream()  # another file: nothing to track across
                 for stem, frame, seconds in _frames(path, args.video_stride):
-                    if engine is None:
-                        # Built on the first frame so that warm-up (and the timed choice of
-                        # backend) happens at the size of the input.
-                        engine = InferenceEngine(model, dataclasses.replace(
-                            config, warmup_size=frame.shape[:2]), num_classes=num_classes,
-                            warmup_image=np.ascontiguousarray(frame[:, :, ::-1]))
+                    if segmenter.engine is None:
+                        segmenter.warm_up(frame, 'bgr')
                         ready = time.perf_counter()
-                    result = engine(frame, 'bgr', want_confidence=processor is not None,
-                                    want_stats=False)
+                    result = segmenter.segment(frame, 'bgr', stamp=seconds if is_video else None,
+                                               want_confidence=False, want_stats=False)
                     latencies.append(result.timings['total'])
-                    objects = None
-                    if processor is not None:
-                        objects = processor.process(result.labels, seconds, result.confidence,
-                                                    image=frame)
-                    pending.append(writer.submit(write, stem, frame, result.labels, objects))
+                    pending.append(writer.submit(write, stem, frame, result.labels,
+                                                 result.objects))
                     while len(pending) > 2 or (pending and pending[0].done()):
                         pending.popleft().result()
                         written += 1
@@ -234,10 +216,10 @@ def run(args: argparse.Namespace) -> int:
                 future.cancel()
             bar.close()
     end = time.perf_counter()
-    if engine is None:
+    if segmenter.engine is None:
         print(f'segmented no frames from {len(files)} input(s)')
         return 0
-    info = engine.describe()
+    info = segmenter.describe()
     print(f'segmented {written} frame(s) from {len(files)} input(s) into {out_dir} with '
           f'{info["backend"]}/{info["precision"]} on {info["device"]}: engine ready in '
           f'{ready - start:.1f} s, then {np.mean(latencies):.0f} ms/frame inference, '
