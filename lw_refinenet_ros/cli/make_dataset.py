@@ -1,16 +1,24 @@
-"""``lw-refinenet make-dataset``: write a synthetic dataset in the generic folder layout."""
+"""``lw-refinenet make-dataset``: write a synthetic dataset with exact labels.
+
+``conveyor`` writes the generic folder layout (images/, labels/, instances/, classes.yaml);
+``recycling`` (a second domain: bottles, cans, cartons, film on a rubber belt) writes COCO
+in CVAT's layout (images/ + annotations/instances_default.json), as an annotation tool
+exports it, so that the import and the one-command training are exercised end to end.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-HELP = 'generate a synthetic dataset (conveyor belt with parts) with exact labels'
+HELP = ('generate a synthetic dataset with exact labels: conveyor (folder layout) or '
+        'recycling (COCO, CVAT layout)')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('kind', choices=('conveyor',), help='which generator')
-    parser.add_argument('--out', required=True, help='output folder (images/, labels/, '
-                        'instances/, classes.yaml)')
+    parser.add_argument('kind', choices=('conveyor', 'recycling'), help='which generator')
+    parser.add_argument('--out', required=True, help='output folder (conveyor: images/, '
+                        'labels/, instances/, classes.yaml; recycling: images/, '
+                        'annotations/instances_default.json)')
     parser.add_argument('--count', type=int, required=True, help='number of frames')
     parser.add_argument('--seed', type=int, default=0,
                         help='frame i is rendered from (seed, i): same whatever --count')
@@ -19,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--clean', action='store_true',
                         help='no photometric variation (lighting, blur, noise)')
     parser.add_argument('--no-instances', action='store_true',
-                        help='do not write instances/ (16-bit part ids for object scores)')
+                        help='conveyor: do not write instances/ (16-bit part ids for object '
+                        'scores)')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,6 +37,15 @@ def run(args: argparse.Namespace) -> int:
     from lw_refinenet_ros.data.conveyor import parse_size, write_conveyor_dataset
 
     size = parse_size(args.size)
+    if args.kind == 'recycling':
+        from lw_refinenet_ros.data.recycling import write_recycling_coco
+
+        with tqdm(total=args.count, unit='img', desc='make-dataset') as bar:
+            path = write_recycling_coco(args.out, args.count, args.seed, size,
+                                        start=args.start, augment=not args.clean,
+                                        progress=lambda n: bar.update(1))
+        print(f'wrote {args.count} {size[0]}x{size[1]} frames (seed {args.seed}) and {path}')
+        return 0
     with tqdm(total=args.count, unit='img', desc='make-dataset') as bar:
         out = write_conveyor_dataset(args.out, args.count, args.seed, size, start=args.start,
                                      augment=not args.clean,
