@@ -20,7 +20,10 @@ HELP = 'evaluate a checkpoint: confusion matrix, per-class IoU, mIoU, pixel accu
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a('--weights', help='checkpoint (default: the packaged conveyor model)')
-    a('--data', required=True, help='dataset folder, or conveyor:SEED (rendered on the fly)')
+    a('--data', default='conveyor:validation',
+      help='dataset folder, conveyor:SEED (rendered on the fly), or conveyor:validation / '
+           'conveyor:test: the seed that chooses models and settings, and the one kept for '
+           'reported numbers (evaluation/seeds.py; default conveyor:validation)')
     a('--layout', default='auto', choices=('auto', 'voc', 'folder', 'cityscapes', 'conveyor'))
     a('--split', default='val', help='VOC/Cityscapes split (default val)')
     a('--classes', help='class names file (YAML or text); default from the data/checkpoint')
@@ -34,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--fail-below', type=float, metavar='MIOU',
       help='exit 1 if any reported mIoU is below this (e.g. 0.85)')
     a('--no-objects', action='store_true',
-      help='skip the object scores (precision/recall/F1 of parts at mask IoU >= 0.5, a '
-           'second pass through the engine; see docs/objects.md)')
+      help='skip the object scores (one-to-one precision/recall/F1 at mask IoU >= 0.5, for '
+           'pickable parts and every visible piece; a second pass through the engine; see '
+           'docs/objects.md)')
     a('--json', help='write the scores as JSON here')
     a('--confusion-png', help='write the row-normalised confusion matrix as PNG here')
     # Warm-up runs on the first image, at its size: no --warmup-size here.
@@ -58,12 +62,16 @@ def run(args: argparse.Namespace) -> int:
         Perturbation,
         evaluate_robustness,
     )
+    from lw_refinenet_ros.evaluation.seeds import resolve_conveyor_data
     from lw_refinenet_ros.evaluation.segmentation import evaluate_model
     from lw_refinenet_ros.model import load_model
 
     config = engine_config_from_args(args)
     model, info = load_model(args.weights)
-    dataset = open_dataset(args.data, args.layout, args.split, classes=args.classes,
+    data = resolve_conveyor_data(args.data)
+    if data != args.data:
+        print(f'data: {args.data} = {data}')
+    dataset = open_dataset(data, args.layout, args.split, classes=args.classes,
                            conveyor_length=args.count)
     if hasattr(dataset, 'fresh_per_epoch'):
         dataset.fresh_per_epoch = False
@@ -111,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         print(format_summary(objects) + f'\n  (ground truth: {kind})')
     if args.json:
         result = clean_scores.to_dict(names)
-        result.update({'weights': str(args.weights or 'default'), 'data': str(args.data),
+        result.update({'weights': str(args.weights or 'default'), 'data': str(data),
                        'images': images, 'engine': engine.describe(),
                        'perturbation': dataclasses.asdict(results[0][0]),
                        'objects': objects})

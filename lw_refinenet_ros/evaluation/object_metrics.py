@@ -3,11 +3,18 @@
 Pixel mIoU says little about whether a robot picks the right part: two touching nuts merged
 into one object are fine pixels and a failed pick. These scores count parts:
 
-* precision / recall / F1 per class: a predicted object matches a ground-truth piece of the
-  same class when their masks overlap with IoU >= 0.5 (so at most one match each). A piece
-  is a visible 8-connected region of one part: a part that another part lies across shows as
-  two pieces, and each is an object to find (a picker may take either);
-* pick success: the object's pick pixel lies on a ground-truth part of the object's class;
+* precision / recall / F1 per class, **one-to-one**: a predicted object matches a
+  ground-truth piece of the same class when their masks overlap with IoU >= 0.5; each piece
+  is claimed once (the pairs with the highest IoU first), so a second object on a piece
+  already claimed (a duplicate detection) is a false positive. A piece is a visible
+  8-connected region of one part: a part that another part lies across shows as two pieces,
+  and each is an object to find (a picker may take either);
+* **pickable parts**: the same scores for the parts a gripper can take: a piece holding at
+  least ``min_visible`` (half) of its part's unoccluded area, off the image border; every
+  other piece is don't-care there. Needs the part's unoccluded area (``full_areas``), which
+  the conveyor generator knows;
+* pick success: the matched object's pick pixel lies inside the part it matched (not merely
+  on some part of its class), over the matched objects;
 * id switches: a ground-truth part whose matched track id changes from one frame to the next
   (CLEAR-MOT style), per matched part-frame (a part matched in a frame, by any of its
   pieces, is one track-frame).
@@ -15,11 +22,6 @@ into one object are fine pixels and a failed pick. These scores count parts:
 Pieces smaller than ``min_gt_area`` pixels (parts almost hidden under others) and pieces
 cut by the image border (half in view) are "don't care": missing one is no error, and a
 prediction lying mostly on one is not a false positive. Their number is reported.
-
-When the ground truth also knows each part's full (unoccluded) area, as the conveyor
-generator does, the scores are repeated for the parts at least ``min_visible`` in view
-(``mostly_visible``): the ones a picker would take; a part showing a few slivers between the
-teeth of a gear on top of it is don't-care there.
 """
 
 from __future__ import annotations
@@ -132,15 +134,22 @@ def ground_truth_pieces(gt_labels: np.ndarray, gt_instances: np.ndarray,
 
 def match_frame(objects: Sequence[Any], truth: GroundTruthPieces,
                 iou_threshold: float = 0.5) -> FrameMatch:
-    """Match one frame's objects (``class_id``, ``bbox``, ``mask``) to ground-truth pieces."""
+    """Match one frame's objects (``class_id``, ``bbox``, ``mask``) to ground-truth pieces,
+    one-to-one.
+
+    Every (object, piece of its class) pair at IoU >= ``iou_threshold`` is a candidate; the
+    candidates are taken by falling IoU, each object and each piece at most once. An object
+    left without a piece is a false positive unless most of it lies on don't-care pieces.
+    """
     result = FrameMatch(ignored=int(truth.dont_care[1:].sum()))
-    matched: set[int] = set()
+    candidates: list[tuple[float, int, int]] = []
+    on_dont_care: list[bool] = []
     for index, obj in enumerate(objects):
         x, y, w, h = obj.bbox
         crop = truth.pieces[y:y + h, x:x + w][obj.mask]
         overlap = np.bincount(crop, minlength=1)
         size = int(crop.size)
-        best, best_iou, ignored = 0, 0.0, 0
+        ignored = 0
         for piece in np.nonzero(overlap)[0]:
             if piece == 0 or truth.class_id[piece] != obj.class_id:
                 continue
@@ -148,18 +157,104 @@ def match_frame(objects: Sequence[Any], truth: GroundTruthPieces,
             if truth.dont_care[piece]:
                 ignored += int(inter)
             iou = inter / (size + float(truth.area[piece]) - inter)
-            if iou > best_iou:
-                best, best_iou = int(piece), iou
-        if best_iou >= iou_threshold:
-            if not truth.dont_care[best]:
-                result.pairs.append((index, int(truth.instance[best])))
-            matched.add(best)
-        elif 2 * ignored < size:
-            result.false_positives.append(index)
+            if iou >= iou_threshold:
+                candidates.append((iou, index, int(piece)))
+        on_dont_care.append(2 * ignored >= size)
+    taken_objects: set[int] = set()
+    claimed: set[int] = set()
+    # Highest IoU first; ties by object then piece order, so the result is deterministic.
+    for _, index, piece in sorted(candidates, key=lambda c: (-c[0], c[1], c[2])):
+        if index in taken_objects or piece in claimed:
+            continue
+        taken_objects.add(index)
+        claimed.add(piece)
+        if not truth.dont_care[piece]:
+            result.pairs.append((index, int(truth.instance[piece])))
+    result.pairs.sort()
+    result.false_positives = [index for index in range(len(objects))
+                              if index not in taken_objects and not on_dont_care[index]]
     result.missed = [(int(truth.instance[p]), int(truth.class_id[p]))
                      for p in range(1, truth.area.size)
-                     if p not in matched and not truth.dont_care[p]]
+                     if p not in claimed and not truth.dont_care[p]]
     return result
+
+
+def pickable_pieces(truth: GroundTruthPieces, full_areas: dict[int, int],
+                    min_visible: float = 0.5) -> GroundTruthPieces:
+    """``truth`` with every piece that a gripper cannot take made don't-care.
+
+    A piece is pickable when it holds at least ``min_visible`` of its part's unoccluded area
+    (``full_areas``, by instance id) and is not already don't-care (tiny, or cut by the image
+    border). A part missing from ``full_areas`` counts as fully hidden.
+    """
+    visible = np.array([truth.area[p] / max(full_areas.get(int(i), 0), 1) if p else 1.0
+                        for p, i in enumerate(truth.instance)])
+    return GroundTruthPieces(truth.pieces, truth.instance, truth.class_id, truth.area,
+                             truth.dont_care | (visible < min_visible))
+
+
+def picks_in_matched_part(objects: Sequence[Any], pairs: Sequence[tuple[int, int]],
+                          gt_instances: np.ndarray) -> int:
+    """How many matched objects have their pick pixel inside the very part they matched."""
+    height, width = gt_instances.shape
+    inside = 0
+    for index, instance in pairs:
+        px, py = (int(round(v)) for v in objects[index].pick)
+        if 0 <= px < width and 0 <= py < height and int(gt_instances[py, px]) == instance:
+            inside += 1
+    return inside
+
+
+@dataclass
+class MatchCounts:
+    """Per-class matches and pick points of one way of scoring (all visible or pickable)."""
+
+    classes: list[ClassCounts]
+    picks_inside: int = 0
+    picks_matched: int = 0
+
+    @classmethod
+    def empty(cls, num_classes: int) -> MatchCounts:
+        return cls([ClassCounts() for _ in range(num_classes)])
+
+    def add(self, objects: Sequence[Any], match: FrameMatch, gt_instances: np.ndarray) -> None:
+        for index, _ in match.pairs:
+            self.classes[objects[index].class_id].true_positives += 1
+        for index in match.false_positives:
+            self.classes[objects[index].class_id].false_positives += 1
+        for _, class_id in match.missed:
+            self.classes[class_id].false_negatives += 1
+        self.picks_inside += picks_in_matched_part(objects, match.pairs, gt_instances)
+        self.picks_matched += len(match.pairs)
+
+    @property
+    def total(self) -> ClassCounts:
+        """Counts summed over classes."""
+        return ClassCounts(sum(c.true_positives for c in self.classes),
+                           sum(c.false_positives for c in self.classes),
+                           sum(c.false_negatives for c in self.classes))
+
+    @property
+    def pick_success(self) -> float:
+        return self.picks_inside / self.picks_matched if self.picks_matched else math.nan
+
+    def summary(self, class_names: Sequence[str]) -> dict[str, Any]:
+        per_class = {}
+        for class_id, counts in enumerate(self.classes):
+            if counts.true_positives + counts.false_positives + counts.false_negatives:
+                name = class_names[class_id] if class_id < len(class_names) else str(class_id)
+                per_class[name] = _scores(counts)
+        return {**_scores(self.total), 'per_class': per_class,
+                'pick_success': _json_float(self.pick_success),
+                'picks_inside': self.picks_inside, 'picks_matched': self.picks_matched}
+
+
+def _scores(counts: ClassCounts) -> dict[str, Any]:
+    return {'precision': _json_float(counts.precision),
+            'recall': _json_float(counts.recall), 'f1': _json_float(counts.f1),
+            'true_positives': counts.true_positives,
+            'false_positives': counts.false_positives,
+            'false_negatives': counts.false_negatives}
 
 
 class ObjectScorer:
@@ -168,7 +263,8 @@ class ObjectScorer:
     Args:
         num_classes: Number of classes of the label images.
         iou_threshold: Mask IoU at which a prediction counts as finding a part.
-        min_gt_area: Smaller ground-truth parts are "don't care".
+        min_gt_area: Smaller ground-truth pieces are "don't care".
+        min_visible: Share of its unoccluded area a piece must show to be pickable.
     """
 
     def __init__(self, num_classes: int, iou_threshold: float = 0.5,
@@ -177,15 +273,23 @@ class ObjectScorer:
         self.iou_threshold = float(iou_threshold)
         self.min_gt_area = int(min_gt_area)
         self.min_visible = float(min_visible)
-        self.classes = [ClassCounts() for _ in range(self.num_classes)]
-        self.visible_classes = [ClassCounts() for _ in range(self.num_classes)]
-        self.visible_frames = 0
-        self.picks_ok = 0
-        self.picks_total = 0
+        self.visible = MatchCounts.empty(self.num_classes)
+        self.pickable = MatchCounts.empty(self.num_classes)
+        self.pickable_frames = 0
         self.id_switches = 0
         self.track_frames = 0
         self.ignored_parts = 0
         self._last_tracks: dict[int, set[int]] = {}
+
+    @property
+    def classes(self) -> list[ClassCounts]:
+        """Per-class counts over every visible piece."""
+        return self.visible.classes
+
+    @property
+    def total(self) -> ClassCounts:
+        """Counts over every visible piece, summed over classes."""
+        return self.visible.total
 
     def add(self, objects: Sequence[Any], gt_labels: np.ndarray, gt_instances: np.ndarray,
             track_ids: Sequence[int | None] | None = None,
@@ -199,37 +303,20 @@ class ObjectScorer:
             track_ids: The objects' track ids (None where untracked) for id switches;
                 None: this frame does not count toward id switches.
             full_areas: Unoccluded pixel count of each part by instance id, for the
-                ``mostly_visible`` scores; None: this frame does not count there.
+                pickable scores; None: this frame does not count there.
+
+        Returns:
+            The one-to-one match over every visible piece.
         """
         truth = ground_truth_pieces(gt_labels, gt_instances, self.min_gt_area)
         match = match_frame(objects, truth, self.iou_threshold)
-        if full_areas is not None:
-            visible = np.array([truth.area[p] / max(full_areas.get(int(i), 0), 1) if p else 1.0
-                                for p, i in enumerate(truth.instance)])
-            hidden = GroundTruthPieces(truth.pieces, truth.instance, truth.class_id, truth.area,
-                                       truth.dont_care | (visible < self.min_visible))
-            mostly = match_frame(objects, hidden, self.iou_threshold)
-            self.visible_frames += 1
-            for index, _ in mostly.pairs:
-                self.visible_classes[objects[index].class_id].true_positives += 1
-            for index in mostly.false_positives:
-                self.visible_classes[objects[index].class_id].false_positives += 1
-            for _, class_id in mostly.missed:
-                self.visible_classes[class_id].false_negatives += 1
-        for index, _ in match.pairs:
-            self.classes[objects[index].class_id].true_positives += 1
-        for index in match.false_positives:
-            self.classes[objects[index].class_id].false_positives += 1
+        self.visible.add(objects, match, gt_instances)
         self.ignored_parts += match.ignored
-        for _, class_id in match.missed:
-            self.classes[class_id].false_negatives += 1
-        height, width = gt_labels.shape
-        for obj in objects:
-            px, py = (int(round(v)) for v in obj.pick)
-            self.picks_total += 1
-            if 0 <= px < width and 0 <= py < height and gt_instances[py, px] != 0 \
-                    and gt_labels[py, px] == obj.class_id:
-                self.picks_ok += 1
+        if full_areas is not None:
+            pickable = pickable_pieces(truth, full_areas, self.min_visible)
+            self.pickable.add(objects, match_frame(objects, pickable, self.iou_threshold),
+                              gt_instances)
+            self.pickable_frames += 1
         if track_ids is not None:
             # A part seen as two pieces (another part lies across it) may carry two tracks;
             # it switched ids when none of this frame's tracks was on it last frame.
@@ -245,49 +332,21 @@ class ObjectScorer:
                 self._last_tracks[inst] = tracks
         return match
 
-    @property
-    def total(self) -> ClassCounts:
-        """Counts summed over classes."""
-        return ClassCounts(sum(c.true_positives for c in self.classes),
-                           sum(c.false_positives for c in self.classes),
-                           sum(c.false_negatives for c in self.classes))
-
     def summary(self, class_names: Sequence[str] = ()) -> dict[str, Any]:
-        """JSON-ready scores: overall, per class present, picks and id switches."""
-        def scores(counts: ClassCounts) -> dict[str, Any]:
-            return {'precision': _json_float(counts.precision),
-                    'recall': _json_float(counts.recall), 'f1': _json_float(counts.f1),
-                    'true_positives': counts.true_positives,
-                    'false_positives': counts.false_positives,
-                    'false_negatives': counts.false_negatives}
-
-        def by_class(table: list[ClassCounts]) -> dict[str, Any]:
-            out = {}
-            for class_id, counts in enumerate(table):
-                if counts.true_positives + counts.false_positives + counts.false_negatives:
-                    name = class_names[class_id] if class_id < len(class_names) \
-                        else str(class_id)
-                    out[name] = scores(counts)
-            return out
-
-        per_class = by_class(self.classes)
-        visible = None
-        if self.visible_frames:
-            total = ClassCounts(sum(c.true_positives for c in self.visible_classes),
-                                sum(c.false_positives for c in self.visible_classes),
-                                sum(c.false_negatives for c in self.visible_classes))
-            visible = {'min_visible': self.min_visible, **scores(total),
-                       'per_class': by_class(self.visible_classes)}
+        """JSON-ready scores: every visible piece (top level), the pickable parts (key
+        ``pickable``, None when no frame knew the parts' unoccluded areas), id switches."""
+        pickable = None
+        if self.pickable_frames:
+            pickable = {'min_visible': self.min_visible, 'frames': self.pickable_frames,
+                        **self.pickable.summary(class_names)}
         return {
             'iou_threshold': self.iou_threshold, 'min_gt_area': self.min_gt_area,
-            **scores(self.total), 'per_class': per_class,
-            'pick_success': _json_float(self.picks_ok / self.picks_total
-                                        if self.picks_total else math.nan),
-            'picks': self.picks_total, 'dont_care_pieces': self.ignored_parts,
+            'matching': 'one-to-one', **self.visible.summary(class_names),
+            'dont_care_pieces': self.ignored_parts,
             'id_switches': self.id_switches, 'track_frames': self.track_frames,
             'id_switch_rate': _json_float(self.id_switches / self.track_frames
                                           if self.track_frames else math.nan),
-            'mostly_visible': visible,
+            'pickable': pickable,
         }
 
 
@@ -339,17 +398,20 @@ def format_summary(summary: dict[str, Any]) -> str:
     def number(value: float | None) -> str:
         return '   n/a' if value is None else f'{value:.4f}'
 
-    lines = [f'objects (mask IoU >= {summary["iou_threshold"]}): precision '
-             f'{number(summary["precision"])}  recall {number(summary["recall"])}  F1 '
-             f'{number(summary["f1"])}  pick success {number(summary["pick_success"])}']
+    def line(scores: dict[str, Any]) -> str:
+        return (f'precision {number(scores["precision"])}  recall {number(scores["recall"])}  '
+                f'F1 {number(scores["f1"])}  pick in the matched part '
+                f'{number(scores["pick_success"])}')
+
+    lines = [f'objects (one-to-one, mask IoU >= {summary["iou_threshold"]})']
+    pickable = summary.get('pickable')
+    if pickable:
+        lines.append(f'  pickable (>= {pickable["min_visible"]:.0%} in view, off the border): '
+                     + line(pickable))
+    lines.append('  all visible pieces: ' + line(summary))
     for name, scores in summary['per_class'].items():
         lines.append(f'  {name:>16s}  P {number(scores["precision"])}  R '
                      f'{number(scores["recall"])}  F1 {number(scores["f1"])}  '
                      f'(TP {scores["true_positives"]}, FP {scores["false_positives"]}, '
                      f'FN {scores["false_negatives"]})')
-    visible = summary.get('mostly_visible')
-    if visible:
-        lines.append(f'  parts at least {visible["min_visible"]:.0%} in view: precision '
-                     f'{number(visible["precision"])}  recall {number(visible["recall"])}  '
-                     f'F1 {number(visible["f1"])}')
     return '\n'.join(lines)

@@ -183,3 +183,34 @@ def test_eval_cli_scores_the_labels_of_the_engine_with_the_same_options(tmp_path
     assert small['per_class'] == expected['per_class']
     assert small['engine']['max_side'] == 40
     assert native['per_class'] != small['per_class']
+
+
+def test_validation_and_test_seeds_never_overlap_each_other_or_training() -> None:
+    from lw_refinenet_ros.evaluation.seeds import TEST, TRAINING_SEEDS, VALIDATION
+
+    validation = {VALIDATION.frames, *VALIDATION.videos}
+    test = {TEST.frames, *TEST.videos}
+    assert not validation & test
+    assert not (validation | test) & set(TRAINING_SEEDS)
+    assert 2000 in validation          # chose the default model's checkpoint
+
+
+def test_seed_sets_are_named_in_data_specs_and_seed_lists() -> None:
+    from lw_refinenet_ros.errors import ConfigError
+    from lw_refinenet_ros.evaluation.seeds import (
+        TEST,
+        VALIDATION,
+        parse_seeds,
+        resolve_conveyor_data,
+    )
+
+    assert resolve_conveyor_data('conveyor:test') == f'conveyor:{TEST.frames}'
+    assert resolve_conveyor_data('conveyor:validation,density=8') == \
+        f'conveyor:{VALIDATION.frames},density=8'
+    assert resolve_conveyor_data('conveyor:77') == 'conveyor:77'
+    assert resolve_conveyor_data('data/val') == 'data/val'
+    assert parse_seeds('test') == TEST.videos and parse_seeds('5,6') == (5, 6)
+    with pytest.raises(ConfigError, match='validation, test'):
+        resolve_conveyor_data('conveyor:holdout')
+    with pytest.raises(ConfigError, match='comma-separated'):
+        parse_seeds('5;6')
