@@ -1,4 +1,5 @@
-"""Engines for the benchmarks: a fixed-latency fake, and the real one built the node's way.
+"""Engines for the benchmarks: a fixed-latency fake, and the real one built the node's way
+(through :class:`~lw_refinenet_ros.segmenter.Segmenter`).
 
 The fake is the tests' (:class:`lw_refinenet_ros.testing.fake_engine.FakeEngine`). It isolates
 node overhead: it returns a valid result (labels, confidence, per-class statistics) and then
@@ -27,18 +28,20 @@ def fake_engine(latency_ms: float = 5.0, num_classes: int = 3) -> FakeEngine:
 def build_real_engine(*, device: str = 'cpu', weights: str | None = None,
                       num_classes: int = 3, max_side: int | None = None,
                       num_threads: int | None = None) -> Any:
-    """The real engine on the packaged default model, or random mbv2 weights without one."""
-    from lw_refinenet_ros import engine
+    """The real engine on the packaged default model (or ``weights``), built through the
+    Segmenter as the node builds it; random mbv2 weights when there is no default model."""
+    from lw_refinenet_ros.engine.config import EngineConfig
     from lw_refinenet_ros.errors import CheckpointError
-    from lw_refinenet_ros.model import build_model, load_model
+    from lw_refinenet_ros.model import build_model
+    from lw_refinenet_ros.segmenter import Segmenter
+
+    config = EngineConfig(device=device, max_side=max_side, num_threads=num_threads)
     try:
-        model, info = load_model(weights)
-        num_classes = info.num_classes
-        _LOG.info('naive node: model %s', info.source)
+        segmenter = Segmenter.load(weights, engine=config)
+        _LOG.info('naive node: model %s', segmenter.name)
     except CheckpointError as error:
         if weights is not None:
             raise
         _LOG.warning('no default model (%s); using random mbv2 weights', error)
-        model = build_model('mbv2', num_classes).eval()
-    config = engine.EngineConfig(device=device, max_side=max_side, num_threads=num_threads)
-    return engine.InferenceEngine(model, config, num_classes=num_classes)
+        segmenter = Segmenter.from_model(build_model('mbv2', num_classes).eval(), engine=config)
+    return segmenter.engine

@@ -47,12 +47,12 @@ def main() -> int:
 
     import torch
 
-    from lw_refinenet_ros.cli.bench import (
+    from lw_refinenet_ros.bench.compare import (
         backend_candidates,
-        bench_metadata,
         compare_backends,
         format_backend_table,
     )
+    from lw_refinenet_ros.bench.timing import bench_metadata
     from lw_refinenet_ros.data.conveyor import write_conveyor_dataset
     from lw_refinenet_ros.engine.backends import cpu_description
     from lw_refinenet_ros.engine.export import export_onnx
@@ -85,8 +85,7 @@ def main() -> int:
         print(format_backend_table(rows[-len(pairs) - len(extra):]), flush=True)
     print(format_backend_table(rows))
     if args.out:
-        meta = bench_metadata(argparse.Namespace(
-            weights=args.weights or 'the packaged default model', seed=0))
+        meta = bench_metadata(args.weights or 'the packaged default model')
         meta['threads'] = args.threads
         meta['command'] = ' '.join(sys.argv)
         with open(args.out, 'w', encoding='utf-8') as handle:

@@ -175,7 +175,7 @@ def view_overhead(data: dict[str, Any]) -> str:
 
 
 def backends(data: dict[str, Any]) -> str:
-    from lw_refinenet_ros.cli.bench import format_backend_table
+    from lw_refinenet_ros.bench.compare import format_backend_table
 
     meta = data['meta']
     load = meta.get('load_average') or []

@@ -14,12 +14,15 @@ one frame each, with its label agreement against torch fp32 and the CPU named in
 The engine options are the flags every model-running command takes (the node parameters of
 the same names, one validator each); ``--device``, ``--precision`` and ``--size`` take several
 values, each checked like the single-valued option, and are swept.
+
+This module is the command (flags, sweeps, printing); what it times, and how, is the library
+:mod:`lw_refinenet_ros.bench`, which the benchmarks use too.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any
 
 from lw_refinenet_ros.engine.config import (
     ENGINE_PARAMETER_SPECS,
@@ -28,9 +31,6 @@ from lw_refinenet_ros.engine.config import (
     engine_config_from_args,
     parse_size,
 )
-
-if TYPE_CHECKING:
-    import numpy as np
 
 HELP = 'benchmark the engine against the reference pipeline (latency, FPS, label agreement)'
 
@@ -93,73 +93,6 @@ def base_config(args: argparse.Namespace) -> EngineConfig:
         channels_last={'on': True, 'off': False}.get(args.channels_last, 'auto'))
 
 
-def latency_summary(values: list[float]) -> dict[str, float]:
-    """p50/p95/mean milliseconds and FPS (1000 / mean) of per-frame times, with the
-    percentile definition every tool of this package uses."""
-    import numpy as np
-
-    from lw_refinenet_ros.percentiles import percentiles
-
-    array = np.asarray(values, dtype=np.float64)
-    p50, p95 = percentiles(array, (50, 95))
-    return {'p50_ms': p50, 'p95_ms': p95,
-            'mean_ms': float(array.mean()), 'fps': float(1000.0 / array.mean())}
-
-
-def bench_one(model, arch: str, config: EngineConfig, *, iters: int, warmup: int, seed: int,
-              reference: bool) -> dict:
-    """Time the engine built with ``config`` (at its ``warmup_size``) against the reference
-    pipeline, interleaved; returns a JSON-ready dict."""
-    import copy
-    import time
-
-    import numpy as np
-    import torch
-
-    from lw_refinenet_ros.engine import InferenceEngine
-    from lw_refinenet_ros.reference_pipeline import reference_segment
-
-    height, width = config.warmup_size
-    image = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    ref_model = copy.deepcopy(model).eval()
-    engine = InferenceEngine(copy.deepcopy(model), config)
-
-    def sync() -> None:
-        if engine.device.startswith('cuda'):
-            torch.cuda.synchronize()
-
-    for _ in range(warmup if reference else 0):
-        reference_segment(ref_model, image)
-    engine_ms: list[float] = []
-    ref_ms: list[float] = []
-    stages: dict[str, list[float]] = {}
-    labels = ref_labels = None
-    for _ in range(iters):
-        sync()
-        start = time.perf_counter()
-        result = engine(image, 'rgb')
-        sync()
-        engine_ms.append((time.perf_counter() - start) * 1e3)
-        labels = result.labels
-        for key, value in result.timings.items():
-            stages.setdefault(key, []).append(value)
-        if reference:
-            start = time.perf_counter()
-            ref_labels = reference_segment(ref_model, image)
-            ref_ms.append((time.perf_counter() - start) * 1e3)
-    row = {
-        'arch': arch, 'height': height, 'width': width, 'device': engine.device,
-        'precision': config.precision, 'engine_settings': engine.describe(), 'iters': iters,
-        'engine': latency_summary(engine_ms),
-        'engine_stages_p50_ms': {k: float(np.median(v)) for k, v in stages.items()},
-    }
-    if reference:
-        row['reference'] = latency_summary(ref_ms)
-        row['speedup_p50'] = row['reference']['p50_ms'] / row['engine']['p50_ms']
-        row['label_agreement_pct'] = float((labels == ref_labels).mean() * 100.0)
-    return row
-
-
 def _load(args: argparse.Namespace, arch: str):
     """The checkpoint given by --weights, else a model with seeded random weights."""
     import torch
@@ -189,9 +122,12 @@ def _format_row(arch: str, row: dict) -> str:
 def _write_json(args: argparse.Namespace, payload: dict) -> None:
     import json
 
+    from lw_refinenet_ros.bench.timing import bench_metadata
+
     if args.json:
         with open(args.json, 'w', encoding='utf-8') as handle:
-            json.dump({'meta': bench_metadata(args), **payload}, handle, indent=2, default=str)
+            json.dump({'meta': bench_metadata(args.weights, args.seed), **payload}, handle,
+                      indent=2, default=str)
         print(f'wrote {args.json}')
 
 
@@ -200,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from lw_refinenet_ros.bench.compare import bench_one
     from lw_refinenet_ros.errors import ConfigError
 
     if args.iters < 1 or args.warmup < 0:
@@ -234,175 +171,17 @@ def run(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- --backends
 
 
-def backend_candidates(names: list[str], device: str, precisions: list[str] | None,
-                       int8: bool) -> tuple[list[tuple[str, str]], dict[str, str]]:
-    """(backend, precision) pairs to time, torch fp32 first, and the unavailable runtimes."""
-    from lw_refinenet_ros.engine.backends import (
-        BACKEND_NAMES,
-        backend_unavailable,
-        native_precisions,
-    )
-    from lw_refinenet_ros.errors import ConfigError
-
-    wanted = list(BACKEND_NAMES) if 'all' in names else names
-    unknown = sorted(set(wanted) - set(BACKEND_NAMES))
-    if unknown:
-        raise ConfigError(f'--backends: unknown {", ".join(unknown)}; expected "all" or '
-                          f'{", ".join(BACKEND_NAMES)}.')
-    pairs: list[tuple[str, str]] = [('torch', 'fp32')]
-    missing: dict[str, str] = {}
-    for name in wanted:
-        reason = backend_unavailable(name, device)
-        if reason is not None:
-            missing[name] = reason
-            continue
-        native = native_precisions(name, device)
-        chosen = precisions or [p for p in native if p != 'int8' or int8]
-        pairs.extend((name, p) for p in chosen if (name, p) not in pairs)
-    return pairs, missing
-
-
-def compare_backends(model, base: EngineConfig, pairs: list[tuple[str, str]], *, iters: int,
-                     warmup: int, seed: int, extra: dict | None = None) -> list[dict]:
-    """Time the whole engine per (backend, precision) on one conveyor frame, interleaved.
-
-    Args:
-        base: The options every candidate shares: its ``device`` (not ``auto``),
-            ``warmup_size`` (the frame's size), threads, cache and calibration folders.
-            Each candidate replaces backend and precision, and runs without the agreement
-            gate or fallback: agreement is what this measures, and a fallback would time
-            torch under another name.
-        extra: Name -> ``segment(rgb) -> labels`` callables timed in the same rounds (the
-            bare OpenVINO script in benchmarks/backends.py).
-
-    Returns:
-        One JSON-ready row per candidate: p50/p95/mean ms, FPS, speed-up over torch fp32 and
-        the share of labels equal to torch fp32's; rows that could not be built carry
-        ``error`` instead.
-    """
-    import copy
-    import dataclasses
-
-    from lw_refinenet_ros.data.conveyor import frame_rng, render_conveyor_frame
-    from lw_refinenet_ros.engine import InferenceEngine
-    from lw_refinenet_ros.errors import LWRefineNetError
-
-    height, width = base.warmup_size
-    image = render_conveyor_frame(frame_rng(seed, 0), (width, height))[0]
-    runners: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
-    rows: dict[str, dict] = {}
-    for name, precision in pairs:
-        label = f'{name}/{precision}'
-        try:
-            config = dataclasses.replace(base, backend=name, precision=precision,
-                                         agreement_min=0.0, backend_fallback=False,
-                                         warmup_iters=1)
-            engine = InferenceEngine(copy.deepcopy(model), config)
-        except LWRefineNetError as error:
-            rows[label] = {'backend': name, 'precision': precision, 'error': str(error)}
-            continue
-        runners[label] = (lambda e: lambda rgb: e(rgb, 'rgb', want_confidence=False,
-                                                   want_stats=False).labels)(engine)
-        rows[label] = {'backend': name, 'precision': precision,
-                       'engine_settings': engine.describe()}
-    for label, segment in (extra or {}).items():
-        runners[label] = segment
-        rows[label] = {'backend': label, 'precision': ''}
-    times, labels = time_interleaved(runners, image, iters=iters, warmup=warmup)
-    reference = labels.get('torch/fp32')
-    base_ms = latency_summary(times['torch/fp32'])['p50_ms'] if 'torch/fp32' in times \
-        else None
-    for label in runners:
-        row = rows[label]
-        row.update(height=height, width=width, iters=iters, **latency_summary(times[label]))
-        if base_ms:
-            row['speedup_vs_torch_fp32'] = base_ms / row['p50_ms']
-        if reference is not None:
-            row['label_agreement_pct'] = float((labels[label] == reference).mean() * 100.0)
-    return list(rows.values())
-
-
-def time_interleaved(runners: Mapping[str, Callable[[np.ndarray], np.ndarray]],
-                     image: np.ndarray, *, iters: int, warmup: int,
-                     sync: Callable[[], None] | None = None
-                     ) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
-    """Time ``runner(image) -> labels`` for each runner, one frame each per round, so that
-    load from other jobs slows every runner alike.
-
-    Args:
-        sync: Called before each timed frame (``torch.cuda.synchronize`` on a GPU).
-
-    Returns:
-        Per runner, the milliseconds of its ``iters`` timed frames (the first ``warmup``
-        rounds are not timed) and its labels from the last round.
-    """
-    import time
-
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    labels: dict[str, np.ndarray] = {}
-    for round_index in range(warmup + iters):
-        for name, segment in runners.items():
-            if sync is not None:
-                sync()
-            start = time.perf_counter()
-            labels[name] = segment(image)
-            if round_index >= warmup:
-                times[name].append((time.perf_counter() - start) * 1e3)
-    return times, labels
-
-
-def format_backend_table(rows: list[dict]) -> str:
-    """Markdown table of :func:`compare_backends` rows."""
-    lines = ['| size | backend | precision | p50 ms | p95 ms | FPS | x torch fp32 | labels = '
-             'torch fp32 |', '|---|---|---|---:|---:|---:|---:|---:|']
-    for row in rows:
-        size = f'{row.get("height", "")}x{row.get("width", "")}'
-        if 'error' in row:
-            lines.append(f'| {size} | {row["backend"]} | {row["precision"]} | not built: '
-                         f'{row["error"][:80]} | | | | |')
-            continue
-        lines.append(f'| {size} | {row["backend"]} | {row["precision"]} | {row["p50_ms"]:.1f} '
-                     f'| {row["p95_ms"]:.1f} | {row["fps"]:.1f} | '
-                     f'{row.get("speedup_vs_torch_fp32", float("nan")):.2f} | '
-                     f'{row.get("label_agreement_pct", float("nan")):.2f} % |')
-    return '\n'.join(lines)
-
-
-def bench_metadata(args: argparse.Namespace) -> dict:
-    """Date, versions, the CPU (model name and ISA flags) and the load, for every JSON."""
-    import datetime
-    import os
-    import platform
-
-    import torch
-
-    from lw_refinenet_ros.engine.backends import cpu_description
-
-    meta = {
-        'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-        'cpu': cpu_description(), 'cpu_count': os.cpu_count(),
-        'load_average': list(os.getloadavg()) if hasattr(os, 'getloadavg') else None,
-        'torch': torch.__version__, 'python': platform.python_version(),
-        'torch_threads': torch.get_num_threads(),
-        'cuda': torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        'weights': args.weights or f'random (seed {args.seed})',
-    }
-    for package in ('openvino', 'onnxruntime', 'nncf'):
-        try:
-            from importlib.metadata import version
-
-            meta[package] = version(package)
-        except Exception:
-            meta[package] = None
-    return meta
-
-
 def _run_backends(args: argparse.Namespace, base: EngineConfig, sizes: list,
                   devices: list[str], precisions: list[str] | None) -> int:
     import dataclasses
 
     import torch
 
+    from lw_refinenet_ros.bench.compare import (
+        backend_candidates,
+        compare_backends,
+        format_backend_table,
+    )
     from lw_refinenet_ros.engine.backends import cpu_description
     from lw_refinenet_ros.errors import ConfigError
 

@@ -33,7 +33,7 @@ def test_summary_rounds_and_counts() -> None:
 
 
 def test_every_tool_uses_the_same_definition() -> None:
-    from lw_refinenet_ros.cli.bench import latency_summary as bench_percentiles
+    from lw_refinenet_ros.bench.timing import latency_summary as bench_percentiles
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'benchmarks'))
     try:
         import _common
