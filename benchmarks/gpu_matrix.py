@@ -174,7 +174,7 @@ def time_row(engine: Any, spec: RowSpec, image: Any, reference: Any, *, iters: i
     """Warm-up, then ``iters`` timed engine calls; latency, stage medians and agreement."""
     import numpy as np
 
-    from lw_refinenet_ros.cli.bench import latency_summary
+    from lw_refinenet_ros.bench.timing import latency_summary
 
     def call() -> Any:
         return engine.infer_batch([image], ['rgb'], want_confidence=spec.full_outputs,
