@@ -4,7 +4,10 @@ One DiagnosticStatus per camera with the frame counters, rates and latency perce
 that drops and failures are visible in rqt_runtime_monitor, Foxglove or a bag, and with what
 the input subscription saw of the transport (lost frames, a matched publisher that delivers
 nothing; lw_refinenet_ros/ros/transport.py), so that "no camera" and "frames lost on the way"
-read differently.
+read differently. The level follows lw_refinenet_ros/ros/health.py: ERROR for a stream that is
+broken (every frame failing, nothing processed while frames arrive, a dead worker), WARN for
+occasional failures and transport trouble, OK otherwise. One more status reports the engine
+(its runtime, a fallback taken at start-up, failing batches).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 
 from lw_refinenet_ros.percentiles import percentiles
+from lw_refinenet_ros.ros.health import ERROR, OK, WARN, Verdict
 from lw_refinenet_ros.ros.transport import TransportHealth
 from lw_refinenet_ros.scheduler import FrameCounters
 
@@ -50,11 +54,13 @@ def _pairs(values: Iterable[tuple[str, object]]) -> list[KeyValue]:
 def camera_status(name: str, hardware_id: str, counters: FrameCounters,
                   previous: FrameCounters, period_s: float, latency: LatencyWindow,
                   inference: LatencyWindow, extra: dict[str, object],
-                  transport: TransportHealth | None = None) -> DiagnosticStatus:
+                  transport: TransportHealth | None = None,
+                  health: Verdict | None = None) -> DiagnosticStatus:
     """Status of one camera's pipeline.
 
-    WARN when frames failed during the last period, or when the transport lost frames or a
-    matched publisher delivered nothing (``transport``); OK otherwise.
+    ``health`` (from :class:`~lw_refinenet_ros.ros.health.StreamHealth`) decides ERROR and
+    WARN for failing frames; without it, frames failed during the last period are WARN. A
+    transport problem (``transport``) is WARN; OK otherwise.
     """
     p50, p95, worst = latency.percentiles(50, 95, 100)
     i50, i95 = inference.percentiles(50, 95)
@@ -63,10 +69,14 @@ def camera_status(name: str, hardware_id: str, counters: FrameCounters,
     rate_out = (counters.processed - previous.processed) / period_s
     transport = transport or TransportHealth()
     loss = transport.problem()
+    if health is None:
+        health = Verdict(WARN, f'{new_failed} frame(s) failed in the last {period_s:g} s') \
+            if new_failed > 0 else Verdict()
     status = DiagnosticStatus(name=name, hardware_id=hardware_id)
-    if new_failed > 0:
-        status.level = DiagnosticStatus.WARN
-        status.message = f'{new_failed} frame(s) failed in the last {period_s:g} s'
+    if health.level != OK:
+        status.level = DiagnosticStatus.ERROR if health.level == ERROR else \
+            DiagnosticStatus.WARN
+        status.message = health.message or ''
     elif loss is not None:
         status.level = DiagnosticStatus.WARN
         status.message = loss
@@ -89,6 +99,17 @@ def camera_status(name: str, hardware_id: str, counters: FrameCounters,
         ('silent_for_s', transport.silent_s),
         *extra.items()])
     return status
+
+
+def engine_status(name: str, hardware_id: str, health: Verdict,
+                  values: dict[str, object]) -> DiagnosticStatus:
+    """Status of the inference engine: ``health`` (failing batches, a fallback taken at
+    start-up) with the engine's settings as values."""
+    level = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN}.get(
+        health.level, DiagnosticStatus.ERROR)
+    return DiagnosticStatus(name=name, hardware_id=hardware_id, level=level,
+                            message=health.message or 'running',
+                            values=_pairs(values.items()))
 
 
 def diagnostic_array(stamp: object, statuses: list[DiagnosticStatus]) -> DiagnosticArray:

@@ -32,11 +32,24 @@ from lw_refinenet_ros.msg import ClassMap as ClassMapMsg
 from lw_refinenet_ros.msg import ClassStatistics, SegmentationStats
 from lw_refinenet_ros.palette import ClassMap, colorize, overlay
 from lw_refinenet_ros.ros.conversions import array_to_image, compressed_to_rgb, image_to_rgb
-from lw_refinenet_ros.ros.diagnostics import LatencyWindow, camera_status, diagnostic_array
+from lw_refinenet_ros.ros.diagnostics import (
+    LatencyWindow,
+    camera_status,
+    diagnostic_array,
+    engine_status,
+)
+from lw_refinenet_ros.ros.health import (
+    WARN,
+    StreamHealth,
+    Verdict,
+    WorkerSupervisor,
+    stall_limit_s,
+    worst,
+)
 from lw_refinenet_ros.ros.object_outputs import ObjectOutputs, objects_config
 from lw_refinenet_ros.ros.qos import LATCHED_QOS, OUTPUT_QOS, input_qos
 from lw_refinenet_ros.ros.transport import LOSS_FIX, TransportHealth, TransportMonitor
-from lw_refinenet_ros.scheduler import Frame, FrameCounters, LatestFrameScheduler
+from lw_refinenet_ros.scheduler import Frame, FrameCounters, LatestFrameScheduler, WorkerCrash
 
 _LOG = logging.getLogger(__name__)
 
@@ -95,6 +108,7 @@ class _Camera:
     info_subscription: Any = None
     camera_info: CameraInfo | None = None
     objects: Any = None  # ObjectOutputs: segmentation/objects and segmentation/markers
+    health: StreamHealth = dataclasses.field(default_factory=StreamHealth)
 
 
 class SegmentationPipeline:
@@ -121,7 +135,12 @@ class SegmentationPipeline:
             for c in self._cameras.values()]
         self._diagnostics = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._scheduler = LatestFrameScheduler(
-            names, self._process, config.scheduler, on_skipped=self._on_skipped)
+            names, self._process, config.scheduler, on_skipped=self._on_skipped,
+            on_crash=self._on_worker_crash)
+        self._supervisor = WorkerSupervisor()
+        # Batches handed to the engine: attempted, succeeded, failed (the engine's status).
+        self._batches = [0, 0, 0]
+        self._engine_health = StreamHealth('batch')
         self._diag_timer = node.create_timer(config.diagnostics_period_s,
                                              self._publish_diagnostics)
         device = str(getattr(loaded.engine, 'device', ''))
@@ -301,14 +320,17 @@ class SegmentationPipeline:
         want_stats = self._wants(frames, 'stats')
         want_confidence = want_stats or self._wants(frames, 'confidence') or any(
             self._cameras[f.source].objects.wants() for f in frames)  # object scores
+        self._batches[0] += 1
         try:
             results = self._loaded.engine.infer_batch(
                 [image for _, image, _ in decoded], [order for _, _, order in decoded],
                 want_confidence=want_confidence, want_stats=want_stats)
         except Exception as error:  # noqa: BLE001 - EngineError, CUDA OOM, anything: go on
+            self._batches[2] += 1
             self._log_throttled('engine', f'inference failed for {len(decoded)} frame(s) '
                                           f'(counted as failed): {error}')
             return ok
+        self._batches[1] += 1
         with self._outputs_lock:
             if not self._outputs_open:
                 # Deactivated or shutting down during the inference: processed, not published.
@@ -414,24 +436,73 @@ class SegmentationPipeline:
         problem = health.problem()
         if problem is not None:
             topic = camera.subscription.topic_name
-            self._log_throttled(f'transport:{camera.name}',
-                                f'{topic}: {problem}. To fix it: {LOSS_FIX}')
+            advice = f'. To fix it: {LOSS_FIX}' if health.transport_suspected else ''
+            self._log_throttled(f'transport:{camera.name}', f'{topic}: {problem}{advice}')
         return health
+
+    def _on_worker_crash(self, crash: WorkerCrash) -> None:
+        # On the dying thread: say so now; the diagnostics timer restarts it.
+        logger = self._node.get_logger() if self._outputs_open else _LOG
+        logger.error(f'the frame worker thread died: {crash.error} (restarting it within '
+                     f'{self._config.diagnostics_period_s:g} s)')
+
+    def _supervise(self) -> Verdict:
+        """Restart a dead worker (exit via NodeFailure when it keeps dying); its verdict."""
+        crash = self._scheduler.restart()
+        if crash is not None:
+            self._supervisor.restarted(crash)  # NodeFailure ends the process (ros/runner.py)
+            self._node.get_logger().error(
+                f'restarted the frame worker after: {crash.error} '
+                f'({self._supervisor.recent_restarts} restart(s) in the last '
+                f'{self._supervisor.window_s:g} s)')
+        return self._supervisor.verdict()
+
+    def _engine_verdict(self) -> Verdict:
+        attempted, succeeded, failed = self._batches
+        verdict = self._engine_health.update(attempted, succeeded, failed,
+                                             self._stall_limit())
+        engine = self._loaded.engine
+        reason = str(getattr(engine, 'reason', ''))
+        device = str(getattr(engine, 'device', ''))
+        fallback = None
+        if self._config.device.startswith('cuda') and not device.startswith('cuda'):
+            fallback = f'running on {device}: {self._config.device} is not available'
+        elif 'fallback' in reason:
+            fallback = f'running a fallback: {reason}'
+        return worst(verdict, Verdict(WARN, fallback) if fallback else Verdict())
+
+    def _stall_limit(self) -> float:
+        p95 = max((c.inference.percentiles(95)[0] for c in self._cameras.values()),
+                  key=lambda v: -1.0 if v != v else v)
+        return stall_limit_s(p95, self._config.max_rate_hz)
 
     def _publish_diagnostics(self) -> None:
         statuses = []
         period = self._config.diagnostics_period_s
         node_name = self._node.get_fully_qualified_name()
+        worker = self._supervise()
+        engine = self._loaded.engine
+        statuses.append(engine_status(
+            f'{node_name}: engine', node_name, self._engine_verdict(),
+            {'model': self._loaded.name, 'device': getattr(engine, 'device', ''),
+             'backend': str(getattr(engine, 'reason', '')),
+             'batches': self._batches[0], 'failed_batches': self._batches[2],
+             'worker_restarts': self._supervisor.total_restarts}))
+        stall_limit = self._stall_limit()
         for camera in self._cameras.values():
             counters = self._scheduler.counters(camera.name)
             label = f' ({camera.name})' if camera.name else ''
             transport = self._transport_health(camera)
+            health = camera.health.update(counters.received, counters.processed,
+                                          counters.failed, stall_limit)
+            if camera.subscription is None:
+                health = Verdict()  # inactive (lifecycle): nothing is expected to flow
             statuses.append(camera_status(
                 f'{node_name}: segmentation{label}', node_name, counters, camera.previous,
                 period, camera.latency, camera.inference,
                 {'model': self._loaded.name,
                  'backend': str(getattr(self._loaded.engine, 'reason', ''))},
-                transport))
+                transport, worst(worker, health)))
             camera.previous = counters
         self._diagnostics.publish(diagnostic_array(self._node.get_clock().now().to_msg(),
                                                    statuses))

@@ -45,6 +45,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from lw_refinenet_ros.errors import LWRefineNetError
+from lw_refinenet_ros.ros.health import NodeFailure
 from lw_refinenet_ros.ros.spinning import context_stays_ok
 from lw_refinenet_ros.scheduler import busy_workers
 
@@ -191,6 +192,10 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None, *,
             executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except NodeFailure as error:
+        # The node stopped working (its worker keeps dying): said at FATAL, never exit 0.
+        rclpy.logging.get_logger(NODE_NAME).fatal(f'stopping: {error}')
+        code = 1
     except Exception:
         # A signal can surface first as an error from inside rclpy's C++ code while rclpy is
         # still shutting the context down (see ros/spinning.py): not a crash.

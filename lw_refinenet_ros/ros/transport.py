@@ -13,7 +13,11 @@ camera" from "frames lost in transport". Two signals, per input subscription:
   has been delivering slowly (a triggered camera, a 1 Hz stream) gets ten of its usual
   intervals before it counts as silent, so it does not warn between frames.
 
-Either one turns the camera's diagnostic status to WARN with :data:`LOSS_FIX` as the advice.
+Either one turns the camera's diagnostic status to WARN. Only what points at the transport
+gets :data:`LOSS_FIX` as the advice (:attr:`TransportHealth.transport_suspected`): loss the
+middleware reported, or a matched publisher that never delivered a frame. A camera that did
+deliver and then went quiet, or whose publisher is gone, most likely stopped or died, and is
+reported as that.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ class TransportHealth:
         received_new: Frames that did arrive during the last period.
         silent_s: Seconds without a frame while a publisher was matched (0 when none is).
         silence_limit_s: The silence that counts as a problem.
+        received_total: Frames that arrived since the subscription was made.
+        since_last_s: Seconds since the last frame arrived (0 before the first).
     """
 
     publishers: int = 0
@@ -57,6 +63,8 @@ class TransportHealth:
     received_new: int = 0
     silent_s: float = 0.0
     silence_limit_s: float = SILENCE_S
+    received_total: int = 0
+    since_last_s: float = 0.0
 
     @property
     def silent(self) -> bool:
@@ -69,11 +77,24 @@ class TransportHealth:
             sent = self.lost_new + self.received_new
             return (f'{self.lost_new} of {sent} frame(s) lost in transport since the last '
                     f'report ({self.lost_total} in total)')
+        if self.silent and self.received_total == 0:
+            return (f'{self.publishers} publisher(s) matched but no frame for '
+                    f'{self.silent_s:.0f} s: its frames are lost in transport, or the camera '
+                    f'has not started sending')
         if self.silent:
             return (f'{self.publishers} publisher(s) matched but no frame for '
-                    f'{self.silent_s:.0f} s: the camera stalled or its frames are lost in '
-                    f'transport')
+                    f'{self.silent_s:.0f} s: the camera stopped sending or died (a dead '
+                    f'publisher stays matched until its lease runs out)')
+        if self.publishers == 0 and self.received_total > 0:
+            return (f'no publisher any more (last frame {self.since_last_s:.0f} s ago): the '
+                    f'camera stopped or died')
         return None
+
+    @property
+    def transport_suspected(self) -> bool:
+        """Whether :meth:`problem` points at the transport, so :data:`LOSS_FIX` is the
+        advice: loss the middleware reported, or a publisher that never delivered."""
+        return self.lost_new > 0 or (self.silent and self.received_total == 0)
 
 
 class TransportMonitor:
@@ -134,7 +155,10 @@ class TransportMonitor:
                 lost_new=self._lost_total - self._lost_reported,
                 received_new=self._received - self._received_reported,
                 silent_s=self._clock() - self._last_activity if count > 0 else 0.0,
-                silence_limit_s=max(self._silence_s, SILENCE_INTERVALS * self._interval_s))
+                silence_limit_s=max(self._silence_s, SILENCE_INTERVALS * self._interval_s),
+                received_total=self._received,
+                since_last_s=0.0 if self._last_message is None
+                else self._clock() - self._last_message)
             self._lost_reported = self._lost_total
             self._received_reported = self._received
             return health

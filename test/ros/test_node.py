@@ -508,14 +508,19 @@ def test_diagnostics_report_counters(harness_factory) -> None:
     diagnostics = harness.listen('/diagnostics', DiagnosticArray)
     assert publish_until(harness, harness.publisher('image'), stamped(scene()), labels)
 
+    def camera(array: DiagnosticArray):
+        return next(s for s in array.status if s.name.endswith(': segmentation'))
+
     def has_processed() -> bool:
         for array in diagnostics:
-            values = {kv.key: kv.value for kv in array.status[0].values}
+            values = {kv.key: kv.value for kv in camera(array).values}
             if int(values.get('processed', 0)) >= 1:
                 return True
         return False
     assert harness.spin_until(has_processed)
-    values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
+    engine = next(s for s in diagnostics[-1].status if s.name.endswith(': engine'))
+    assert engine.level == engine.OK and 'batches' in {kv.key for kv in engine.values}
+    values = {kv.key: kv.value for kv in camera(diagnostics[-1]).values}
     for key in ('received', 'processed', 'dropped_overwritten', 'dropped_too_old', 'failed',
                 'latency_p50_ms', 'latency_p95_ms'):
         assert key in values

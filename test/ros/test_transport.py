@@ -63,11 +63,28 @@ def test_a_matched_publisher_that_delivers_nothing_becomes_silent_after_the_limi
     health = monitor.report(publishers=1)
     assert health.silent
     assert 'no frame for 4 s' in health.problem()
+    assert health.transport_suspected  # it never delivered: the transport is the suspect
+    assert 'lost in transport' in health.problem()
     # A frame arrives: healthy again; the publisher goes away: never silent.
     monitor.note_message()
     assert monitor.report(publishers=1).problem() is None
     clock.now += 60
-    assert monitor.report(publishers=0).problem() is None
+    gone = monitor.report(publishers=0)
+    assert not gone.silent and not gone.transport_suspected
+    assert gone.problem() == 'no publisher any more (last frame 60 s ago): the camera ' \
+                             'stopped or died'
+
+
+def test_a_camera_that_delivered_and_went_quiet_is_not_blamed_on_the_transport() -> None:
+    clock = Clock()
+    monitor = TransportMonitor(clock=clock)
+    monitor.report(publishers=1)
+    monitor.note_message()
+    clock.now += SILENCE_S + 1  # killed: its publisher stays matched until the lease ends
+    health = monitor.report(publishers=1)
+    assert health.silent and not health.transport_suspected
+    assert 'stopped sending or died' in health.problem()
+    assert 'transport' not in health.problem()
 
 
 def test_no_publisher_is_not_silence_and_a_new_publisher_gets_the_full_period() -> None:
