@@ -54,7 +54,6 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from lw_refinenet_ros.data.datasets import load_class_file, open_dataset
-    from lw_refinenet_ros.engine import InferenceEngine
     from lw_refinenet_ros.errors import ConfigError
     from lw_refinenet_ros.evaluation.metrics import save_confusion_png
     from lw_refinenet_ros.evaluation.robustness import (
@@ -64,10 +63,11 @@ def run(args: argparse.Namespace) -> int:
     )
     from lw_refinenet_ros.evaluation.seeds import resolve_conveyor_data
     from lw_refinenet_ros.evaluation.segmentation import evaluate_model
-    from lw_refinenet_ros.model import load_model
+    from lw_refinenet_ros.segmenter import Segmenter
 
-    config = engine_config_from_args(args)
-    model, info = load_model(args.weights)
+    # The engine is built once the data is checked, warmed up on its first image.
+    segmenter = Segmenter.load(args.weights, engine=engine_config_from_args(args), lazy=True)
+    info = segmenter.info
     data = resolve_conveyor_data(args.data)
     if data != args.data:
         print(f'data: {args.data} = {data}')
@@ -82,10 +82,8 @@ def run(args: argparse.Namespace) -> int:
     if args.classes:
         names = list(load_class_file(args.classes)[0])
     # Warm-up and the timed choice of backend run on the first image of the data.
-    first = dataset[0][0] if len(dataset) else None
-    warmup_size = first.shape[:2] if first is not None else config.warmup_size
-    engine = InferenceEngine(model, dataclasses.replace(config, warmup_size=warmup_size),
-                             num_classes=info.num_classes, warmup_image=first)
+    segmenter.warm_up(dataset[0][0] if len(dataset) else None)
+    engine = segmenter.engine
     print(f'engine: {_describe(engine)}')
     images = min(len(dataset), args.limit or len(dataset))
     requested = Perturbation('custom', args.brightness, args.blur, args.noise)
