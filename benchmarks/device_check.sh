@@ -1,54 +1,69 @@
 #!/usr/bin/env bash
-# The whole GPU check in one script, at most 8 minutes (steps of at most 300 + 45 + 120 s,
-# each cut off at its limit and reported): run it once on any machine with an NVIDIA GPU and
-# record the table in docs/benchmarks.md.
+# The whole GPU check in one call, written for a GPU machine lent for a few minutes, once:
 #
-#   1. the GPU matrix (benchmarks/gpu_matrix.py): torch fp32/fp16/bf16, fp16 + CUDA graphs,
-#      fp16 + torch.compile, ONNX Runtime CUDA and TensorRT providers where installed, at
-#      640x480, interleaved, label agreement against torch fp32 on the CPU;
-#   2. the ROS transport floor at 640x480 (benchmarks/transport_floor.py);
-#   3. the node end to end at 640x480 on the GPU against that floor (benchmarks/node_latency.py);
-#   4. a markdown table of all three (device_check.md) next to the JSON files.
+#   bash benchmarks/device_check.sh            (from the repository root; about 6 min at most)
 #
-# Usage (from anywhere):  benchmarks/device_check.sh
-#   OUT=dir         where JSON + markdown go (default docs/bench/device_check)
-#   DEVICE=cuda:N   which GPU (default cuda); DEVICE=cpu runs a CPU smoke test of the script
-#   INSTALL_ORT_GPU=1  replace onnxruntime by onnxruntime-gpu (+ tensorrt) first (needs PyPI)
-# Without CUDA it stops at once with exit status 2 and says why.
+# It runs the machine as it is: the repository's .venv/bin/python if there is one, otherwise the
+# image's python3, with the repository on PYTHONPATH. It installs nothing and uses no network.
+#   1. probe (benchmarks/gpu_probe.py, seconds): required packages, CUDA, and every optional part
+#      (OpenVINO, ROS, ONNX Runtime CUDA/TensorRT providers, torch.compile's toolchain). A
+#      broken environment stops here with exit status 3, a machine without CUDA with 2; each says
+#      which and why, in probe.json and device_check.md.
+#   2. the GPU matrix (benchmarks/gpu_matrix.py, at most 330 s): torch fp32 (the reference,
+#      eager, TF32 off), fp16, bf16, fp16 + CUDA graphs, the node's engine pipeline (default
+#      options, labels + confidence + stats), ONNX Runtime CUDA/TensorRT where present, fp16 +
+#      torch.compile last; 200 timed calls per row after warm-up; each row with the engine's
+#      describe() of what ran; gpu_matrix.json/.md rewritten after every row.
+#   3. the ROS node end to end at 640x480 against the transport floor, only if the probe found
+#      rclpy and this package's built messages; otherwise recorded as not run with the reason.
+#   4. device_check.md and device_check.json: everything above in one report.
+#
+# Environment: OUT=dir (default docs/bench/device_check), DEVICE=cuda|cuda:N|cpu (cpu: the
+# rehearsal, no GPU numbers), PYTHON=interpreter (overrides the choice above), SIZE=HxW
+# (default 480x640), ITERS (200), WARMUP (20), MATRIX_S (the matrix's time limit, 330).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-.venv/bin/python}
+if [ -n "${PYTHON:-}" ]; then
+  PY=$PYTHON
+elif [ -x .venv/bin/python ]; then
+  PY=.venv/bin/python
+else
+  PY=$(command -v python3 || true)
+fi
+if [ -z "$PY" ]; then
+  echo "device_check: no python3 on PATH and no .venv: nothing to run the check with" >&2
+  exit 3
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
 OUT=${OUT:-docs/bench/device_check}
 DEVICE=${DEVICE:-cuda}
+SIZE=${SIZE:-480x640}
+ITERS=${ITERS:-200}
+WARMUP=${WARMUP:-20}
+MATRIX_S=${MATRIX_S:-330}
 mkdir -p "$OUT"
 start=$(date +%s)
+echo "device_check: python $("$PY" -c 'import sys; print(sys.version.split()[0])' 2>&1) ($PY)," \
+  "device $DEVICE, output $OUT"
 uptime
 
-if [ "$DEVICE" != cpu ]; then
-  if ! "$PY" - "$DEVICE" <<'EOF'
-import sys
+report() {
+  "$PY" benchmarks/gpu_report.py "$OUT" > "$OUT/report.log" 2>&1 \
+    || { echo "device_check: the report failed (see $OUT/report.log)"; tail -5 "$OUT/report.log"; }
+}
 
-import torch
-
-device = sys.argv[1]
-if not torch.cuda.is_available():
-    sys.exit(f'device_check: no CUDA device: torch {torch.__version__} (CUDA build: '
-             f'{torch.version.cuda or "none, a CPU-only wheel"}) sees no GPU. Run this on a '
-             f'machine with an NVIDIA GPU and a CUDA build of torch; DEVICE=cpu runs a CPU '
-             f'smoke test of this script instead (no GPU numbers).')
-index = int(device.split(':')[1]) if ':' in device else 0
-print(f'GPU: {torch.cuda.get_device_name(index)}, torch {torch.__version__}, '
-      f'CUDA {torch.version.cuda}')
-EOF
-  then
-    exit 2
-  fi
-  if [ "${INSTALL_ORT_GPU:-0}" = 1 ]; then
-    echo "installing onnxruntime-gpu and tensorrt (INSTALL_ORT_GPU=1) ..."
-    timeout 180 "$PY" -m pip uninstall --yes --quiet onnxruntime || true
-    timeout 180 "$PY" -m pip install --quiet onnxruntime-gpu tensorrt \
-      || echo "onnxruntime-gpu/tensorrt could not be installed: their rows are skipped"
-  fi
+"$PY" benchmarks/gpu_probe.py --device "$DEVICE" --json "$OUT/probe.json"
+probe_status=$?
+if [ "$probe_status" != 0 ]; then
+  report
+  case $probe_status in
+    2) echo "device_check: no CUDA here (see above); nothing was timed. DEVICE=cpu runs the" \
+         "CPU rehearsal of this script." ;;
+    *) echo "device_check: the environment is broken (see above), not a missing GPU;" \
+         "nothing was timed." ;;
+  esac
+  exit "$probe_status"
 fi
 
 status=0
@@ -56,65 +71,30 @@ run_step() {  # run_step NAME SECONDS COMMAND...: a step that fails or overruns 
   local name=$1 seconds=$2
   shift 2
   echo "== $name (at most ${seconds}s)"
-  if ! timeout "$seconds" "$@" > "$OUT/$name.log" 2>&1; then
-    echo "$name: FAILED or timed out (see $OUT/$name.log)"
-    tail -5 "$OUT/$name.log"
+  timeout --kill-after=10 "$seconds" "$@" 2>&1 | tee "$OUT/$name.log"
+  local rc=${PIPESTATUS[0]}
+  if [ "$rc" != 0 ]; then
+    echo "$name: exit status $rc (124: cut off at ${seconds}s; the rows written so far are kept)"
     status=1
   fi
 }
 
-run_step gpu_matrix 300 "$PY" benchmarks/gpu_matrix.py --device "$DEVICE" --size 480x640 \
-  --build-budget-s 220 --json "$OUT/gpu_matrix.json"
-run_step transport_floor 45 "$PY" benchmarks/transport_floor.py --sizes 640x480 \
-  --qos best_effort --quick --json "$OUT/transport_floor.json"
-run_step node_latency 120 "$PY" benchmarks/node_latency.py --device "$DEVICE" --width 640 \
-  --height 480 --rates 30 --engines floor real --no-peak --quick --num-threads 0 \
-  --json "$OUT/node_latency.json"
+run_step gpu_matrix "$MATRIX_S" "$PY" benchmarks/gpu_matrix.py --device "$DEVICE" \
+  --size "$SIZE" --iters "$ITERS" --warmup "$WARMUP" --deadline-s $((MATRIX_S - 20)) \
+  --out "$OUT"
 
-"$PY" - "$OUT" <<'EOF'
-import json
-import pathlib
-import sys
+if "$PY" -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))["optional"]["ros_node"]["available"] else 1)' \
+    "$OUT/probe.json"; then
+  run_step transport_floor 45 "$PY" benchmarks/transport_floor.py --sizes 640x480 \
+    --qos best_effort --quick --json "$OUT/transport_floor.json"
+  run_step node_latency 120 "$PY" benchmarks/node_latency.py --device "$DEVICE" --width 640 \
+    --height 480 --rates 30 --engines floor real --no-peak --quick --num-threads 0 \
+    --json "$OUT/node_latency.json"
+else
+  echo "== node end to end: not run (no ROS runtime for this Python; see device_check.md)"
+fi
 
-out = pathlib.Path(sys.argv[1])
-
-
-def load(name):
-    path = out / f'{name}.json'
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-lines = ['# Device check', '']
-matrix = load('gpu_matrix')
-if matrix:
-    lines += [f'Device: {matrix["device"]}; torch {matrix["torch"]}, CUDA {matrix["cuda"]}; '
-              f'{matrix["size"][0]}x{matrix["size"][1]}, {matrix["iters"]} interleaved '
-              f'frames per mode; CPU {matrix["cpu"]}.', '',
-              '| mode | p50 ms | p95 ms | FPS | labels = CPU torch fp32 |',
-              '|---|---:|---:|---:|---:|']
-    for row in matrix['results']:
-        lines.append(f'| {row["mode"]} | {row["p50_ms"]:.2f} | {row["p95_ms"]:.2f} | '
-                     f'{row["fps"]:.1f} | {row["labels_equal_to_cpu_fp32_pct"]:.2f} % |')
-    for mode, reason in matrix['not_run'].items():
-        lines.append(f'| {mode} | not run: {reason[:100]} | | | |')
-    lines.append('')
-node = load('node_latency')
-if node:
-    lines += ['Node end to end, 640x480 rgb8 at 30 Hz (camera stamp -> labels received):', '',
-              '| graph | p50 ms | p95 ms | delivered |', '|---|---:|---:|---:|']
-    for engine, data in node['results'].items():
-        for rate in data.get('rates', []):
-            labels = rate.get('labels', {})
-            latency = labels.get('latency_ms', {})
-            lines.append(f'| {engine} @ {rate.get("rate_hz")} Hz | {latency.get("p50")} | '
-                         f'{latency.get("p95")} | {labels.get("delivered_pct", "")} |')
-    lines.append('')
-floor = load('transport_floor')
-if floor:
-    lines += ['Transport floor runs: see transport_floor.json '
-              f'({len(floor.get("runs", []))} configurations).', '']
-(out / 'device_check.md').write_text('\n'.join(lines) + '\n')
-print('\n'.join(lines))
-EOF
+report
+cat "$OUT/device_check.md"
 echo "device_check: done in $(( $(date +%s) - start )) s; results in $OUT (status $status)"
 exit $status

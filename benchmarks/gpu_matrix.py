@@ -1,4 +1,4 @@
-"""The GPU matrix of ``benchmarks/device_check.sh``: every torch mode and runtime, honestly labelled.
+"""The GPU matrix of ``benchmarks/device_check.sh``: every torch mode and runtime, honest rows.
 
 Each row builds one :class:`~lw_refinenet_ros.engine.InferenceEngine`, warms it up, then times
 ``--iters`` whole engine calls (upload of the uint8 frame, pre-processing, forward, bicubic

@@ -130,10 +130,10 @@ class InferenceEngine:
         start = time.perf_counter()
         if warmup_image is not None:
             check_image(warmup_image)
-        self.backend = self._build_backend(model, warmup_image)
-        self._on_device = self.backend.name == 'torch' and self.device.startswith('cuda')
         self._torch_pre = TorchPreprocessor(self.device)
         self._torch_post = TorchPostprocessor(num_classes, config.upsample)
+        self.backend = self._build_backend(model, warmup_image)
+        self._on_device = self.backend.name == 'torch' and self.device.startswith('cuda')
         self._warmup(warmup_image, start)
 
     # ----------------------------------------------------------------- setup
@@ -180,11 +180,20 @@ class InferenceEngine:
         selection = select_backend(model, backend=config.backend, precision=config.precision,
                                    request=request, warmup_batch=batch, labels_of=labels_of,
                                    agreement_min=config.agreement_min,
-                                   fallback=config.backend_fallback)
+                                   fallback=config.backend_fallback,
+                                   engine_call=self._call_with)
         self.reason, self.agreement = selection.reason, selection.agreement
         self.selection_ms = dict(selection.timings_ms)
         self.selection_phases_s = dict(selection.phases_s)
         return selection.backend
+
+    def _call_with(self, backend: Backend) -> None:
+        """One whole engine call (labels, confidence, stats) of the selection image through
+        ``backend``: how a candidate is timed on CUDA (see select.whole_call_timer). The
+        chosen backend replaces it right after the selection."""
+        self.backend = backend
+        self._on_device = backend.name == 'torch' and self.device.startswith('cuda')
+        self(self._selection_image, 'rgb')
 
     def _warmup(self, warmup_image: np.ndarray | None, start: float) -> None:
         iters = self.config.warmup_iters
@@ -309,30 +318,36 @@ class InferenceEngine:
                        want_stats: bool, results: list[SegmentationResult | None]) -> None:
         import torch
 
-        def sync() -> None:
-            if self.device.startswith('cuda'):
-                torch.cuda.synchronize(self.device)
+        def mark() -> Any:
+            # Stage boundaries as CUDA events: the frame runs without a synchronisation between
+            # stages (the labels' download at the end is the only one); the stage times are
+            # read from the events afterwards.
+            event = torch.cuda.Event(enable_timing=True)
+            event.record(torch.cuda.current_stream(self.device))
+            return event
 
         t0 = time.perf_counter()
         try:
             with torch.inference_mode():
+                pre_start = mark()
                 batch = self._torch_pre([images[i] for i in chunk],
                                         [orders[i] for i in chunk], size)
-                sync()
-                t1 = time.perf_counter()
+                forward_start = mark()
                 logits = self.backend.forward_tensor(batch)  # type: ignore[attr-defined]
-                sync()
-                t2 = time.perf_counter()
+                forward_end = mark()
                 self._check_logits(logits, len(chunk), size)
                 for j, i in enumerate(chunk):
-                    t_post = time.perf_counter()
+                    post_start = mark()
                     labels, conf, stats = self._torch_post(logits[j], height, width,
                                                            want_confidence, want_stats)
-                    post = (time.perf_counter() - t_post) * 1e3
+                    post_end = mark()
+                    post_end.synchronize()
                     results[i] = SegmentationResult(
                         labels=labels, confidence=conf, stats=stats, network_size=size,
-                        timings={'preprocess': (t1 - t0) * 1e3, 'forward': (t2 - t1) * 1e3,
-                                 'postprocess': post, 'total': (t2 - t0) * 1e3 + post})
+                        timings={'preprocess': pre_start.elapsed_time(forward_start),
+                                 'forward': forward_start.elapsed_time(forward_end),
+                                 'postprocess': post_start.elapsed_time(post_end),
+                                 'total': (time.perf_counter() - t0) * 1e3})
         except torch.cuda.OutOfMemoryError as error:
             torch.cuda.empty_cache()
             raise EngineError(f'CUDA out of memory on a {height}x{width} frame; lower '
