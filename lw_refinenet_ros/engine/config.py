@@ -129,6 +129,9 @@ class EngineConfig:
 
     The first block of fields is :data:`ENGINE_PARAMETERS` (see their descriptions; they are
     node parameters and CLI flags with the same names). ``None`` is accepted for
+        band_postprocess: CPU post-processing takes the argmax at the network's resolution
+            and interpolates logits only near label changes when the image is exactly four
+            times the logits (same labels; see :mod:`.bands`). False interpolates every pixel.
     ``max_side`` and ``num_threads`` and means 0 (native size, runtime default);
     ``warmup_size`` is held as ``(height, width)`` and also accepts the parameter's
     ``'HEIGHTxWIDTH'`` text.
@@ -153,6 +156,7 @@ class EngineConfig:
     """
 
     device: str = AUTO
+    band_postprocess: bool = True
     device_fallback: bool = False
     backend: str = AUTO
     precision: str = AUTO
@@ -187,9 +191,10 @@ class EngineConfig:
                 object.__setattr__(self, spec.name, spec.validate(getattr(self, spec.name)))
         for name in ('channels_last', 'cuda_graphs', 'compile'):
             _check_auto_bool(name, getattr(self, name))
-        for name in ('fold_batchnorm', 'cudnn_benchmark', 'allow_tf32'):
+        for name in ('fold_batchnorm', 'cudnn_benchmark', 'allow_tf32', 'band_postprocess'):
             value = getattr(self, name)
-            if not isinstance(value, bool) and not (value is None and name != 'fold_batchnorm'):
+            if not isinstance(value, bool) and not (
+                    value is None and name in ('cudnn_benchmark', 'allow_tf32')):
                 raise ConfigError(f'EngineConfig.{name} must be true or false, got '
                                   f'{value!r}.')
         if not isinstance(self.compile_backend, str) or not self.compile_backend:

@@ -125,7 +125,8 @@ class InferenceEngine:
         self.selection_ms: dict[str, float] = {}
         self.selection_phases_s: dict[str, float] = {}
         self._cpu_pre = CpuPreprocessor()
-        self._cpu_post = CpuPostprocessor(num_classes, config.upsample, config.tile_rows)
+        self._cpu_post = CpuPostprocessor(num_classes, config.upsample, config.tile_rows,
+                                          band=config.band_postprocess)
         self._selection_image: np.ndarray | None = None
         start = time.perf_counter()
         if warmup_image is not None:

@@ -14,6 +14,28 @@ and two extra rows on each side cover the four-tap bicubic support. Other ratios
 height that is not a multiple of 4, ``max_side``) are not exact after the shift, so those
 frames run in one piece. Tile buffers are kept and reused from frame to frame.
 
+**Bands.** Most of a frame lies inside regions where every stride-4 logit around a pixel
+votes for the same class, and there the upsampled argmax is known without upsampling. So when
+the output is exactly four times the logits (a 640x480 camera), the CPU path takes the argmax
+at the network's resolution and computes full-resolution logits only in the *bands*: the 4x4
+output blocks whose interpolation window (4x4 logits for bicubic, 2x2 for bilinear) holds
+more than one label, or a margin too thin to be sure. A window is sure when every logit in it
+has the same winner ``c`` and ``P * min m >= N * max D`` (plus a rounding allowance), where
+``m`` is the winner's lead over the runner-up, ``D`` its lead over the last class, and ``P``
+and ``N`` the sums of the kernel's positive and (absolute) negative weights: the interpolated
+lead of ``c`` over any class ``k`` is ``sum w_i (l_c - l_k)_i``, at least ``P min m - N max
+D``. Bilinear weights are never negative (``N = 0``), so there the band labels equal full
+bilinear exactly; bicubic's negative lobes (``a = -0.75``, as OpenCV and torch) are covered by
+the same bound, so its labels equal the full-resolution path's as well, up to float rounding
+at exact ties. Inside the bands the 16 outputs of a block are one fixed 16 x 16 (or 16 x 4)
+matrix times its window of logits: one GEMM for all band blocks. The confidence is exact in
+the bands; in a sure block it is the stride-4 confidence interpolated, and only where each
+class's lead range over the window proves that within
+:data:`~lw_refinenet_ros.engine.bands.CONFIDENCE_TOLERANCE` (0.01) of exact; other blocks join
+the band. Statistics and objects are computed from these labels, as before.
+Other ratios (``max_side``, sizes that are not multiples of 4)
+run the full-resolution path.
+
 On CUDA everything is torch (``F.interpolate``, ``max``, ``exp``) and the statistics are
 computed on the device, so only labels, confidence and a few numbers come back.
 """
@@ -51,15 +73,22 @@ class CpuPostprocessor:
 
     Args:
         num_classes: K.
-        upsample: ``'bicubic'`` (reference) or ``'nearest'`` (argmax at stride 4).
+        upsample: ``'bicubic'`` (reference), ``'bilinear'`` or ``'nearest'`` (argmax at
+            stride 4).
         tile_rows: Output rows per tile; 0 = automatic (tiles only beyond
             :data:`TILE_BUDGET_BYTES`).
+        band: Interpolate only in the bands near label changes when the output is exactly
+            four times the logits (see "Bands" above); False always interpolates every pixel.
     """
 
-    def __init__(self, num_classes: int, upsample: str = 'bicubic', tile_rows: int = 0) -> None:
+    def __init__(self, num_classes: int, upsample: str = 'bicubic', tile_rows: int = 0,
+                 band: bool = True) -> None:
         self.num_classes = num_classes
         self.upsample = upsample
         self.tile_rows = tile_rows
+        self.band = band
+        #: Blocks interpolated by the last band call (None: the full path ran).
+        self.last_band_blocks: int | None = None
         self._buffers: dict[str, np.ndarray] = {}
 
     def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -81,8 +110,15 @@ class CpuPostprocessor:
         """Labels ((H, W) uint8/uint16) and confidence ((H, W) float32 or None)."""
         labels = np.empty((height, width), dtype=label_dtype(self.num_classes))
         confidence = np.empty((height, width), np.float32) if want_confidence else None
+        self.last_band_blocks = None
         if self.upsample == 'nearest':
             self._nearest(logits, labels, confidence)
+            return labels, confidence
+        if self.band and height == OUTPUT_STRIDE * logits.shape[1] \
+                and width == OUTPUT_STRIDE * logits.shape[2]:
+            from lw_refinenet_ros.engine.bands import band_upsample
+
+            self.last_band_blocks = band_upsample(logits, self.upsample, labels, confidence)
             return labels, confidence
         hwk = logits.transpose(1, 2, 0)  # free for channels_last output
         small_h = hwk.shape[0]
@@ -107,14 +143,15 @@ class CpuPostprocessor:
         import cv2
 
         k = hwk.shape[2]
+        interpolation = cv2.INTER_LINEAR if self.upsample == 'bilinear' else cv2.INTER_CUBIC
         if k <= _CV_MAX_CHANNELS:
             buffer = self._buffer('up', (height, width, k))
             up = cv2.resize(np.ascontiguousarray(hwk), (width, height),
                             dst=buffer if k > 1 else buffer[:, :, 0],
-                            interpolation=cv2.INTER_CUBIC).reshape(height, width, k)
+                            interpolation=interpolation).reshape(height, width, k)
         else:
             parts = [cv2.resize(np.ascontiguousarray(hwk[:, :, s:s + _CV_MAX_CHANNELS]),
-                                (width, height), interpolation=cv2.INTER_CUBIC
+                                (width, height), interpolation=interpolation
                                 ).reshape(height, width, -1)
                      for s in range(0, k, _CV_MAX_CHANNELS)]
             up = np.concatenate(parts, axis=2)
