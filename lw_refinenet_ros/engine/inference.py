@@ -319,13 +319,20 @@ class InferenceEngine:
                        want_stats: bool, results: list[SegmentationResult | None]) -> None:
         import torch
 
+        cuda = self.device.startswith('cuda')
+
         def mark() -> Any:
             # Stage boundaries as CUDA events: the frame runs without a synchronisation between
             # stages (the labels' download at the end is the only one); the stage times are
-            # read from the events afterwards.
+            # read from the events afterwards. (Host clock for CPU tensors, as in tests.)
+            if not cuda:
+                return time.perf_counter()
             event = torch.cuda.Event(enable_timing=True)
             event.record(torch.cuda.current_stream(self.device))
             return event
+
+        def elapsed_ms(begin: Any, end: Any) -> float:
+            return begin.elapsed_time(end) if cuda else (end - begin) * 1e3
 
         t0 = time.perf_counter()
         try:
@@ -342,12 +349,13 @@ class InferenceEngine:
                     labels, conf, stats = self._torch_post(logits[j], height, width,
                                                            want_confidence, want_stats)
                     post_end = mark()
-                    post_end.synchronize()
+                    if cuda:
+                        post_end.synchronize()
                     results[i] = SegmentationResult(
                         labels=labels, confidence=conf, stats=stats, network_size=size,
-                        timings={'preprocess': pre_start.elapsed_time(forward_start),
-                                 'forward': forward_start.elapsed_time(forward_end),
-                                 'postprocess': post_start.elapsed_time(post_end),
+                        timings={'preprocess': elapsed_ms(pre_start, forward_start),
+                                 'forward': elapsed_ms(forward_start, forward_end),
+                                 'postprocess': elapsed_ms(post_start, post_end),
                                  'total': (time.perf_counter() - t0) * 1e3})
         except torch.cuda.OutOfMemoryError as error:
             torch.cuda.empty_cache()

@@ -309,7 +309,7 @@ def test_unavailable_accelerations_fall_back_with_a_log(
     with caplog.at_level(logging.INFO):
         engine = InferenceEngine(StandIn(3), config)
     assert 'torch.compile is unavailable' in caplog.text
-    assert 'cuda_graphs needs a CUDA device' in caplog.text
+    assert 'cuda_graphs requested but not in use: needs a CUDA device' in caplog.text
     assert engine(_image(9, 9)).labels.shape == (9, 9)
 
 
