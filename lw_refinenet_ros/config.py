@@ -13,7 +13,8 @@ table is testable in a plain environment and cheap to import.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+import difflib
+from typing import Any, Iterable, Mapping
 
 from lw_refinenet_ros.constants import ARCHES
 from lw_refinenet_ros.engine.config import ENGINE_PARAMETERS, EngineConfig
@@ -22,7 +23,7 @@ from lw_refinenet_ros.objects.options import OBJECT_PARAMETERS, ObjectsConfig
 from lw_refinenet_ros.options import ParameterSpec
 from lw_refinenet_ros.scheduler import SchedulerConfig
 
-__all__ = ['PARAMETERS', 'PARAMETER_SPECS', 'NodeConfig', 'ParameterSpec']
+__all__ = ['PARAMETERS', 'PARAMETER_SPECS', 'NodeConfig', 'ParameterSpec', 'unknown_names']
 
 _PUBLISH_OUTPUTS = ('color', 'overlay', 'confidence', 'stats')
 
@@ -81,6 +82,15 @@ PARAMETER_SPECS: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMET
 _OBJECT_NAMES = frozenset(spec.name for spec in OBJECT_PARAMETERS)
 
 
+def unknown_names(names: Iterable[str], known: Iterable[str] = PARAMETER_SPECS) -> str:
+    """``'overlay_alpa (did you mean overlay_alpha?), foo'``: each name with the closest
+    known one, for errors about misspelt parameters."""
+    known = list(known)
+    return ', '.join(
+        f'{name} (did you mean {close[0]}?)' if close else name
+        for name in sorted(names) for close in [difflib.get_close_matches(name, known, n=1)])
+
+
 def _object_field(name: str) -> str:
     """ObjectsConfig field of parameter ``name``: ``objects.belt.calibration`` ->
     ``belt_calibration``."""
@@ -136,9 +146,9 @@ class NodeConfig:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> NodeConfig:
         """Validate parameter values (by ROS name); missing ones take their default."""
-        unknown = sorted(set(values) - set(PARAMETER_SPECS))
+        unknown = set(values) - set(PARAMETER_SPECS)
         if unknown:
-            raise ConfigError(f'Unknown parameter(s) {", ".join(unknown)}; see '
+            raise ConfigError(f'Unknown parameter(s) {unknown_names(unknown)}; see '
                               f'config/lw_refinenet.yaml for the list.')
         fields: dict[str, Any] = {}
         for spec in PARAMETERS:

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from typing import Any, Callable, Iterable
 
 from lw_refinenet_ros.errors import ConfigError
+
+# String options whose names end so hold a file or folder: ``~`` and ``$VARS`` in them are
+# expanded when they are validated (the one place every value passes), for every table.
+PATH_SUFFIXES = ('weights', '_file', '_dir')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +52,11 @@ class ParameterSpec:
         """The CLI spelling: ``max_side`` -> ``--max-side``, ``objects.min_area`` ->
         ``--objects-min-area``."""
         return '--' + self.name.replace('.', '-').replace('_', '-')
+
+    @property
+    def is_path(self) -> bool:
+        """Whether the option holds a path (see :data:`PATH_SUFFIXES`)."""
+        return isinstance(self.default, str) and self.name.endswith(PATH_SUFFIXES)
 
     @property
     def field(self) -> str:
@@ -85,6 +95,8 @@ class ParameterSpec:
         elif isinstance(default, str):
             if not isinstance(value, str):
                 raise ConfigError(f'Parameter {self.name} must be a string, got {value!r}.')
+            if self.is_path and value:
+                value = os.path.expandvars(os.path.expanduser(value))
         elif isinstance(default, tuple):
             if value is None:
                 value = ()

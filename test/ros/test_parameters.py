@@ -155,3 +155,99 @@ def test_engine_values_the_descriptors_accept_reach_the_engine_config(
 def test_main_exits_non_zero_with_the_reason(capfd) -> None:
     assert main(['segmentation_node', '--ros-args', '-p', 'qos:=sometimes']) == 1
     assert 'qos must be one of' in capfd.readouterr().err
+
+
+def test_misspelt_names_in_a_params_file_stop_start_up_naming_the_closest(
+        context_with_args, tmp_path) -> None:
+    path = tmp_path / 'typos.yaml'
+    path.write_text(yaml.safe_dump({'/**/lw_refinenet': {'ros__parameters': {
+        'overlay_alpa': 0.3, 'model': {'weigths': '/tmp/w.pt'}, 'max_rate': 5.0}}}))
+    with pytest.raises(ConfigError) as raised:
+        make_node(context_with_args('--params-file', str(path)))
+    text = str(raised.value)
+    for hint in ('overlay_alpa (did you mean overlay_alpha?)',
+                 'model.weigths (did you mean model.weights?)',
+                 'max_rate (did you mean max_rate_hz?)'):
+        assert hint in text, text
+
+
+def test_a_misspelt_name_on_the_command_line_stops_start_up(context_with_args) -> None:
+    with pytest.raises(ConfigError, match=r'max_sid \(did you mean max_side\?\)'):
+        make_node(context_with_args('-p', 'max_sid:=512'))
+
+
+def test_rclpy_and_qos_override_parameters_are_not_unknown(context_with_args) -> None:
+    node = make_node(context_with_args(
+        '-p', 'use_sim_time:=false',
+        '-p', 'qos_overrides./parameter_events.publisher.depth:=100'))
+    node.destroy_node()
+
+
+def _service_call(context, node, call):
+    """Run ``call(client)`` against ``node``'s parameter services from a second node."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter_client import AsyncParameterClient
+    caller = rclpy.create_node('param_caller', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    executor.add_node(caller)
+    try:
+        client = AsyncParameterClient(caller, node.get_fully_qualified_name())
+        assert client.wait_for_services(timeout_sec=10)
+        future = call(client)
+        executor.spin_until_future_complete(future, timeout_sec=10)
+        assert future.done()
+        return future.result()
+    finally:
+        executor.remove_node(node)
+        executor.shutdown()
+        caller.destroy_node()
+
+
+def test_a_misspelt_name_at_runtime_is_refused_naming_the_closest(ros_context) -> None:
+    from rclpy.parameter import Parameter
+    node = make_node(ros_context)
+    try:
+        response = _service_call(ros_context, node, lambda client: client.set_parameters(
+            [Parameter('overlay_alpa', value=0.3)]))
+        result = response.results[0]
+        assert not result.successful
+        assert 'overlay_alpa (did you mean overlay_alpha?)' in result.reason, result.reason
+        assert node.config.overlay_alpha == 0.5
+    finally:
+        node.destroy_node()
+
+
+def test_list_parameters_return_their_value_and_an_empty_list_resets_them(ros_context) -> None:
+    from rclpy.parameter import Parameter
+    node = SegmentationNode(engine_factory=fake_factory(FakeEngine()), context=ros_context,
+                            parameter_overrides=[Parameter('class_filter',
+                                                           value=['red_part'])])
+    try:
+        assert node.get_parameter('cameras').value == []
+        assert node.get_parameter('class_filter').value == ['red_part']
+        assert node.config.class_filter == ('red_part',)
+        # What `ros2 param set /lw_refinenet class_filter "[]"` sends: an untyped empty list.
+        response = _service_call(ros_context, node, lambda client: client.set_parameters(
+            [Parameter('class_filter', value=[])]))
+        assert response.results[0].successful, response.results[0].reason
+        assert node.config.class_filter == ()
+        got = _service_call(ros_context, node, lambda client: client.get_parameters(
+            ['class_filter', 'cameras']))
+        assert [value.type for value in got.values] == [ParameterType.PARAMETER_STRING_ARRAY] * 2
+        assert [list(value.string_array_value) for value in got.values] == [[], []]
+    finally:
+        node.destroy_node()
+
+
+def test_home_and_variables_in_path_parameters_are_expanded(context_with_args,
+                                                             monkeypatch) -> None:
+    monkeypatch.setenv('LWRF_TEST_MODELS', '/srv/models')
+    node = make_node(context_with_args('-p', 'model.classes_file:=~/classes.yaml',
+                                       '-p', 'cache_dir:=$LWRF_TEST_MODELS/cache'))
+    try:
+        assert node.config.model_classes_file == str(pathlib.Path.home() / 'classes.yaml')
+        assert node.config.cache_dir == '/srv/models/cache'
+        assert node.config.engine.cache_dir == '/srv/models/cache'
+    finally:
+        node.destroy_node()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import subprocess
 import sys
@@ -17,9 +18,9 @@ from lw_refinenet_ros.engine.config import (
     add_engine_arguments,
     default_cache_dir,
     engine_config_from_args,
-    parse_size,
 )
 from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.sizes import parse_size_hw
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -50,8 +51,9 @@ def test_every_parameter_has_a_description() -> None:
     ('precision', 'fp8', 'int8'),
     ('agreement_min', 1.2, r'\[0.0, 1.0\]'),
     ('max_side', -5, 'max_side'),
-    ('warmup_size', '640', 'HEIGHTxWIDTH'),
-    ('warmup_size', '0x5', 'HEIGHTxWIDTH'),
+    ('warmup_size', '640', 'WIDTHxHEIGHT'),
+    ('warmup_size', '0x5', 'WIDTHxHEIGHT'),
+    ('warmup_size', '480x640', 'old HEIGHTxWIDTH order'),
     ('model.arch', 'resnet18', 'mbv2'),
     ('max_frame_age_ms', 'soon', 'number'),
     ('cameras', ['a', 'a'], 'distinct'),
@@ -86,8 +88,8 @@ def test_the_node_table_holds_the_engine_table_unchanged() -> None:
     assert isinstance(engine, EngineConfig)
     assert (engine.max_side, engine.backend, engine.device, engine.num_threads) == \
         (320, 'torch', 'cpu', 1)
-    assert NodeConfig.defaults().replace({'warmup_size': '240x320'}).engine.warmup_size == \
-        (240, 320)
+    assert NodeConfig.defaults().replace({'warmup_size': '320x240'}).engine.warmup_size == \
+        (240, 320)  # WIDTHxHEIGHT text, (height, width) field
 
 
 def _edge_values(spec) -> list:
@@ -104,7 +106,7 @@ def _edge_values(spec) -> list:
 def test_every_value_the_node_accepts_the_engine_accepts(spec) -> None:
     for value in _edge_values(spec):
         config = NodeConfig.defaults().replace({spec.name: value})
-        expected = parse_size(value) if spec.name == 'warmup_size' else value
+        expected = parse_size_hw(value) if spec.name == 'warmup_size' else value
         assert getattr(config.engine, spec.name) == expected
     if spec.minimum is not None:
         below = type(spec.default)(spec.minimum) - 1
@@ -197,3 +199,23 @@ def test_generic_flags_from_specs_keep_types_and_name_the_flag_in_errors() -> No
     assert values_from_args(parser.parse_args([]), specs) == {}
     with pytest.raises(ConfigError, match=r'--objects-min-area must be within \[1, 100\]'):
         values_from_args(parser.parse_args(['--objects-min-area', '0']), specs)
+
+
+def test_path_options_expand_home_and_variables(monkeypatch) -> None:
+    from lw_refinenet_ros.engine.config import ENGINE_PARAMETERS
+    from lw_refinenet_ros.objects.options import OBJECT_PARAMETERS
+    paths = {spec.name for spec in (*PARAMETERS, *ENGINE_PARAMETERS, *OBJECT_PARAMETERS)
+             if spec.is_path}
+    assert paths == {'model.weights', 'model.classes_file', 'cache_dir', 'calibration_dir'}
+    monkeypatch.setenv('LWRF_TEST_DATA', '/data/lwrf')
+    config = NodeConfig.from_mapping({'model.weights': '~/.torch/mbv2.pt',
+                                      'calibration_dir': '$LWRF_TEST_DATA/calib'})
+    assert config.model_weights == os.path.expanduser('~/.torch/mbv2.pt')
+    assert not config.model_weights.startswith('~')
+    assert config.engine.calibration_dir == '/data/lwrf/calib'
+    assert NodeConfig.defaults().model_weights == ''  # empty stays empty
+
+
+def test_unknown_names_are_refused_with_the_closest_known_one() -> None:
+    with pytest.raises(ConfigError, match=r'overlay_alpa \(did you mean overlay_alpha\?\)'):
+        NodeConfig.from_mapping({'overlay_alpa': 0.3})
