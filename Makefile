@@ -44,7 +44,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 bench: setup
-	$(VENV)/bin/lw-refinenet bench --arch mbv2 --size 480x640 --device cpu --json bench_engine.json
+	$(VENV)/bin/lw-refinenet bench --arch mbv2 --size 640x480 --device cpu --json bench_engine.json
 
 bench-e2e: setup
 	PATH=$(abspath $(VENV))/bin:$$PATH benchmarks/run_all.sh

@@ -7,7 +7,7 @@ script of ``benchmarks/bare_openvino.py`` at f32 and bf16, all timed interleaved
 each per round) on the same conveyor frame, with label agreement against torch fp32. int8 is
 calibrated on generated conveyor frames of another seed. Usage::
 
-    python benchmarks/backends.py --sizes 480x640 240x320 --iters 20 --out /tmp/backends.json
+    python benchmarks/backends.py --sizes 640x480 320x240 --iters 20 --out /tmp/backends.json
 """
 
 from __future__ import annotations
@@ -23,13 +23,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bare_openvino  # noqa: E402  (the sibling script, imported as a module)
 
-from lw_refinenet_ros.engine.config import EngineConfig, size_argument  # noqa: E402
+from lw_refinenet_ros.engine.config import EngineConfig  # noqa: E402
+from lw_refinenet_ros.sizes import size_argument  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--weights', help='checkpoint (default: the packaged model)')
-    parser.add_argument('--sizes', nargs='+', type=size_argument, default=[(480, 640), (240, 320)])
+    parser.add_argument('--sizes', nargs='+', type=size_argument, default=[(640, 480), (320, 240)],
+                        metavar='WIDTHxHEIGHT', help='frame sizes (default 640x480 320x240)')
     parser.add_argument('--iters', type=int, default=20)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--threads', type=int, default=1,
@@ -39,11 +41,11 @@ def main() -> int:
     parser.add_argument('--cache-dir', default='', help='runtime cache (default: a temp dir)')
     parser.add_argument('--out', '--json', dest='out', help='JSON results')
     parser.add_argument('--quick', action='store_true',
-                        help='240x320 only, 5 frames, 16 calibration frames (a smoke test of '
+                        help='320x240 only, 5 frames, 16 calibration frames (a smoke test of '
                              'this script, as in benchmarks/run_all.sh --quick)')
     args = parser.parse_args()
     if args.quick:
-        args.sizes, args.iters, args.calibration_frames = [(240, 320)], 5, 16
+        args.sizes, args.iters, args.calibration_frames = [(320, 240)], 5, 16
 
     import torch
 
@@ -64,7 +66,7 @@ def main() -> int:
     cache_dir = args.cache_dir or str(work / 'cache')
     print(f'CPU: {cpu_description()}; load {os.getloadavg()}', flush=True)
     rows = []
-    for height, width in args.sizes:
+    for width, height in args.sizes:
         calibration = ''
         if not args.no_int8:
             calibration = str(work / f'calibration_{height}x{width}')

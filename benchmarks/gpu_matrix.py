@@ -270,7 +270,8 @@ def run_matrix(specs: list[RowSpec], build: EngineFactory, image: Any, reference
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cuda', help='cuda, cuda:N, or cpu (rehearsal)')
-    parser.add_argument('--size', default='480x640', help='HxW of the frame (default 480x640)')
+    parser.add_argument('--size', default='640x480',
+                        help='WIDTHxHEIGHT of the frame (default 640x480)')
     parser.add_argument('--iters', type=int, default=200, help='timed calls per row')
     parser.add_argument('--warmup', type=int, default=20, help='untimed calls per row first')
     parser.add_argument('--cache-dir', default='',
@@ -283,13 +284,15 @@ def main() -> int:
     args = parser.parse_args()
     began = time.perf_counter()
 
-    from lw_refinenet_ros.engine.config import parse_size
+    from lw_refinenet_ros.errors import ConfigError
+    from lw_refinenet_ros.sizes import parse_size
 
-    size = parse_size(args.size)
-    if size is None or args.iters < 1 or args.warmup < 0:
-        parser.error(f'--size must be HEIGHTxWIDTH (got {args.size!r}), --iters >= 1, '
-                     f'--warmup >= 0')
-    height, width = size
+    try:
+        width, height = parse_size(args.size, what='--size')
+    except ConfigError as error:
+        parser.error(str(error))
+    if args.iters < 1 or args.warmup < 0:
+        parser.error('--iters must be >= 1 and --warmup >= 0')
     found = probe(args.device)
     if found['status'] != 'ok':
         print(f'gpu_matrix: {found["status"]}: {found["reason"]}', file=sys.stderr)

@@ -51,6 +51,7 @@ from lw_refinenet_ros.evaluation.seeds import parse_seeds  # noqa: E402
 from lw_refinenet_ros.objects.geometry import pick_point  # noqa: E402
 from lw_refinenet_ros.objects.options import ObjectsConfig  # noqa: E402
 from lw_refinenet_ros.objects.processor import ObjectProcessor  # noqa: E402
+from lw_refinenet_ros.sizes import parse_size  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,7 @@ def main() -> int:
                         else type(current)(text))
     config = ObjectsConfig.from_mapping(values)
     frames = 40 if args.quick else args.frames
-    width, height = (int(v) for v in args.size.split('x'))
+    width, height = parse_size(args.size, what='--size')
     engine = None
     model_name = None
     if not args.no_model:

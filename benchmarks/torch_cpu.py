@@ -8,7 +8,7 @@ stays comparable where wall time does not) and checks that the labels equal the 
 
 Usage::
 
-    python benchmarks/torch_cpu.py --size 480x640 --threads 1 --rounds 8
+    python benchmarks/torch_cpu.py --size 640x480 --threads 1 --rounds 8
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import torch
 from lw_refinenet_ros.data.conveyor import render_conveyor_frame
 from lw_refinenet_ros.engine.backends import cpu_description
 from lw_refinenet_ros.engine.backends import torch_rewrites as rewrites
-from lw_refinenet_ros.engine.config import size_argument
 from lw_refinenet_ros.model import fold_batchnorm, load_model
 from lw_refinenet_ros.reference_pipeline import reference_preprocess
+from lw_refinenet_ros.sizes import size_argument
 
 
 def _variant(base: torch.nn.Module, pool: bool, pointwise: bool) -> torch.nn.Module:
@@ -45,15 +45,15 @@ def _variant(base: torch.nn.Module, pool: bool, pointwise: bool) -> torch.nn.Mod
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--size', default='480x640', type=size_argument,
-                        help='HEIGHTxWIDTH (default 480x640)')
+    parser.add_argument('--size', default='640x480', type=size_argument,
+                        help='WIDTHxHEIGHT (default 640x480)')
     parser.add_argument('--threads', type=int, default=1, help='torch threads (default 1)')
     parser.add_argument('--rounds', type=int, default=8, help='interleaved rounds (default 8)')
     parser.add_argument('--clock', choices=('cpu', 'wall'), default='cpu',
                         help='cpu: process time (default; comparable on a busy machine); '
                              'wall: elapsed time')
     args = parser.parse_args()
-    height, width = args.size
+    width, height = args.size
     torch.set_num_threads(args.threads)
     model, _ = load_model(None)
     base = fold_batchnorm(model).to(memory_format=torch.channels_last)

@@ -34,6 +34,8 @@ from typing import Any
 import _common
 import _session
 
+from lw_refinenet_ros.sizes import parse_size
+
 NAMESPACE = '/view_bench'
 WATCHED = ('image', 'segmentation/overlay', 'segmentation/color', 'segmentation/labels',
            'segmentation/annotations', 'segmentation/stats')
@@ -126,7 +128,7 @@ def _rate(times: list[float], start: float, end: float) -> float:
 def run_engine(engine: str, args: Any, env: dict[str, str], port: int,
                folder: pathlib.Path) -> dict[str, Any]:
     size = args.size if engine == 'fake' else args.real_size
-    width, height = (int(v) for v in size.split('x'))
+    width, height = parse_size(size, what='--size')
     extra = ['--ros-args', '-r', f'__ns:={NAMESPACE}', '-p', 'max_frame_age_ms:=1000.0']
     model = None
     if engine == 'real':

@@ -165,7 +165,7 @@ def format_backend_table(rows: list[dict]) -> str:
     lines = ['| size | backend | precision | p50 ms | p95 ms | FPS | x torch fp32 | labels = '
              'torch fp32 |', '|---|---|---|---:|---:|---:|---:|---:|']
     for row in rows:
-        size = f'{row.get("height", "")}x{row.get("width", "")}'
+        size = f'{row.get("width", "")}x{row.get("height", "")}'
         if 'error' in row:
             lines.append(f'| {size} | {row["backend"]} | {row["precision"]} | not built: '
                          f'{row["error"][:80]} | | | | |')

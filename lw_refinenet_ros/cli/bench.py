@@ -29,8 +29,8 @@ from lw_refinenet_ros.engine.config import (
     EngineConfig,
     add_engine_arguments,
     engine_config_from_args,
-    parse_size,
 )
+from lw_refinenet_ros.sizes import parse_size_hw
 
 HELP = 'benchmark the engine against the reference pipeline (latency, FPS, label agreement)'
 
@@ -47,8 +47,8 @@ def _swept_help(name: str, default: str) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a('--arch', nargs='+', default=['mbv2'], help='architectures (default mbv2)')
-    a('--size', dest='sizes', nargs='+', default=['480x640'], metavar='HEIGHTxWIDTH',
-      help='image sizes to time, each also the warm-up size of its runs (default 480x640)')
+    a('--size', dest='sizes', nargs='+', default=['640x480'], metavar='WIDTHxHEIGHT',
+      help='image sizes to time, each also the warm-up size of its runs (default 640x480)')
     a('--device', dest='devices', nargs='+', default=['auto'], metavar='DEVICE',
       help=_swept_help('device', 'auto'))
     a('--precision', dest='precisions', nargs='+', default=None, metavar='PRECISION',
@@ -72,8 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def swept_values(values: list[str] | None, name: str, flag: str) -> list[Any] | None:
-    """Validate each value of a swept option with the option's own spec (``--size`` values
-    become ``(height, width)``); None stays None.
+    """Validate each value of a swept option with the option's own spec (``--size`` values,
+    WIDTHxHEIGHT, become the engine's ``(height, width)``); None stays None.
 
     Raises:
         ConfigError: A value is invalid; the message names ``flag``.
@@ -82,7 +82,9 @@ def swept_values(values: list[str] | None, name: str, flag: str) -> list[Any] | 
         return None
     spec = ENGINE_PARAMETER_SPECS[name]
     checked = [spec.validate(value, label=flag) for value in values]
-    return [parse_size(v) for v in checked] if name == 'warmup_size' else checked
+    if name == 'warmup_size':
+        return [parse_size_hw(v, what=flag) for v in checked]
+    return checked
 
 
 def base_config(args: argparse.Namespace) -> EngineConfig:
@@ -109,7 +111,7 @@ def _load(args: argparse.Namespace, arch: str):
 
 def _format_row(arch: str, row: dict) -> str:
     chosen = row['engine_settings'].get('backend', 'torch')
-    line = (f'{arch:9s} {row["height"]}x{row["width"]} {row["device"]:6s} '
+    line = (f'{arch:9s} {row["width"]}x{row["height"]} {row["device"]:6s} '
             f'{row["precision"]:4s} {chosen:11s} engine p50 {row["engine"]["p50_ms"]:8.1f} ms '
             f'p95 {row["engine"]["p95_ms"]:8.1f} ms {row["engine"]["fps"]:6.2f} FPS')
     if 'reference' in row:

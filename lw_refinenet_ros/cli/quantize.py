@@ -11,12 +11,12 @@ interleaved through the engine exactly as the node runs it.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from lw_refinenet_ros.engine.config import (
     ENGINE_PARAMETER_SPECS,
     add_engine_arguments,
     engine_config_from_args,
-    size_argument,
 )
 
 HELP = 'build the int8 model from calibration images (NNCF) and report the mIoU change'
@@ -28,10 +28,14 @@ ENGINE_OPTIONS = ('cache_dir', 'num_threads')
 
 
 def _size(text: str) -> tuple[int, int]:
-    size = size_argument(text)
-    if min(size) < 16:
-        raise argparse.ArgumentTypeError(f'size {text!r} must be at least 16x16')
-    return size
+    """``--size WIDTHxHEIGHT`` as ``(height, width)``, at least 16x16."""
+    from lw_refinenet_ros.errors import ConfigError
+    from lw_refinenet_ros.sizes import parse_size_hw
+
+    try:
+        return parse_size_hw(text, minimum=16, what='--size')
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,8 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--weights', help='checkpoint (default: the packaged conveyor model)')
     a('--calibration', required=True, metavar='DIR',
       help='folder of your own camera images (or a dataset folder with images/)')
-    a('--size', type=_size, metavar='HxW',
-      help='network input size (default: the size of the first calibration image)')
+    a('--size', type=_size, metavar='WIDTHxHEIGHT',
+      help='network input size, e.g. 640x480 (default: the size of the first calibration '
+           'image)')
     a('--eval', metavar='DIR', help='labelled dataset folder to score on (default: conveyor)')
     a('--eval-seed', type=int, default=9100,
       help='conveyor seed for the scoring frames when --eval is not given (default 9100, '
@@ -61,12 +66,11 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from lw_refinenet_ros.data.datasets import ConveyorDataset, open_dataset
-    from lw_refinenet_ros.engine import InferenceEngine
     from lw_refinenet_ros.engine.quantize import calibration_images
     from lw_refinenet_ros.errors import ConfigError
     from lw_refinenet_ros.evaluation.metrics import ConfusionMeter
     from lw_refinenet_ros.evaluation.segmentation import engine_segmenter
-    from lw_refinenet_ros.model import load_model
+    from lw_refinenet_ros.segmenter import Segmenter
 
     if args.eval_count < 1:
         raise ConfigError('--eval-count must be >= 1.')
@@ -75,9 +79,10 @@ def run(args: argparse.Namespace) -> int:
     if size is None:
         first = cv2.imread(str(files[0]), cv2.IMREAD_COLOR)
         if first is None:
-            raise ConfigError(f'{files[0]} is not a readable image; pass --size HxW.')
+            raise ConfigError(f'{files[0]} is not a readable image; pass --size '
+                              f'WIDTHxHEIGHT.')
         size = tuple(first.shape[:2])
-    model, info = load_model(args.weights)
+    loaded = Segmenter.load(args.weights, lazy=True)  # model and classes, no engine yet
     if args.eval:
         dataset = open_dataset(args.eval)
     else:
@@ -87,9 +92,9 @@ def run(args: argparse.Namespace) -> int:
     base = engine_config_from_args(args, device='cpu', warmup_size=size, agreement_min=0.0,
                                    backend_fallback=False)
 
-    def engine(backend: str, precision: str, **options: str) -> InferenceEngine:
+    def engine(backend: str, precision: str, **options: str) -> Any:
         config = dataclasses.replace(base, backend=backend, precision=precision, **options)
-        return InferenceEngine(model, config, num_classes=info.num_classes)
+        return Segmenter(loaded.model, loaded.class_map, engine=config).engine
 
     start = time.perf_counter()
     int8 = engine('openvino', 'int8', calibration_dir=str(args.calibration))
@@ -97,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     fp32 = engine('openvino', 'fp32')
     reference = engine('torch', 'fp32')
     engines = {'torch fp32': reference, 'openvino fp32': fp32, 'openvino int8': int8}
-    meters = {name: ConfusionMeter(info.num_classes) for name in engines}
+    meters = {name: ConfusionMeter(loaded.num_classes) for name in engines}
     times: dict[str, list[float]] = {name: [] for name in engines}
     equal = {name: 0 for name in engines}
     pixels = 0
@@ -120,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
                       'labels_equal_to_torch_fp32': equal[name] / max(pixels, 1)}
     change = (rows['openvino int8']['miou'] - rows['torch fp32']['miou']) * 100.0
     where = args.eval or f'conveyor seed {args.eval_seed}'
-    print(f'int8 model for {size[0]}x{size[1]} from {len(files)} calibration images '
+    print(f'int8 model for {size[1]}x{size[0]} from {len(files)} calibration images '
           f'({build_s:.1f} s incl. any cached build); engine: {int8.describe()}')
     print(f'scored on {count} frames of {where}:')
     for name, row in rows.items():

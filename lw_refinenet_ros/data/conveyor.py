@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from lw_refinenet_ros import sizes
 from lw_refinenet_ros.errors import ConfigError
 
 CLASS_NAMES: tuple[str, ...] = (
@@ -520,14 +521,9 @@ def render_conveyor_frame(rng_or_seed: np.random.Generator | int | Sequence[int]
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """Parse ``'WxH'`` (e.g. ``'320x240'``) into (width, height)."""
-    try:
-        w, h = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise ConfigError(f'Size {text!r} is not WIDTHxHEIGHT, e.g. 320x240.') from None
-    if w < 16 or h < 16:
-        raise ConfigError(f'Size {text!r} is too small; use at least 16x16.')
-    return w, h
+    """A generated frame's size: ``'320x240'`` -> (width, height), at least 16x16 (the
+    package's one size parser, :func:`lw_refinenet_ros.sizes.parse_size`)."""
+    return sizes.parse_size(text, minimum=16, what='Size')
 
 
 def write_classes_yaml(path: str | os.PathLike[str],

@@ -25,6 +25,7 @@ from lw_refinenet_ros.options import (
     add_arguments,
     values_from_args,
 )
+from lw_refinenet_ros.sizes import is_size_text, parse_size_hw
 
 AUTO = 'auto'
 UPSAMPLE_MODES: tuple[str, ...] = ('bicubic', 'nearest')
@@ -37,29 +38,6 @@ def is_device_name(value: str) -> bool:
     ``cuda``, ``cuda:N``)."""
     return value in (AUTO, 'cpu', 'cuda') or (
         value.startswith('cuda:') and value[5:].isdigit())
-
-
-def parse_size(text: str) -> tuple[int, int] | None:
-    """``'480x640'`` -> ``(480, 640)`` (height, width); None unless two positive integers."""
-    parts = text.lower().split('x') if isinstance(text, str) else []
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        return None
-    height, width = (int(p) for p in parts)
-    return (height, width) if height > 0 and width > 0 else None
-
-
-def size_argument(text: str) -> tuple[int, int]:
-    """argparse ``type=`` for a ``HEIGHTxWIDTH`` flag: ``(height, width)`` or a usage error."""
-    size = parse_size(text)
-    if size is None:
-        raise argparse.ArgumentTypeError(f'{text!r} is not HEIGHTxWIDTH with positive integers, '
-                                         f'e.g. 480x640')
-    return size
-
-
-def is_size_text(value: str) -> bool:
-    """Whether ``value`` is ``'HEIGHTxWIDTH'`` with positive integers."""
-    return parse_size(value) is not None
 
 
 def default_cache_dir() -> Path:
@@ -103,12 +81,13 @@ ENGINE_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('upsample', 'bicubic',
                   'bicubic: reference-exact labels; nearest: cheaper, argmax at stride 4.',
                   choices=UPSAMPLE_MODES),
-    ParameterSpec('warmup_size', '480x640',
-                  'HEIGHTxWIDTH of the image the engine warms up and chooses its backend on: '
+    ParameterSpec('warmup_size', '640x480',
+                  'WIDTHxHEIGHT of the image the engine warms up and chooses its backend on: '
                   "use the camera's size (other sizes work; the first frame of a new size may "
                   'take longer while a runtime builds for it).',
                   check=is_size_text,
-                  constraint='HEIGHTxWIDTH with positive integers, e.g. 480x640'),
+                  constraint='WIDTHxHEIGHT with positive integers, e.g. 640x480 (a landscape '
+                  'camera size turned portrait, like 480x640, is the old HEIGHTxWIDTH order)'),
     ParameterSpec('num_threads', 0,
                   'CPU threads for inference; 0 = the runtime default, -1 = time 1 thread '
                   'against the default at warm-up and keep the faster.',
@@ -133,8 +112,8 @@ class EngineConfig:
             and interpolates logits only near label changes when the image is exactly four
             times the logits (same labels; see :mod:`.bands`). False interpolates every pixel.
     ``max_side`` and ``num_threads`` and means 0 (native size, runtime default);
-    ``warmup_size`` is held as ``(height, width)`` and also accepts the parameter's
-    ``'HEIGHTxWIDTH'`` text.
+    ``warmup_size`` is held as ``(height, width)`` (numpy's order) and also accepts the
+    parameter's ``'WIDTHxHEIGHT'`` text.
 
     Attributes:
         channels_last: torch backend: NHWC memory format (true, false or ``'auto'`` = on;
@@ -166,7 +145,7 @@ class EngineConfig:
     calibration_dir: str = ''
     max_side: int = 0
     upsample: str = 'bicubic'
-    warmup_size: tuple[int, int] | str = (480, 640)
+    warmup_size: tuple[int, int] | str = (480, 640)  # (height, width); text: '640x480'
     num_threads: int = 0
     channels_last: bool | str = AUTO
     fold_batchnorm: bool = True
@@ -183,9 +162,9 @@ class EngineConfig:
         for name in ('max_side', 'num_threads'):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, 0)
-        if isinstance(self.warmup_size, str):  # the parameter's text form: 'HEIGHTxWIDTH'
-            text = ENGINE_PARAMETER_SPECS['warmup_size'].validate(self.warmup_size)
-            object.__setattr__(self, 'warmup_size', parse_size(text))
+        if isinstance(self.warmup_size, str):  # the parameter's text form: 'WIDTHxHEIGHT'
+            object.__setattr__(self, 'warmup_size',
+                               parse_size_hw(self.warmup_size, what='warmup_size'))
         for spec in ENGINE_PARAMETERS:
             if spec.name != 'warmup_size':
                 object.__setattr__(self, spec.name, spec.validate(getattr(self, spec.name)))

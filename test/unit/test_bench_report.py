@@ -61,5 +61,5 @@ def test_view_overhead_and_backends_tables(report, tmp_path: Path, capsys) -> No
     assert '| node processing p50, median of rounds: off / on | 61.5 / 66.9 ms |' in out
     assert '+8.6 % (-10 ... +48 %)' in out and '16.4 / 16.5 (10.8)' in out
     assert 'CPU AMD EPYC (avx512_bf16); 1 thread(s)' in out
-    assert '| 240x320 | openvino | bf16 | 15.9 | 16.7 | 61.9 | 2.72 | 99.96 % |' in out
+    assert '| 320x240 | openvino | bf16 | 15.9 | 16.7 | 61.9 | 2.72 | 99.96 % |' in out
     assert 'tensorrt: not available (not installed)' in out

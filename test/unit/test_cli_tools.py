@@ -82,11 +82,12 @@ def test_export_static_and_dynamic_onnx(tmp_path: pathlib.Path,
 
 def test_bench_json(tmp_path: pathlib.Path) -> None:
     target = tmp_path / 'bench.json'
-    assert main(['bench', '--size', '24x40', '--device', 'cpu', '--iters', '2', '--warmup', '0',
+    assert main(['bench', '--size', '40x24', '--device', 'cpu', '--iters', '2', '--warmup', '0',
                  '--num-classes', '3', '--backend', 'torch', '--json', str(target)]) == 0
     data = json.loads(target.read_text())
     (row,) = data['results']
-    assert row['arch'] == 'mbv2' and row['height'] == 24 and row['device'] == 'cpu'
+    assert row['arch'] == 'mbv2' and (row['width'], row['height']) == (40, 24)
+    assert row['device'] == 'cpu'
     assert row['label_agreement_pct'] == 100.0
     assert row['engine']['p50_ms'] > 0 and row['reference']['fps'] > 0
     assert row['speedup_p50'] > 0 and data['meta']['torch'] == torch.__version__
@@ -97,7 +98,7 @@ def test_bench_backends_compares_runtimes_against_torch_fp32(
         tmp_path: pathlib.Path, capsys: pytest.CaptureFixture) -> None:
     target = tmp_path / 'backends.json'
     assert main(['bench', '--backends', 'openvino', 'onnxruntime', '--precision', 'fp32',
-                 '--size', '32x48', '--device', 'cpu', '--iters', '2', '--warmup', '0',
+                 '--size', '48x32', '--device', 'cpu', '--iters', '2', '--warmup', '0',
                  '--num-classes', '3', '--threads', '1', '--cache-dir', str(tmp_path / 'c'),
                  '--json', str(target)]) == 0
     data = json.loads(target.read_text())
@@ -112,7 +113,7 @@ def test_bench_backends_compares_runtimes_against_torch_fp32(
     assert rows['torch/fp32']['engine_settings']['selection_phases_s'] == {}
     assert data['meta']['cpu'] and data['meta']['openvino']
     out = capsys.readouterr().out
-    assert out.startswith('CPU: ') and '| 32x48 | openvino | fp32 |' in out
+    assert out.startswith('CPU: ') and '| 48x32 | openvino | fp32 |' in out
 
 def test_segment_writes_16bit_labels_when_k_exceeds_256(tmp_path: pathlib.Path) -> None:
     torch.manual_seed(0)

@@ -64,7 +64,8 @@ def test_bench_takes_engine_options_from_the_spine_and_sweeps_lists() -> None:
     assert (base.device, base.precision) == ('auto', 'auto')  # set per swept configuration
     assert bench.swept_values(args.devices, 'device', '--device') == ['cpu', 'cuda:1']
     assert bench.swept_values(args.precisions, 'precision', '--precision') == ['fp32', 'bf16']
-    assert bench.swept_values(args.sizes, 'warmup_size', '--size') == [(24, 40), (48, 64)]
+    # WIDTHxHEIGHT on the command line, the engine's (height, width) inside
+    assert bench.swept_values(args.sizes, 'warmup_size', '--size') == [(40, 24), (64, 48)]
 
 
 @pytest.mark.parametrize('flag, value', [('--device', 'gpu'), ('--precision', 'fp8'),
@@ -93,8 +94,8 @@ def test_quantize_takes_its_engine_options_from_the_spine() -> None:
 
 @pytest.mark.parametrize('text', ['48by64', '0x64', '48x', '-4x4'])
 def test_size_flags_give_a_usage_error_naming_the_format(text: str) -> None:
-    from lw_refinenet_ros.engine.config import size_argument
+    from lw_refinenet_ros.sizes import size_argument
 
     assert size_argument('48X64') == (48, 64)
-    with pytest.raises(argparse.ArgumentTypeError, match='HEIGHTxWIDTH'):
+    with pytest.raises(argparse.ArgumentTypeError, match='WIDTHxHEIGHT'):
         size_argument(text)
