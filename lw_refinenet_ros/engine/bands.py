@@ -34,10 +34,13 @@ CUBIC_A = -0.75
 BLOCKS_PER_BATCH = 8192
 #: Relative allowance for float32 rounding in the sure-window test.
 _ROUNDING = 1e-5
-#: Largest difference from the exact confidence allowed outside the bands: a sure block whose
-#: confidence could be further off (from each class's lead range over the window) is
-#: interpolated exactly as well. None interpolates the stride-4 confidence in every sure block.
-CONFIDENCE_TOLERANCE: float | None = 0.01
+#: None (the default): in a sure block the confidence is the stride-4 confidence interpolated
+#: with the same kernel (the class cannot change there; measured on a 640x480 conveyor frame
+#: with the default model: at most 0.0015 from exact, mean 8e-6). A number: also proven within
+#: that of exact from each class's lead range over the window, else interpolated exactly (on
+#: that frame 0.01 puts 31 % of the blocks in the band instead of 14 %, and costs the time the
+#: band saved).
+CONFIDENCE_TOLERANCE: float | None = None
 #: exp() of anything below this is 0 for a softmax sum; clamping avoids subnormal results,
 #: which are many times slower on x86.
 _EXP_FLOOR = np.float32(-80.0)
@@ -248,9 +251,8 @@ def band_upsample(logits: np.ndarray, kernel: str, labels: np.ndarray,
             best, peak = _argmax_planes(np.moveaxis(up, 2, 0))
             blocks[bi, :, bj, :] = best.T.reshape(n, OUTPUT_STRIDE, OUTPUT_STRIDE)
             if conf_blocks is not None:
-                total = np.zeros_like(peak)
-                for k in range(num_classes):
-                    total += np.exp(np.maximum(up[:, :, k] - peak, _EXP_FLOOR))
+                shifted = np.maximum(up - peak[:, :, None], _EXP_FLOOR)
+                total = np.einsum('ijk->ij', np.exp(shifted, out=shifted))
                 conf_blocks[bi, :, bj, :] = (1.0 / total).T.reshape(
                     n, OUTPUT_STRIDE, OUTPUT_STRIDE)
     labels[...] = canvas[inner]

@@ -29,12 +29,11 @@ bilinear exactly; bicubic's negative lobes (``a = -0.75``, as OpenCV and torch) 
 the same bound, so its labels equal the full-resolution path's as well, up to float rounding
 at exact ties. Inside the bands the 16 outputs of a block are one fixed 16 x 16 (or 16 x 4)
 matrix times its window of logits: one GEMM for all band blocks. The confidence is exact in
-the bands; in a sure block it is the stride-4 confidence interpolated, and only where each
-class's lead range over the window proves that within
-:data:`~lw_refinenet_ros.engine.bands.CONFIDENCE_TOLERANCE` (0.01) of exact; other blocks join
-the band. Statistics and objects are computed from these labels, as before.
-Other ratios (``max_side``, sizes that are not multiples of 4)
-run the full-resolution path.
+the bands; in a sure block it is the stride-4 confidence interpolated with the same kernel
+(see :data:`~lw_refinenet_ros.engine.bands.CONFIDENCE_TOLERANCE` for the measured difference
+and the variant that guarantees a bound). Statistics and objects are computed from these
+labels, as before. Other ratios (``max_side``, sizes that are not multiples of 4) run the
+full-resolution path.
 
 On CUDA everything is torch (``F.interpolate``, ``max``, ``exp``) and the statistics are
 computed on the device, so only labels, confidence and a few numbers come back.
@@ -79,14 +78,17 @@ class CpuPostprocessor:
             :data:`TILE_BUDGET_BYTES`).
         band: Interpolate only in the bands near label changes when the output is exactly
             four times the logits (see "Bands" above); False always interpolates every pixel.
+        confidence_tolerance: The band path's confidence bound (see
+            :data:`~lw_refinenet_ros.engine.bands.CONFIDENCE_TOLERANCE`).
     """
 
     def __init__(self, num_classes: int, upsample: str = 'bicubic', tile_rows: int = 0,
-                 band: bool = True) -> None:
+                 band: bool = True, confidence_tolerance: float | None = None) -> None:
         self.num_classes = num_classes
         self.upsample = upsample
         self.tile_rows = tile_rows
         self.band = band
+        self.confidence_tolerance = confidence_tolerance
         #: Blocks interpolated by the last band call (None: the full path ran).
         self.last_band_blocks: int | None = None
         self._buffers: dict[str, np.ndarray] = {}
@@ -118,7 +120,8 @@ class CpuPostprocessor:
                 and width == OUTPUT_STRIDE * logits.shape[2]:
             from lw_refinenet_ros.engine.bands import band_upsample
 
-            self.last_band_blocks = band_upsample(logits, self.upsample, labels, confidence)
+            self.last_band_blocks = band_upsample(logits, self.upsample, labels, confidence,
+                                                  self.confidence_tolerance)
             return labels, confidence
         hwk = logits.transpose(1, 2, 0)  # free for channels_last output
         small_h = hwk.shape[0]

@@ -140,4 +140,4 @@ def test_engine_labels_and_stats_are_the_same_with_and_without_bands() -> None:
     assert np.array_equal(banded.labels, full.labels)
     assert [(s.class_id, s.pixel_count, s.bbox) for s in banded.stats] == \
         [(s.class_id, s.pixel_count, s.bbox) for s in full.stats]
-    assert np.abs(banded.confidence - full.confidence).max() <= 0.01 + 1e-6
+    assert np.abs(banded.confidence - full.confidence).mean() < 1e-3
