@@ -25,8 +25,15 @@ active exception", exit code -6). So the exit goes:
    promise. ``run_node(..., fast_exit=False)`` returns instead (start-up errors always do).
 
 A watchdog thread backs this up for the cases where the main thread itself is stuck in C++
-code (building the engine, a warm-up inference): once the context is down it gives the
-orderly path the budget and then exits 0 itself.
+code: once the context is down it gives the orderly path the budget and then ends the
+process itself. While the node is still being built (loading, a warm-up inference) that is
+the interrupted start-up the user asked for: a WARN line and status 0. Once the node was
+built, a teardown that overruns the budget is a fault (a deadlock): an ERROR line and status
+:data:`FORCED_EXIT_CODE`.
+
+An exception out of the executor counts as the signal only when it is one rclpy raises while
+its context goes down (``ros/spinning.py``), and is then logged at WARN; any other is a crash
+with its traceback and a non-zero status.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from rclpy.node import Node
 
 from lw_refinenet_ros.errors import LWRefineNetError
 from lw_refinenet_ros.ros.health import NodeFailure
-from lw_refinenet_ros.ros.spinning import context_stays_ok
+from lw_refinenet_ros.ros.spinning import shutdown_raced
 from lw_refinenet_ros.scheduler import busy_workers
 
 NODE_NAME = 'lw_refinenet'
@@ -57,6 +64,9 @@ _EXIT_MARGIN_S = 0.3
 # How long after shutdown began the process waits for an inference in flight to end; longer
 # ones are left behind (their thread must not be running when the interpreter finalises).
 WORKER_GRACE_S = 0.5
+# Exit status when the watchdog had to end a built node's teardown (a deadlock, not a signal
+# served in time).
+FORCED_EXIT_CODE = 3
 
 _LOG = logging.getLogger(__name__)
 
@@ -99,20 +109,23 @@ def _flush_streams() -> None:
         pass
 
 
-def _leave(code: int, reason: str | None = None) -> None:
-    """End the process now with ``code``, without finalising the interpreter."""
+def _leave(code: int, reason: str | None = None, level: str = 'info') -> None:
+    """End the process now with ``code``, without finalising the interpreter; ``reason`` is
+    logged at ``level`` first."""
     if reason:
-        rclpy.logging.get_logger(NODE_NAME).info(reason)
+        getattr(rclpy.logging.get_logger(NODE_NAME), level)(reason)
     logging.shutdown()
     _flush_streams()
     os._exit(code)
 
 
 class ExitWatchdog:
-    """Ends the process with status 0 if it is still alive ``budget_s`` after shutdown began.
+    """Ends the process if it is still alive ``budget_s`` after shutdown began.
 
     Shutdown begins when the context stops being ok (the rclpy signal handler shuts it down
     from its own thread, so this sees a signal even while the main thread is busy in C++).
+    Before :meth:`node_built` the exit is the interrupted start-up (status 0, WARN); after it,
+    a stuck teardown (status :data:`FORCED_EXIT_CODE`, ERROR).
     """
 
     def __init__(self, context: Context, budget_s: float = EXIT_BUDGET_S,
@@ -122,6 +135,7 @@ class ExitWatchdog:
         self._poll_s = poll_s
         self._done = threading.Event()
         self._down_at: float | None = None
+        self._built = False
         self._thread = threading.Thread(target=self._watch, name='lw_refinenet_exit_watchdog',
                                         daemon=True)
 
@@ -139,6 +153,10 @@ class ExitWatchdog:
         if self._down_at is None:
             self._down_at = time.monotonic()
 
+    def node_built(self) -> None:
+        """The node exists: from now on a forced exit is a fault, not an interrupted start."""
+        self._built = True
+
     def cancel(self) -> None:
         """The orderly exit is done (or the process is leaving): stand down."""
         self._done.set()
@@ -152,8 +170,14 @@ class ExitWatchdog:
         deadline = self.since_shutdown(self._budget_s - _EXIT_MARGIN_S)
         if self._done.wait(max(0.0, deadline - time.monotonic())):
             return
-        _leave(0, f'shutdown took longer than {self._budget_s:g} s (the main thread is busy '
-                  f'in native code): exiting now')
+        if not self._built:
+            _leave(0, f'shutdown took longer than {self._budget_s:g} s (the main thread is '
+                      f'busy in native code while the node is being built): start-up '
+                      f'interrupted, exiting now', 'warning')
+        _leave(FORCED_EXIT_CODE,
+               f'shutdown took longer than {self._budget_s:g} s: the teardown of the node is '
+               f'stuck (the main thread is busy in native code); forcing the exit with '
+               f'status {FORCED_EXIT_CODE}', 'error')
 
 
 def _wait_for_workers(deadline: float) -> list[threading.Thread]:
@@ -187,6 +211,9 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None, *,
                 rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {error}')
                 code = 1
         if node is not None and context.ok():
+            # (Built after a signal: the start-up was interrupted, its overrun no fault.)
+            watchdog.node_built()
+        if node is not None and context.ok():
             executor = SingleThreadedExecutor(context=context)
             executor.add_node(node)
             executor.spin()
@@ -196,14 +223,12 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None, *,
         # The node stopped working (its worker keeps dying): said at FATAL, never exit 0.
         rclpy.logging.get_logger(NODE_NAME).fatal(f'stopping: {error}')
         code = 1
-    except Exception:
+    except Exception as error:
         # A signal can surface first as an error from inside rclpy's C++ code while rclpy is
-        # still shutting the context down (see ros/spinning.py): not a crash.
-        if context_stays_ok(context):
+        # still shutting the context down (see ros/spinning.py): not a crash, but logged.
+        if not shutdown_raced(error, context, NODE_NAME):
             watchdog.cancel()  # a crash: the traceback and a non-zero status, not exit 0
             raise
-        # rclpy calls made while the signal handler shut the context down fail with an
-        # RCLError or InvalidHandle: that is the shutdown the user asked for, not a crash.
     finally:
         watchdog.note_shutdown()
         _close(node, executor, context)

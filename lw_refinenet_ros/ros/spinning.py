@@ -7,6 +7,12 @@ shutting the context down (measured: ``context.ok()`` is still true right after 
 interrupt and false a moment later). A process that treats that error as a crash exits 1
 with a traceback after a plain Ctrl-C, seen in fresh-clone test runs of the node. This module
 waits briefly for the shutdown before calling an exception a crash.
+
+Only what rclpy raises while its context goes down qualifies (:func:`is_shutdown_error`):
+its RCLError and InvalidHandle, NotInitializedException, its executor's ShutdownException and
+pybind's "Unable to convert call argument" RuntimeError. Any other exception is a crash even
+when a signal follows it closely, and one that is treated as the shutdown is still logged (one
+WARN line with its type and message), so no exception ends a process unseen.
 """
 
 from __future__ import annotations
@@ -16,12 +22,49 @@ from typing import Callable, Sequence
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
+from rclpy.exceptions import InvalidHandle, NotInitializedException
+from rclpy.executors import (
+    Executor,
+    ExternalShutdownException,
+    ShutdownException,
+    SingleThreadedExecutor,
+)
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 
 # How long an exception from spin() may precede the context's shutdown by a signal and still
 # count as that signal rather than a crash.
 SIGNAL_SETTLE_S = 0.5
+
+# What rclpy raises from calls its context is going down under.
+SHUTDOWN_ERRORS: tuple[type[BaseException], ...] = (
+    rclpy_implementation.RCLError, InvalidHandle, NotInitializedException, ShutdownException)
+# pybind11's text when a signal interrupts a conversion inside rclpy's C++ code.
+_PYBIND_INTERRUPTED = 'Unable to convert call argument'
+# The logger of the line that reports an exception treated as the shutdown.
+LOGGER_NAME = 'lw_refinenet'
+
+
+def is_shutdown_error(error: BaseException) -> bool:
+    """Whether ``error`` is one rclpy raises while its context goes down under a call."""
+    return isinstance(error, SHUTDOWN_ERRORS) or (
+        type(error) is RuntimeError and str(error).startswith(_PYBIND_INTERRUPTED))
+
+
+def shutdown_raced(error: BaseException, context: Context,
+                   logger_name: str = LOGGER_NAME) -> bool:
+    """Whether ``error`` is the requested shutdown rather than a crash; logs it if so.
+
+    True when ``error`` is one of rclpy's shutdown errors and ``context`` goes down within
+    :data:`SIGNAL_SETTLE_S`; the error is then logged in one WARN line. False means a crash:
+    the caller re-raises.
+    """
+    if not is_shutdown_error(error) or context_stays_ok(context):
+        return False
+    text = ' '.join(str(error).split())
+    rclpy.logging.get_logger(logger_name).warning(
+        f'treated as the requested shutdown: {type(error).__name__}: {text}')
+    return True
 
 
 def context_stays_ok(context: Context, seconds: float = SIGNAL_SETTLE_S) -> bool:
@@ -37,15 +80,16 @@ def context_stays_ok(context: Context, seconds: float = SIGNAL_SETTLE_S) -> bool
 def spin_until_shutdown(executor: Executor, context: Context) -> None:
     """``executor.spin()`` until SIGINT/SIGTERM or an external shutdown; re-raise real errors.
 
-    An exception while ``context`` goes down within :data:`SIGNAL_SETTLE_S` is the shutdown the
-    user asked for; one while the context stays up is a crash and propagates.
+    One of rclpy's shutdown errors while ``context`` goes down within :data:`SIGNAL_SETTLE_S`
+    is the shutdown the user asked for (logged at WARN); anything else is a crash and
+    propagates.
     """
     try:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except Exception:
-        if context_stays_ok(context):
+    except Exception as error:
+        if not shutdown_raced(error, context):
             raise
 
 
