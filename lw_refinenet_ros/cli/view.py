@@ -43,13 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C; 2 (with the reason) when the port is taken or an option is bad."""
     # ROS and the Foxglove SDK load here so that `lw-refinenet --help` stays instant.
-    from lw_refinenet_ros.ros.view.server import ViewConfig
+    from lw_refinenet_ros.view.server import ViewConfig
 
     config = ViewConfig(cameras=tuple(args.cameras), image_topic=args.image_topic,
                         address=args.address, port=args.port, max_width=args.max_width,
                         jpeg_quality=args.jpeg_quality)
     if args.write_layout:
-        from lw_refinenet_ros.ros.view.layout import write_layout
+        from lw_refinenet_ros.view.layout import write_layout
 
         path = write_layout(args.write_layout, config.cameras, config.image_topic)
         print(f'wrote the Foxglove layout for {", ".join(config.cameras)} to {path}')
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         # Before any thread starts (server, DDS, encoder): threads inherit the niceness, so
         # the whole view yields the CPU to the segmentation node when both want it.
         os.nice(args.nice)
-    from lw_refinenet_ros.ros.view.bridge import serve
+    from lw_refinenet_ros.view.bridge import serve
 
     def ready(server: object) -> None:
         print(f'lw-refinenet view: serving {", ".join(config.cameras)} on {server.url} '

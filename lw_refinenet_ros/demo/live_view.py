@@ -1,6 +1,6 @@
 """``lw-refinenet demo --foxglove [PORT]``: the live view as one more child process.
 
-The view (:mod:`lw_refinenet_ros.ros.view`) runs exactly as ``lw-refinenet view`` would, in its
+The view (:mod:`lw_refinenet_ros.view`) runs exactly as ``lw-refinenet view`` would, in its
 own process, so watching the demo in Foxglove cannot slow the node or the monitor. It starts
 first: a port already in use stops the demo before the camera and the node are started.
 """

@@ -39,12 +39,12 @@ from std_msgs.msg import ColorRGBA, Header
 from lw_refinenet_ros.errors import ConfigError
 from lw_refinenet_ros.ros.conversions import array_to_image
 from lw_refinenet_ros.ros.qos import LATCHED_QOS, OUTPUT_QOS
-from lw_refinenet_ros.ros.view.bridge import VIEW_QOS, ViewBridge
-from lw_refinenet_ros.ros.view.encode import FLAT, IDS, PHOTO, encode_pixels
-from lw_refinenet_ros.ros.view.layout import DEMO_NAMESPACE, layout_json
-from lw_refinenet_ros.ros.view.payloads import diagnostics_to_dict, stats_to_dict
-from lw_refinenet_ros.ros.view.server import ViewConfig, ViewServer
 from lw_refinenet_ros.testing.foxglove_client import SUBPROTOCOL, FoxgloveClient
+from lw_refinenet_ros.view.bridge import VIEW_QOS, ViewBridge
+from lw_refinenet_ros.view.encode import FLAT, IDS, PHOTO, encode_pixels
+from lw_refinenet_ros.view.layout import DEMO_NAMESPACE, layout_json
+from lw_refinenet_ros.view.payloads import diagnostics_to_dict, stats_to_dict
+from lw_refinenet_ros.view.server import ViewConfig, ViewServer
 
 REPO = Path(__file__).resolve().parents[2]
 NS = '/view_test'

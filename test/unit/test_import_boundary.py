@@ -1,10 +1,10 @@
-"""Only ``lw_refinenet_ros.ros`` and the demo may talk to ROS: everything else runs in a
-plain venv.
+"""Only the ROS packages may talk to ROS: everything else runs in a plain venv.
 
-Each module is imported in a fresh interpreter in which ``rclpy`` and every message package
-are blocked (``sys.modules[name] = None`` makes any import of them fail), so an accidental
-``import rclpy`` anywhere outside ``ros/``, ``demo/`` and the fake node of ``testing/`` fails
-this test. The demo's process
+The ROS packages are ``ros/`` (the product node), ``demo/`` (the conveyor demo and its camera
+and robot nodes), ``view/`` (the Foxglove live view, a bridge from ROS topics) and the fake
+node of ``testing/``. Each other module is imported in a fresh interpreter in which ``rclpy``
+and every message package are blocked (``sys.modules[name] = None`` makes any import of them
+fail), so an accidental ``import rclpy`` anywhere else fails this test. The demo's process
 supervisor and scoring are checked too: the benchmarks use the supervisor without ROS.
 """
 
@@ -18,7 +18,7 @@ import pytest
 
 PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[2] / 'lw_refinenet_ros'
 ROS_ONLY = ('lw_refinenet_ros.ros', 'lw_refinenet_ros.msg', 'lw_refinenet_ros.demo.',
-            'lw_refinenet_ros.testing.fake_node')
+            'lw_refinenet_ros.view', 'lw_refinenet_ros.testing.fake_node')
 # Demo modules that must stay ROS-free (shared with benchmarks/, testable alone).
 PLAIN_DEMO_MODULES = ('lw_refinenet_ros.demo.supervisor', 'lw_refinenet_ros.demo.scoring')
 BLOCKED = ('rclpy', 'rosidl_runtime_py', 'std_msgs', 'sensor_msgs', 'diagnostic_msgs',
@@ -45,6 +45,8 @@ def test_the_package_has_plain_modules_to_check() -> None:
     assert 'lw_refinenet_ros.cli' in modules
     assert set(PLAIN_DEMO_MODULES) <= set(modules)
     assert 'lw_refinenet_ros.demo.runner' not in modules
+    assert 'lw_refinenet_ros.view.bridge' not in modules
+    assert 'lw_refinenet_ros.segmenter' in modules and 'lw_refinenet_ros.bench' in modules
     assert 'lw_refinenet_ros.testing.fake_engine' in modules
 
 

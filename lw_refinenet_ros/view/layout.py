@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import foxglove.layouts as fl
 
-from lw_refinenet_ros.ros.view.server import DIAGNOSTICS_TOPIC, camera_prefix
+from lw_refinenet_ros.view.server import DIAGNOSTICS_TOPIC, camera_prefix
 
 #: The namespace ``lw-refinenet demo`` runs in; the shipped layout shows it.
 DEMO_NAMESPACE = '/conveyor_demo'

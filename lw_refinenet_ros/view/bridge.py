@@ -34,8 +34,8 @@ from lw_refinenet_ros.msg import ClassMap, SegmentationStats, SegmentedObjects
 from lw_refinenet_ros.palette import colorize
 from lw_refinenet_ros.ros.qos import LATCHED_QOS
 from lw_refinenet_ros.ros.spinning import run_until_shutdown
-from lw_refinenet_ros.ros.view.encode import encode_image, encode_pixels, label_array, scale_for
-from lw_refinenet_ros.ros.view.payloads import (
+from lw_refinenet_ros.view.encode import encode_image, encode_pixels, label_array, scale_for
+from lw_refinenet_ros.view.payloads import (
     annotations_from_objects,
     annotations_from_stats,
     class_colors,
@@ -45,7 +45,7 @@ from lw_refinenet_ros.ros.view.payloads import (
     stamp_seconds,
     stats_to_dict,
 )
-from lw_refinenet_ros.ros.view.server import (
+from lw_refinenet_ros.view.server import (
     DIAGNOSTICS_TOPIC,
     CameraChannels,
     ViewConfig,

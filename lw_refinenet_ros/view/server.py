@@ -17,8 +17,8 @@ import foxglove
 from foxglove.channels import CompressedImageChannel, ImageAnnotationsChannel
 
 from lw_refinenet_ros.errors import ConfigError
-from lw_refinenet_ros.ros.view.encode import FLAT, IDS, PHOTO
-from lw_refinenet_ros.ros.view.payloads import (
+from lw_refinenet_ros.view.encode import FLAT, IDS, PHOTO
+from lw_refinenet_ros.view.payloads import (
     CLASS_MAP_SCHEMA,
     DIAGNOSTICS_SCHEMA,
     STATS_SCHEMA,
