@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # no bracket, so a stray bracket pixel would score IoU 0).
     parser.add_argument('--seed', type=int, default=1,
                         help='conveyor scene seed (default 1: every part class appears)')
+    parser.add_argument('--density', type=float, default=6.0,
+                        help='mean parts per 320 px of belt (default 6; 8 is a crowded belt '
+                             'with many parts on top of each other; 1 to 10)')
     parser.add_argument('--snapshots', type=int, default=5,
                         help='overlay PNGs saved, evenly spaced (default 5)')
     parser.add_argument('--startup-timeout', type=float, default=120.0,
@@ -110,9 +113,14 @@ def _print_summary(summary: dict[str, Any]) -> None:
         return 'n/a' if value is None else f'{value}{unit}'
 
     print()
+    loop = cfg.get('camera_loop_frames')
     print(f'Demo summary ({summary["duration_s"]} s, {cfg["device"]}, '
-          f'{cfg["size"][0]}x{cfg["size"][1]} at {cfg["rate_hz"]:g} Hz'
+          f'{cfg["size"][0]}x{cfg["size"][1]} at {cfg["rate_hz"]:g} Hz, seed {cfg["seed"]}, '
+          f'density {cfg.get("density", 6.0):g}'
           f'{", interrupted" if summary["interrupted"] else ""})')
+    if loop:
+        print(f'  (the camera replays a {loop}-frame loop: {loop / cfg["rate_hz"]:g} s of belt, '
+              f'shown again and again)')
     print(f'  camera     published {show(cam["published"])}, recorded {cam["recorded"]}')
     print(f'  node       received {show(node["received"])}, processed {show(node["processed"])}, '
           f'dropped {show(node["dropped_overwritten"])} overwritten + '
@@ -134,37 +142,57 @@ def _print_summary(summary: dict[str, Any]) -> None:
             for k, v in acc['iou'].items()))
     objects = summary.get('objects')
     if objects and objects['frames_scored']:
-        print(f'  objects    precision {show(objects["precision"])}, recall '
-              f'{show(objects["recall"])}, pick success {show(objects["pick_success"])}, id '
-              f'switches {objects["id_switches"]}/{objects["track_frames"]} track-frames over '
-              f'{objects["frames_scored"]} frames (mask IoU >= 0.5; docs/objects.md)')
+        pickable = objects.get('pickable')
+        if pickable:
+            print(f'  pickable   precision {show(pickable["precision"])}, recall '
+                  f'{show(pickable["recall"])}, pick in the matched part '
+                  f'{show(pickable["pick_success"])} ({pickable["frames"]} frames; parts at '
+                  f'least half in view, off the border; one-to-one, mask IoU >= 0.5)')
+        print(f'  objects    all visible pieces: precision {show(objects["precision"])}, '
+              f'recall {show(objects["recall"])}, pick in the matched part '
+              f'{show(objects["pick_success"])}; id switches {objects["id_switches"]}/'
+              f'{objects["track_frames"]} track-frames over {objects["frames_scored"]} frames '
+              f'(docs/objects.md)')
     print(f'  robot      {robot["picks"]} picks {robot["by_class"] or ""}')
     if robot['last']:
         print(f'             last: {robot["last"]}')
     rec = summary['recording']
     print(f'  recording  {rec["path"]} ({rec["bytes"] / 1e6:.1f} MB, '
           f'{sum(rec["messages"].values())} messages on {len(rec["messages"])} topics)')
+    if rec.get('write_s') is not None:
+        print(f'             its cost: {rec["write_s"]} s writing ({rec["compression"]} chunks, '
+              f'{rec["payload_bytes"] / 1e6:.1f} MB in -> {rec["bytes"] / 1e6:.1f} MB on disk)')
     print(f'  overlays   {len(summary["overlays"])} PNGs in {Path(rec["path"]).parent}')
     video = summary.get('video') or {}
     if video.get('path'):
         print(f'  video      {video["path"]} ({video["frames"]} frames at {video["fps"]} fps: '
               f'overlay, parts, pick point, status line)')
+        encoder = video.get('encoder') or {}
+        if encoder:
+            print(f'             its cost: {encoder["cpu_s"]} s CPU at nice {encoder["nice"]}, '
+                  f'{encoder["finished_after_run_s"]} s after the run')
     if summary.get('plot'):
         print(f'  plot       {summary["plot"]} (latency, processed/dropped over time)')
+    for name, exit_info in (summary.get('processes') or {}).items():
+        if exit_info and exit_info['exit_code'] != 0:
+            print(f'  EXIT       {name} exited with code {exit_info["exit_code"]} (last stop '
+                  f'signal {exit_info["stop_signal"]}, logs/)')
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; 0 when the node produced results, 1 when it produced none."""
     from lw_refinenet_ros.data.conveyor import parse_size
+    from lw_refinenet_ros.sizes import size_text
 
     size = parse_size(args.size)
     if args.duration <= 0 or args.rate <= 0:
         raise ConfigError('--duration and --rate must be positive.')
+    check_density(args.density)
     if args.node_module is None:
         _check_weights(args.weights)
     engine_values = values_from_args(args, ENGINE_PARAMETERS)  # checked before any process
     # The node warms up and chooses its backend at the camera's size.
-    engine_values.setdefault('warmup_size', f'{size[1]}x{size[0]}')
+    engine_values.setdefault('warmup_size', size_text(*size))
     device = _resolve_device(engine_values.pop('device', 'auto'))
     node_parameters = _node_parameters(engine_values)
     max_age = args.max_frame_age_ms
@@ -178,7 +206,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = DemoConfig(out_dir=Path(args.out), duration_s=args.duration, device=device,
                         weights=args.weights, rate_hz=args.rate, size=size,
-                        max_frame_age_ms=max_age, seed=args.seed, snapshots=args.snapshots,
+                        max_frame_age_ms=max_age, seed=args.seed, density=args.density,
+                        snapshots=args.snapshots,
                         startup_timeout_s=args.startup_timeout,
                         node_module=args.node_module or NODE_MODULE,
                         transport=args.transport,
@@ -189,8 +218,24 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         _print_summary(summary)
+    log = Path(args.out) / 'logs' / 'segmentation_node.log'
     if not summary['results']['labels_received']:
-        print('lw-refinenet demo: error: the segmentation node produced no results; see '
-              f'{Path(args.out) / "logs" / "segmentation_node.log"}')
+        print(f'lw-refinenet demo: error: the segmentation node produced no results; see {log}')
+        return 1
+    node_exit = (summary.get('processes') or {}).get('segmentation_node')
+    if node_exit and node_exit['exit_code'] != 0:
+        print(f'lw-refinenet demo: error: the segmentation node exited with code '
+              f'{node_exit["exit_code"]} (a clean stop is 0); see {log}')
         return 1
     return 0
+
+
+def check_density(density: float) -> None:
+    """Refuse a belt density the camera does not support, naming the range."""
+    from lw_refinenet_ros.ros.conveyor_camera import DENSITY_RANGE
+
+    low, high = DENSITY_RANGE
+    if not low <= density <= high:
+        raise ConfigError(f'--density {density:g} is outside the supported range {low:g} to '
+                          f'{high:g} (mean parts per 320 px of belt; 6 is the default, 8 a '
+                          f'crowded belt).')

@@ -25,7 +25,11 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 
 from lw_refinenet_ros.data.conveyor import CLASS_COLORS, CLASS_NAMES
-from lw_refinenet_ros.demo.object_scoring import ObjectStampScorer, objects_from_message
+from lw_refinenet_ros.demo.object_scoring import (
+    ObjectStampScorer,
+    full_areas_from_message,
+    objects_from_message,
+)
 from lw_refinenet_ros.demo.recorder import McapWriter, TopicRecorder
 from lw_refinenet_ros.demo.scoring import StampPairingScorer, number, remember
 from lw_refinenet_ros.msg import ClassMap, SegmentedObjects
@@ -39,6 +43,7 @@ NODE_TOPICS = ('segmentation/labels', 'segmentation/color', 'segmentation/overla
 CAMERA_TOPICS = {'camera_info': 'sensor_msgs/msg/CameraInfo',
                  'ground_truth/labels': 'sensor_msgs/msg/Image',
                  'ground_truth/instances': 'sensor_msgs/msg/Image',
+                 'ground_truth/objects': 'lw_refinenet_ros/msg/SegmentedObjects',
                  'image': 'sensor_msgs/msg/Image'}
 
 
@@ -94,6 +99,7 @@ class DemoMonitor(Node):
                 ('segmentation/overlay', self._on_overlay),
                 ('segmentation/class_map', self._on_class_map),
                 ('ground_truth/instances', self._on_instances),
+                ('ground_truth/objects', self._on_parts),
                 ('segmentation/objects', self._on_objects),
                 ('/diagnostics', self._on_diagnostics))}
 
@@ -150,6 +156,10 @@ class DemoMonitor(Node):
     def _on_instances(self, data: bytes, now_ns: int) -> None:
         msg = deserialize_message(data, Image)
         self.objects.add('instances', stamp_ns(msg.header.stamp), image_array(msg))
+
+    def _on_parts(self, data: bytes, now_ns: int) -> None:
+        msg = deserialize_message(data, SegmentedObjects)
+        self.objects.add('parts', stamp_ns(msg.header.stamp), full_areas_from_message(msg))
 
     def _on_objects(self, data: bytes, now_ns: int) -> None:
         msg = deserialize_message(data, SegmentedObjects)

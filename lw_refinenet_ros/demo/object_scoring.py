@@ -2,12 +2,14 @@
 
 Four streams meet by header stamp: the camera's ``ground_truth/labels`` and
 ``ground_truth/instances``, and the node's ``segmentation/labels`` and
-``segmentation/objects``. A SegmentedObject carries no mask, so each object's mask is rebuilt
-from the node's labels: the pixels of its class inside its outline (the demo runs the node
-with ``objects.contour_points`` set) and its box. Scores are those of
-:class:`lw_refinenet_ros.evaluation.object_metrics.ObjectScorer`: precision/recall at mask
-IoU >= 0.5, pick success, id switches of confirmed tracks. No ROS imports: the monitor hands
-in arrays and plain object records.
+``segmentation/objects``; a fifth, the camera's ``ground_truth/objects`` (each part's
+unoccluded pixel count), adds the pickable-part scores when it is there. A SegmentedObject
+carries no mask, so each object's mask is rebuilt from the node's labels: the pixels of its
+class inside its outline (the demo runs the node with ``objects.contour_points`` set) and its
+box. Scores are those of :class:`lw_refinenet_ros.evaluation.object_metrics.ObjectScorer`:
+one-to-one precision/recall at mask IoU >= 0.5 for pickable parts and every visible piece,
+pick points inside the matched part, id switches of confirmed tracks. No ROS imports: the
+monitor hands in arrays and plain object records.
 """
 
 from __future__ import annotations
@@ -65,14 +67,25 @@ def with_masks(objects: Sequence[ScoredObject], labels: np.ndarray) -> list[Scor
     return out
 
 
+def full_areas_from_message(msg: Any) -> dict[int, int]:
+    """By instance id, the unoccluded pixels of each part of a ``ground_truth/objects``
+    message (the demo camera's SegmentedObjects: ``id`` = instance id, ``pixel_count``)."""
+    return {int(obj.id): int(obj.pixel_count) for obj in msg.objects}
+
+
 class ObjectStampScorer:
-    """Pairs the four streams by stamp and scores each complete frame once.
+    """Pairs the streams by stamp and scores each complete frame once.
+
+    A frame is complete with its truth, instances, labels and objects; the parts' unoccluded
+    areas (``parts``), when they arrived first (the camera publishes them before the image),
+    add the frame to the pickable scores.
 
     Args:
         num_classes: Classes of the scene.
     """
 
     _PARTS = ('truth', 'instances', 'labels', 'objects')
+    _OPTIONAL = ('parts',)
 
     def __init__(self, num_classes: int) -> None:
         self.scorer = ObjectScorer(num_classes)
@@ -80,12 +93,14 @@ class ObjectStampScorer:
         self._pending: OrderedDict[int, dict[str, Any]] = OrderedDict()
 
     def add(self, kind: str, stamp: int, value: Any) -> None:
-        """One stream's message of frame ``stamp`` (kind: truth, instances, labels, objects)."""
-        if kind not in self._PARTS:
-            raise ValueError(f'kind must be one of {self._PARTS}, got {kind!r}.')
+        """One stream's message of frame ``stamp`` (kind: truth, instances, labels, objects,
+        parts)."""
+        if kind not in self._PARTS + self._OPTIONAL:
+            raise ValueError(f'kind must be one of {self._PARTS + self._OPTIONAL}, got '
+                             f'{kind!r}.')
         entry = self._pending.pop(stamp, None) or {}
         entry[kind] = value
-        if len(entry) == len(self._PARTS):
+        if all(part in entry for part in self._PARTS):
             self._score(entry)
         else:
             remember(self._pending, stamp, entry)
@@ -95,7 +110,8 @@ class ObjectStampScorer:
         if not truth.shape == instances.shape == labels.shape:
             return
         objects = with_masks(entry['objects'], labels)
-        self.scorer.add(objects, truth, instances, [o.track_id for o in objects])
+        self.scorer.add(objects, truth, instances, [o.track_id for o in objects],
+                        entry.get('parts'))
         self.frames_scored += 1
 
     def summary(self, class_names: Sequence[str]) -> dict[str, Any]:

@@ -9,7 +9,9 @@ typestore), and ``cdr`` channels named by absolute topic. Foxglove, ``ros2 bag``
 
 Chunks are lz4-compressed: zstd (the mcap default) writes about 340 noisy 640x480 frames/s on
 this machine, lz4 about 890 (docs/architecture.md §7), and the recorder shares 2 cores
-with the camera and the inference.
+with the camera and the inference. The writer keeps its own cost (:attr:`McapWriter.write_s`,
+the time spent in ``add_message``, chunk compression included, and the bytes written) so the
+demo can say what its recording took from the node.
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ class McapWriter:
             raise LWRefineNetError(f'Unknown MCAP compression {compression!r}; use one of '
                                    f'{", ".join(kinds)}.')
         self.path = Path(path)
+        self.compression = compression
+        self.write_s = 0.0  # wall time inside add_message and finish (compression included)
         self._file: BinaryIO = open(self.path, 'wb')
         self._writer = Writer(self._file, compression=kinds[compression])
         self._writer.start(profile='ros2', library=PACKAGE)
@@ -99,6 +103,7 @@ class McapWriter:
         self._lock = threading.Lock()
         self._closed = False
         self.counts: Counter[str] = Counter()
+        self.payload_bytes = 0  # message bytes handed in (before compression)
 
     def add_channel(self, topic: str, type_name: str) -> None:
         """Declare ``topic`` with ROS type ``type_name`` (``pkg/msg/Name``); idempotent."""
@@ -119,9 +124,12 @@ class McapWriter:
             if self._closed:
                 return
             self._sequence += 1
+            start = time.perf_counter()
             self._writer.add_message(channel_id=self._channels[topic], log_time=stamp,
                                      publish_time=stamp, data=data, sequence=self._sequence)
+            self.write_s += time.perf_counter() - start
             self.counts[topic] += 1
+            self.payload_bytes += len(data)
 
     def close(self) -> None:
         """Write the summary section and close the file (safe to call twice)."""
@@ -129,8 +137,21 @@ class McapWriter:
             if self._closed:
                 return
             self._closed = True
+            start = time.perf_counter()
             self._writer.finish()
             self._file.close()
+            self.write_s += time.perf_counter() - start
+
+    def cost(self) -> dict[str, Any]:
+        """What the recording cost: bytes in and on disk, compression, time spent writing."""
+        messages = sum(self.counts.values())
+        on_disk = self.path.stat().st_size if self.path.exists() else 0
+        return {'compression': self.compression, 'message_count': messages,
+                'payload_bytes': self.payload_bytes, 'bytes': on_disk,
+                'ratio': round(on_disk / self.payload_bytes, 3) if self.payload_bytes else None,
+                'write_s': round(self.write_s, 3),
+                'write_ms_per_message': round(1e3 * self.write_s / messages, 4)
+                if messages else None}
 
 
 def _message_class(type_name: str) -> Any:

@@ -45,6 +45,9 @@ from lw_refinenet_ros.ros.sorting_robot import SortingRobotNode
 NODE_MODULE = 'lw_refinenet_ros.ros.node'
 CAMERA_MODULE = 'lw_refinenet_ros.ros.conveyor_camera'
 DEFAULT_NAMESPACE = '/conveyor_demo'
+#: The camera renders this many frames once and replays them (its ``loop_frames`` default):
+#: a run longer than loop_frames / rate_hz shows the same belt again.
+CAMERA_LOOP_FRAMES = 150
 DIAGNOSTIC_COUNTERS = ('received', 'processed', 'dropped_overwritten', 'dropped_too_old',
                        'failed')
 
@@ -62,6 +65,7 @@ class DemoConfig:
         size: Camera (width, height).
         max_frame_age_ms: Node parameter: frames older than this are dropped, not segmented.
         seed: Scene seed.
+        density: Mean parts per 320 px of belt (the camera's ``density``; 6 is its default).
         snapshots: Number of overlay PNGs, evenly spaced over the run.
         startup_timeout_s: Longest wait for the node to come up (model load, warm-up).
         node_module: Module with the segmentation node's ``main()`` (tests swap in a fake).
@@ -83,6 +87,7 @@ class DemoConfig:
     size: tuple[int, int] = (320, 240)
     max_frame_age_ms: float = 500.0
     seed: int = 1
+    density: float = 6.0
     snapshots: int = 5
     startup_timeout_s: float = 120.0
     node_module: str = NODE_MODULE
@@ -99,8 +104,18 @@ def _spawn(module: str, ros_args: list[str], log_path: Path) -> subprocess.Popen
                             log_path=log_path)
 
 
-def _stop(process: subprocess.Popen, spin: Callable[[], None] | None = None) -> int:
-    return supervisor.stop(process, timeout_s=8.0, spin=spin).exit_code
+def _stop(process: subprocess.Popen,
+          spin: Callable[[], None] | None = None) -> supervisor.StopResult:
+    return supervisor.stop(process, timeout_s=8.0, spin=spin)
+
+
+def _exit_report(result: supervisor.StopResult | None) -> dict[str, Any] | None:
+    """A child's exit for the summary: code, the last stop signal it needed, seconds."""
+    if result is None:
+        return None
+    return {'exit_code': result.exit_code,
+            'stop_signal': result.signal.name if result.signal is not None else None,
+            'stop_s': result.seconds}
 
 
 def _camera_published(log_path: Path) -> int | None:
@@ -175,6 +190,7 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
         node_args += ['-p', assignment]
     camera_args = [*namespace, '-p', f'width:={width}', '-p', f'height:={height}',
                    '-p', f'rate_hz:={float(config.rate_hz)}', '-p', f'seed:={config.seed}',
+                   '-p', f'density:={float(config.density)}',
                    # Start the belt once the node and the recorder are matched, so both see
                    # every frame (a new match between processes can take seconds here).
                    '-p', 'wait_for_subscribers:=2']
@@ -185,6 +201,7 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
     window_start = started = time.monotonic()
     window_end = None
     startup: dict[str, float] = {}
+    exits: dict[str, supervisor.StopResult] = {}
     try:
         try:
             if config.foxglove_port is not None:
@@ -239,7 +256,7 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
         window_end = time.monotonic()
         published = None
         if camera is not None:
-            _stop(camera, spin=lambda: executor.spin_once(timeout_sec=0.02))
+            exits['camera'] = _stop(camera, spin=lambda: executor.spin_once(timeout_sec=0.02))
             published = _camera_published(camera_log)
         # Drain, for at most 3 s: the camera's last frames (acknowledged by this process's
         # reader before the camera exited, but maybe not taken yet on a busy machine), and
@@ -253,13 +270,15 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        for process in (camera, node, view):
+        for name, process in (('camera', camera), ('segmentation_node', node),
+                              ('view', view)):
             if process is not None:
-                _stop(process)
+                result = _stop(process)
+                exits.setdefault(name, result)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         writer.close()
-        video_path = video.close()
+        video_path = video.close()  # the rest of the video is encoded now, after the run
         executor.shutdown()
         monitor.destroy_node()
         robot.destroy_node()
@@ -270,8 +289,12 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
     summary = _summary(config, monitor, robot, writer, elapsed, interrupted,
                        _camera_published(camera_log))
     summary['startup_s'] = startup
+    summary['processes'] = {name: _exit_report(exits.get(name))
+                            for name in ('camera', 'segmentation_node', 'view')
+                            if name in exits}
     summary['video'] = {'path': str(video_path) if video_path else None,
-                        'frames': video.video.frames, 'fps': video.video.fps}
+                        'frames': video.video.frames, 'fps': video.video.fps,
+                        'encoder': video.encoder.describe()}
     summary['plot'] = str(save_run_plot(
         out / 'demo_plot.png', video.timeline.latency, video.timeline.counters,
         f'{config.device}, {width}x{height} at {config.rate_hz:g} Hz'))
@@ -294,6 +317,7 @@ def _summary(config: DemoConfig, monitor: DemoMonitor, robot: SortingRobotNode,
         'config': {'device': config.device, 'weights': config.weights or '(default model)',
                    'size': list(config.size), 'rate_hz': config.rate_hz,
                    'max_frame_age_ms': config.max_frame_age_ms, 'seed': config.seed,
+                   'density': config.density, 'camera_loop_frames': CAMERA_LOOP_FRAMES,
                    'namespace': config.namespace,
                    'fastdds_profile': os.environ.get('FASTRTPS_DEFAULT_PROFILES_FILE')},
         'camera': {'published': camera_published, 'recorded': monitor.image_count},
@@ -314,7 +338,7 @@ def _summary(config: DemoConfig, monitor: DemoMonitor, robot: SortingRobotNode,
         'robot': {'picks': len(robot.picks), 'by_class': dict(picks),
                   'last': robot.picks[-1].describe() if robot.picks else None},
         'recording': {'path': str(writer.path), 'messages': dict(writer.counts),
-                      'bytes': writer.path.stat().st_size if writer.path.exists() else 0},
+                      **writer.cost()},
         'overlays': [str(p) for p in monitor.snapshot_paths],
     }
 

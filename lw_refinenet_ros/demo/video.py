@@ -15,6 +15,11 @@ receives ``segmentation/overlay`` and draws on each frame:
 Frames are written at a constant rate on the camera's clock (a frame is repeated until the
 next overlay arrives), so the video plays in real time although the node's rate varies. It also
 keeps the time series that :mod:`lw_refinenet_ros.demo.plot` draws.
+
+Decoding, drawing and encoding run on a :class:`~lw_refinenet_ros.demo.encoder.LowPriorityWorker`
+(one thread at nice 19), not in the executor: the demo should measure the node, not its own
+video. What is left when the run ends is encoded then; the summary says how long that took
+and how much CPU the video cost.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
+from lw_refinenet_ros.demo.encoder import LowPriorityWorker
 from lw_refinenet_ros.demo.monitor import NODE_NAME, image_array, stamp_ns
 from lw_refinenet_ros.msg import ClassMap, SegmentationStats, SegmentedObjects
 from lw_refinenet_ros.ros.sorting_robot import choose_pick
@@ -215,7 +221,8 @@ class DemoVideoNode(Node):
         """
         super().__init__('demo_video', **kwargs)
         self._picks = picks
-        self.video = ConstantRateVideo(path, fps)
+        self.video = ConstantRateVideo(path, fps)  # used on the encoder thread only
+        self.encoder = LowPriorityWorker('demo-video')
         self.timeline = Timeline()
         self._colors = np.zeros((0, 3), np.uint8)
         self._names: tuple[str, ...] = ()
@@ -329,7 +336,12 @@ class DemoVideoNode(Node):
                 pick = (*chosen.centroid, f'pick {chosen.class_name}')
         status = (f'{t:5.1f} s   processed {self._processed}   dropped {self._dropped}   '
                   f'{latency}')
-        self.video.add(draw_frame(image_array(msg), marks, self._colors, status, pick), t)
+        colors = self._colors
+
+        def encode() -> None:
+            self.video.add(draw_frame(image_array(msg), marks, colors, status, pick), t)
+
+        self.encoder.submit(encode)
 
     def _recent_pick(self, stamp_s: float,
                      objects: SegmentedObjects | None) -> tuple[float, float, str] | None:
@@ -346,7 +358,9 @@ class DemoVideoNode(Node):
         return x, y, f'PICK #{pick.track_id} {pick.class_name}'
 
     def close(self) -> Path | None:
-        """Finish the video; its path (None if the node sent no overlay)."""
+        """Finish the video (encoding what is still queued); its path (None if the node sent
+        no overlay)."""
         if self._pending:
             self._flush(until=next(reversed(self._pending)))
+        self.encoder.close()
         return self.video.close()

@@ -9,6 +9,10 @@ The node publishes, with one shared header per frame (stamp = now, frame_id
 - ``ground_truth/instances`` (sensor_msgs/Image, mono16): the id of the part under every
   pixel (0 = no part), persistent while the part rides the belt, so objects and their track
   ids can be scored (each pass through the replay loop gives its parts new ids);
+- ``ground_truth/objects`` (lw_refinenet_ros/SegmentedObjects): one entry per part in the
+  frame: ``id`` its instance id, ``class_id``/``class_name``, ``pixel_count`` the pixels it
+  would cover if nothing lay on it (so visible / unoccluded = how much of it is in view; the
+  demo scores pickable parts with it), the other fields zero;
 - ``camera_info`` (sensor_msgs/CameraInfo): a pinhole model (about 53 degrees horizontal FOV).
 
 Why frames are cached: rendering one 320x240 frame costs about 14 ms of Python/OpenCV, close to
@@ -42,9 +46,13 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 
-from lw_refinenet_ros.data.conveyor import ConveyorScene
+from lw_refinenet_ros.data.conveyor import CLASS_NAMES, ConveyorScene
+from lw_refinenet_ros.msg import SegmentedObject, SegmentedObjects
 
 FRAME_ID = 'conveyor_camera_optical'
+#: Belt densities (mean parts per 320 px of belt) the camera accepts: the default model was
+#: trained on 6 to 9; beyond 10 parts pile up deeper than on any training belt.
+DENSITY_RANGE = (1.0, 10.0)
 QOS_DEPTH = 5
 
 
@@ -68,6 +76,11 @@ PARAMETERS: dict[str, tuple[Any, str, dict[str, Any]]] = {
                     {'integer_range': _int_range(0, 100000), 'read_only': True}),
     'prerender': (True, 'Render the loop at startup (no rendering cost while publishing)',
                   {'read_only': True}),
+    'density': (6.0, f'Mean parts per 320 px of belt, {DENSITY_RANGE[0]:g} to '
+                     f'{DENSITY_RANGE[1]:g} (8 is a crowded belt)',
+                {'floating_point_range': [FloatingPointRange(
+                    from_value=DENSITY_RANGE[0], to_value=DENSITY_RANGE[1])],
+                 'read_only': True}),
     'belt_speed': (2.0, 'Belt speed in pixels per frame at 320x240 (scales with the size)',
                    {'floating_point_range': [FloatingPointRange(from_value=0.0, to_value=50.0)],
                     'read_only': True}),
@@ -121,8 +134,9 @@ class ConveyorCameraNode(Node):
         self.frame_id = str(values['frame_id'])
         self._loop_frames = int(values['loop_frames'])
         self._scene = ConveyorScene(int(values['seed']), (self.width, self.height),
-                                    speed=float(values['belt_speed']))
-        self._cache: list[tuple[bytes, bytes, np.ndarray]] = []
+                                    speed=float(values['belt_speed']),
+                                    density=float(values['density']))
+        self._cache: list[tuple[bytes, bytes, np.ndarray, dict[int, tuple[int, int]]]] = []
         self._id_stride = 0  # instance ids per loop pass (known once the loop is rendered)
         self._next = 0
         if self._loop_frames and values['prerender']:
@@ -139,6 +153,7 @@ class ConveyorCameraNode(Node):
         self._image_pub = self.create_publisher(Image, 'image', qos)
         self._truth_pub = self.create_publisher(Image, 'ground_truth/labels', qos)
         self._instances_pub = self.create_publisher(Image, 'ground_truth/instances', qos)
+        self._parts_pub = self.create_publisher(SegmentedObjects, 'ground_truth/objects', qos)
         self._info_pub = self.create_publisher(CameraInfo, 'camera_info', qos)
         self._info = make_camera_info(self.width, self.height)
         self._timer = self.create_timer(1.0 / self.rate_hz, self._on_timer)
@@ -146,26 +161,32 @@ class ConveyorCameraNode(Node):
                 else 'rendered live (no loop)')
         self.get_logger().info(
             f'Conveyor camera {self.width}x{self.height} at {self.rate_hz:g} Hz, {loop}; '
-            f'publishing image, ground_truth/labels, ground_truth/instances, camera_info')
+            f'publishing image, ground_truth/labels, ground_truth/instances, '
+            f'ground_truth/objects, camera_info')
 
-    def _frame(self) -> tuple[bytes, bytes, np.ndarray]:
-        """Image and label bytes and instance ids of the next frame (cached once rendered).
+    def _frame(self) -> tuple[bytes, bytes, np.ndarray, dict[int, tuple[int, int]]]:
+        """Image and label bytes, instance ids and, by instance id, (class id, unoccluded
+        pixels) of the next frame (cached once rendered).
 
         Replayed passes shift the instance ids: the parts of a new pass are new parts to a
         tracker (they jump back to where the loop started).
         """
         if self._loop_frames and len(self._cache) >= self._loop_frames:
             if not self._id_stride:
-                self._id_stride = 1 + max(int(i.max()) for _, _, i in self._cache)
-            image, labels, instances = self._cache[self._next % self._loop_frames]
+                self._id_stride = 1 + max(int(i.max()) for _, _, i, _ in self._cache)
+            image, labels, instances, parts = self._cache[self._next % self._loop_frames]
             shift = (self._next // self._loop_frames) * self._id_stride % 60000
             if shift:
                 instances = np.where(instances > 0, (instances.astype(np.int64) + shift - 1)
                                      % 65535 + 1, 0).astype(np.uint16)
-            frame = (image, labels, instances)
+                parts = {(i + shift - 1) % 65535 + 1: v for i, v in parts.items()}
+            frame = (image, labels, instances, parts)
         else:
             image, labels = self._scene.next_frame()
-            frame = (image.tobytes(), labels.tobytes(), self._scene.render_instances())
+            instances, areas = self._scene.instances_and_areas()
+            classes = {p.instance_id: p.class_id for p in self._scene.parts}
+            frame = (image.tobytes(), labels.tobytes(), instances,
+                     {i: (classes[i], a) for i, a in areas.items() if a > 0})
             if self._loop_frames:
                 self._cache.append(frame)
         self._next += 1
@@ -185,7 +206,7 @@ class ConveyorCameraNode(Node):
     def _on_timer(self) -> None:
         if not self._ready():
             return
-        image_bytes, label_bytes, instances = self._frame()
+        image_bytes, label_bytes, instances, part_areas = self._frame()
         header = self._info.header
         header.stamp = self.get_clock().now().to_msg()
         header.frame_id = self.frame_id
@@ -202,6 +223,9 @@ class ConveyorCameraNode(Node):
         # segmentation of the same frame arrives.
         self._truth_pub.publish(truth)
         self._instances_pub.publish(parts)
+        self._parts_pub.publish(SegmentedObjects(header=header, objects=[
+            SegmentedObject(id=int(i), class_id=int(c), class_name=CLASS_NAMES[c],
+                            pixel_count=int(a)) for i, (c, a) in part_areas.items()]))
         self._image_pub.publish(image)
         self._info_pub.publish(self._info)
         self.frames_published += 1
@@ -213,8 +237,8 @@ class ConveyorCameraNode(Node):
         """
         timeout = Duration(nanoseconds=int(timeout_s * 1e9))
         return all(pub.wait_for_all_acked(timeout)
-                   for pub in (self._truth_pub, self._instances_pub, self._image_pub,
-                               self._info_pub))
+                   for pub in (self._truth_pub, self._instances_pub, self._parts_pub,
+                               self._image_pub, self._info_pub))
 
     @property
     def loop_seconds(self) -> float:

@@ -163,3 +163,46 @@ def test_demo_with_real_node(tmp_path):
     assert summary['recording']['messages'][f'{_namespace(out)}/segmentation/overlay'] > 0
     # A trained conveyor model scores far above chance on its own generator.
     assert summary['accuracy']['miou'] > 0.3
+
+
+def test_a_density_outside_the_supported_range_is_refused_with_the_range(tmp_path):
+    result = _run_demo(tmp_path / 'demo', '--density', '25', timeout=60)
+    assert result.returncode == 2
+    assert '--density 25 is outside the supported range 1 to 10' in result.stderr
+    assert not (tmp_path / 'demo').exists()
+
+
+@pytest.mark.slow
+def test_a_crowded_belt_of_a_chosen_seed_is_scored_for_pickable_parts(tmp_path):
+    out = tmp_path / 'demo'
+    result = _run_demo(out, '--duration', '3', '--device', 'cpu', '--density', '8',
+                       '--seed', '31001', '--node-module', 'fake_segmentation_node')
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['config']['density'] == 8.0 and summary['config']['seed'] == 31001
+    assert summary['config']['camera_loop_frames'] == 150
+    assert 'density 8' in result.stdout and 'replays a 150-frame loop' in result.stdout
+    pickable = summary['objects']['pickable']
+    assert pickable is not None and pickable['frames'] > 0
+    assert 'pickable   precision' in result.stdout
+    parts_per_frame = [len(m.ros_msg.objects) for m in mcap_reader.read_ros2_messages(
+        str(out / 'demo.mcap'), topics=[f'{_namespace(out)}/ground_truth/objects'])]
+    assert parts_per_frame and sum(parts_per_frame) / len(parts_per_frame) > 4
+    # The demo's own cost: compressed chunks, the writing time, the video at low priority.
+    recording = summary['recording']
+    assert recording['compression'] == 'lz4' and recording['write_s'] > 0
+    assert recording['bytes'] < recording['payload_bytes']
+    assert summary['video']['encoder']['nice'] == 19
+    assert summary['processes']['segmentation_node']['exit_code'] == 0
+
+
+@pytest.mark.slow
+def test_a_node_that_does_not_exit_cleanly_fails_the_demo(tmp_path):
+    out = tmp_path / 'demo'
+    result = _run_demo(out, '--duration', '2', '--device', 'cpu',
+                       '--node-module', 'exit_code_node')
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert 'segmentation node exited with code 3' in result.stdout
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['processes']['segmentation_node']['exit_code'] == 3
+    assert summary['results']['labels_received'] > 0     # it did work: only its exit was bad

@@ -9,6 +9,7 @@ from std_msgs.msg import Header
 from lw_refinenet_ros.data.conveyor import CLASS_NAMES, ConveyorScene
 from lw_refinenet_ros.demo.object_scoring import (
     ObjectStampScorer,
+    full_areas_from_message,
     object_parameters,
     objects_from_message,
 )
@@ -63,3 +64,66 @@ def test_demo_parameters_put_the_pick_line_at_the_same_place_in_pixels_and_metre
     # The demo camera: fx = width, cx = (width - 1) / 2.
     assert line_m == pytest.approx((line_px - 159.5) / 320 * height, abs=1e-6)
     assert values['use_camera_info'] == 'true'
+
+
+def test_the_parts_areas_add_pickable_scores_to_the_frames_they_reach_in_time() -> None:
+    scene = ConveyorScene(31001, (160, 120), density=8.0)
+    config = ObjectsConfig.from_mapping({'objects.contour_points': 48})
+    processor = ObjectProcessor(config, CLASS_NAMES)
+    live = ObjectStampScorer(len(CLASS_NAMES))
+    for index in range(8):
+        _, labels = scene.next_frame()
+        instances, areas = scene.instances_and_areas()
+        header = Header()
+        header.stamp.sec = index
+        msg = objects_message(processor.process(labels, index / 30.0), header, (160, 120))
+        stamp = index * 10**9
+        if index % 2 == 0:        # the camera's areas come before the node's output
+            live.add('parts', stamp, areas)
+        for kind, value in (('truth', labels), ('instances', instances), ('labels', labels),
+                            ('objects', objects_from_message(msg))):
+            live.add(kind, stamp, value)
+    summary = live.summary(CLASS_NAMES)
+    assert live.frames_scored == 8
+    assert summary['pickable']['frames'] == 4
+    assert summary['pickable']['recall'] >= summary['recall']
+    assert summary['matching'] == 'one-to-one'
+
+
+def test_the_camera_publishes_each_parts_unoccluded_area_at_the_density_asked(
+        ros_context) -> None:
+    import uuid
+
+    from lw_refinenet_ros.msg import SegmentedObject, SegmentedObjects
+    from rclpy.parameter import Parameter
+
+    from lw_refinenet_ros.ros.conveyor_camera import ConveyorCameraNode
+
+    def camera(density: float) -> ConveyorCameraNode:
+        return ConveyorCameraNode(
+            context=ros_context, namespace=f'/cam_{uuid.uuid4().hex[:8]}',
+            parameter_overrides=[Parameter('seed', value=31001),
+                                 Parameter('width', value=160), Parameter('height', value=120),
+                                 Parameter('density', value=density),
+                                 Parameter('loop_frames', value=0)])
+
+    crowded, sparse = camera(8.0), camera(2.0)
+    try:
+        scene = ConveyorScene(31001, (160, 120), density=8.0)
+        counts = {8.0: 0, 2.0: 0}
+        for _ in range(5):
+            _, _, instances, parts = crowded._frame()
+            scene.next_frame()
+            expected_instances, areas = scene.instances_and_areas()
+            np.testing.assert_array_equal(instances, expected_instances)
+            assert {i: a for i, (_, a) in parts.items()} == {
+                i: a for i, a in areas.items() if a > 0}
+            counts[8.0] += len(parts)
+            counts[2.0] += len(sparse._frame()[3])
+        assert counts[8.0] > 2 * counts[2.0]
+    finally:
+        crowded.destroy_node()
+        sparse.destroy_node()
+    # What the monitor reads back from the camera's ground_truth/objects message.
+    msg = SegmentedObjects(objects=[SegmentedObject(id=7, class_id=3, pixel_count=420)])
+    assert full_areas_from_message(msg) == {7: 420}

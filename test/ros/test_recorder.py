@@ -113,3 +113,27 @@ def test_records_topics_with_matching_qos_and_reads_back(ros_context, tmp_path):
 def test_unknown_compression_is_rejected(tmp_path):
     with pytest.raises(LWRefineNetError, match='compression'):
         McapWriter(tmp_path / 'x.mcap', compression='gzip')
+
+
+@pytest.mark.parametrize('compression', ['lz4', 'zstd'])
+def test_compressed_recording_reads_back_and_reports_its_cost(tmp_path, compression):
+    from rclpy.serialization import serialize_message
+
+    path = tmp_path / f'{compression}.mcap'
+    writer = McapWriter(path, compression=compression)
+    writer.add_channel('/cam/image', 'sensor_msgs/msg/Image')
+    flat = bytes(64 * 48 * 3)                # a flat frame: compresses well
+    for index in range(40):
+        msg = Image(height=48, width=64, encoding='rgb8', step=64 * 3, data=flat)
+        msg.header.frame_id = f'f{index}'
+        writer.write('/cam/image', serialize_message(msg))
+    writer.close()
+    with open(path, 'rb') as stream:
+        chunks = [c.compression for c in make_reader(stream).get_summary().chunk_indexes]
+    assert chunks and set(chunks) == {compression}
+    frames = [m.ros_msg.header.frame_id for m in mcap_reader.read_ros2_messages(str(path))]
+    assert frames == [f'f{index}' for index in range(40)]
+    cost = writer.cost()
+    assert cost['compression'] == compression and cost['message_count'] == 40
+    assert cost['bytes'] == path.stat().st_size < cost['payload_bytes'] / 5
+    assert cost['write_s'] > 0 and cost['write_ms_per_message'] > 0

@@ -103,3 +103,30 @@ def test_number_and_rounded() -> None:
     assert scoring.number('1.5') == 1.5
     assert scoring.number('n/a') is None and scoring.number(None) is None
     assert scoring.rounded(float('nan')) is None and scoring.rounded(1.23456, 3) == 1.235
+
+
+def test_the_video_worker_runs_jobs_in_order_at_the_lowest_priority() -> None:
+    import os
+    import threading
+
+    import pytest
+
+    from lw_refinenet_ros.demo.encoder import LOWEST_PRIORITY, LowPriorityWorker
+
+    main_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    done: list[int] = []
+    worker = LowPriorityWorker('test-worker', max_queued=2)
+    for index in range(6):                     # more than max_queued: submit waits its turn
+        worker.submit(lambda index=index: done.append(index))
+    worker.submit(lambda: 1 / 0)               # a failing job is counted, not fatal
+    worker.submit(lambda: done.append(99))
+    worker.close()
+    worker.close()                             # twice is harmless
+    assert done == [0, 1, 2, 3, 4, 5, 99]
+    report = worker.describe()
+    assert report['jobs'] == 8 and report['errors'] == ['ZeroDivisionError: division by zero']
+    assert report['nice'] == min(main_nice + LOWEST_PRIORITY, 19)
+    # Only the worker thread was lowered, not the demo's own threads.
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_nice
+    with pytest.raises(RuntimeError, match='after close'):
+        worker.submit(lambda: None)
