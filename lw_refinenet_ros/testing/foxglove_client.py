@@ -21,6 +21,8 @@ from typing import Any, Callable
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 import websockets
 
+#: The subprotocol the Foxglove app offers today; the view also accepts the older
+#: ``foxglove.websocket.v1`` (pass ``subprotocol=``).
 SUBPROTOCOL = 'foxglove.sdk.v1'
 _MESSAGE_DATA = 1
 
@@ -37,9 +39,12 @@ class Received:
 class FoxgloveClient:
     """An asyncio client; use ``async with FoxgloveClient(url) as client``."""
 
-    def __init__(self, url: str, receive_buffer: int = 0) -> None:
-        """``receive_buffer`` > 0 shrinks the socket's kernel buffer, to play a slow client."""
+    def __init__(self, url: str, receive_buffer: int = 0,
+                 subprotocol: str = SUBPROTOCOL) -> None:
+        """``receive_buffer`` > 0 shrinks the socket's kernel buffer, to play a slow client;
+        ``subprotocol`` is the one name offered in the handshake."""
         self.url = url
+        self._offer = subprotocol
         self._receive_buffer = receive_buffer
         self.server_info: dict[str, Any] = {}
         self.channels: dict[str, dict[str, Any]] = {}
@@ -59,7 +64,7 @@ class FoxgloveClient:
             sock.setblocking(False)
             # websockets stops reading once max_queue frames wait unread: back-pressure.
             options = {'sock': sock, 'max_queue': 1}
-        self._socket = await websockets.connect(self.url, subprotocols=[SUBPROTOCOL],
+        self._socket = await websockets.connect(self.url, subprotocols=[self._offer],
                                                 max_size=None, close_timeout=1.0, **options)
         deadline = time.monotonic() + 5.0
         while not self.channels or not self.server_info:

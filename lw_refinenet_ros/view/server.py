@@ -17,6 +17,7 @@ import foxglove
 from foxglove.channels import CompressedImageChannel, ImageAnnotationsChannel
 
 from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.view import subprotocol as relay
 from lw_refinenet_ros.view.encode import FLAT, IDS, PHOTO
 from lw_refinenet_ros.view.payloads import (
     CLASS_MAP_SCHEMA,
@@ -24,9 +25,10 @@ from lw_refinenet_ros.view.payloads import (
     STATS_SCHEMA,
 )
 
-#: Foxglove WebSocket subprotocol spoken by foxglove-sdk 0.30 (same framing as the older
-#: ``foxglove.websocket.v1``, which this server does not accept).
-SUBPROTOCOL = 'foxglove.sdk.v1'
+#: The Foxglove WebSocket subprotocol names clients may offer: foxglove-sdk's
+#: ``foxglove.sdk.v1`` and the older ``foxglove.websocket.v1`` (same framing; see
+#: :mod:`.subprotocol`, the relay that lets the SDK server answer both).
+SUBPROTOCOLS = relay.SUBPROTOCOLS
 DIAGNOSTICS_TOPIC = '/diagnostics'
 
 # Image outputs of the node, relative to a camera namespace, and how each is compressed.
@@ -112,6 +114,10 @@ class ViewServer:
     def __init__(self, config: ViewConfig) -> None:
         """Create the channels and bind the server.
 
+        Clients connect to ``address:port``, served by a :class:`~.subprotocol.
+        SubprotocolRelay` in front of the SDK server (which listens on a private loopback
+        port), so that both names of the protocol are accepted.
+
         Raises:
             ConfigError: The port is in use or the address cannot be bound; the message says
                 which option to change.
@@ -123,19 +129,21 @@ class ViewServer:
         self.cameras = [self._camera_channels(c) for c in config.cameras]
         self.diagnostics = self._json_channel(DIAGNOSTICS_TOPIC, DIAGNOSTICS_SCHEMA)
         try:
+            listener = relay.bind_listener(config.address, config.port)
+        except ConfigError:
+            self.close_channels()
+            raise
+        try:
             self._server = foxglove.start_server(
-                name='lw_refinenet_ros view', host=config.address, port=config.port,
+                name='lw_refinenet_ros view', host='127.0.0.1', port=0,
                 server_listener=_Listener(self), context=self.context,
                 message_backlog_size=config.backlog)
         except RuntimeError as error:
+            listener.close()
             self.close_channels()
-            text = str(error)
-            if 'in use' in text:
-                raise ConfigError(f'port {config.port} is in use on {config.address}: pass '
-                                  f'--port with a free port (another `lw-refinenet view` or '
-                                  f'foxglove_bridge may be running).') from None
-            raise ConfigError(f'cannot serve on {config.address}:{config.port} ({text}); '
-                              f'pass --address/--port that this machine can bind.') from None
+            raise ConfigError(f'cannot start the Foxglove server on a loopback port '
+                              f'({error}).') from None
+        self._relay = relay.SubprotocolRelay(listener, int(self._server.port))
 
     def _json_channel(self, topic: str, schema: dict[str, Any]) -> Any:
         return foxglove.Channel(topic, schema=schema, message_encoding='json',
@@ -157,8 +165,8 @@ class ViewServer:
 
     @property
     def port(self) -> int:
-        """The bound port (the chosen one when ``port`` was 0)."""
-        return int(self._server.port)
+        """The bound public port (the chosen one when ``port`` was 0)."""
+        return self._relay.port
 
     @property
     def url(self) -> str:
@@ -166,8 +174,12 @@ class ViewServer:
         return f'ws://{self.config.address}:{self.port}'
 
     def app_url(self) -> str:
-        """A link that opens app.foxglove.dev connected to this server."""
-        return str(self._server.app_url())
+        """A link that opens app.foxglove.dev connected to this server (the SDK's link,
+        pointed at the public port instead of the private one)."""
+        from urllib.parse import quote
+
+        private = quote(f'ws://127.0.0.1:{int(self._server.port)}', safe='')
+        return str(self._server.app_url()).replace(private, quote(self.url, safe=''))
 
     def on_subscribed(self, topic: str) -> None:
         """Remember that ``topic`` got a subscriber (its latched value is sent again)."""
@@ -191,6 +203,7 @@ class ViewServer:
 
     def stop(self) -> None:
         """Disconnect every client and release the port."""
+        self._relay.stop()
         self._server.stop()
         self.close_channels()
 

@@ -44,7 +44,7 @@ from lw_refinenet_ros.view.bridge import VIEW_QOS, ViewBridge
 from lw_refinenet_ros.view.encode import FLAT, IDS, PHOTO, encode_pixels
 from lw_refinenet_ros.view.layout import DEMO_NAMESPACE, layout_json
 from lw_refinenet_ros.view.payloads import diagnostics_to_dict, stats_to_dict
-from lw_refinenet_ros.view.server import ViewConfig, ViewServer
+from lw_refinenet_ros.view.server import SUBPROTOCOLS, ViewConfig, ViewServer
 
 REPO = Path(__file__).resolve().parents[2]
 NS = '/view_test'
@@ -225,6 +225,28 @@ def test_channels_advertised_and_payloads_decodable(view: Any) -> None:
     assert (annotations.circles[0].position.x, annotations.circles[0].position.y) == (
         54.5, 109.5)
     assert bridge.failed == 0
+
+
+@pytest.mark.parametrize('name', SUBPROTOCOLS)
+def test_clients_speaking_either_protocol_name_receive_images(view: Any, name: str) -> None:
+    """foxglove.sdk.v1 (the app today) and foxglove.websocket.v1 (ws-protocol clients, older
+    Lichtblick, PlotJuggler) are the same protocol: both connect and get the overlay."""
+    server, _, _ = view
+    topic = f'{NS}/segmentation/overlay'
+
+    async def scenario() -> tuple[str | None, list[Any], FoxgloveClient]:
+        async with FoxgloveClient(server.url, subprotocol=name) as client:
+            await client.subscribe(topic)
+            return client.subprotocol, await client.receive(_count(topic, 3), timeout=15), \
+                client
+
+    negotiated, frames, client = _run(scenario())
+    assert negotiated == name
+    assert sum(f.topic == topic for f in frames) >= 3
+    image = client.decode(frames[-1])
+    decoded = cv2.imdecode(np.frombuffer(image.data, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape == (HEIGHT, WIDTH, 3)
+    assert f'ds.url=ws%3A%2F%2F127.0.0.1%3A{server.port}' in server.app_url()
 
 
 def test_subscribes_to_ros_only_while_a_client_watches(view: Any) -> None:
