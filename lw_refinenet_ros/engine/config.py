@@ -108,9 +108,6 @@ class EngineConfig:
 
     The first block of fields is :data:`ENGINE_PARAMETERS` (see their descriptions; they are
     node parameters and CLI flags with the same names). ``None`` is accepted for
-        band_postprocess: CPU post-processing takes the argmax at the network's resolution
-            and interpolates logits only near label changes when the image is exactly four
-            times the logits (same labels; see :mod:`.bands`). False interpolates every pixel.
     ``max_side`` and ``num_threads`` and means 0 (native size, runtime default);
     ``warmup_size`` is held as ``(height, width)`` (numpy's order) and also accepts the
     parameter's ``'WIDTHxHEIGHT'`` text.
@@ -132,10 +129,15 @@ class EngineConfig:
         max_batch: Largest batch ``infer_batch`` sends through one forward pass.
         tile_rows: Output rows the CPU bicubic post-processing handles at a time, so a 4K
             frame never holds all its full-resolution class scores at once (0 = untiled).
+        band_postprocess: CPU post-processing takes the argmax at the network's resolution
+            and interpolates logits only near label changes when the image is exactly four
+            times the logits (same labels; see :mod:`.bands`). False interpolates every pixel.
+        remember_selection: Store the automatic backend choice in the cache folder and reuse
+            it on the next start with the same CPU, runtime versions, weights, size and
+            options, without timing (see :mod:`.decisions`).
     """
 
     device: str = AUTO
-    band_postprocess: bool = True
     device_fallback: bool = False
     backend: str = AUTO
     precision: str = AUTO
@@ -157,6 +159,8 @@ class EngineConfig:
     warmup_iters: int = 1
     max_batch: int = 8
     tile_rows: int = 256
+    band_postprocess: bool = True
+    remember_selection: bool = True
 
     def __post_init__(self) -> None:
         for name in ('max_side', 'num_threads'):
@@ -170,7 +174,8 @@ class EngineConfig:
                 object.__setattr__(self, spec.name, spec.validate(getattr(self, spec.name)))
         for name in ('channels_last', 'cuda_graphs', 'compile'):
             _check_auto_bool(name, getattr(self, name))
-        for name in ('fold_batchnorm', 'cudnn_benchmark', 'allow_tf32', 'band_postprocess'):
+        for name in ('fold_batchnorm', 'cudnn_benchmark', 'allow_tf32', 'band_postprocess',
+                     'remember_selection'):
             value = getattr(self, name)
             if not isinstance(value, bool) and not (
                     value is None and name in ('cudnn_benchmark', 'allow_tf32')):

@@ -24,6 +24,7 @@ import numpy as np
 
 from lw_refinenet_ros.engine.backends.base import Backend, BackendRequest
 from lw_refinenet_ros.engine.config import AUTO, THREADS_AUTO, EngineConfig
+from lw_refinenet_ros.engine.decisions import Decision, DecisionStore
 from lw_refinenet_ros.engine.postprocess import CpuPostprocessor, TorchPostprocessor
 from lw_refinenet_ros.engine.preprocess import (
     COLOR_ORDERS,
@@ -178,15 +179,55 @@ class InferenceEngine:
         def labels_of(logits: np.ndarray) -> np.ndarray:
             return self._cpu_post(logits[0], height, width, want_confidence=False)[0]
 
+        remembered = previous = None
+        if config.remember_selection:
+            self._decisions = DecisionStore(config.resolved_cache_dir())
+            self._decision_subject = self._subject(request)
+            remembered, previous = self._decisions.load(self._decision_subject)
         selection = select_backend(model, backend=config.backend, precision=config.precision,
                                    request=request, warmup_batch=batch, labels_of=labels_of,
                                    agreement_min=config.agreement_min,
                                    fallback=config.backend_fallback,
-                                   engine_call=self._call_with)
+                                   engine_call=self._call_with,
+                                   remembered=remembered, previous=previous)
+        self._selection = selection
+        if selection.remembered and remembered is not None and remembered.threads > 0 \
+                and config.num_threads == THREADS_AUTO and self.device == 'cpu':
+            import torch
+
+            torch.set_num_threads(remembered.threads)
         self.reason, self.agreement = selection.reason, selection.agreement
         self.selection_ms = dict(selection.timings_ms)
         self.selection_phases_s = dict(selection.phases_s)
         return selection.backend
+
+    def _subject(self, request: BackendRequest) -> dict[str, Any]:
+        """What a remembered decision is for: weights, size and every option that can change
+        the choice (the machine and software are added by the store)."""
+        config = self.config
+        return {'weights': request.weights_id, 'size': list(request.input_size),
+                'device': self.device, 'backend': config.backend,
+                'precision': config.precision, 'num_threads': config.num_threads,
+                'max_batch': config.max_batch, 'agreement_min': config.agreement_min,
+                'fallback': config.backend_fallback, 'upsample': config.upsample,
+                'calibration_dir': str(request.calibration_dir or ''),
+                'options': {k: v for k, v in request.extra.items()
+                            if isinstance(v, (bool, int, float, str, type(None)))}}
+
+    def _remember(self) -> None:
+        """Store the selection (after thread tuning, so the threads are the ones in use)."""
+        selection = getattr(self, '_selection', None)
+        if selection is None or selection.remembered or not self.config.remember_selection:
+            return
+        import torch
+
+        threads = self.config.num_threads
+        if threads == THREADS_AUTO:
+            threads = torch.get_num_threads() if self.backend.name == 'torch' else 0
+        self._decisions.save(self._decision_subject, Decision(
+            backend=self.backend.name, precision=self.backend.precision, threads=threads,
+            agreement=selection.agreement, timings_ms=dict(selection.timings_ms),
+            reason=selection.reason))
 
     def _call_with(self, backend: Backend) -> None:
         """One whole engine call (labels, confidence, stats) of the selection image through
@@ -205,8 +246,11 @@ class InferenceEngine:
             image = np.zeros(self.config.warmup_size + (3,), dtype=np.uint8)
         for _ in range(iters):
             self(image, 'rgb', want_confidence=True, want_stats=True)
-        if self.config.num_threads == THREADS_AUTO and self.device == 'cpu':
+        selection = getattr(self, '_selection', None)
+        if self.config.num_threads == THREADS_AUTO and self.device == 'cpu' and \
+                not (selection is not None and selection.remembered):
             self._tune_threads(image)
+        self._remember()
         info = self.describe()
         _LOG.info('engine ready: %s/%s on %s (%s); start-up with %dx warm-up on %dx%d took '
                   '%.0f ms', info['backend'], info['precision'], self.device, self.reason,

@@ -9,6 +9,11 @@ torch fp32 (the reference), and a reduced precision is only chosen automatically
 same gate with ``agreement_min``; below it start-up stops with the measured figure, or, with
 ``fallback``, runs torch fp32 and says why.
 
+A decision made here is remembered (:mod:`.decisions`): a start whose machine, software,
+weights, size and request match builds only the remembered runtime and times nothing. When
+timing is needed, candidates within :data:`~.decisions.TIE_RATIO` of the fastest keep the
+previous choice.
+
 Start-up time is spent in three phases, each logged with its duration so a user can see why
 start-up takes what it takes: building each candidate (ONNX export and runtime conversion on a
 cache miss, loading from the cache and compiling on a hit), one forward pass per candidate for
@@ -35,6 +40,7 @@ from lw_refinenet_ros.engine.backends import (
     create_backend,
     native_precisions,
 )
+from lw_refinenet_ros.engine.decisions import TIE_RATIO, Decision, keep_previous
 from lw_refinenet_ros.errors import ConfigError, EngineError
 
 _LOG = logging.getLogger(__name__)
@@ -71,6 +77,7 @@ class Selection:
     agreement: float | None
     timings_ms: dict[str, float]
     phases_s: dict[str, float] = dataclasses.field(default_factory=dict)
+    remembered: bool = False
 
 
 def _time_forward(backend: Backend, batch: np.ndarray) -> float:
@@ -113,7 +120,9 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
                    warmup_batch: np.ndarray, labels_of: Callable[[np.ndarray], np.ndarray],
                    agreement_min: float, fallback: bool,
                    timer: Timer | None = None,
-                   engine_call: EngineCall | None = None) -> Selection:
+                   engine_call: EngineCall | None = None,
+                   remembered: Decision | None = None,
+                   previous: Decision | None = None) -> Selection:
     """Build, compare and choose the backend; see the module docstring.
 
     Args:
@@ -134,6 +143,11 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
         engine_call: On CUDA, ``engine_call(backend)`` runs one whole engine call through a
             candidate, and candidates are timed with it instead of their forward pass
             (see :func:`whole_call_timer`).
+        remembered: The stored decision for exactly this machine, software and request:
+            only its runtime is built (nothing timed, no reference); if that fails, the
+            selection runs as usual.
+        previous: The last decision for these weights and request on any machine: kept when
+            its time ties with the fastest (within :data:`~.decisions.TIE_RATIO`).
 
     Raises:
         ConfigError: unknown names, a missing runtime (without fallback) or an unsupported
@@ -148,6 +162,10 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
     skipped: dict[str, str] = {}
     pairs = _candidates(backend, precision, request.device, fallback, skipped)
     explicit = backend != AUTO and precision != AUTO
+    if remembered is not None:
+        chosen = _remembered(model, request, remembered, pairs)
+        if chosen is not None:
+            return _chosen(chosen)
 
     phases: dict[str, float] = {}
     began = time.perf_counter()
@@ -211,6 +229,12 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
     if passing:
         best = min(passing, key=lambda pair: medians.get(pair, 0.0))
         how = 'fastest passing the agreement gate' if len(built) > 1 else 'requested'
+        kept = keep_previous({_label(*p): medians[p] for p in passing if p in medians},
+                             _label(*best), previous.label if previous else None)
+        if kept != _label(*best):
+            best = next(p for p in passing if _label(*p) == kept)
+            how = (f'the previous choice, within {TIE_RATIO - 1:.0%} of the fastest, passing '
+                   f'the agreement gate')
         reason = f'{_label(*best)} ({how}); {summary}'
         return _chosen(Selection(built[best], reason, agreement[best], timings_ms, phases))
 
@@ -228,6 +252,32 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
     _LOG.warning('%s; falling back to torch fp32 (backend_fallback).', message)
     return _chosen(Selection(reference, f'torch/fp32 (fallback: {message})', 1.0, timings_ms,
                              phases))
+
+
+def _remembered(model: Any, request: BackendRequest, decision: Decision,
+                pairs: list[tuple[str, str]]) -> Selection | None:
+    """Build only the remembered runtime; None (and a log line) when it is no longer a
+    candidate or fails to build."""
+    pair = (decision.backend, decision.precision)
+    if pair not in pairs:
+        _LOG.info('the remembered backend %s is not a candidate now; choosing again',
+                  decision.label)
+        return None
+    began = time.perf_counter()
+    try:
+        backend = create_backend(pair[0], model, dataclasses.replace(request,
+                                                                      precision=pair[1]))
+    except (ConfigError, EngineError) as error:
+        _LOG.warning('the remembered backend %s failed to build (%s); choosing again',
+                     decision.label, error)
+        return None
+    when = time.strftime('%Y-%m-%d %H:%M', time.localtime(decision.created))
+    agreement = '' if decision.agreement is None else \
+        f', labels {decision.agreement:.2%} equal to torch fp32'
+    reason = (f'{decision.label} (remembered from {when} for this CPU, runtime versions, '
+              f'weights and size{agreement}; nothing timed)')
+    return Selection(backend, reason, decision.agreement, dict(decision.timings_ms),
+                     {'remembered': time.perf_counter() - began}, remembered=True)
 
 
 def _time_candidates(built: dict[tuple[str, str], Backend], batch: np.ndarray,
