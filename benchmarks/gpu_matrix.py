@@ -8,7 +8,8 @@ engine itself (CUDA events on the GPU). Rows, in order (the slowest to build las
 
 * ``torch fp32 (reference)``: eager, no CUDA graphs, no compile, TF32 off;
 * ``torch fp16``, ``torch bf16``: eager;
-* ``torch fp16 + CUDA graphs``;
+* ``torch fp16 + CUDA graphs``, at the frame size and at 512x512 (the size of the forward
+  target: MobileNet-v2 fp16 at most 1 ms; read the "forward p50" column);
 * ``node pipeline``: the engine as the node builds and calls it (its default options, so
   ``backend``/``precision`` auto, chosen on this machine; ``infer_batch`` with confidence and
   statistics);
@@ -62,6 +63,7 @@ class RowSpec:
             (``'onnxruntime_cuda'``, ``'onnxruntime_tensorrt'``, ``'torch_compile'``).
         providers: For ONNX Runtime rows, the providers accepted as the first one in use.
         budget_s: The most seconds the row may take (see :data:`DEFAULT_ROW_BUDGET_S`).
+        size_hw: (height, width) of this row's frame; None: the matrix's ``--size``.
     """
 
     mode: str
@@ -70,6 +72,7 @@ class RowSpec:
     needs: tuple[str, ...] = ()
     providers: tuple[str, ...] = ()
     budget_s: float = DEFAULT_ROW_BUDGET_S
+    size_hw: tuple[int, int] | None = None
 
 
 _EAGER = {'backend': 'torch', 'compile': False, 'cuda_graphs': False, 'allow_tf32': False}
@@ -85,6 +88,9 @@ def row_specs(device: str) -> list[RowSpec]:
         RowSpec('torch bf16', {**_EAGER, 'precision': 'bf16'}, needs=('cuda',)),
         RowSpec('torch fp16 + CUDA graphs', {**_EAGER, 'precision': 'fp16', 'cuda_graphs': True},
                 needs=('cuda',)),
+        RowSpec('torch fp16 + CUDA graphs, 512x512', {**_EAGER, 'precision': 'fp16',
+                                                     'cuda_graphs': True},
+                needs=('cuda',), size_hw=(512, 512)),
         RowSpec('node pipeline: default options (auto), labels + confidence + stats', {},
                 full_outputs=True, budget_s=90.0),
         RowSpec('torch fp16 + CUDA graphs, labels + confidence + stats',
@@ -167,6 +173,8 @@ class MatrixReport:
 
 
 EngineFactory = Callable[[RowSpec], Any]
+#: ``frames(size_hw)`` -> (RGB frame, its CPU torch fp32 labels or None); None: ``--size``.
+Frames = Callable[[Any], tuple[Any, Any]]
 
 
 def time_row(engine: Any, spec: RowSpec, image: Any, reference: Any, *, iters: int,
@@ -198,7 +206,7 @@ def time_row(engine: Any, spec: RowSpec, image: Any, reference: Any, *, iters: i
     return row
 
 
-def run_row(spec: RowSpec, build: EngineFactory, image: Any, reference: Any, *, iters: int,
+def run_row(spec: RowSpec, build: EngineFactory, frames: Frames, *, iters: int,
             warmup: int) -> dict[str, Any]:
     """One row, whatever happens: ``ok``, ``not as requested`` or ``error`` (never raises)."""
     row: dict[str, Any] = {'mode': spec.mode, 'requested': spec.options,
@@ -207,6 +215,8 @@ def run_row(spec: RowSpec, build: EngineFactory, image: Any, reference: Any, *, 
     engine = None
     started = time.perf_counter()
     try:
+        image, reference = frames(spec.size_hw)
+        row['size_hw'] = list(image.shape[:2])
         engine = build(spec)
         row['build_s'] = time.perf_counter() - started
         row['describe_after_build'] = engine.describe()
@@ -241,7 +251,7 @@ def _release_memory() -> None:
         pass
 
 
-def run_matrix(specs: list[RowSpec], build: EngineFactory, image: Any, reference: Any,
+def run_matrix(specs: list[RowSpec], build: EngineFactory, frames: Frames,
                report: MatrixReport, found: dict[str, Any], device: str, *, iters: int,
                warmup: int, deadline_s: float, began: float) -> None:
     """Every row in order, each written to ``report`` as soon as it is done."""
@@ -258,7 +268,7 @@ def run_matrix(specs: list[RowSpec], build: EngineFactory, image: Any, reference
             print(f'{spec.mode}: not run: {reason}', flush=True)
             continue
         report.phase(spec.mode)
-        row = run_row(spec, build, image, reference, iters=iters, warmup=warmup)
+        row = run_row(spec, build, frames, iters=iters, warmup=warmup)
         report.add_row(row)
         if row['status'] == 'error':
             print(f'{spec.mode}: error: {row["error"]}', flush=True)
@@ -320,24 +330,35 @@ def main() -> int:
     report.phase('reference')
     cache_dir = args.cache_dir or str(args.out / 'cache')
     model, _ = load_model(None)
-    image = render_conveyor_frame(frame_rng(0, 0), (width, height))[0]
-    reference = None
-    try:
-        cpu_reference = InferenceEngine(copy.deepcopy(model), EngineConfig(
-            device='cpu', backend='torch', precision='fp32', warmup_iters=0))
-        reference = cpu_reference(image, 'rgb', want_confidence=False,
-                                  want_stats=False).labels
-        del cpu_reference
-    except Exception as error:  # agreement columns stay empty; the rows still run
-        report.data['reference_error'] = f'{type(error).__name__}: {error}'
+    cpu_reference = InferenceEngine(copy.deepcopy(model), EngineConfig(
+        device='cpu', backend='torch', precision='fp32', warmup_iters=0))
+    made: dict[tuple[int, int], tuple[Any, Any]] = {}
+
+    def frames(size_hw: tuple[int, int] | None) -> tuple[Any, Any]:
+        """A conveyor frame of that size and torch fp32's labels for it on the CPU."""
+        size_hw = size_hw or (height, width)
+        if size_hw not in made:
+            image = render_conveyor_frame(frame_rng(0, 0), (size_hw[1], size_hw[0]))[0]
+            reference = None
+            try:
+                reference = cpu_reference(image, 'rgb', want_confidence=False,
+                                          want_stats=False).labels
+            except Exception as error:  # agreement stays empty; the rows still run
+                report.data.setdefault('reference_errors', {})[str(size_hw)] = \
+                    f'{type(error).__name__}: {error}'
+            made[size_hw] = (image, reference)
+        return made[size_hw]
+
+    frames(None)
 
     def build(spec: RowSpec) -> Any:
-        options = {'device': args.device, 'warmup_size': (height, width),
+        image = frames(spec.size_hw)[0]
+        options = {'device': args.device, 'warmup_size': image.shape[:2],
                    'cache_dir': cache_dir, **spec.options}
         return InferenceEngine(copy.deepcopy(model), EngineConfig(**options),
                                warmup_image=image)
 
-    run_matrix(row_specs(args.device), build, image, reference, report, found, args.device,
+    run_matrix(row_specs(args.device), build, frames, report, found, args.device,
                iters=args.iters, warmup=args.warmup, deadline_s=args.deadline_s, began=began)
     report.data['load_after'] = os.getloadavg()
     report.data['seconds'] = time.perf_counter() - began

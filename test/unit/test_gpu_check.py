@@ -67,6 +67,10 @@ class _FakeEngine:
         return dict(self.info)
 
 
+def _frames(size_hw):
+    return np.zeros((4, 6, 3), np.uint8), None
+
+
 EAGER_INFO = {'backend': 'torch', 'precision': 'fp16', 'device': 'cuda', 'cuda_graphs': False,
               'compile': False, 'fallbacks': [], 'tf32': {'cudnn': False, 'matmul': False}}
 
@@ -91,9 +95,11 @@ def test_a_runner_that_raises_is_an_error_row_and_every_phase_is_on_disk(matrix,
 
     report = matrix.MatrixReport(tmp_path, {'size': [4, 6], 'iters': 3, 'warmup': 1,
                                             'environment': {}})
-    image = np.zeros((4, 6, 3), np.uint8)
-    matrix.run_matrix(specs, build, image, np.zeros((4, 6), np.uint8), report, {}, 'cuda',
-                      iters=3, warmup=1, deadline_s=1e6, began=0.0)
+    def frames(size_hw):
+        return np.zeros((4, 6, 3), np.uint8), np.zeros((4, 6), np.uint8)
+
+    matrix.run_matrix(specs, build, frames, report, {}, 'cuda', iters=3, warmup=1,
+                      deadline_s=1e6, began=0.0)
     assert seen_on_disk == {'first': [], 'broken': ['first'], 'last': ['first', 'broken']}
     rows = json.loads((tmp_path / 'gpu_matrix.json').read_text())['rows']
     assert [row['status'] for row in rows] == ['ok', 'error', 'ok']
@@ -114,15 +120,14 @@ def test_a_fallback_to_eager_makes_the_row_not_as_requested(matrix) -> None:
                                                        'cuda_graphs': True})
     fallen = {**EAGER_INFO, 'fallbacks': ['cuda_graphs: failed on a (1, 3, 480, 640) input '
                                           '(RuntimeError: capture failed); running eager']}
-    row = matrix.run_row(spec, lambda _: _FakeEngine(fallen), np.zeros((4, 6, 3), np.uint8),
-                         None, iters=2, warmup=0)
+    row = matrix.run_row(spec, lambda _: _FakeEngine(fallen), _frames, iters=2, warmup=0)
     assert row['status'] == 'not as requested'
     assert row['not_as_requested'] == [
         'CUDA graphs requested, ran without (cuda_graphs: failed on a (1, 3, 480, 640) input '
         '(RuntimeError: capture failed); running eager)']
     honest = {**EAGER_INFO, 'cuda_graphs': True}
-    assert matrix.run_row(spec, lambda _: _FakeEngine(honest), np.zeros((4, 6, 3), np.uint8),
-                          None, iters=2, warmup=0)['status'] == 'ok'
+    assert matrix.run_row(spec, lambda _: _FakeEngine(honest), _frames, iters=2,
+                          warmup=0)['status'] == 'ok'
 
 
 def test_another_provider_or_precision_than_requested_is_flagged(matrix) -> None:
@@ -151,6 +156,7 @@ def test_rows_that_cannot_run_here_are_not_run_with_the_probes_reason(matrix) ->
     assert reference.options == {'backend': 'torch', 'precision': 'fp32', 'compile': False,
                                  'cuda_graphs': False, 'allow_tf32': False}
     assert list(specs)[-1].startswith('torch fp16 + compile')  # the longest build goes last
+    assert specs['torch fp16 + CUDA graphs, 512x512'].size_hw == (512, 512)  # forward target
 
 
 def test_a_row_that_would_overrun_the_deadline_is_not_started(matrix, tmp_path) -> None:
@@ -160,7 +166,7 @@ def test_a_row_that_would_overrun_the_deadline_is_not_started(matrix, tmp_path) 
     def build(spec):
         raise AssertionError('must not be built')
 
-    matrix.run_matrix([spec], build, None, None, report, {}, 'cuda', iters=1, warmup=0,
+    matrix.run_matrix([spec], build, _frames, report, {}, 'cuda', iters=1, warmup=0,
                       deadline_s=60.0, began=__import__('time').perf_counter())
     row = report.data['rows'][0]
     assert row['status'] == 'not run' and 'the row may need 180 s' in row['reason']
