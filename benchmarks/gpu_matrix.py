@@ -38,6 +38,7 @@ import gc
 import os
 from pathlib import Path
 import sys
+import tempfile
 import time
 import traceback
 from typing import Any, Callable
@@ -285,7 +286,8 @@ def main() -> int:
     parser.add_argument('--iters', type=int, default=200, help='timed calls per row')
     parser.add_argument('--warmup', type=int, default=20, help='untimed calls per row first')
     parser.add_argument('--cache-dir', default='',
-                        help='runtime model cache (default: a cache/ folder in --out)')
+                        help='runtime model cache (default: a new temporary folder, so every '
+                             'build is a cold start and --out holds only results)')
     parser.add_argument('--deadline-s', type=float, default=330.0,
                         help='rows that may not finish within this many seconds from the start '
                              'are reported as not run')
@@ -328,7 +330,7 @@ def main() -> int:
         'command': ' '.join(sys.argv), 'size': [height, width], 'iters': args.iters,
         'warmup': args.warmup, 'environment': environment, 'probe': found})
     report.phase('reference')
-    cache_dir = args.cache_dir or str(args.out / 'cache')
+    cache_dir = args.cache_dir or tempfile.mkdtemp(prefix='gpu_matrix_cache_')
     model, _ = load_model(None)
     cpu_reference = InferenceEngine(copy.deepcopy(model), EngineConfig(
         device='cpu', backend='torch', precision='fp32', warmup_iters=0))
