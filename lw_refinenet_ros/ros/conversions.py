@@ -256,3 +256,8 @@ def array_to_image(pixels: np.ndarray, header: Any, encoding: str | None = None)
     data.frombytes(pixels.tobytes())
     msg.data = data
     return msg
+
+
+def stamp_seconds(stamp: Any) -> float:
+    """A ``builtin_interfaces/Time`` (a header stamp) in seconds; 0.0 for an unset stamp."""
+    return stamp.sec + stamp.nanosec * 1e-9

@@ -14,13 +14,22 @@ from __future__ import annotations
 
 from collections import deque
 import threading
-from typing import Iterable
+from typing import Any, Iterable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 
 from lw_refinenet_ros.percentiles import percentiles
-from lw_refinenet_ros.ros.health import ERROR, OK, WARN, Verdict
+from lw_refinenet_ros.ros.health import (
+    ERROR,
+    OK,
+    WARN,
+    StreamHealth,
+    Verdict,
+    stall_limit_s,
+    worst,
+)
+from lw_refinenet_ros.ros.topics import DIAGNOSTICS, DIAGNOSTICS_TYPE
 from lw_refinenet_ros.ros.transport import TransportHealth
 from lw_refinenet_ros.scheduler import FrameCounters
 
@@ -118,3 +127,70 @@ def diagnostic_array(stamp: object, statuses: list[DiagnosticStatus]) -> Diagnos
     message.header.stamp = stamp
     message.status = statuses
     return message
+
+
+class DiagnosticsReporter:
+    """The /diagnostics timer of the node: one status for the engine, one per camera.
+
+    Each tick also lets the inference restart a dead worker (:meth:`Inference.supervise`), so
+    the check runs on the executor thread, independent of the worker it watches.
+
+    Args:
+        node: The node (its timer and publisher).
+        period_s: ``diagnostics_period_s``.
+        inputs: The node's :class:`~.inputs.Inputs` (transport health).
+        inference: The node's :class:`~.inference.Inference` (counters, worker, engine).
+        outputs: The node's :class:`~.outputs.Outputs` (latency windows).
+        max_rate_hz: Returns the rate cap in force (the stall limit follows it).
+    """
+
+    def __init__(self, node: Any, period_s: float, inputs: Any, inference: Any,
+                 outputs: Any, max_rate_hz: Any) -> None:
+        self._node = node
+        self._period_s = period_s
+        self._inputs = inputs
+        self._inference = inference
+        self._outputs = outputs
+        self._max_rate_hz = max_rate_hz
+        self._health = {name: StreamHealth() for name in inputs.names}
+        self._previous = {name: FrameCounters() for name in inputs.names}
+        self._publisher = node.create_publisher(DIAGNOSTICS_TYPE, DIAGNOSTICS, 10)
+        self._timer = node.create_timer(period_s, self.publish)
+
+    def _stall_limit(self) -> float:
+        p95s = [self._outputs.camera(name).inference.percentiles(95)[0]
+                for name in self._inputs.names]
+        finished = [value for value in p95s if value == value]
+        return stall_limit_s(max(finished) if finished else float('nan'),
+                             self._max_rate_hz())
+
+    def publish(self) -> None:
+        """Publish one DiagnosticArray (and restart a dead worker first)."""
+        worker = self._inference.supervise()
+        node_name = self._node.get_fully_qualified_name()
+        stall_limit = self._stall_limit()
+        engine = self._inference.engine_values()
+        statuses = [engine_status(f'{node_name}: engine', node_name,
+                                  self._inference.engine_verdict(stall_limit), engine)]
+        extra = {'model': engine['model'], 'backend': engine['backend']}
+        for name in self._inputs.names:
+            counters = self._inference.counters(name)
+            transport = self._inputs.transport_health(name)
+            health = self._health[name].update(counters.received, counters.processed,
+                                               counters.failed, stall_limit)
+            if self._inputs.camera(name).subscription is None:
+                health = Verdict()  # inactive (lifecycle): nothing is expected to flow
+            outputs = self._outputs.camera(name)
+            label = f' ({name})' if name else ''
+            statuses.append(camera_status(
+                f'{node_name}: segmentation{label}', node_name, counters, self._previous[name],
+                self._period_s, outputs.latency, outputs.inference, extra, transport,
+                worst(worker, health)))
+            self._previous[name] = counters
+        self._publisher.publish(diagnostic_array(self._node.get_clock().now().to_msg(),
+                                                 statuses))
+
+    def destroy(self) -> None:
+        """Stop the timer and remove the publisher."""
+        self._node.destroy_timer(self._timer)
+        self._node.destroy_publisher(self._publisher)

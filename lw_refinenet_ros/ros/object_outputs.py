@@ -26,7 +26,8 @@ from lw_refinenet_ros.msg import SegmentedObject, SegmentedObjects
 from lw_refinenet_ros.objects.draw import draw_objects
 from lw_refinenet_ros.objects.options import ObjectsConfig
 from lw_refinenet_ros.objects.processor import ObjectFrame, ObjectProcessor
-from lw_refinenet_ros.ros.qos import OUTPUT_QOS
+from lw_refinenet_ros.ros.conversions import stamp_seconds
+from lw_refinenet_ros.ros.topics import OUTPUTS
 
 PIXEL_PLANE_M_PER_PX = 1e-3
 """Marker scale without a belt calibration: one pixel is drawn as one millimetre."""
@@ -148,10 +149,9 @@ class ObjectOutputs:
         create = create_publisher or node.create_publisher
         self._node = node
         self._colors = np.asarray(colors)
-        self.objects_publisher = create(SegmentedObjects, f'{prefix}segmentation/objects',
-                                        OUTPUT_QOS)
-        self.markers_publisher = create(MarkerArray, f'{prefix}segmentation/markers',
-                                        OUTPUT_QOS)
+        self.objects_publisher, self.markers_publisher = (
+            create(OUTPUTS[key].message_type, prefix + OUTPUTS[key].name, OUTPUTS[key].qos)
+            for key in ('objects', 'markers'))
         self.processor = ObjectProcessor(config, class_names,
                                          on_warning=lambda text: node.get_logger().warning(text))
         self.last_frame: ObjectFrame | None = None
@@ -201,7 +201,7 @@ class ObjectOutputs:
         self.last_frame = None
         if not self.processor.config.enabled or not (want_objects or want_markers or force):
             return None
-        stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
+        stamp = stamp_seconds(header.stamp)
         camera_k = None if camera_info is None else list(camera_info.k)
         frame = self.processor.process(labels, stamp, confidence, camera_k, image)
         self.last_frame = frame

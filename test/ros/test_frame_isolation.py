@@ -15,7 +15,7 @@ import numpy as np
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 
-from lw_refinenet_ros.ros import pipeline as pipeline_module
+from lw_refinenet_ros.ros import inputs as pipeline_module
 from lw_refinenet_ros.ros.conversions import array_to_image
 from lw_refinenet_ros.scheduler import Frame
 from lw_refinenet_ros.testing.fake_engine import FakeEngine
@@ -53,7 +53,7 @@ def test_an_opencv_error_fails_only_that_cameras_frame(ros_context, monkeypatch,
     harness = _two_cameras(ros_context, engine)
     try:
         right_labels = harness.listen('right/segmentation/labels')
-        pipeline = harness.node.pipeline
+        pipeline = harness.node.pipeline.inference
         ok = pipeline._process([_frame('left', _image('left')), _frame('right', _image('right'))])
         assert ok == [False, True]
         assert len(engine.batches) == 1 and len(engine.batches[0]) == 1  # right only
@@ -105,7 +105,7 @@ def test_a_compressed_header_over_the_pixel_limit_is_refused_unread(
         small = cv2.imencode('.png', np.zeros((50, 60, 3), np.uint8))[1].tobytes()
         # The same file with an IHDR that claims 60000 x 50000 pixels.
         huge = small[:16] + (60000).to_bytes(4, 'big') + (50000).to_bytes(4, 'big') + small[24:]
-        pipeline = harness.node.pipeline
+        pipeline = harness.node.pipeline.inference
         assert pipeline._process([_frame('', CompressedImage(format='png',
                                                                      data=huge))]) == [False]
         assert calls == []

@@ -239,7 +239,7 @@ def test_camera_info_mismatch_fails_frames_until_it_matches(harness_factory) -> 
 
 def test_colour_overlay_and_confidence_are_computed_only_while_subscribed(
         harness_factory, monkeypatch) -> None:
-    from lw_refinenet_ros.ros import pipeline
+    from lw_refinenet_ros.ros import outputs as pipeline
     calls = {'colorize': 0, 'overlay': 0}
 
     def counting(name, function):
@@ -285,7 +285,7 @@ def test_stats_are_computed_only_while_subscribed_and_precede_the_images(
     assert publish_until(harness, publisher, stamped(scene()), labels, count=3)
     assert wanted and not any(stats for _, stats in wanted), 'nobody listens to stats'
     order: list[str] = []
-    for camera in harness.node.pipeline._cameras.values():
+    for camera in [harness.node.pipeline.outputs.camera('')]:
         for name in ('labels', 'stats', 'overlay'):
             target = camera.publishers[name]
             real = target.publish

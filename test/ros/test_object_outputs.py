@@ -122,7 +122,7 @@ def test_node_publishes_objects_only_while_subscribed(ros_context) -> None:
     harness = NodeHarness(ros_context, FakeEngine(),
                           parameters={'objects.tracking.confirm_frames': 1})
     try:
-        camera_objects = next(iter(harness.node.pipeline._cameras.values())).objects
+        camera_objects = harness.node.pipeline.outputs.camera('').objects
         labels = harness.listen('segmentation/labels')
         publisher = harness.publisher('image')
         sent = stamped(nut_image(20))
@@ -184,7 +184,7 @@ def test_objects_enabled_false_stops_them_at_runtime(ros_context) -> None:
         assert harness.spin_until(lambda: (publisher.publish(stamped(nut_image(20))),
                                            len(labels) >= 3)[1], timeout=15)
         assert len(objects) == count   # subscribed, but switched off
-        camera_objects = next(iter(harness.node.pipeline._cameras.values())).objects
+        camera_objects = harness.node.pipeline.outputs.camera('').objects
         assert not camera_objects.wants()
     finally:
         harness.close()

@@ -1,0 +1,203 @@
+"""The node's inference: the latest-frame scheduler, its worker thread and the segmenter.
+
+One :class:`~lw_refinenet_ros.scheduler.LatestFrameScheduler` worker does all decoding,
+inference and publishing (no GPU work ever runs on the executor thread). Each cycle decodes
+the frames taken (a bad one fails alone), runs one batched forward pass through the model's
+:class:`~lw_refinenet_ros.segmenter.Segmenter` (the same object ``lw-refinenet segment``
+uses) and hands the results to the outputs. It also keeps the worker alive: a worker that
+died is restarted by :meth:`Inference.supervise` (called by the diagnostics timer), and one
+that keeps dying ends the process (:class:`~.health.NodeFailure`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from lw_refinenet_ros.config import NodeConfig
+from lw_refinenet_ros.errors import LWRefineNetError
+from lw_refinenet_ros.palette import ClassMap
+from lw_refinenet_ros.ros.health import WARN, StreamHealth, Verdict, WorkerSupervisor, worst
+from lw_refinenet_ros.ros.inputs import Inputs
+from lw_refinenet_ros.ros.outputs import Outputs
+from lw_refinenet_ros.ros.throttle import ThrottledLog
+from lw_refinenet_ros.scheduler import Frame, FrameCounters, LatestFrameScheduler, WorkerCrash
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    """What the node needs from a model: an engine, its classes and a name for logs.
+
+    Attributes:
+        engine: The InferenceEngine (or a fake with the same ``infer_batch`` in tests); its
+            ``device`` and ``reason`` go to the log and /diagnostics.
+        class_map: Names and colours of the classes.
+        name: ``arch:file via backend/precision``.
+        segmenter: The :class:`~lw_refinenet_ros.segmenter.Segmenter` the production factory
+            builds; frames then go through its ``segment_batch``. None: ``engine`` directly.
+    """
+
+    engine: Any
+    class_map: ClassMap
+    name: str
+    segmenter: Any = None
+
+
+EngineFactory = Callable[[NodeConfig], LoadedModel]
+
+
+def load_engine(config: NodeConfig) -> LoadedModel:
+    """The production factory: the node's parameters -> :class:`Segmenter` (checkpoint,
+    class map, engine on the chosen device), the one path every command shares."""
+    from lw_refinenet_ros.segmenter import Segmenter
+
+    segmenter = Segmenter.from_config(config)
+    return LoadedModel(segmenter.engine, segmenter.class_map, segmenter.name, segmenter)
+
+
+class Inference:
+    """Scheduler + worker + segmenter between the inputs and the outputs.
+
+    Args:
+        config: The configuration in force (see :meth:`configure`).
+        loaded: The model.
+        inputs: Decodes the frames.
+        outputs: Publishes the results.
+        log: Throttled warnings (bad frames, engine failures, frames too old).
+        logger: Returns the node's logger, or None once it may be gone.
+    """
+
+    def __init__(self, config: NodeConfig, loaded: LoadedModel, inputs: Inputs,
+                 outputs: Outputs, log: ThrottledLog, logger: Callable[[], Any]) -> None:
+        self._config = config
+        self._loaded = loaded
+        self._inputs = inputs
+        self._outputs = outputs
+        self._log = log
+        self._logger = logger
+        self._infer = (loaded.segmenter.segment_batch if loaded.segmenter is not None
+                       else loaded.engine.infer_batch)
+        self.scheduler = LatestFrameScheduler(
+            list(inputs.names), self._process, config.scheduler, on_skipped=self._on_skipped,
+            on_crash=self._on_crash)
+        self.supervisor = WorkerSupervisor()
+        # Batches handed to the engine: attempted, succeeded, failed (the engine's status).
+        self.batches = [0, 0, 0]
+        self._engine_health = StreamHealth('batch')
+
+    def configure(self, config: NodeConfig) -> None:
+        """Apply a runtime change (the worker uses the new policy from its next cycle)."""
+        self._config = config
+        self.scheduler.set_config(config.scheduler)
+
+    def counters(self, camera: str | None = None) -> FrameCounters:
+        """Frame counters of one camera or of all."""
+        return self.scheduler.counters(camera)
+
+    # ------------------------------------------------------------------ the worker
+
+    def _on_skipped(self, frame: Frame, reason: str) -> None:
+        self._log.warning('too_old', f'skipped a frame from camera "{frame.source}": {reason}')
+
+    def _decode_all(self, frames: Sequence[Frame]) -> list[tuple[int, np.ndarray, str]]:
+        decoded = []
+        for index, frame in enumerate(frames):
+            # One camera's bad frame fails that frame only: never the other cameras' frames
+            # of this batch, whatever the decoder raised (OpenCV errors included).
+            try:
+                image, order = self._inputs.decode(frame, self._config.max_image_pixels)
+                decoded.append((index, image, order))
+            except LWRefineNetError as error:
+                self._log.warning(f'bad_input:{frame.source}',
+                                  f'bad frame from camera "{frame.source}" (counted as '
+                                  f'failed): {error}')
+            except Exception as error:  # noqa: BLE001 - see above; logged without traceback
+                self._log.warning(f'bad_input:{frame.source}',
+                                  f'bad frame from camera "{frame.source}" (counted as '
+                                  f'failed): cannot decode it: {type(error).__name__}: '
+                                  f'{" ".join(str(error).split())}')
+        return decoded
+
+    def _process(self, frames: list[Frame]) -> list[bool]:
+        """Worker: decode, infer in one batch, publish; returns success per frame."""
+        ok = [False] * len(frames)
+        decoded = self._decode_all(frames)
+        if not decoded:
+            return ok
+        want_confidence, want_stats = self._outputs.wants_confidence(frames)
+        self.batches[0] += 1
+        try:
+            results = self._infer([image for _, image, _ in decoded],
+                                  [order for _, _, order in decoded],
+                                  want_confidence=want_confidence, want_stats=want_stats)
+        except Exception as error:  # noqa: BLE001 - EngineError, CUDA OOM, anything: go on
+            self.batches[2] += 1
+            self._log.warning('engine', f'inference failed for {len(decoded)} frame(s) '
+                                        f'(counted as failed): {error}')
+            return ok
+        self.batches[1] += 1
+        with self._outputs.lock:
+            if not self._outputs.is_open:
+                # Deactivated or shutting down during the inference: processed, not published.
+                for index, _, _ in decoded:
+                    ok[index] = True
+                return ok
+            for (index, image, order), result in zip(decoded, results):
+                frame = frames[index]
+                try:
+                    self._outputs.publish(frame, image, order, result,
+                                          self._inputs.camera(frame.source).camera_info)
+                    ok[index] = True
+                except Exception as error:  # noqa: BLE001 - one bad publish must go on
+                    self._log.warning('publish', f'publishing results failed: {error}')
+        return ok
+
+    # ------------------------------------------------------------------ keeping it alive
+
+    def _on_crash(self, crash: WorkerCrash) -> None:
+        # On the dying thread: say so now; the diagnostics timer restarts it.
+        (self._logger() or _LOG).error(
+            f'the frame worker thread died: {crash.error} (restarting it within '
+            f'{self._config.diagnostics_period_s:g} s)')
+
+    def supervise(self) -> Verdict:
+        """Restart a dead worker; the worker's verdict for /diagnostics.
+
+        Raises:
+            NodeFailure: It died too often (ends the process non-zero, ros/runner.py).
+        """
+        crash = self.scheduler.restart()
+        if crash is not None:
+            self.supervisor.restarted(crash)
+            (self._logger() or _LOG).error(
+                f'restarted the frame worker after: {crash.error} '
+                f'({self.supervisor.recent_restarts} restart(s) in the last '
+                f'{self.supervisor.window_s:g} s)')
+        return self.supervisor.verdict()
+
+    def engine_verdict(self, stall_limit: float) -> Verdict:
+        """The engine's level: failing batches, or a fallback taken at start-up."""
+        attempted, succeeded, failed = self.batches
+        verdict = self._engine_health.update(attempted, succeeded, failed, stall_limit)
+        engine = self._loaded.engine
+        reason = str(getattr(engine, 'reason', ''))
+        device = str(getattr(engine, 'device', ''))
+        fallback = None
+        if self._config.device.startswith('cuda') and not device.startswith('cuda'):
+            fallback = f'running on {device}: {self._config.device} is not available'
+        elif 'fallback' in reason:
+            fallback = f'running a fallback: {reason}'
+        return worst(verdict, Verdict(WARN, fallback) if fallback else Verdict())
+
+    def engine_values(self) -> dict[str, object]:
+        """The engine's key-values for /diagnostics."""
+        engine = self._loaded.engine
+        return {'model': self._loaded.name, 'device': getattr(engine, 'device', ''),
+                'backend': str(getattr(engine, 'reason', '')), 'batches': self.batches[0],
+                'failed_batches': self.batches[2],
+                'worker_restarts': self.supervisor.total_restarts}
