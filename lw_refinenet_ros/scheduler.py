@@ -20,6 +20,11 @@ left-behind worker, so ``process`` never runs twice at once. :func:`busy_workers
 worker threads still alive, so that a process can decide how to exit (a daemon thread inside
 C++ code at interpreter exit aborts the process; see lw_refinenet_ros/ros/runner.py).
 
+The worker must never die silently: ``process`` errors only fail their frames, and anything
+else that ends the thread is logged with its traceback, reported to ``on_crash`` and kept
+(:meth:`LatestFrameScheduler.worker_crash`) until the owner restarts it
+(:meth:`LatestFrameScheduler.restart`; the node does so from its diagnostics timer).
+
 Counter invariant, at every instant (under the lock):
 ``received == processed + dropped_overwritten + dropped_too_old + failed + pending``, where
 ``pending`` is the number of frames waiting in slots or being processed right now.
@@ -127,6 +132,70 @@ class WorkerCrash:
     at: float
 
 
+@dataclasses.dataclass
+class _Counts:
+    """One source's running counters (mutated under the scheduler's lock)."""
+
+    received: int = 0
+    processed: int = 0
+    dropped_overwritten: int = 0
+    dropped_too_old: int = 0
+    failed: int = 0
+    in_flight: int = 0
+
+    def snapshot(self, waiting: bool) -> FrameCounters:
+        """The counters, with ``pending`` = in flight + the frame waiting in the slot."""
+        return FrameCounters(self.received, self.processed, self.dropped_overwritten,
+                             self.dropped_too_old, self.failed, self.in_flight + waiting)
+
+    def finished(self, ok: bool) -> None:
+        """A frame in flight was processed (``ok``) or failed."""
+        self.in_flight -= 1
+        if ok:
+            self.processed += 1
+        else:
+            self.failed += 1
+
+
+def _check_sources(sources: Sequence[str]) -> tuple[str, ...]:
+    if not sources:
+        raise ConfigError('The scheduler needs at least one source.')
+    if len(set(sources)) != len(sources):
+        raise ConfigError(f'Source names must be unique, got {list(sources)}.')
+    return tuple(sources)
+
+
+class RateSchedule:
+    """When the next cycle may start under ``max_rate_hz`` (not thread-safe: the scheduler
+    calls it under its lock).
+
+    The cap is a mean rate: a cycle that starts a little late (thread wake-up) keeps the
+    schedule, one much later (no frame was waiting) starts a new one.
+    """
+
+    def __init__(self) -> None:
+        self._last = float('-inf')
+
+    def next_cycle(self, rate_hz: float) -> float:
+        """The earliest time the next cycle may start (0 Hz: right after the last)."""
+        return self._last + (1.0 / rate_hz if rate_hz > 0 else 0.0)
+
+    def started(self, now: float, rate_hz: float) -> None:
+        """A cycle starts at ``now``."""
+        scheduled = self.next_cycle(rate_hz)
+        late_ok = rate_hz > 0 and now - scheduled < 0.5 / rate_hz
+        self._last = scheduled if late_ok else now
+
+
+def frame_age_ms(frame: Frame, clock: Callable[[], float],
+                 stamp_clock: Callable[[], float]) -> float:
+    """Age of ``frame``: stamp clock now minus its stamp, or, for an unset stamp (0, which says
+    nothing about its age), the time since it arrived."""
+    if frame.stamp > 0:
+        return (stamp_clock() - frame.stamp) * 1e3
+    return (clock() - frame.received) * 1e3
+
+
 # ``process`` receives the frames of one cycle and returns, per frame, True when it was
 # processed and False when it failed. Raising counts every frame of the cycle as failed.
 ProcessFn = Callable[[list[Frame]], Sequence[bool]]
@@ -155,11 +224,7 @@ class LatestFrameScheduler:
             on_crash: Called on the dying worker thread when anything but ``process`` raised
                 in it (``process`` errors only fail their frames); see :meth:`restart`.
         """
-        if not sources:
-            raise ConfigError('The scheduler needs at least one source.')
-        if len(set(sources)) != len(sources):
-            raise ConfigError(f'Source names must be unique, got {list(sources)}.')
-        self._sources = tuple(sources)
+        self._sources = _check_sources(sources)
         self._process = process
         self._config = config or SchedulerConfig()
         self._clock = clock
@@ -167,15 +232,12 @@ class LatestFrameScheduler:
         self._on_skipped = on_skipped
         self._on_crash = on_crash
         self._crash: WorkerCrash | None = None
-        self._busy_since: float | None = None  # the current cycle's process() began then
         self._condition = threading.Condition()
         self._slots: dict[str, Frame | None] = {s: None for s in self._sources}
-        self._counts = {s: dict.fromkeys(
-            ('received', 'processed', 'dropped_overwritten', 'dropped_too_old', 'failed',
-             'in_flight'), 0) for s in self._sources}
+        self._counts = {s: _Counts() for s in self._sources}
         self._sequence = dict.fromkeys(self._sources, 0)
         self._stopping = False
-        self._last_cycle = float('-inf')
+        self._schedule = RateSchedule()
         self._thread: threading.Thread | None = None
         # A worker left running by stop() (still inside process) and the generation of the
         # current worker: an older generation finishes its cycle and exits.
@@ -203,42 +265,26 @@ class LatestFrameScheduler:
         now = self._clock()
         with self._condition:
             counts = self._counts[source]
-            counts['received'] += 1
+            counts.received += 1
             self._sequence[source] += 1
             if self._slots[source] is not None:
-                counts['dropped_overwritten'] += 1
+                counts.dropped_overwritten += 1
             self._slots[source] = Frame(source, data, stamp, now, self._sequence[source])
             self._condition.notify()
 
     def counters(self, source: str | None = None) -> FrameCounters:
         """A consistent snapshot of one source's counters, or the sum over all sources."""
         with self._condition:
-            names = self._sources if source is None else (source,)
             total = FrameCounters()
-            for name in names:
-                c = self._counts[name]
-                pending = c['in_flight'] + (self._slots[name] is not None)
-                total = total + FrameCounters(c['received'], c['processed'],
-                                              c['dropped_overwritten'], c['dropped_too_old'],
-                                              c['failed'], pending)
+            for name in self._sources if source is None else (source,):
+                total = total + self._counts[name].snapshot(self._slots[name] is not None)
             return total
 
     # ------------------------------------------------------------------ worker side
 
-    def _age_ms(self, frame: Frame) -> float:
-        # An unset stamp (0) says nothing about the frame's age: fall back to its arrival.
-        if frame.stamp > 0:
-            return (self._stamp_clock() - frame.stamp) * 1e3
-        return (self._clock() - frame.received) * 1e3
-
     def _retired(self, generation: int | None) -> bool:
         # Under the lock: stop() was called, or a newer worker has replaced this one.
         return self._stopping or (generation is not None and generation != self._generation)
-
-    def _next_cycle(self) -> float:
-        # Under the lock: the earliest time the next cycle may start (max_rate_hz).
-        rate = self._config.max_rate_hz
-        return self._last_cycle + (1.0 / rate if rate > 0 else 0.0)
 
     def _take(self, timeout: float | None, generation: int | None = None
               ) -> tuple[list[Frame], list[tuple[Frame, str]]]:
@@ -250,7 +296,8 @@ class LatestFrameScheduler:
                 wait = None if deadline is None else deadline - self._clock()
                 if any(self._slots.values()):
                     # A frame is waiting: take it now, or when the rate cap allows.
-                    until_cycle = self._next_cycle() - self._clock()
+                    until_cycle = self._schedule.next_cycle(self._config.max_rate_hz) - \
+                        self._clock()
                     if until_cycle <= 0:
                         break
                     wait = until_cycle if wait is None else min(wait, until_cycle)
@@ -259,12 +306,8 @@ class LatestFrameScheduler:
                 self._condition.wait(wait)
             if self._retired(generation):
                 return [], []
-            now, scheduled = self._clock(), self._next_cycle()
-            period = 1.0 / self._config.max_rate_hz if self._config.max_rate_hz > 0 else 0.0
-            # A cycle that starts a little late (thread wake-up) keeps the schedule, so the
-            # cap is the mean rate; one much later (no frame was waiting) starts a new one.
-            self._last_cycle = scheduled if 0 < period and now - scheduled < period / 2 \
-                else now
+            now = self._clock()
+            self._schedule.started(now, self._config.max_rate_hz)
             fresh, stale = [], []
             limit = self._config.max_frame_age_ms
             for source in self._sources:
@@ -272,25 +315,20 @@ class LatestFrameScheduler:
                 if frame is None:
                     continue
                 self._slots[source] = None
-                age = self._age_ms(frame)
+                age = frame_age_ms(frame, self._clock, self._stamp_clock)
                 if limit > 0 and age > limit:
-                    self._counts[source]['dropped_too_old'] += 1
+                    self._counts[source].dropped_too_old += 1
                     stale.append((frame, f'{age:.0f} ms old > max_frame_age_ms {limit:g}'))
                 else:
-                    self._counts[source]['in_flight'] += 1
+                    self._counts[source].in_flight += 1
                     fresh.append(frame)
-            if fresh:
-                self._busy_since = now
             return fresh, stale
 
     def _finish(self, frames: list[Frame], outcome: Sequence[bool] | None) -> None:
         with self._condition:
-            self._busy_since = None
             for index, frame in enumerate(frames):
-                counts = self._counts[frame.source]
-                counts['in_flight'] -= 1
-                ok = outcome is not None and index < len(outcome) and bool(outcome[index])
-                counts['processed' if ok else 'failed'] += 1
+                self._counts[frame.source].finished(
+                    outcome is not None and index < len(outcome) and bool(outcome[index]))
 
     def run_once(self, timeout: float | None = None) -> int:
         """Run one cycle on the calling thread; returns how many frames were handed over.
@@ -337,12 +375,7 @@ class LatestFrameScheduler:
         with self._condition:
             if generation == self._generation:
                 self._crash = crash
-        _LOG.error('the frame worker thread died: %s', crash.error, exc_info=error)
-        if self._on_crash is not None:
-            try:
-                self._on_crash(crash)
-            except Exception:  # noqa: BLE001 - reporting must not hide the crash itself
-                _LOG.exception('reporting the worker crash failed')
+        _report_crash(crash, error, self._on_crash)
 
     def worker_crash(self) -> WorkerCrash | None:
         """Why the running worker died, or None while it runs (or was stopped on purpose)."""
@@ -363,12 +396,6 @@ class LatestFrameScheduler:
             self._crash = None
         self.start()
         return crash
-
-    def busy_s(self) -> float:
-        """Seconds the cycle now being processed has been running (0 when idle)."""
-        with self._condition:
-            since = self._busy_since
-        return 0.0 if since is None else max(0.0, self._clock() - since)
 
     def start(self) -> None:
         """Start the worker thread (idempotent).
@@ -415,3 +442,14 @@ class LatestFrameScheduler:
         with self._condition:
             threads = (self._thread, self._left_behind)
         return any(thread is not None and thread.is_alive() for thread in threads)
+
+
+def _report_crash(crash: WorkerCrash, error: BaseException,
+                  on_crash: Callable[[WorkerCrash], None] | None) -> None:
+    """Log a worker's death with its traceback and tell ``on_crash``."""
+    _LOG.error('the frame worker thread died: %s', crash.error, exc_info=error)
+    if on_crash is not None:
+        try:
+            on_crash(crash)
+        except Exception:  # noqa: BLE001 - reporting must not hide the crash itself
+            _LOG.exception('reporting the worker crash failed')
