@@ -20,7 +20,7 @@
 #
 # Environment: OUT=dir (default docs/bench/device_check), DEVICE=cuda|cuda:N|cpu (cpu: the
 # rehearsal, no GPU numbers), PYTHON=interpreter (overrides the choice above), SIZE=HxW
-# (default 480x640), ITERS (200), WARMUP (20), MATRIX_S (the matrix's time limit, 330).
+# (default 640x480), ITERS (200), WARMUP (20), MATRIX_S (the matrix's time limit, 330).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${PYTHON:-}" ]; then
@@ -38,7 +38,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-docs/bench/device_check}
 DEVICE=${DEVICE:-cuda}
-SIZE=${SIZE:-480x640}
+SIZE=${SIZE:-640x480}
 ITERS=${ITERS:-200}
 WARMUP=${WARMUP:-20}
 MATRIX_S=${MATRIX_S:-330}
@@ -46,7 +46,7 @@ mkdir -p "$OUT"
 start=$(date +%s)
 echo "device_check: python $("$PY" -c 'import sys; print(sys.version.split()[0])' 2>&1) ($PY)," \
   "device $DEVICE, output $OUT"
-uptime
+uptime 2>/dev/null || true
 
 report() {
   "$PY" benchmarks/gpu_report.py "$OUT" > "$OUT/report.log" 2>&1 \

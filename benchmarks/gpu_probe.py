@@ -162,6 +162,8 @@ def probe_optional(cuda: bool) -> dict[str, dict[str, Any]]:
     compile_reason = triton_error or ('' if compiler else
                                       'no C compiler (cc/gcc/clang) on PATH: inductor and '
                                       'Triton build small C modules')
+    if compile_reason:  # the matrix still tries: its row then reports what happened
+        compile_reason += ' (the compile row is tried anyway and reports its fallback)'
     parts['torch_compile'] = _part(not compile_reason, compile_reason)
     parts['torch_compile']['compiler'] = compiler
     return parts
