@@ -203,8 +203,11 @@ def test_device_check_stops_clearly_without_cuda(tmp_path: Path) -> None:
                           env={'PATH': '/usr/bin:/bin', 'PYTHON': sys.executable,
                                'OUT': str(tmp_path / 'out')})
     assert done.returncode == 2
-    assert 'no CUDA device' in done.stderr and 'DEVICE=cpu' in done.stderr
-    assert not list((tmp_path / 'out').iterdir())  # nothing measured, nothing written
+    assert 'no CUDA here' in done.stdout and 'DEVICE=cpu' in done.stdout
+    assert 'CPU-only build' in done.stdout  # why: the probe's reason
+    # Nothing measured; only the probe and the report that says so.
+    assert not (tmp_path / 'out' / 'gpu_matrix.json').exists()
+    assert 'Probe: **no_cuda**' in (tmp_path / 'out' / 'device_check.md').read_text()
 
 
 def test_openvino_releases_a_much_larger_input_once_it_goes_unused(
