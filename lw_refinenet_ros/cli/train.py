@@ -1,7 +1,10 @@
-"""``lw-refinenet train``: train LW-RefineNet with the reference recipe (every value a flag).
+"""``lw-refinenet train``: train LW-RefineNet (every value a flag).
 
-Values come from, in increasing priority: the recipe defaults (``TrainConfig``), a YAML file
-(``--config``, keys = TrainConfig field names), then explicit flags.
+Values come from, in increasing priority: the reference recipe defaults (``TrainConfig``),
+the auto recipe chosen from the data and the time limit
+(:mod:`lw_refinenet_ros.training.auto_recipe`; ``--recipe reference`` turns it off; never
+for ``conveyor:SEED`` data), a YAML file (``--config``, keys = TrainConfig field names), then
+explicit flags.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags; every default is None so that only explicit flags override the YAML config."""
     a = parser.add_argument
     a('--config', help='YAML file with TrainConfig fields (flags override it)')
+    a('--recipe', choices=('auto', 'reference'),
+      help='auto (default): fine-tuning values chosen from your data and --time-limit for '
+      "every value you do not set (not for conveyor:SEED data); reference: the paper's v1 "
+      'recipe defaults')
     a('--data', help='dataset: a COCO instances .json (CVAT, Label Studio, Roboflow), a '
       'LabelMe folder, a VOC/folder/Cityscapes folder, or conveyor:SEED')
     a('--layout', choices=LAYOUTS, help='dataset layout (default: auto-detect)')
@@ -80,7 +87,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--scale-min', type=float)
     a('--scale-max', type=float)
     a('--min-short-side', type=int, help='raise scale so the short side >= this (0 = off)')
-    a('--flip', type=_bool)
+    a('--flip', type=_bool, help='random left/right mirror (default true)')
+    a('--vflip', type=_bool, help='random up/down mirror too (default false; the auto recipe '
+      'turns it on: a camera looking down on a belt)')
+    a('--schedule', choices=('epochs', 'time'),
+      help='epochs: stages of --stage-epochs epochs; time: --stage-epochs are shares of '
+      '--time-limit (the LR has decayed when the time is up, on any machine)')
+    a('--holdout', type=float, help='without --val-data: validate on this share of the '
+      'images, a seeded split by image (the auto recipe: 0.12)')
     a('--brightness', type=_pair, help='exposure gain range MIN,MAX, e.g. 0.4,1.6 (default '
       '1,1 = off)')
     a('--contrast', type=_pair, help='contrast factor range MIN,MAX (default 1,1 = off)')
@@ -94,8 +108,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--amp', type=_bool, help='mixed precision on CUDA (default true)')
     a('--seed', type=int)
     a('--max-steps', type=int, help='stop (resumably) after this many optimiser steps')
-    a('--time-limit', type=float, help='stop (resumably) after this many minutes',
-      dest='time_limit_min')
+    a('--time-limit', type=float, help='stop after this many minutes with the best '
+      'validated model in best.pt (resumable)', dest='time_limit_min')
     a('--checkpoint-every', type=int, help='also checkpoint every N steps (0 = epoch ends)')
     a('--epoch-size', type=int, help='frames per epoch for conveyor:SEED data')
     a('--conveyor-size', help='WxH of rendered conveyor frames (default 320x240)')
@@ -106,6 +120,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       'cross-entropy; 2-4 sharpens outlines and thin details)')
     a('--boundary-px', type=int, help='half-width of that edge band in pixels (default 2)')
     a('--threads', type=int, help='torch CPU threads')
+    a('--channels-last', type=_bool, help='NHWC memory format (default true: several times '
+      'faster MobileNet-v2 steps on a CPU)')
 
 
 def build_config(args: argparse.Namespace) -> Any:
@@ -118,6 +134,7 @@ def build_config(args: argparse.Namespace) -> Any:
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     values: dict[str, Any] = {}
+    epochs_given = False
     if args.config:
         path = Path(args.config)
         if not path.is_file():
@@ -135,10 +152,9 @@ def build_config(args: argparse.Namespace) -> Any:
             continue
         if name == 'epochs':
             values['stage_epochs'] = (value,)
-            lrs = values.get('encoder_lrs', TrainConfig.encoder_lrs)
-            values.setdefault('encoder_lrs', (tuple(lrs)[0],))
-            if len(tuple(values['encoder_lrs'])) != 1:
+            if 'encoder_lrs' in values:
                 values['encoder_lrs'] = (tuple(values['encoder_lrs'])[0],)
+            epochs_given = True
             continue
         if name == 'time_limit_min':
             values['time_limit'] = value * 60.0
@@ -151,6 +167,14 @@ def build_config(args: argparse.Namespace) -> Any:
     if 'data' not in values:
         raise ConfigError('No training data: pass --data DIR (or conveyor:SEED), or set data: '
                           'in --config.')
+    recipe = getattr(args, 'recipe', None) or 'auto'
+    if recipe == 'auto':
+        from lw_refinenet_ros.training.auto_recipe import apply_recipe
+
+        for line in apply_recipe(values):
+            print(f'recipe: {line}')
+    if epochs_given and 'encoder_lrs' not in values:
+        values['encoder_lrs'] = (TrainConfig.encoder_lrs[0],)
     for key in ('stage_epochs', 'encoder_lrs', 'conveyor_size', 'brightness', 'contrast'):
         if key in values:
             values[key] = tuple(values[key])
@@ -164,6 +188,9 @@ def run(args: argparse.Namespace) -> int:
     result = train(config)
     if os.environ.get('RANK', '0') != '0':
         return 0  # under torchrun only rank 0 reports
+    if result.split is not None:
+        print(f'validation: {result.split} (no --val-data: a seeded split by image, listed '
+              f'in {result.out / "split.json"})')
     print(f'trained {result.global_step} steps ({result.epochs_done} epochs); best val mIoU '
           f'{result.best_miou:.4f}; checkpoints in {result.out}'
           + (' (stopped early: continue with --resume)' if result.stopped_early else ''))

@@ -11,6 +11,13 @@ Accepted inputs (see docs/architecture.md, "Checkpoints"):
   also carries the architecture, class names, colours and free-form metadata, and may store
   parameters as float16 (cast back on load).
 
+A model that carries itself: a training run also writes a *model card* into the metadata
+(:func:`model_card`): the preprocessing it was trained with (``preprocessing``: mean/std),
+the image size it was trained at (``input_size``, [width, height]) and scale range, and its
+validation scores (``val_scores``). :func:`default_max_side` turns the training size into
+the network input size to run at, so a model trained on 320x240 images runs a 640x480
+camera at 320x240 unless the user sets ``max_side``.
+
 Every file is read with ``torch.load(weights_only=True)``: a checkpoint is data, and a pickle
 that wants to import or call anything is refused instead of being run. Reading yields a
 :class:`CheckpointInfo` (flat reference-layout state dict, architecture and classes detected
@@ -30,6 +37,7 @@ from typing import Any, Mapping, Sequence, Union
 import torch
 from torch import nn
 
+from lw_refinenet_ros.constants import IMAGENET_MEAN, IMAGENET_STD
 from lw_refinenet_ros.errors import CheckpointError, ConfigError
 
 _LOG = logging.getLogger(__name__)
@@ -261,7 +269,79 @@ def _project_fields(obj: Mapping[str, Any], num_classes: int, source: str) -> tu
     if not isinstance(metadata, Mapping):
         raise CheckpointError(f'{source}: metadata is a {type(metadata).__name__}, '
                               f'expected a dict.')
+    _check_preprocessing(metadata.get('preprocessing'), source)
     return names, colors, dict(metadata)
+
+
+# --------------------------------------------------------------------------- model card
+
+
+def model_card(*, input_size: Sequence[int] | None,
+               train_scale: Sequence[float] | None = None) -> dict[str, Any]:
+    """The metadata a training run stores so that the model runs as it was trained.
+
+    Args:
+        input_size: (width, height) of the training images (their median), or None.
+        train_scale: (min, max) of the random scale the crops were taken at.
+    """
+    card: dict[str, Any] = {'preprocessing': {'mean': list(IMAGENET_MEAN),
+                                              'std': list(IMAGENET_STD),
+                                              'input': 'RGB scaled to 0..1'}}
+    if input_size is not None:
+        card['input_size'] = [int(input_size[0]), int(input_size[1])]
+    if train_scale is not None:
+        card['train_scale'] = [float(train_scale[0]), float(train_scale[1])]
+    return card
+
+
+def val_scores(miou: float, iou: Sequence[float | None], class_names: Sequence[str],
+               pixel_accuracy: float, images: int) -> dict[str, Any]:
+    """The ``val_scores`` entry of a model card (per-class IoU by name; None = absent)."""
+    return {'miou': float(miou), 'pixel_accuracy': float(pixel_accuracy), 'images': int(images),
+            'iou': {str(n): (None if v is None or v != v else float(v))
+                    for n, v in zip(class_names, iou)}}
+
+
+def _check_preprocessing(value: Any, source: str) -> None:
+    """Refuse a model trained with a normalisation the engine does not apply."""
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        raise CheckpointError(f'{source}: metadata preprocessing must be a dict with mean and '
+                              f'std, got {type(value).__name__}.')
+    for key, expected in (('mean', IMAGENET_MEAN), ('std', IMAGENET_STD)):
+        given = value.get(key)
+        if given is None:
+            continue
+        if not isinstance(given, (list, tuple)) or len(given) != 3 or any(
+                abs(float(a) - b) > 1e-6 for a, b in zip(given, expected)):
+            raise CheckpointError(
+                f'{source} was trained with {key} {given}, but this package normalises '
+                f'every image with {key} {list(expected)} (ImageNet statistics); retrain '
+                f'with this package or convert the model.')
+
+
+def trained_input_size(metadata: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(width, height) the model was trained at, from its model card, or for older runs on
+    the on-the-fly conveyor from their configuration; None when the file does not say."""
+    size = metadata.get('input_size')
+    if size is None and metadata.get('layout') == 'conveyor':
+        size = (metadata.get('config') or {}).get('conveyor_size')
+    if isinstance(size, (list, tuple)) and len(size) == 2 and all(
+            isinstance(v, int) and v > 0 for v in size):
+        return int(size[0]), int(size[1])
+    return None
+
+
+def default_max_side(metadata: Mapping[str, Any]) -> int:
+    """The ``max_side`` to run a model at when the user sets none: the longer side of the
+    images it was trained at (0 = native resolution when the file does not say).
+
+    A camera that sees the belt at twice the training resolution then shows every part at
+    the size the model learnt; frames no larger than that run unchanged (never upscaled).
+    """
+    size = trained_input_size(metadata)
+    return max(size) if size is not None else 0
 
 
 def checkpoint_info_from_object(obj: Any, source: str = 'state dict') -> CheckpointInfo:

@@ -110,8 +110,12 @@ class Checkpointer:
         except Exception as error:  # noqa: BLE001 - a plotting failure must never stop training
             _LOG.warning('could not plot curves: %s', error)
 
-    def save_best(self, progress: Progress, epoch: int, val_miou: float | None = None) -> None:
-        """``best.pt``: after a better validation, or the final weights without validation."""
+    def save_best(self, progress: Progress, epoch: int, val_miou: float | None = None,
+                  scores: dict[str, Any] | None = None) -> None:
+        """``best.pt``: after a better validation, or the final weights without validation.
+
+        ``scores`` (:func:`~lw_refinenet_ros.model.checkpoint.val_scores`) go into the model
+        card as ``val_scores``."""
         if not self.enabled:
             return
         from lw_refinenet_ros.model import save_checkpoint
@@ -119,6 +123,8 @@ class Checkpointer:
         metadata = {**self.metadata, 'global_step': progress.global_step, 'epoch': epoch}
         if val_miou is not None:
             metadata['val_miou'] = val_miou
+        if scores is not None:
+            metadata['val_scores'] = scores
         save_checkpoint(self.out / 'best.pt', self.model, arch=self.arch,
                         class_names=self.class_names, colors=self.colors, half=self.half,
                         metadata=metadata)

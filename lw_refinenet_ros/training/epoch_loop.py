@@ -68,11 +68,19 @@ class Budget:
         self.started = started
         self.distributed = distributed
         self.device = device
+        #: Seconds kept free at the end for the final validation and best.pt.
+        self.reserve_s = 0.0
+
+    def elapsed_share(self) -> float:
+        """Share of the time limit used so far (0 without one)."""
+        if not self.time_limit_s:
+            return 0.0
+        return (time.monotonic() - self.started) / self.time_limit_s
 
     def exhausted(self, global_step: int) -> bool:
         over = self.max_steps is not None and global_step >= self.max_steps
         if self.time_limit_s is not None:
-            over = over or time.monotonic() - self.started >= self.time_limit_s
+            over = over or time.monotonic() - self.started >= self.time_limit_s - self.reserve_s
             if self.distributed:
                 flag = torch.tensor([int(over)], device=self.device)
                 torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
@@ -141,9 +149,13 @@ class EpochLoop:
         transform = TrainTransform(crop_size=config.crop_size, scale_min=config.scale_min,
                                    scale_max=config.scale_max,
                                    min_short_side=config.min_short_side, flip=config.flip,
+                                   vflip=getattr(config, 'vflip', False),
                                    photometric=config.photometric())
         self.train_set = AugmentedSet(train_set, transform, config.seed)
-        self.total_epochs = sum(config.stage_epochs)
+        # A time schedule runs until the time limit; its stages are shares of the time.
+        self.by_time = getattr(config, 'schedule', 'epochs') == 'time'
+        self.total_epochs = 10 ** 9 if self.by_time else sum(config.stage_epochs)
+        self._validated_step = -1
         self.steps_per_epoch = len(train_set) // (config.batch_size * ranks.world)
         if self.steps_per_epoch < 1:
             raise ConfigError(f'{len(train_set)} training images are fewer than one batch of '
@@ -157,7 +169,7 @@ class EpochLoop:
         """Train until the last epoch or the budget; ``progress`` says how far it got."""
         progress = self.progress
         while progress.epoch < self.total_epochs and not self.stopped_early:
-            self._enter_stage(stage_of(progress.epoch, self.config.stage_epochs))
+            self._enter_stage(self._stage(progress.epoch))
             outcome = self._train_epoch(progress.epoch)
             epoch_done = outcome.batch_index >= self.steps_per_epoch
             if outcome.loss_count:
@@ -165,11 +177,13 @@ class EpochLoop:
                     'epoch': progress.epoch + 1, 'step': progress.global_step,
                     'loss': outcome.loss_sum / outcome.loss_count, 'stage': progress.stage + 1,
                     'complete': epoch_done})
-            finished = progress.epoch + 1 >= self.total_epochs or \
-                self.budget.exhausted(progress.global_step)
+            exhausted = self.budget.exhausted(progress.global_step)
+            finished = progress.epoch + 1 >= self.total_epochs or exhausted
             if epoch_done and self.val_set is not None and self.ranks.main and (
                     (progress.epoch + 1) % self.config.val_every == 0 or finished):
                 self._validate(progress.epoch)
+            if exhausted:
+                self._final_validation()
             if epoch_done:
                 progress.epoch += 1
                 progress.batch_in_epoch = 0
@@ -180,13 +194,34 @@ class EpochLoop:
                 _LOG.info('epoch %d done: mean loss %.4f, step %d, %.0f s', progress.epoch,
                           outcome.loss_sum / outcome.loss_count, progress.global_step,
                           time.monotonic() - self.budget.started)
-            if self.budget.exhausted(progress.global_step):
-                self.stopped_early = progress.epoch < self.total_epochs
+            if exhausted:
+                self.stopped_early = progress.epoch < self.total_epochs and not self.by_time
                 if self.stopped_early:
                     _LOG.info('stopping: step/time budget reached; continue with --resume')
+                elif self.by_time:
+                    _LOG.info('time is up: the best validated model is in best.pt')
                 break
             if self.ranks.distributed:
                 torch.distributed.barrier()
+
+    def _stage(self, epoch: int) -> int:
+        """The stage of ``epoch``, or with a time schedule of the time used so far."""
+        weights = self.config.stage_epochs
+        if not self.by_time:
+            return stage_of(epoch, weights)
+        share, end = self.budget.elapsed_share(), 0.0
+        for stage, weight in enumerate(weights):
+            end += weight / sum(weights)
+            if share < end:
+                return max(stage, self.progress.stage)  # never back to a higher rate
+        return len(weights) - 1
+
+    def _final_validation(self) -> None:
+        """Validate the weights the run ends with unless they already were, so best.pt is
+        the best of every validated model including the last."""
+        if self.val_set is not None and self.ranks.main and \
+                self._validated_step != self.progress.global_step:
+            self._validate(max(self.progress.epoch - 1, 0))
 
     def _enter_stage(self, stage: int) -> None:
         """A fresh optimiser per stage; the saved one only within the stage it was saved in."""
@@ -233,7 +268,8 @@ class EpochLoop:
             batch_size=config.batch_size, shuffle=False, drop_last=True,
             num_workers=config.workers, pin_memory=self.device.type == 'cuda')
         start = progress.batch_in_epoch
-        bar = tqdm(loader, desc=f'epoch {epoch + 1}/{self.total_epochs}', unit='batch',
+        desc = f'epoch {epoch + 1}' + ('' if self.by_time else f'/{self.total_epochs}')
+        bar = tqdm(loader, desc=desc, unit='batch',
                    disable=not self.ranks.main, initial=start, total=self.steps_per_epoch,
                    mininterval=0.5 if self._interactive else 60.0, file=sys.stderr)
         outcome = EpochOutcome(start, 0.0, 0, False)
@@ -263,7 +299,10 @@ class EpochLoop:
     def _step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         """One optimiser step; the loss value (a non-finite loss stops the run)."""
         assert self.optimizer is not None
-        images = images.to(self.device, non_blocking=True)
+        images = images.to(self.device, non_blocking=True,
+                           memory_format=torch.channels_last
+                           if getattr(self.config, 'channels_last', False)
+                           else torch.contiguous_format)
         labels = labels.to(self.device, non_blocking=True)
         with torch.autocast(device_type=self.device.type, dtype=torch.float16,
                             enabled=self.use_amp):
@@ -288,9 +327,13 @@ class EpochLoop:
 
     def _validate(self, epoch: int) -> None:
         """Score the validation set; a better mIoU writes ``best.pt``."""
+        from lw_refinenet_ros.model.checkpoint import val_scores
+
         progress = self.progress
+        started = time.monotonic()
         scores = evaluate_model(self.model, self.val_set, self.num_classes, device=self.device,
                                 limit=self.config.val_limit)
+        self._validated_step = progress.global_step
         progress.history['val'].append({
             'epoch': epoch + 1, 'step': progress.global_step, 'miou': scores.miou,
             'pixel_accuracy': scores.pixel_accuracy,
@@ -300,4 +343,12 @@ class EpochLoop:
                   ' '.join(f'{n}={v:.3f}' for n, v in zip(self.class_names, scores.iou)))
         if scores.miou > progress.best_miou:
             progress.best_miou = scores.miou
-            self.checkpointer.save_best(progress, epoch + 1, val_miou=progress.best_miou)
+            count = len(self.val_set) if self.config.val_limit is None else min(
+                len(self.val_set), self.config.val_limit)
+            card = val_scores(scores.miou, [None if np.isnan(v) else float(v)
+                                            for v in scores.iou], self.class_names,
+                              scores.pixel_accuracy, count)
+            self.checkpointer.save_best(progress, epoch + 1, val_miou=progress.best_miou,
+                                        scores=card)
+        # Keep time for one more validation and best.pt before the time limit.
+        self.budget.reserve_s = 1.5 * (time.monotonic() - started) + 2.0

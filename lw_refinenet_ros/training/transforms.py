@@ -100,6 +100,7 @@ class TrainTransform:
         min_short_side: Raise the scale so the shorter side is at least this (0 = off; the
             reference uses 350 with its 500 px crops).
         flip: Random horizontal mirror.
+        vflip: Random vertical mirror (a camera looking down on a belt: up/down are alike).
         photometric: Camera-change augmentation applied first (None = off, as in the paper).
     """
 
@@ -109,6 +110,7 @@ class TrainTransform:
     min_short_side: int = 350
     flip: bool = True
     photometric: PhotometricJitter | None = None
+    vflip: bool = False
 
     def __call__(self, image: np.ndarray, labels: np.ndarray, rng: np.random.Generator
                  ) -> tuple[np.ndarray, np.ndarray]:
@@ -135,6 +137,9 @@ class TrainTransform:
         if self.flip and rng.random() < 0.5:
             image = image[:, ::-1]
             labels = labels[:, ::-1]
+        if self.vflip and rng.random() < 0.5:
+            image = image[::-1]
+            labels = labels[::-1]
         y = int(rng.integers(0, h - c + 1))
         x = int(rng.integers(0, w - c + 1))
         image = image[y:y + c, x:x + c]

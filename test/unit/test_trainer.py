@@ -122,7 +122,8 @@ def test_cli_merges_yaml_and_flags(tmp_path) -> None:
     assert config.batch_size == 5 and config.crop_size == 64
     assert config.stage_epochs == (4, 2) and config.encoder_lrs == (0.01, 0.001)
     assert config.time_limit == 120.0 and config.conveyor_size == (64, 48)
-    args = build_parser().parse_args(['train', '--data', 'd', '--epochs', '7'])
+    args = build_parser().parse_args(['train', '--data', 'd', '--epochs', '7', '--recipe',
+                                      'reference'])
     config = build_config(args)
     assert config.stage_epochs == (7,) and config.encoder_lrs == (5e-4,)
     config_file.write_text('bogus: 1\n')
@@ -167,3 +168,92 @@ def test_torchrun_trains_with_two_ranks_and_rank_zero_writes(tiny_data, tmp_path
     assert done.stdout.count('trained 4 steps') == 1, 'only rank 0 reports'
     model, info = load_model(tmp_path / 'run' / 'best.pt')
     assert info.num_classes == len(CLASS_NAMES)
+
+
+# --------------------------------------------------------------------------- one command
+
+
+def test_recipe_for_a_small_dataset_fine_tunes_the_packaged_model() -> None:
+    from lw_refinenet_ros.training.auto_recipe import DataSummary, choose_recipe
+
+    values, reasons = choose_recipe(DataSummary(120, (320, 240), 5), time_limit_s=None,
+                                    cuda=False, start='packaged')
+    assert values['init_weights'] == 'default' and values['optimizer'] == 'adam'
+    assert values['crop_size'] == 192 and values['batch_size'] == 8  # 80 % of 240, /32
+    assert values['vflip'] and values['min_short_side'] == 0
+    assert values['scale_min'] >= 0.75 and values['scale_max'] <= 1.35  # fixed camera
+    assert values['schedule'] == 'epochs' and len(values['stage_epochs']) == 3
+    steps_per_epoch = (120 - 14) // 8
+    assert sum(values['stage_epochs']) * steps_per_epoch >= 1400  # ~1500 steps
+    assert list(values['encoder_lrs']) == sorted(values['encoder_lrs'], reverse=True)
+    assert values['holdout'] == pytest.approx(0.12) and len(reasons) >= 3
+    timed, _ = choose_recipe(DataSummary(120, (320, 240), 5), time_limit_s=1200, cuda=False,
+                             start='packaged')
+    assert timed['schedule'] == 'time'
+
+
+def test_recipe_for_a_large_dataset_and_an_imagenet_start() -> None:
+    from lw_refinenet_ros.training.auto_recipe import DataSummary, choose_recipe
+
+    small, _ = choose_recipe(DataSummary(120, (640, 480), 5), time_limit_s=None, cuda=False,
+                             start='packaged')
+    large, _ = choose_recipe(DataSummary(5000, (640, 480), 5), time_limit_s=None,
+                             cuda=False, start='imagenet')
+    assert large['crop_size'] == 320 and small['crop_size'] == 320  # capped on a CPU
+    # Fewer passes over a large dataset, more steps in all.
+    assert sum(large['stage_epochs']) < sum(small['stage_epochs'])
+    large_steps = sum(large['stage_epochs']) * ((5000 - 600) // 8)
+    assert large_steps > 1500
+    assert 'init_weights' not in large and large['decoder_lr_mult'] > 1  # fresh decoder
+    gpu, _ = choose_recipe(DataSummary(5000, (1280, 720), 5), time_limit_s=None, cuda=True,
+                           start='packaged')
+    assert gpu['crop_size'] == 512 and gpu['batch_size'] == 16
+
+
+def test_explicit_values_win_over_the_recipe(tmp_path) -> None:
+    from lw_refinenet_ros.data.recycling import write_recycling_coco
+    from lw_refinenet_ros.training.auto_recipe import apply_recipe
+
+    path = write_recycling_coco(tmp_path, 3, seed=1, size=(96, 72))
+    values = {'data': str(path), 'crop_size': 64, 'stage_epochs': (4,), 'time_limit': 60.0}
+    reasons = apply_recipe(values)
+    assert values['crop_size'] == 64 and values['stage_epochs'] == (4,)
+    assert values['schedule'] == 'epochs' and len(values['encoder_lrs']) == 1
+    assert values['init_weights'] == 'default' and any('crop_size' in r for r in reasons)
+    conveyor = {'data': 'conveyor:3'}
+    assert apply_recipe(conveyor) == [] and conveyor == {'data': 'conveyor:3'}
+
+
+def test_a_one_image_dataset_is_refused_with_the_fix(tmp_path) -> None:
+    from lw_refinenet_ros.data.recycling import write_recycling_coco
+
+    path = write_recycling_coco(tmp_path, 1, seed=1, size=(96, 72))
+    config = TrainConfig(data=str(path), out=str(tmp_path / 'run'), holdout=0.12,
+                         device='cpu', workers=0)
+    with pytest.raises(ConfigError, match=r'1 image\(s\).*--val-data'):
+        train(config)
+
+
+@pytest.mark.slow
+def test_time_limit_ends_with_the_best_validated_model(tmp_path) -> None:
+    from lw_refinenet_ros.data.recycling import write_recycling_coco
+
+    path = write_recycling_coco(tmp_path / 'data', 6, seed=2, size=(96, 72))
+    config = TrainConfig(data=str(path), out=str(tmp_path / 'run'), holdout=0.34,
+                         schedule='time', time_limit=8.0, stage_epochs=(1, 1),
+                         encoder_lrs=(1e-3, 1e-4), decoder_lr_mult=1.0, optimizer='adam',
+                         freeze_bn=False, crop_size=48, scale_min=1.0, scale_max=1.0,
+                         min_short_side=0, batch_size=2, workers=0, device='cpu', seed=1,
+                         threads=2, val_every=1000)
+    result = train(config)
+    assert not result.stopped_early  # the time schedule ends at its limit, as planned
+    assert result.split == '2 of 6 images held out, 4 trained on'
+    split = json.loads((tmp_path / 'run' / 'split.json').read_text())
+    assert len(split['val']) == 2 and not set(split['val']) & set(split['train'])
+    history = json.loads((tmp_path / 'run' / 'history.json').read_text())
+    # val_every is far away: the one validation is the final one, of the last weights.
+    assert [v['step'] for v in history['val']] == [result.global_step]
+    best = read_checkpoint(tmp_path / 'run' / 'best.pt')
+    assert best.metadata['val_scores']['miou'] == pytest.approx(result.best_miou)
+    assert best.metadata['input_size'] == [96, 72]
+    assert best.class_names == ('background', 'bottle', 'can', 'carton', 'film')
