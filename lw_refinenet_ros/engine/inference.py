@@ -122,6 +122,8 @@ class InferenceEngine:
         if config.num_threads > 0 and self.device == 'cpu':
             torch.set_num_threads(config.num_threads)
         self.reason = ''
+        #: CPU threads the backend runs with (0 = the runtime's default).
+        self.threads = max(0, config.num_threads)
         self.agreement: float | None = None
         self.selection_ms: dict[str, float] = {}
         self.selection_phases_s: dict[str, float] = {}
@@ -172,6 +174,7 @@ class InferenceEngine:
         # Hashed once here for every candidate's cache key (the request's contract), instead
         # of once per runtime backend that the selection builds.
         request = dataclasses.replace(request, weights_id=model_fingerprint(model))
+        self._model, self._backend_request = model, request
         image = warmup_image if warmup_image is not None else warmup_frame(height, width)
         self._selection_image = image
         batch = self._cpu_pre([image], ['rgb'], size)
@@ -184,6 +187,9 @@ class InferenceEngine:
             self._decisions = DecisionStore(config.resolved_cache_dir())
             self._decision_subject = self._subject(request)
             remembered, previous = self._decisions.load(self._decision_subject)
+            if remembered is not None and config.num_threads == THREADS_AUTO \
+                    and remembered.backend != 'torch' and remembered.threads > 0:
+                request = dataclasses.replace(request, num_threads=remembered.threads)
         selection = select_backend(model, backend=config.backend, precision=config.precision,
                                    request=request, warmup_batch=batch, labels_of=labels_of,
                                    agreement_min=config.agreement_min,
@@ -193,9 +199,11 @@ class InferenceEngine:
         self._selection = selection
         if selection.remembered and remembered is not None and remembered.threads > 0 \
                 and config.num_threads == THREADS_AUTO and self.device == 'cpu':
-            import torch
+            self.threads = remembered.threads
+            if selection.backend.name == 'torch':
+                import torch
 
-            torch.set_num_threads(remembered.threads)
+                torch.set_num_threads(remembered.threads)
         self.reason, self.agreement = selection.reason, selection.agreement
         self.selection_ms = dict(selection.timings_ms)
         self.selection_phases_s = dict(selection.phases_s)
@@ -223,7 +231,7 @@ class InferenceEngine:
 
         threads = self.config.num_threads
         if threads == THREADS_AUTO:
-            threads = torch.get_num_threads() if self.backend.name == 'torch' else 0
+            threads = torch.get_num_threads() if self.backend.name == 'torch' else self.threads
         self._decisions.save(self._decision_subject, Decision(
             backend=self.backend.name, precision=self.backend.precision, threads=threads,
             agreement=selection.agreement, timings_ms=dict(selection.timings_ms),
@@ -257,20 +265,47 @@ class InferenceEngine:
                   iters, image.shape[0], image.shape[1], (time.perf_counter() - start) * 1e3)
 
     def _tune_threads(self, image: np.ndarray) -> None:
+        """num_threads=-1: time 1 thread against the runtime's default, keep the faster.
+
+        torch's pool is switched in place; OpenVINO and ONNX Runtime fix their threads when
+        the network is compiled, so a one-thread copy of the chosen backend is built (from
+        the cache) and timed against it, in interleaved rounds."""
         import torch
 
-        default = torch.get_num_threads()
-        timings = {}
-        for threads in sorted({1, default}):
-            torch.set_num_threads(threads)
-            self(image, 'rgb', want_confidence=True, want_stats=True)  # settle the pool
+        def frame_ms() -> float:
             begin = time.perf_counter()
             self(image, 'rgb', want_confidence=True, want_stats=True)
-            timings[threads] = (time.perf_counter() - begin) * 1e3
-        best = min(timings, key=timings.get)
-        torch.set_num_threads(best)
-        _LOG.info('num_threads=-1 (auto): %s ms per frame -> using %d thread(s)',
-                  {k: round(v) for k, v in timings.items()}, best)
+            return (time.perf_counter() - begin) * 1e3
+
+        timings: dict[int, list[float]] = {}
+        if self.backend.name == 'torch':
+            default = torch.get_num_threads()
+            for threads in sorted({1, default}):
+                torch.set_num_threads(threads)
+                self(image, 'rgb', want_confidence=True, want_stats=True)  # settle the pool
+                timings[threads] = [frame_ms()]
+            best = min(timings, key=lambda t: timings[t][0])
+            torch.set_num_threads(best)
+        else:
+            from lw_refinenet_ros.engine.backends import create_backend
+
+            request = dataclasses.replace(self._backend_request,
+                                          precision=self.backend.precision, num_threads=1)
+            variants = {0: self.backend,
+                        1: create_backend(self.backend.name, self._model, request)}
+            for backend in variants.values():
+                self.backend = backend
+                self(image, 'rgb', want_confidence=False, want_stats=False)
+            for _ in range(3):
+                for threads, backend in variants.items():
+                    self.backend = backend
+                    timings.setdefault(threads, []).append(frame_ms())
+            best = min(timings, key=lambda t: float(np.median(timings[t])))
+            self.backend = variants[best]
+        self.threads = best
+        _LOG.info('num_threads=-1 (auto): %s ms per frame -> using %s',
+                  {k or 'default': round(float(np.median(v))) for k, v in timings.items()},
+                  f'{best} thread(s)' if best else "the runtime's default threads")
 
     # ----------------------------------------------------------------- public API
 
@@ -414,6 +449,7 @@ class InferenceEngine:
         info.update({
             'backend': self.backend.name, 'precision': self.backend.precision,
             'device': self.device, 'reason': self.reason, 'agreement': self.agreement,
+            'threads': self.threads or 'default',
             'selection_ms': self.selection_ms,
             'selection_phases_s': self.selection_phases_s, 'upsample': self.config.upsample,
             'max_side': self.config.max_side, 'num_classes': self.num_classes,

@@ -203,6 +203,13 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
             failed[pair] = str(error)
             _LOG.warning('backend %s is not usable: %s', _label(*pair), error)
             continue
+        actual = (pair[0], str(getattr(candidate, 'precision', pair[1])))
+        if actual != pair:  # e.g. torch fp16 on a CPU runs fp32: named for what it runs
+            _LOG.warning('backend %s runs as %s on %s', _label(*pair), _label(*actual),
+                         request.device)
+            if actual in built or actual in pairs:
+                continue
+            pair = actual
         built[pair] = candidate
         agreement[pair] = float(np.mean(labels == reference_labels))
         setup_s[pair] = time.perf_counter() - start

@@ -229,3 +229,59 @@ def test_openvino_releases_a_much_larger_input_once_it_goes_unused(
     for frame in (big, small, big, small, small, small, big):
         backend.forward(frame)
     assert len(backend.describe()['compiled_inputs']) == 2
+
+
+# ----------------------------------------------------------------- threads reach each runtime
+
+def _runtime_threads(backend) -> int:
+    """The thread count the runtime itself reports for the built network."""
+    if backend.name == 'openvino':
+        compiled = next(iter(backend._compiled.values()))[0]
+        return int(compiled.get_property('INFERENCE_NUM_THREADS'))
+    session = next(iter(backend._sessions.values()))
+    return int(session.get_session_options().intra_op_num_threads)
+
+
+@pytest.mark.parametrize('name', ['openvino', 'onnxruntime'])
+@pytest.mark.parametrize('threads', [1, 2])
+def test_num_threads_reaches_the_runtime(name: str, threads: int, model,
+                                         cache_dir: Path) -> None:
+    backend = create_backend(name, model, BackendRequest(
+        precision='fp32', device='cpu', input_size=SIZE, cache_dir=cache_dir,
+        num_threads=threads, weights_id='default-model'))
+    assert _runtime_threads(backend) == threads
+
+
+@pytest.mark.parametrize('name', ['openvino', 'onnxruntime'])
+def test_engine_num_threads_reaches_the_runtime(name: str, model, cache_dir: Path) -> None:
+    from lw_refinenet_ros.engine import EngineConfig, InferenceEngine
+
+    config = EngineConfig(device='cpu', backend=name, precision='fp32', num_threads=1,
+                          cache_dir=str(cache_dir), warmup_size=SIZE, remember_selection=False)
+    engine = InferenceEngine(model, config)
+    assert _runtime_threads(engine.backend) == 1 and engine.describe()['threads'] == 1
+
+
+@pytest.mark.slow
+def test_engine_auto_threads_times_a_one_thread_runtime(model, cache_dir: Path) -> None:
+    """num_threads=-1 on a runtime other than torch builds a one-thread copy and keeps the
+    faster; describe() and the runtime agree on the count."""
+    from lw_refinenet_ros.engine import EngineConfig, InferenceEngine
+
+    config = EngineConfig(device='cpu', backend='openvino', precision='fp32', num_threads=-1,
+                          cache_dir=str(cache_dir), warmup_size=SIZE, remember_selection=False)
+    engine = InferenceEngine(model, config)
+    assert engine.threads in (0, 1)
+    if engine.threads == 1:
+        assert _runtime_threads(engine.backend) == 1
+    assert engine.describe()['threads'] == (engine.threads or 'default')
+
+
+def test_torch_fp16_on_the_cpu_is_named_fp32_in_the_selection(model, cache_dir: Path) -> None:
+    from lw_refinenet_ros.engine import EngineConfig, InferenceEngine
+
+    config = EngineConfig(device='cpu', backend='torch', precision='fp16',
+                          cache_dir=str(cache_dir), warmup_size=SIZE, remember_selection=False)
+    engine = InferenceEngine(model, config)
+    assert engine.describe()['precision'] == 'fp32'
+    assert engine.reason.startswith('torch/fp32')

@@ -151,6 +151,10 @@ class OpenVINOBackend:
                 f'device supports {", ".join(supported)}). Choose another precision, or '
                 f'"auto".')
         self._cache = ArtifactCache(request.cache_dir)
+        if self._cache.persistent:
+            # OpenVINO's own cache of compiled blobs (keyed by it with the model, settings,
+            # device and version): a restart loads instead of compiling.
+            self._core.set_property({'CACHE_DIR': str(self._cache.root / 'openvino-compiled')})
         self._weights_id = request.weights_id or model_fingerprint(model)
         self._model = model
         self._int8 = request.precision == 'int8'
