@@ -21,6 +21,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ('train', 'train'),
     ('eval', 'evaluate'),
     ('make-dataset', 'make_dataset'),
+    ('data', 'data'),
     ('segment', 'segment'),
     ('export', 'export'),
     ('quantize', 'quantize'),
