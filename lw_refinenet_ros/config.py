@@ -12,7 +12,6 @@ table is testable in a plain environment and cheap to import.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 from typing import Any, Iterable, Mapping
 
@@ -20,7 +19,7 @@ from lw_refinenet_ros.constants import ARCHES
 from lw_refinenet_ros.engine.config import ENGINE_PARAMETERS, EngineConfig
 from lw_refinenet_ros.errors import ConfigError
 from lw_refinenet_ros.objects.options import OBJECT_PARAMETERS, ObjectsConfig
-from lw_refinenet_ros.options import ParameterSpec
+from lw_refinenet_ros.options import ParameterSpec, settings_class
 from lw_refinenet_ros.scheduler import SchedulerConfig
 
 __all__ = ['PARAMETERS', 'PARAMETER_SPECS', 'NodeConfig', 'ParameterSpec', 'unknown_names']
@@ -97,46 +96,8 @@ def _object_field(name: str) -> str:
     return name[len('objects.'):].replace('.', '_')
 
 
-@dataclasses.dataclass(frozen=True)
-class NodeConfig:
-    """Validated node settings; field ``a_b`` holds parameter ``a.b``.
-
-    The ``objects.*`` group is validated by its own table and held whole in ``objects``
-    (an :class:`~lw_refinenet_ros.objects.options.ObjectsConfig`), as the detector uses it.
-    """
-
-    model_arch: str
-    model_weights: str
-    model_num_classes: int
-    model_classes_file: str
-    device: str
-    device_fallback: bool
-    backend: str
-    precision: str
-    agreement_min: float
-    backend_fallback: bool
-    cache_dir: str
-    calibration_dir: str
-    max_side: int
-    upsample: str
-    warmup_size: str
-    num_threads: int
-    input_type: str
-    qos: str
-    cameras: tuple[str, ...]
-    use_camera_info: bool
-    overlay_alpha: float
-    max_frame_age_ms: float
-    max_rate_hz: float
-    publish_color: bool
-    publish_overlay: bool
-    publish_confidence: bool
-    publish_stats: bool
-    class_filter: tuple[str, ...]
-    max_image_pixels: int
-    diagnostics_period_s: float
-    log_throttle_s: float
-    objects: ObjectsConfig
+class _NodeSettings:
+    """The methods of :class:`NodeConfig` (its fields come from the table)."""
 
     @classmethod
     def defaults(cls) -> NodeConfig:
@@ -177,7 +138,7 @@ class NodeConfig:
         """A new validated config with some parameters (by ROS name) changed."""
         merged = self.to_mapping()
         merged.update(changes)
-        return NodeConfig.from_mapping(merged)
+        return type(self).from_mapping(merged)
 
     @property
     def scheduler(self) -> SchedulerConfig:
@@ -194,3 +155,17 @@ class NodeConfig:
     def publishes(self, output: str) -> bool:
         """Whether ``segmentation/<output>`` is enabled (labels always are)."""
         return output == 'labels' or bool(getattr(self, f'publish_{output}'))
+
+
+NodeConfig = settings_class(
+    'NodeConfig', [spec for spec in PARAMETERS if spec.name not in _OBJECT_NAMES],
+    base=_NodeSettings, extra=[('objects', ObjectsConfig)], module=__name__,
+    doc="""Validated node settings: one field per parameter of :data:`PARAMETERS`, field
+    ``a_b`` holding parameter ``a.b`` (``model.weights`` -> ``model_weights``), typed like its
+    default (a list of strings is a tuple).
+
+    The ``objects.*`` group is validated by its own table and held whole in ``objects`` (an
+    :class:`~lw_refinenet_ros.objects.options.ObjectsConfig`), as the detector uses it. The
+    fields are generated from the table, so a new parameter is one table entry plus its use;
+    build instances with :meth:`from_mapping` (the one validator), :meth:`defaults` or
+    :meth:`replace`.""")

@@ -3,6 +3,8 @@
 Option groups live next to the code they configure (the node's table in ``config.py``, the
 object detector's in ``objects/options.py``) and all use this one class, so that ROS
 parameter descriptors, the YAML file and CLI flags can be derived from any of them alike.
+:func:`settings_class` derives the frozen settings classes from a table as well, so a new
+option is one table entry plus the code that uses it, and each option has one default.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from lw_refinenet_ros.errors import ConfigError
 
@@ -162,3 +164,41 @@ def _shown(default: Any) -> str:
     if isinstance(default, tuple):
         return ' '.join(default) or 'none'
     return repr(default) if default == '' else str(default)
+
+
+def field_type(spec: ParameterSpec) -> type:
+    """The Python type of an option's validated value (a list of strings is a tuple)."""
+    default = spec.default
+    return tuple[str, ...] if isinstance(default, tuple) else type(default)
+
+
+def settings_class(name: str, specs: Sequence[ParameterSpec], *, doc: str, module: str,
+                   field: Callable[[ParameterSpec], str] = lambda spec: spec.field,
+                   base: type = object, extra: Sequence[tuple[str, Any]] = (),
+                   with_defaults: bool = False) -> type:
+    """A frozen dataclass with one field per spec, derived from the table itself.
+
+    Args:
+        name: The class name.
+        specs: The options, in field order.
+        doc: The class docstring.
+        module: The module the class is published in (``__name__``: pickling, reprs, docs).
+        field: The field name of a spec (default :attr:`ParameterSpec.field`).
+        base: A plain class holding the methods (validation, derived views).
+        extra: More ``(name, type)`` fields after the options' (no defaults).
+        with_defaults: Give each option field the spec's default (for code-level settings
+            built with keywords, such as the detector's); otherwise every field is required
+            and values come through the table's validator.
+    """
+    fields: list[Any] = []
+    for spec in specs:
+        if with_defaults:
+            fields.append((field(spec), field_type(spec), dataclasses.field(
+                default=spec.default)))
+        else:
+            fields.append((field(spec), field_type(spec)))
+    fields.extend(extra)
+    cls = dataclasses.make_dataclass(name, fields, bases=(base,), frozen=True)
+    cls.__module__ = module
+    cls.__doc__ = doc
+    return cls

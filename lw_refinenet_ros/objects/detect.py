@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import math
-from typing import Any, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -31,43 +31,7 @@ from lw_refinenet_ros.objects.edges import (
     split_by_edges,
 )
 from lw_refinenet_ros.objects.geometry import clearance_map, outline, pick_point, principal_axes
-
-
-@dataclass(frozen=True)
-class DetectorSettings:
-    """What the detector needs (a subset of ``ObjectsConfig``, in engine terms).
-
-    Attributes:
-        min_area: Smallest object, pixels.
-        min_score: Objects with a lower mean confidence are dropped (when confidences are
-            given).
-        max_hole_area: Holes up to this size are filled (0: none).
-        split_touching: Split touching same-class parts.
-        split_min_radius: Smallest centre-to-edge distance of a part that may be split off.
-        split_neck_ratio: Split only where the mask narrows to this fraction of a centre's
-            radius.
-        split_edges: Split overlapping same-class parts along the image's dark lines (needs
-            the image).
-        contour_points: Outline vertices per object (0: no outline).
-    """
-
-    min_area: int = 40
-    min_score: float = 0.0
-    max_hole_area: int = 8
-    split_touching: bool = True
-    split_min_radius: float = 6.0
-    split_neck_ratio: float = 0.4
-    split_edges: bool = True
-    contour_points: int = 0
-
-    @classmethod
-    def from_config(cls, config: Any) -> DetectorSettings:
-        """The detector's share of an ``ObjectsConfig`` (one mapping for every caller)."""
-        return cls(min_area=config.min_area, min_score=config.min_score,
-                   max_hole_area=config.max_hole_area, split_touching=config.split_touching,
-                   split_min_radius=config.split_min_radius,
-                   split_neck_ratio=config.split_neck_ratio, split_edges=config.split_edges,
-                   contour_points=config.contour_points)
+from lw_refinenet_ros.objects.options import DetectorSettings  # noqa: F401 - the detector's API
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,11 @@ which never sees ROS parameter names.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, Mapping
 
 from lw_refinenet_ros.errors import ConfigError
-from lw_refinenet_ros.options import ParameterSpec
+from lw_refinenet_ros.options import ParameterSpec, settings_class
 
 OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('objects.enabled', True,
@@ -127,31 +126,8 @@ def parse_homography(text: str) -> tuple[float, ...]:
     return values
 
 
-@dataclasses.dataclass(frozen=True)
-class ObjectsConfig:
-    """Validated ``objects.*`` settings; field ``a_b`` holds parameter ``objects.a.b``."""
-
-    enabled: bool
-    ignore_classes: tuple[str, ...]
-    min_area: int
-    min_score: float
-    max_hole_area: int
-    split_touching: bool
-    split_min_radius: float
-    split_neck_ratio: float
-    split_edges: bool
-    contour_points: int
-    tracking_enabled: bool
-    tracking_max_distance_px: float
-    tracking_confirm_frames: int
-    tracking_max_missed_frames: int
-    belt_calibration: str
-    belt_camera_height_m: float
-    belt_camera_tilt_deg: float
-    belt_homography: str
-    pick_line_axis: str
-    pick_line_position_m: float
-    pick_line_position_px: float
+class _ObjectsSettings:
+    """The methods of :class:`ObjectsConfig` (its fields come from the table)."""
 
     @classmethod
     def defaults(cls) -> ObjectsConfig:
@@ -179,3 +155,37 @@ class ObjectsConfig:
     def homography(self) -> tuple[float, ...]:
         """The homography as nine floats, or () when not given."""
         return parse_homography(self.belt_homography)
+
+
+ObjectsConfig = settings_class(
+    'ObjectsConfig', OBJECT_PARAMETERS, field=lambda spec: _field(spec.name),
+    base=_ObjectsSettings, module=__name__,
+    doc="""Validated ``objects.*`` settings: one field per entry of :data:`OBJECT_PARAMETERS`,
+    field ``a_b`` holding parameter ``objects.a.b`` (``objects.belt.calibration`` ->
+    ``belt_calibration``). Generated from the table (a new option is one entry plus its
+    use); build instances with :meth:`from_mapping` or :meth:`defaults`.""")
+
+#: The options the detector uses (:class:`DetectorSettings`), by parameter name.
+DETECTOR_OPTIONS: tuple[str, ...] = (
+    'objects.min_area', 'objects.min_score', 'objects.max_hole_area', 'objects.split_touching',
+    'objects.split_min_radius', 'objects.split_neck_ratio', 'objects.split_edges',
+    'objects.contour_points')
+
+
+class _DetectorMethods:
+    """The methods of :class:`DetectorSettings`."""
+
+    @classmethod
+    def from_config(cls, config: Any) -> Any:
+        """The detector's share of an ``ObjectsConfig`` (one mapping for every caller)."""
+        return cls(**{_field(name): getattr(config, _field(name)) for name in DETECTOR_OPTIONS})
+
+
+DetectorSettings = settings_class(
+    'DetectorSettings', [OBJECT_PARAMETER_SPECS[name] for name in DETECTOR_OPTIONS],
+    field=lambda spec: _field(spec.name), base=_DetectorMethods, module=__name__,
+    with_defaults=True,
+    doc="""What the detector needs: the :data:`DETECTOR_OPTIONS` share of
+    :class:`ObjectsConfig`, as keyword fields with the table's defaults (the same defaults
+    the node and the CLI use: ``min_score`` 0.75, ``min_area`` 40, ...). Build it from a
+    config with :meth:`from_config`, or with keywords in code and tests.""")

@@ -219,3 +219,48 @@ def test_path_options_expand_home_and_variables(monkeypatch) -> None:
 def test_unknown_names_are_refused_with_the_closest_known_one() -> None:
     with pytest.raises(ConfigError, match=r'overlay_alpa \(did you mean overlay_alpha\?\)'):
         NodeConfig.from_mapping({'overlay_alpa': 0.3})
+
+
+def test_each_option_has_exactly_one_default() -> None:
+    """One table entry per option, and every settings class built from the tables (or
+    holding an option under its field name) has that entry's default, not its own."""
+    import dataclasses
+    import importlib
+
+    from lw_refinenet_ros.engine.config import ENGINE_PARAMETERS, EngineConfig
+    from lw_refinenet_ros.objects.options import (
+        OBJECT_PARAMETERS,
+        DetectorSettings,
+        ObjectsConfig,
+    )
+    names = [spec.name for spec in PARAMETERS]
+    assert len(names) == len(set(names)), 'an option is declared twice'
+    assert set(ENGINE_PARAMETERS) <= set(PARAMETERS) and set(OBJECT_PARAMETERS) <= set(
+        PARAMETERS)
+    # The generated classes: one field per option, nothing hand-written beside the table.
+    node_fields = [f.name for f in dataclasses.fields(NodeConfig)]
+    assert node_fields == [s.field for s in PARAMETERS if s not in OBJECT_PARAMETERS] + [
+        'objects']
+    assert [f.name for f in dataclasses.fields(ObjectsConfig)] == [
+        s.name[len('objects.'):].replace('.', '_') for s in OBJECT_PARAMETERS]
+    assert EngineConfig() == EngineConfig.from_mapping({})
+    # Any objects dataclass field named like an option defaults to the option's default
+    # (EngineConfig's own defaults are its table's: the equality above).
+    by_field = {s.name[len('objects.'):].replace('.', '_'): s for s in OBJECT_PARAMETERS}
+    wrong = []
+    for module_name in ('lw_refinenet_ros.objects.detect', 'lw_refinenet_ros.objects.options',
+                        'lw_refinenet_ros.objects.processor', 'lw_refinenet_ros.objects.tracking',
+                        'lw_refinenet_ros.objects.belt'):
+        module = importlib.import_module(module_name)
+        for cls in vars(module).values():
+            if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+                continue
+            for f in dataclasses.fields(cls):
+                spec = by_field.get(f.name)
+                if spec is None or f.default is dataclasses.MISSING:
+                    continue
+                if spec.validate(spec.default) != f.default:
+                    wrong.append(f'{cls.__name__}.{f.name} = {f.default!r} but {spec.name} '
+                                 f'defaults to {spec.default!r}')
+    assert not wrong, wrong
+    assert DetectorSettings().min_score == 0.75 and DetectorSettings().min_area == 40

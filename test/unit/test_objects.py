@@ -141,7 +141,7 @@ def test_score_is_the_mean_confidence_over_the_part() -> None:
     labels[10:20, 10:20] = NUT
     confidence = np.full(labels.shape, 0.2, np.float32)
     confidence[10:20, 10:15] = 0.9
-    (obj,) = detect_objects(labels, PARTS, DetectorSettings(), confidence)
+    (obj,) = detect_objects(labels, PARTS, DetectorSettings(min_score=0.0), confidence)
     assert obj.score == pytest.approx(0.55)
     with pytest.raises(ValueError, match='confidence has shape'):
         detect_objects(labels, PARTS, DetectorSettings(), confidence[:5])
