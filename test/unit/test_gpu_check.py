@@ -295,3 +295,22 @@ def test_auto_on_cuda_times_the_whole_engine_call_not_the_forward_pass(
     else:
         assert calls == [] and chosen.timings_ms == pytest.approx({'torch/fp32': 3.0,
                                                                    'onnxruntime/fp32': 1.0})
+
+
+def test_the_engine_imports_without_the_packages_the_gpu_machine_lacks() -> None:
+    """The GPU machine has torch, numpy, OpenCV, onnx and onnxruntime only: importing what the
+    matrix imports must not pull in PyYAML, Pillow, matplotlib, mcap, OpenVINO or ROS (the
+    rehearsal proves a whole run; this catches a new top-level import in seconds)."""
+    modules = ('lw_refinenet_ros.engine', 'lw_refinenet_ros.engine.select',
+               'lw_refinenet_ros.engine.backends.torch',
+               'lw_refinenet_ros.engine.backends.onnxruntime', 'lw_refinenet_ros.model',
+               'lw_refinenet_ros.data.conveyor', 'lw_refinenet_ros.bench.timing')
+    # (tqdm is not listed: torch itself imports it where it is installed, and only then.)
+    heavy = ('yaml', 'PIL', 'matplotlib', 'mcap', 'openvino', 'nncf', 'rclpy')
+    script = (f'import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n'
+              f'print(sorted({{n.split(".")[0] for n in sys.modules}} & set({heavy!r})))')
+    shown = subprocess.run([sys.executable, '-c', script], cwd=ROOT, capture_output=True,
+                           text=True, timeout=120, env={**__import__('os').environ,
+                                                        'PYTHONPATH': str(ROOT)})
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.strip() == '[]'
