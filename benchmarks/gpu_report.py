@@ -51,9 +51,10 @@ def _cell(text: str) -> str:
 def matrix_markdown(matrix: dict[str, Any]) -> list[str]:
     """The matrix table: one line per row, whatever its status."""
     env = matrix.get('environment', {})
+    height, width = matrix.get('size', ['?', '?'])  # stored (height, width); written WxH
     lines = [f'Device: {env.get("device", "?")}; torch {env.get("torch", "?")}, CUDA '
              f'{env.get("cuda_build") or "none"}; Python {env.get("python", "?")}; '
-             f'{matrix.get("size", ["?", "?"])[0]}x{matrix.get("size", ["?", "?"])[1]}, '
+             f'{width}x{height} frame (WIDTHxHEIGHT), '
              f'{matrix.get("warmup")} warm-up + {matrix.get("iters")} timed calls per row, one '
              f'row after the other; CPU {env.get("cpu", "?")}.',
              f'Command: `{matrix.get("command", "")}`', '']
