@@ -136,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from lw_refinenet_ros.errors import ConfigError
+    from lw_refinenet_ros.model.checkpoint import checkpoint_engine_defaults
     from lw_refinenet_ros.objects.options import ObjectsConfig
     from lw_refinenet_ros.palette import colorize, overlay
     from lw_refinenet_ros.segmenter import Segmenter
@@ -159,7 +160,9 @@ def run(args: argparse.Namespace) -> int:
     # separate images are separate scenes.
     segmenter = Segmenter.load(args.weights, arch=args.arch, num_classes=args.num_classes,
                                classes_file=args.classes_file,
-                               engine=engine_config_from_args(args), objects=objects_config,
+                               engine=engine_config_from_args(args, **checkpoint_engine_defaults(
+                                   args.weights, max_side=args.max_side)),
+                               objects=objects_config,
                                lazy=True)
     colors_bgr = np.ascontiguousarray(segmenter.class_map.colors[:, ::-1])
     out_dir = Path(args.out)

@@ -344,6 +344,40 @@ def default_max_side(metadata: Mapping[str, Any]) -> int:
     return max(size) if size is not None else 0
 
 
+def engine_defaults(metadata: Mapping[str, Any], *, max_side: int | None) -> dict[str, Any]:
+    """Engine options a checkpoint implies for what the user left unset.
+
+    Args:
+        metadata: The checkpoint's metadata (:attr:`CheckpointInfo.metadata`).
+        max_side: The user's ``max_side``, or None when not set (0 is a setting: native).
+
+    Returns:
+        ``{'max_side': ...}`` from :func:`default_max_side` when unset, else ``{}``; pass
+        it as overrides to the engine configuration.
+    """
+    if max_side is not None:
+        return {}
+    return {'max_side': default_max_side(metadata)}
+
+
+def checkpoint_engine_defaults(weights: str | os.PathLike[str] | None, *,
+                               max_side: int | None) -> dict[str, Any]:
+    """:func:`engine_defaults` of a checkpoint file (None: the packaged default model).
+
+    Reads the file only when something is unset; a file that cannot be read gives ``{}``
+    here and its error where the model itself is loaded.
+    """
+    if max_side is not None:
+        return {}
+    from lw_refinenet_ros.model.weights import DEFAULT_MODEL_PATH
+
+    try:
+        info = read_checkpoint(DEFAULT_MODEL_PATH if weights is None else weights)
+    except CheckpointError:
+        return {}
+    return engine_defaults(info.metadata, max_side=max_side)
+
+
 def checkpoint_info_from_object(obj: Any, source: str = 'state dict') -> CheckpointInfo:
     """Build a :class:`CheckpointInfo` from something ``torch.load`` returned.
 

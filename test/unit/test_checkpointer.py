@@ -71,3 +71,59 @@ def test_budget_by_steps_and_by_time() -> None:
     endless = Budget(max_steps=None, time_limit_s=None, started=0.0, distributed=False,
                      device=cpu)
     assert not endless.exhausted(10**9)
+
+
+# --------------------------------------------------------------------------- model card
+
+
+def test_the_model_card_round_trips_into_segment_and_the_engine(tmp_path: Path) -> None:
+    """A model trained at 96x72 runs 2x larger frames at 96 px unless max_side is set."""
+    from lw_refinenet_ros.cli import build_parser
+    from lw_refinenet_ros.engine.config import engine_config_from_args
+    from lw_refinenet_ros.model.checkpoint import (
+        checkpoint_engine_defaults,
+        engine_defaults,
+        model_card,
+        val_scores,
+    )
+
+    metadata = {'dataset': 'd', **model_card(input_size=(96, 72), train_scale=(0.8, 1.25))}
+    checkpointer = Checkpointer(tmp_path, build_model('mbv2', 2), arch='mbv2',
+                                class_names=['bg', 'part'], colors=[(0, 0, 0), (255, 0, 0)],
+                                metadata=metadata, half=True, enabled=True)
+    scores = val_scores(0.8, [0.9, 0.7], ['bg', 'part'], 0.95, 12)
+    checkpointer.save_best(Progress(global_step=40), 5, val_miou=0.8, scores=scores)
+    info = read_checkpoint(tmp_path / 'best.pt')
+    assert info.class_names == ('bg', 'part') and info.colors == ((0, 0, 0), (255, 0, 0))
+    assert info.metadata['preprocessing']['mean'] == pytest.approx([0.485, 0.456, 0.406])
+    assert info.metadata['input_size'] == [96, 72]
+    assert info.metadata['train_scale'] == [0.8, 1.25]
+    assert info.metadata['val_scores']['iou'] == {'bg': 0.9, 'part': 0.7}
+    assert engine_defaults(info.metadata, max_side=None) == {'max_side': 96}
+    assert engine_defaults(info.metadata, max_side=0) == {}  # the user's 0 = native stays
+    weights = str(tmp_path / 'best.pt')
+    for flags, expected in (([], 96), (['--max-side', '0'], 0), (['--max-side', '200'], 200)):
+        args = build_parser().parse_args(['segment', 'x.png', '--out', 'o', '--weights',
+                                          weights, *flags])
+        config = engine_config_from_args(args, **checkpoint_engine_defaults(
+            args.weights, max_side=args.max_side))
+        assert config.max_side == expected
+
+
+def test_the_packaged_model_runs_at_the_size_it_was_trained_at() -> None:
+    from lw_refinenet_ros.model import DEFAULT_MODEL_PATH
+    from lw_refinenet_ros.model.checkpoint import default_max_side
+
+    # Trained on 320x240 conveyor frames rendered on the fly: the size comes from its config.
+    assert default_max_side(read_checkpoint(DEFAULT_MODEL_PATH).metadata) == 320
+    assert default_max_side({}) == 0
+
+
+def test_a_model_trained_with_other_normalisation_is_refused(tmp_path: Path) -> None:
+    from lw_refinenet_ros.errors import CheckpointError
+    from lw_refinenet_ros.model import save_checkpoint
+
+    save_checkpoint(tmp_path / 'm.pt', build_model('mbv2', 2), arch='mbv2',
+                    metadata={'preprocessing': {'mean': [0.5, 0.5, 0.5], 'std': [0.5] * 3}})
+    with pytest.raises(CheckpointError, match=r'trained with mean \[0.5, 0.5, 0.5\]'):
+        read_checkpoint(tmp_path / 'm.pt')
