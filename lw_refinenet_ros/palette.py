@@ -2,12 +2,13 @@
 
 numpy only (OpenCV is used for the overlay blend when it is importable), so the node, the CLI
 and the tests share one implementation and no torch import is needed to draw a label image.
+Class *files* are read and written by :mod:`lw_refinenet_ros.classes`, which builds on this
+module (never the other way round).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -142,18 +143,6 @@ class ClassMap:
         if self.num_classes != num_classes:
             raise ConfigError(f'{source} has {self.num_classes} classes but the model predicts '
                               f'{num_classes}; give one entry per model class.')
-
-
-def load_class_map(path: str | os.PathLike[str], num_classes: int | None = None) -> ClassMap:
-    """Read a class file as a :class:`ClassMap` (see :mod:`lw_refinenet_ros.classes`, the one
-    reader of class files; kept here for existing callers).
-
-    Raises:
-        ConfigError: Missing file, bad syntax, bad colour, duplicate or wrong number of names.
-    """
-    from lw_refinenet_ros.classes import load_class_map as load  # classes imports this module
-
-    return load(path, num_classes)
 
 
 def _check_labels(labels: np.ndarray) -> None:

@@ -34,6 +34,7 @@ from lw_refinenet_ros.engine.preprocess import (
     network_size,
 )
 from lw_refinenet_ros.engine.result import SegmentationResult
+from lw_refinenet_ros.engine.warmup import warmup_frame
 from lw_refinenet_ros.errors import ConfigError, EngineError
 
 _LOG = logging.getLogger(__name__)
@@ -69,15 +70,6 @@ def resolve_device(config: EngineConfig) -> str:
                       f'--device-fallback).')
 
 
-def warmup_frame(height: int, width: int) -> np.ndarray:
-    """A realistic RGB frame for warm-up and the agreement gate (a rendered conveyor scene:
-    textured, with edges and several classes; a blank image would agree trivially)."""
-    from lw_refinenet_ros.data.conveyor import render_conveyor_frame
-
-    image = render_conveyor_frame(0, (width, height), augment=False)[0]
-    return np.ascontiguousarray(image)
-
-
 def _torch_options(config: EngineConfig) -> dict[str, Any]:
     return {'channels_last': config.channels_last in (True, AUTO),
             'fold_batchnorm': config.fold_batchnorm, 'compile': config.compile is True,
@@ -96,8 +88,9 @@ class InferenceEngine:
             logits.
         config: Engine options (defaults: see :class:`EngineConfig`).
         num_classes: K; read from ``model.num_classes`` when omitted.
-        warmup_image: RGB uint8 frame for warm-up and backend selection (default: a rendered
-            conveyor scene at ``config.warmup_size``). Pass a real frame when you have one.
+        warmup_image: RGB uint8 frame for warm-up and backend selection (default: the
+            engine's textured synthetic frame at ``config.warmup_size``, see :mod:`.warmup`).
+            Pass a real frame when you have one.
 
     Raises:
         EngineError: Device unavailable, backend below the agreement gate, warm-up failed.

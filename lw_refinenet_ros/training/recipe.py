@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from lw_refinenet_ros.training.trainer import TrainConfig
+    from lw_refinenet_ros.training.types import RecipeSettings as TrainConfig
 
 # Reference v1 split: these names are the encoder (ResNet conv1/bn1/layerN, mbv2 layerN).
 ENCODER_REGEX = r'.*conv1.*|.*bn1.*|.*layer.*'

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pathlib
-
 import numpy as np
 import pytest
 
@@ -12,7 +10,6 @@ from lw_refinenet_ros.palette import (
     VOC_CLASSES,
     ClassMap,
     colorize,
-    load_class_map,
     overlay,
     voc_palette,
 )
@@ -61,14 +58,6 @@ def test_from_checkpoint_defaults_and_values() -> None:
     assert ClassMap.from_checkpoint(None, None, 21) == ClassMap.default(21)
     with pytest.raises(ConfigError):
         ClassMap.from_checkpoint(['a'], None, 2)
-
-
-def test_load_class_map_is_the_class_file_reader(tmp_path: pathlib.Path) -> None:
-    """Old callers of palette.load_class_map get the one reader (test_classes.py covers it)."""
-    path = tmp_path / 'classes.yaml'
-    path.write_text('names: [bg, part]\ncolors: [[1, 2, 3], [4, 5, 6]]\n')
-    assert load_class_map(path, num_classes=2) == ClassMap(('bg', 'part'),
-                                                           np.array([[1, 2, 3], [4, 5, 6]]))
 
 
 def test_colorize_uint8_and_uint16_with_out_of_range() -> None:
