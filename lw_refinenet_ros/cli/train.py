@@ -68,7 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--classes', help='class names/colours file (YAML or text)')
     a('--out', help='output folder (default runs/train)')
     a('--arch', choices=('mbv2', 'resnet50', 'resnet101', 'resnet152'), help='default mbv2')
-    a('--init-encoder', help='torchvision ImageNet weights file for the encoder')
+    a('--init-encoder', help='"imagenet": fetch torchvision\'s ImageNet weights for the '
+      'encoder (cached, hash-checked; offline it says which URL to fetch and where to put '
+      'it), or a torchvision weights file')
     a('--init-weights', help='start from a trained LW-RefineNet file, or "default" for the '
       'packaged conveyor model (fine-tuning); a different class count re-initialises only '
       'the classifier')

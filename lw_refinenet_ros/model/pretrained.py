@@ -1,5 +1,9 @@
 """Initialisation from other weights: ImageNet encoders and fine-tuning across class counts.
 
+:func:`imagenet_weights` fetches torchvision's ImageNet file for an encoder into torch's
+hub cache (checked against the SHA-256 in its name) or, offline, says which URL to fetch and
+where to put the file (``lw-refinenet train --init-encoder imagenet``).
+
 The model's own state dict already has the reference layout (see :mod:`.lwrefinenet`), so
 files in that layout need no renaming. The one key remap table of the package,
 :func:`torchvision_mbv2_key_map`, maps torchvision's ImageNet MobileNetV2 onto the encoder;
@@ -8,9 +12,12 @@ torchvision ResNets fit the encoder's names as they are (minus the ``fc`` classi
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
+import re
+import shutil
 from typing import Mapping
 
 import torch
@@ -158,6 +165,95 @@ def init_encoder_from_torchvision(model: nn.Module, path_or_state_dict: Source) 
     full = verified_state_dict(target, mapped, source, keys=encoder_keys)
     target.load_state_dict(full, strict=True)
     _LOG.info('initialised the %s encoder from %s', target.arch, source)
+
+
+#: torchvision's ImageNet classifier files for each encoder (their names end in the first
+#: hex digits of the file's SHA-256, which :func:`imagenet_weights` checks).
+IMAGENET_URLS: dict[str, str] = {
+    'mbv2': 'https://download.pytorch.org/models/mobilenet_v2-b0353104.pth',
+    'resnet50': 'https://download.pytorch.org/models/resnet50-19c8e357.pth',
+    'resnet101': 'https://download.pytorch.org/models/resnet101-5d3b4d8f.pth',
+    'resnet152': 'https://download.pytorch.org/models/resnet152-b121ed2d.pth',
+}
+
+_HASH_IN_NAME = re.compile(r'-([a-f0-9]{8,64})\.')
+
+
+def imagenet_cache_dir() -> Path:
+    """Where ImageNet files are kept: torch's hub cache (``$TORCH_HOME/hub/checkpoints``),
+    the folder torchvision itself downloads to, so a file it fetched is reused."""
+    return Path(torch.hub.get_dir()) / 'checkpoints'
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as stream:
+        for block in iter(lambda: stream.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def imagenet_weights(arch: str, *, url: str | None = None, sha256: str | None = None,
+                     cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The torchvision ImageNet file for ``arch``'s encoder: cached, else downloaded; its
+    SHA-256 checked either way.
+
+    Args:
+        arch: ``mbv2`` or ``resnet50/101/152``.
+        url: Where to fetch it (default :data:`IMAGENET_URLS`; ``file://`` works too).
+        sha256: The expected digest, or a prefix of it (default: the one in the file name).
+        cache_dir: Default :func:`imagenet_cache_dir`.
+
+    Raises:
+        CheckpointError: Unknown arch; no network (the message gives the URL and where to
+            put the file by hand); a file whose hash does not match (it is not kept).
+    """
+    import urllib.error
+    import urllib.request
+
+    if url is None:
+        if arch not in IMAGENET_URLS:
+            raise CheckpointError(f'No ImageNet weights known for {arch!r}; one of '
+                                  f'{", ".join(IMAGENET_URLS)}.')
+        url = IMAGENET_URLS[arch]
+    name = url.rstrip('/').rsplit('/', 1)[-1]
+    if sha256 is None:
+        found = _HASH_IN_NAME.search(name)
+        if found is None:
+            raise CheckpointError(f'{url}: no hash in the file name; pass the expected sha256.')
+        sha256 = found.group(1)
+    expected = sha256.lower()
+    folder = Path(cache_dir) if cache_dir is not None else imagenet_cache_dir()
+    target = folder / name
+    if target.is_file():
+        actual = _sha256(target)
+        if not actual.startswith(expected):
+            raise CheckpointError(f'{target} has SHA-256 {actual[:16]}..., not {expected}...: '
+                                  f'the file is damaged or another one; delete it and run '
+                                  f'again (or fetch {url} into it by hand).')
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f'.{name}.{os.getpid()}.partial'
+    try:
+        _LOG.info('downloading %s to %s', url, target)
+        with urllib.request.urlopen(url, timeout=60) as response, open(partial, 'wb') as out:
+            shutil.copyfileobj(response, out, 1 << 20)
+        actual = _sha256(partial)
+        if not actual.startswith(expected):
+            raise CheckpointError(f'{url} downloaded with SHA-256 {actual[:16]}..., expected '
+                                  f'{expected}...; the file was not kept. Try again, or fetch '
+                                  f'it by hand and check it.')
+        os.replace(partial, target)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, 'reason', None) or error
+        raise CheckpointError(
+            f'Cannot download the ImageNet weights for {arch} ({reason}). Offline: fetch '
+            f'{url} on a machine with network access and put the file at {target}, or pass '
+            f"--init-encoder with the file's path.") from None
+    finally:
+        if partial.exists():
+            partial.unlink()
+    return target
 
 
 def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> tuple[str, ...]:

@@ -306,7 +306,12 @@ def _run(config: TrainConfig, out: Path, device: torch.device, ranks: Ranks,
         _LOG.info('no validation data: %s (seed %d, split.json)', split, config.seed)
     model = build_model(config.arch, train_set.num_classes)
     if config.init_encoder:
-        init_encoder_from_torchvision(model, config.init_encoder)
+        source = config.init_encoder
+        if source == 'imagenet':
+            from lw_refinenet_ros.model.pretrained import imagenet_weights
+
+            source = imagenet_weights(config.arch)
+        init_encoder_from_torchvision(model, source)
     if config.init_weights and not config.resume:
         from lw_refinenet_ros.model import DEFAULT_MODEL_PATH, init_from_checkpoint
 

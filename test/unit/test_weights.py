@@ -559,3 +559,51 @@ def test_fine_tuning_refuses_another_architecture_or_a_broken_file(trained, tmp_
     with pytest.raises(CheckpointError, match='layer3.0.output.0.0.weight'):
         init_from_checkpoint(model, tmp_path / 'broken.pt')
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+# --------------------------------------------------------------------------- ImageNet fetch
+
+
+def _served_file(folder, content: bytes, digest_prefix: str | None = None):
+    import hashlib
+
+    prefix = digest_prefix or hashlib.sha256(content).hexdigest()[:8]
+    path = folder / f'mobilenet_v2-{prefix}.pth'
+    path.write_bytes(content)
+    return path, path.as_uri()
+
+
+def test_imagenet_weights_are_fetched_once_and_hash_checked(tmp_path) -> None:
+    from lw_refinenet_ros.model.pretrained import imagenet_weights
+
+    (tmp_path / 'server').mkdir()
+    source, url = _served_file(tmp_path / 'server', b'weights of an encoder')
+    cache = tmp_path / 'cache'
+    fetched = imagenet_weights('mbv2', url=url, cache_dir=cache)
+    assert fetched == cache / source.name and fetched.read_bytes() == source.read_bytes()
+    source.unlink()  # served no more: the cached copy is used
+    assert imagenet_weights('mbv2', url=url, cache_dir=cache) == fetched
+    fetched.write_bytes(b'damaged')
+    with pytest.raises(CheckpointError, match='damaged or another one; delete it'):
+        imagenet_weights('mbv2', url=url, cache_dir=cache)
+
+
+def test_a_download_with_the_wrong_hash_is_refused_and_not_kept(tmp_path) -> None:
+    from lw_refinenet_ros.model.pretrained import imagenet_weights
+
+    (tmp_path / 'server').mkdir()
+    _, url = _served_file(tmp_path / 'server', b'tampered', digest_prefix='0123abcd')
+    with pytest.raises(CheckpointError, match='expected 0123abcd.*not kept'):
+        imagenet_weights('mbv2', url=url, cache_dir=tmp_path / 'cache')
+    assert list((tmp_path / 'cache').iterdir()) == []
+
+
+def test_offline_the_error_says_which_url_to_fetch_and_where_to_put_it(tmp_path) -> None:
+    from lw_refinenet_ros.model.pretrained import IMAGENET_URLS, imagenet_weights
+
+    url = (tmp_path / 'nowhere' / 'resnet50-19c8e357.pth').as_uri()
+    with pytest.raises(CheckpointError) as error:
+        imagenet_weights('resnet50', url=url, cache_dir=tmp_path / 'cache')
+    message = str(error.value)
+    assert url in message and str(tmp_path / 'cache' / 'resnet50-19c8e357.pth') in message
+    assert set(IMAGENET_URLS) == {'mbv2', 'resnet50', 'resnet101', 'resnet152'}
