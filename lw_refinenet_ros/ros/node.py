@@ -1,8 +1,10 @@
 """``segmentation_node``: Light-Weight RefineNet on camera images, keeping up by dropping frames.
 
 A thin node: declare parameters (one table, ``lw_refinenet_ros.config``) -> NodeConfig ->
-model and engine -> :class:`~lw_refinenet_ros.ros.pipeline.SegmentationPipeline`, which owns
-the subscriptions, the publishers and the inference thread. Topics and parameters are
+the model's :class:`~lw_refinenet_ros.segmenter.Segmenter` (model, class map, engine) ->
+:class:`~lw_refinenet_ros.ros.pipeline.SegmentationPipeline`, whose three parts own the
+subscriptions (inputs), the inference thread (inference) and the publishers and
+/diagnostics (outputs). Topics and parameters are
 documented in docs/node.md. The process side (rclpy init, signals, a bounded exit) is
 :func:`lw_refinenet_ros.ros.runner.run_node`.
 """
