@@ -138,7 +138,7 @@ def run_engine(engine: str, args: Any, env: dict[str, str], port: int,
                                                device=args.device, extra=extra), env,
                          log_path=folder / f'node_{engine}.log')
     camera = _common.spawn(
-        ['-c', 'import sys; from lw_refinenet_ros.ros.conveyor_camera import main; '
+        ['-c', 'import sys; from lw_refinenet_ros.demo.conveyor_camera import main; '
                'sys.exit(main())', '--ros-args', '-r', f'__ns:={NAMESPACE}',
          '-p', f'width:={width}', '-p', f'height:={height}', '-p', f'rate_hz:={args.rate}'],
         env, log_path=folder / f'camera_{engine}.log')

@@ -232,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
 
 def check_density(density: float) -> None:
     """Refuse a belt density the camera does not support, naming the range."""
-    from lw_refinenet_ros.ros.conveyor_camera import DENSITY_RANGE
+    from lw_refinenet_ros.demo.conveyor_camera import DENSITY_RANGE
 
     low, high = DENSITY_RANGE
     if not low <= density <= high:

@@ -37,13 +37,13 @@ from lw_refinenet_ros.demo.object_scoring import object_parameters
 from lw_refinenet_ros.demo.plot import save_run_plot
 from lw_refinenet_ros.demo.recorder import McapWriter
 from lw_refinenet_ros.demo.scoring import accuracy_summary, number, rounded
+from lw_refinenet_ros.demo.sorting_robot import SortingRobotNode
 from lw_refinenet_ros.demo.video import DemoVideoNode
 from lw_refinenet_ros.errors import LWRefineNetError
 from lw_refinenet_ros.percentiles import percentile
-from lw_refinenet_ros.ros.sorting_robot import SortingRobotNode
 
 NODE_MODULE = 'lw_refinenet_ros.ros.node'
-CAMERA_MODULE = 'lw_refinenet_ros.ros.conveyor_camera'
+CAMERA_MODULE = 'lw_refinenet_ros.demo.conveyor_camera'
 DEFAULT_NAMESPACE = '/conveyor_demo'
 #: The camera renders this many frames once and replays them (its ``loop_frames`` default):
 #: a run longer than loop_frames / rate_hz shows the same belt again.

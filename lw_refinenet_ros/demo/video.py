@@ -39,8 +39,8 @@ from sensor_msgs.msg import Image
 
 from lw_refinenet_ros.demo.encoder import LowPriorityWorker
 from lw_refinenet_ros.demo.monitor import NODE_NAME, image_array, stamp_ns
+from lw_refinenet_ros.demo.sorting_robot import choose_pick
 from lw_refinenet_ros.msg import ClassMap, SegmentationStats, SegmentedObjects
-from lw_refinenet_ros.ros.sorting_robot import choose_pick
 from lw_refinenet_ros.view.payloads import object_label
 
 #: Frames per second of the video (constant; the node's own rate varies).

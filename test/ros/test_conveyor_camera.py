@@ -13,7 +13,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from lw_refinenet_ros.data.conveyor import NUM_CLASSES
-from lw_refinenet_ros.ros.conveyor_camera import FRAME_ID, ConveyorCameraNode
+from lw_refinenet_ros.demo.conveyor_camera import FRAME_ID, ConveyorCameraNode
 
 
 def _namespace() -> str:

@@ -97,7 +97,7 @@ def test_the_camera_publishes_each_parts_unoccluded_area_at_the_density_asked(
     from lw_refinenet_ros.msg import SegmentedObject, SegmentedObjects
     from rclpy.parameter import Parameter
 
-    from lw_refinenet_ros.ros.conveyor_camera import ConveyorCameraNode
+    from lw_refinenet_ros.demo.conveyor_camera import ConveyorCameraNode
 
     def camera(density: float) -> ConveyorCameraNode:
         return ConveyorCameraNode(

@@ -19,7 +19,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import RegionOfInterest
 
-from lw_refinenet_ros.ros.sorting_robot import PickPlanner, SortingRobotNode, choose_pick
+from lw_refinenet_ros.demo.sorting_robot import PickPlanner, SortingRobotNode, choose_pick
 
 NAMES = ('background', 'belt', 'bolt', 'nut', 'washer', 'gear', 'bracket', 'spring')
 
