@@ -281,3 +281,14 @@ def test_frames_arriving_while_nothing_is_processed_is_an_error(harness_factory)
             diagnostics, DiagnosticStatus.OK, after))[1] is not None, 10.0)
     finally:
         gate.set()
+
+
+def test_an_engine_running_on_a_fallback_is_a_warning(harness_factory) -> None:
+    engine = FakeEngine()
+    engine.reason = 'torch/fp32 (fallback: openvino: not installed)'  # as select.py says it
+    harness = harness_factory(engine, parameters={'diagnostics_period_s': 0.2})
+    diagnostics = harness.listen('/diagnostics', DiagnosticArray)
+    assert harness.spin_until(lambda: bool(statuses(diagnostics, 'engine')), 10)
+    status = statuses(diagnostics, 'engine')[-1]
+    assert status.level == DiagnosticStatus.WARN
+    assert status.message == 'running a fallback: torch/fp32 (fallback: openvino: not installed)'
