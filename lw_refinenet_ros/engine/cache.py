@@ -11,7 +11,19 @@ Nothing in the cache is trusted: an entry whose manifest is missing, unreadable,
 another key, or whose files are missing, truncated or altered is removed and rebuilt. A build
 happens in a temporary folder next to the entries and becomes visible with one ``rename``
 after its manifest is written, so a crash mid-build leaves no entry behind (only a temporary
-folder that the next start removes).
+folder that a later start removes).
+
+The folder may be shared between processes, users' containers and machines (a mounted
+volume). A build holds an exclusive ``flock`` on a lock file inside its temporary folder for
+as long as it runs; the kernel drops it when the process ends, however it ends. A temporary
+folder whose lock can be taken is an orphan and is removed; one whose lock is held is another
+build in progress, whatever its process id means in this PID namespace. A temporary folder
+without a lock file (written by an older version, or a build in its first instant) is only
+removed once it is :data:`ORPHAN_AGE_S` old.
+
+Folders a runtime fills by itself (TensorRT's engine cache) are keyed the same way and sealed
+with a manifest of the files it wrote (:meth:`ArtifactCache.tool_folder`,
+:meth:`ArtifactCache.seal`); a sealed folder whose files no longer match is emptied.
 """
 
 from __future__ import annotations
@@ -34,6 +46,9 @@ _LOG = logging.getLogger(__name__)
 MANIFEST = 'manifest.json'
 FORMAT_VERSION = 1
 _TMP_PREFIX = '.tmp-'
+_LOCK = '.lock'
+#: Temporary folders without a lock file are removed once they are this old (seconds).
+ORPHAN_AGE_S = 3600.0
 _CHUNK = 1 << 20
 
 
@@ -80,14 +95,21 @@ def ensure_writable(folder: Path) -> Path:
     return folder
 
 
-def _pid_alive(pid: int) -> bool:
+def _try_lock(path: Path) -> int | None:
+    """An open descriptor holding an exclusive flock on ``path``, or None if another open
+    file (any process, this one included) holds it."""
+    import fcntl
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(handle)
+        return None
+    return handle
 
 
 class ArtifactCache:
@@ -154,6 +176,7 @@ class ArtifactCache:
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f'{_TMP_PREFIX}{os.getpid()}-',
                                         dir=final.parent))
+        lock = _try_lock(staging / _LOCK)  # held for the whole build: see the module docstring
         start = time.perf_counter()
         _LOG.info('building %s (not in the cache yet); this may take a while ...', what)
         try:
@@ -162,6 +185,7 @@ class ArtifactCache:
             if missing:
                 raise EngineError(f'building {what} did not produce {", ".join(missing)}.')
             self._write_manifest(staging, key, parts, files)
+            (staging / _LOCK).unlink(missing_ok=True)  # still locked through the descriptor
             try:
                 os.rename(staging, final)
             except OSError:
@@ -172,6 +196,9 @@ class ArtifactCache:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        finally:
+            if lock is not None:
+                os.close(lock)
         _LOG.info('built %s in %.1f s%s', what, time.perf_counter() - start,
                   f'; cached in {final}' if self.persistent else '')
         return final
@@ -247,9 +274,52 @@ class ArtifactCache:
         return None
 
     def _remove_orphans(self) -> None:
-        """Delete temporary build folders left by processes that no longer run."""
+        """Delete temporary build folders nobody is building in (see the module docstring:
+        by their lock, never by process ids, which mean nothing across containers)."""
+        now = time.time()
         for kind_dir in (p for p in self.root.iterdir() if p.is_dir()):
             for tmp in kind_dir.glob(_TMP_PREFIX + '*'):
-                pid_text = tmp.name[len(_TMP_PREFIX):].split('-', 1)[0]
-                if pid_text.isdigit() and not _pid_alive(int(pid_text)):
-                    shutil.rmtree(tmp, ignore_errors=True)
+                lock_path = tmp / _LOCK
+                if lock_path.is_file():
+                    handle = _try_lock(lock_path)
+                    if handle is None:
+                        continue  # a build in progress, in some process somewhere
+                    os.close(handle)
+                else:
+                    try:
+                        age = now - tmp.stat().st_mtime
+                    except OSError:
+                        continue
+                    if age < ORPHAN_AGE_S:
+                        continue
+                _LOG.debug('removing the abandoned temporary build %s', tmp)
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    # ----------------------------------------------------------------- runtime-filled folders
+
+    def tool_folder(self, kind: str, parts: Mapping[str, Any]) -> Path:
+        """A folder for a runtime that writes its own files (TensorRT's engine cache), keyed
+        by ``parts``; if it was sealed (:meth:`seal`) and a listed file is now missing,
+        truncated or altered, it is emptied first, so the runtime rebuilds."""
+        key = cache_key(parts)
+        folder = self.entry_dir(kind, key)
+        if (folder / MANIFEST).is_file():
+            try:
+                listed = json.loads((folder / MANIFEST).read_text(encoding='utf-8'))['files']
+                files = tuple(listed)
+            except (OSError, ValueError, KeyError, TypeError):
+                files = ()
+            problem = self._problem(folder, key, parts, files) if files else 'bad manifest'
+            if problem is not None:
+                _LOG.warning('cache folder %s is not usable (%s); emptying it.', folder, problem)
+                shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def seal(self, folder: Path, parts: Mapping[str, Any]) -> None:
+        """Write the manifest of every file a runtime left in ``folder`` (after it built)."""
+        files = tuple(sorted(p.name for p in Path(folder).iterdir()
+                             if p.is_file() and p.name != MANIFEST
+                             and not p.name.startswith(_TMP_PREFIX)))
+        if files:
+            self._write_manifest(Path(folder), cache_key(parts), parts, files)

@@ -74,20 +74,12 @@ class Decision:
         return f'{self.backend}/{self.precision}'
 
 
-def package_version() -> str:
-    """This package's installed version, else the source tree's ``__version__``."""
-    try:
-        return importlib.metadata.version('lw_refinenet_ros')
-    except importlib.metadata.PackageNotFoundError:
-        from lw_refinenet_ros import __version__
-
-        return __version__
-
-
 @functools.lru_cache(maxsize=1)
 def runtime_versions() -> dict[str, str]:
     """Installed versions of this package and every runtime that can change a choice."""
-    versions = {'lw_refinenet_ros': package_version()}
+    from lw_refinenet_ros.engine.export import model_code_hash, package_version
+
+    versions = {'lw_refinenet_ros': package_version(), 'model_code': model_code_hash()}
     for name in _RUNTIMES:
         try:
             versions[name] = importlib.metadata.version(name)

@@ -10,6 +10,7 @@ quickly, without pulling in the dynamo exporter's extra dependencies.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -136,13 +137,47 @@ def model_fingerprint(model: Any) -> str:
     return digest.hexdigest()
 
 
+def package_version() -> str:
+    """This package's installed version ('unknown' when run from a tree that is not
+    installed; the model code's hash still tells versions apart)."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version('lw_refinenet_ros')
+    except importlib.metadata.PackageNotFoundError:
+        return 'unknown'
+
+
+@functools.lru_cache(maxsize=1)
+def model_code_hash() -> str:
+    """SHA-256 of the model package's source files (names and contents): what ``forward``
+    does, and so what an export contains, beyond the weights."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    folder = Path(__file__).resolve().parents[1] / 'model'  # lw_refinenet_ros/model
+    for path in sorted(folder.rglob('*.py')):
+        digest.update(path.relative_to(folder).as_posix().encode('utf-8'))
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def export_identity() -> dict[str, str]:
+    """What besides the weights decides an exported file: this package's version, the model
+    code and the exporter's (torch's) version. Part of every key of an artefact derived from
+    an export (ONNX, OpenVINO IR, int8 models, optimised ONNX Runtime models, TensorRT
+    engines), so an upgrade that changes ``forward`` never reuses an old file."""
+    import torch
+
+    return {'package': package_version(), 'model_code': model_code_hash(),
+            'exporter': f'torch {torch.__version__}'}
+
+
 def onnx_cache_parts(weights_id: str, size: tuple[int, int],
                      opset: int = DEFAULT_OPSET) -> dict[str, Any]:
     """Cache key of one exported ONNX file (dynamic batch, static height and width)."""
-    import torch
-
     return {'artifact': 'onnx', 'weights': weights_id, 'size': list(size), 'opset': opset,
-            'exporter': f'torch {torch.__version__}'}
+            **export_identity()}
 
 
 def cached_onnx(model: Any, cache: Any, weights_id: str, size: tuple[int, int]) -> Path:

@@ -21,6 +21,7 @@ import numpy as np
 from lw_refinenet_ros.constants import IMAGENET_MEAN, IMAGENET_STD
 from lw_refinenet_ros.engine.backends.base import BackendRequest
 from lw_refinenet_ros.engine.cache import ArtifactCache, files_sha256
+from lw_refinenet_ros.engine.openvino_ir import IR_FILES, cached_ir, ir_cache_parts
 from lw_refinenet_ros.errors import ConfigError
 
 _LOG = logging.getLogger(__name__)
@@ -123,8 +124,6 @@ def cached_int8_ir(model: Any, request: BackendRequest, cache: ArtifactCache, we
     Raises:
         ConfigError: a calibration folder without images, or none and nothing cached.
     """
-    from lw_refinenet_ros.engine.backends.openvino import IR_FILES, cached_ir, ir_cache_parts
-
     if request.calibration_dir is None:
         match = {k: v for k, v in ir_cache_parts(request, weights_id, size, 'any').items()
                  if k != 'calibration'}

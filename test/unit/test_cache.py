@@ -7,11 +7,12 @@ import json
 import logging
 import os
 from pathlib import Path
-import subprocess
-import sys
+import time
 
 import pytest
 
+from lw_refinenet_ros.engine import cache as cache_module
+from lw_refinenet_ros.engine import export
 from lw_refinenet_ros.engine.cache import (
     MANIFEST,
     ArtifactCache,
@@ -162,16 +163,64 @@ def test_read_only_cache_folder_is_refused(tmp_path: Path) -> None:
         folder.chmod(0o700)
 
 
-def test_orphaned_temporary_build_of_a_dead_process_is_removed(tmp_path: Path) -> None:
-    dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
-                          capture_output=True, text=True, check=True)
-    orphan = tmp_path / 'kind' / f'.tmp-{dead.stdout.strip()}-xyz'
-    orphan.mkdir(parents=True)
-    (orphan / 'model.bin').write_bytes(b'half-written')
-    mine = tmp_path / 'kind' / f'.tmp-{os.getpid()}-abc'  # a live build: kept
-    mine.mkdir()
+def test_orphans_are_judged_by_their_lock_not_by_process_ids(tmp_path: Path) -> None:
+    """A shared cache folder: a build in another container has a process id that means
+    nothing here; its held lock keeps it. An unlocked build is abandoned and removed; a
+    folder without a lock file is removed only once it is old."""
+    import fcntl
+
+    kind = tmp_path / 'kind'
+    running = kind / '.tmp-999999999-busy'  # a "dead" PID here, alive elsewhere
+    running.mkdir(parents=True)
+    held = os.open(running / '.lock', os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    abandoned = kind / f'.tmp-{os.getpid()}-done'  # a live PID, but nobody holds the lock
+    abandoned.mkdir()
+    (abandoned / '.lock').write_text('')
+    (abandoned / 'model.bin').write_bytes(b'half-written')
+    fresh = kind / '.tmp-1-new'  # no lock file yet: too young to judge
+    fresh.mkdir()
+    old = kind / '.tmp-2-old'
+    old.mkdir()
+    long_ago = time.time() - 2 * cache_module.ORPHAN_AGE_S
+    os.utime(old, (long_ago, long_ago))
+    try:
+        ArtifactCache(tmp_path)
+        assert running.exists() and fresh.exists()
+        assert not abandoned.exists() and not old.exists()
+    finally:
+        os.close(held)
     ArtifactCache(tmp_path)
-    assert not orphan.exists() and mine.exists()
+    assert not running.exists()  # the lock is free now: that build is over
+
+
+def test_a_build_holds_its_lock_until_it_is_renamed(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path)
+    seen: list[bool] = []
+
+    def build_and_look(folder: Path) -> None:
+        (folder / 'a.bin').write_bytes(b'x')
+        ArtifactCache(tmp_path)  # another process starting meanwhile must not remove it
+        seen.append(folder.exists())
+
+    entry = cache.get_or_build('kind', {'w': 1}, ('a.bin',), build_and_look, what='test')
+    assert seen == [True] and not (entry / '.lock').exists()
+    assert not list((tmp_path / 'kind').glob('.tmp-*'))
+
+
+def test_a_runtime_filled_folder_is_sealed_and_emptied_when_altered(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path)
+    parts = {'artifact': 'tensorrt-engines', 'gpu': 'NVIDIA H100', 'tensorrt': '10.3'}
+    folder = cache.tool_folder('tensorrt', parts)
+    (folder / 'engine.trt').write_bytes(b'engine')
+    cache.seal(folder, parts)
+    assert cache.tool_folder('tensorrt', parts) == folder
+    assert (folder / 'engine.trt').read_bytes() == b'engine'
+    (folder / 'engine.trt').write_bytes(b'enginX')
+    again = cache.tool_folder('tensorrt', parts)
+    assert again == folder and not (folder / 'engine.trt').exists()
+    other_gpu = cache.tool_folder('tensorrt', {**parts, 'gpu': 'NVIDIA L4'})
+    assert other_gpu != folder
 
 
 def test_no_cache_dir_builds_in_a_private_folder_removed_afterwards() -> None:
@@ -203,3 +252,63 @@ def test_find_returns_the_newest_valid_entry_matching_some_parts(tmp_path: Path)
     (new / 'model.bin').write_bytes(b'truncated')  # invalid entries are never returned
     assert cache.find('kind', {'weights': 'abc'}, FILES) == old
     assert cache.find('missing-kind', {}, FILES) is None
+
+
+# ----------------------------------------------------------------- what an export depends on
+
+class TinyNet:
+    """Built lazily so that torch is imported only by the tests that export."""
+
+    @staticmethod
+    def make():
+        import torch
+        from torch import nn
+
+        torch.manual_seed(0)
+        net = nn.Conv2d(3, 2, 3, stride=4, padding=1).eval()
+        net.num_classes = 2
+        return net
+
+
+@pytest.mark.parametrize('what, change', [
+    ('package', lambda m: m.setattr(export, 'package_version', lambda: '9.9.9')),
+    ('model code', lambda m: m.setattr(export, 'model_code_hash', lambda: 'f' * 32)),
+    ('exporter', lambda m: m.setattr('torch.__version__', '99.0.0')),
+])
+def test_an_export_made_by_another_version_is_rebuilt(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      what: str, change) -> None:
+    """An ONNX file (and so every IR, int8 or optimised model built from it) exported by
+    another package version, model code or torch is never reused."""
+    net = TinyNet.make()
+    cache = ArtifactCache(tmp_path)
+    first = export.cached_onnx(net, cache, 'weights', (16, 16))
+    assert export.cached_onnx(net, cache, 'weights', (16, 16)) == first  # same: a hit
+    with monkeypatch.context() as patched:
+        change(patched)
+        other = export.cached_onnx(net, cache, 'weights', (16, 16))
+        assert other != first and (other / 'model.onnx').is_file()
+        parts = json.loads((other / MANIFEST).read_text())['parts']
+    assert json.loads((first / MANIFEST).read_text())['parts'] != parts
+
+
+def test_every_derived_artefact_carries_the_export_identity() -> None:
+    from lw_refinenet_ros.engine.backends.base import BackendRequest
+    from lw_refinenet_ros.engine.openvino_ir import ir_cache_parts
+
+    identity = export.export_identity()
+    assert set(identity) == {'package', 'model_code', 'exporter'}
+    assert identity['exporter'].startswith('torch ')
+    ir = ir_cache_parts(BackendRequest(), 'w', (48, 64), None)
+    onnx = export.onnx_cache_parts('w', (48, 64))
+    for parts in (ir, onnx):
+        assert {k: parts[k] for k in identity} == identity
+
+
+def test_tensorrt_folders_are_keyed_by_tensorrt_and_gpu() -> None:
+    from lw_refinenet_ros.engine.backends.base import BackendRequest
+    from lw_refinenet_ros.engine.backends.onnxruntime import tensorrt_cache_parts
+
+    parts = tensorrt_cache_parts(BackendRequest(precision='fp16', device='cuda'), 'w',
+                                 (480, 640), 0)
+    assert {'tensorrt', 'gpu', 'runtime', 'package', 'model_code', 'exporter'} <= set(parts)

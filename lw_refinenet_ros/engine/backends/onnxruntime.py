@@ -29,8 +29,8 @@ import numpy as np
 
 from lw_refinenet_ros.engine.backends import check_batch, cpu_description
 from lw_refinenet_ros.engine.backends.base import BackendRequest
-from lw_refinenet_ros.engine.cache import ArtifactCache, cache_key
-from lw_refinenet_ros.engine.export import INPUT_NAME
+from lw_refinenet_ros.engine.cache import ArtifactCache
+from lw_refinenet_ros.engine.export import INPUT_NAME, export_identity
 from lw_refinenet_ros.errors import ConfigError, EngineError
 
 _LOG = logging.getLogger(__name__)
@@ -98,10 +98,8 @@ def _providers(request: BackendRequest, cache: ArtifactCache, weights_id: str,
                           f'and TensorRT (pip install tensorrt), or use ort_provider "cuda".')
     providers: list[Any] = []
     if _TENSORRT in available and wanted in ('auto', 'tensorrt'):
-        engines = cache.root / 'tensorrt' / cache_key(
-            {'weights': weights_id, 'size': list(size), 'precision': request.precision,
-             'runtime': runtime_version()})
-        engines.mkdir(parents=True, exist_ok=True)
+        engines = cache.tool_folder('tensorrt', tensorrt_cache_parts(request, weights_id, size,
+                                                                      device_id))
         _LOG.info('TensorRT builds its engine at start-up (minutes); cached in %s', engines)
         height, width = size
         shapes = {end: f'{INPUT_NAME}:{batch}x3x{height}x{width}'
@@ -117,6 +115,27 @@ def _providers(request: BackendRequest, cache: ArtifactCache, weights_id: str,
                                       'trt_profile_max_shapes': shapes['max']}))
     providers.append((_CUDA, {'device_id': device_id}))
     return providers
+
+
+def tensorrt_cache_parts(request: BackendRequest, weights_id: str, size: tuple[int, int],
+                         device_id: int) -> dict[str, Any]:
+    """Key of a TensorRT engine folder: TensorRT's engines are specific to its version and
+    to the GPU model, besides everything an ONNX export depends on (an upgrade or another
+    GPU must never load an old engine)."""
+    try:
+        trt_version = importlib.metadata.version('tensorrt')
+    except importlib.metadata.PackageNotFoundError:
+        trt_version = 'bundled with onnxruntime-gpu'
+    try:
+        import torch
+
+        gpu = torch.cuda.get_device_name(device_id) if torch.cuda.is_available() else 'unknown'
+    except (ImportError, RuntimeError, AssertionError):
+        gpu = 'unknown'
+    return {'artifact': 'tensorrt-engines', 'weights': weights_id, 'size': list(size),
+            'precision': request.precision, 'max_batch': max(1, request.max_batch),
+            'runtime': f'onnxruntime {runtime_version()}', 'tensorrt': trt_version,
+            'gpu': gpu, **export_identity()}
 
 
 def _provider_name(provider: Any) -> str:
@@ -192,7 +211,7 @@ class OnnxRuntimeBackend:
 
         parts = {'artifact': 'onnxruntime-optimized', 'weights': self._weights_id,
                  'size': list(size), 'runtime': f'onnxruntime {runtime_version()}',
-                 'level': 'all', 'cpu': cpu_description()}
+                 'level': 'all', 'cpu': cpu_description(), **export_identity()}
 
         def build(folder: Path) -> None:
             options = self._options()
@@ -239,6 +258,9 @@ class OnnxRuntimeBackend:
             session.disable_fallback()  # a failing GPU run raises instead of moving to the CPU
             if self._provider_names[0] == _TENSORRT:
                 self._build_tensorrt(session, size)
+                trt = dict(providers[0][1])  # the engines are built: seal their folder
+                self._cache.seal(Path(trt['trt_engine_cache_path']), tensorrt_cache_parts(
+                    self._request, self._weights_id, size, int(trt['device_id'])))
         _LOG.debug('ONNX Runtime session for %dx%d ready in %.1f s (%s)', height, width,
                    time.perf_counter() - start, ', '.join(self._provider_names))
         if len(self._sessions) >= 4:

@@ -16,7 +16,6 @@ on CPUs with bf16 units, which would silently change the labels of an "fp32" run
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 from pathlib import Path
 import time
@@ -27,20 +26,19 @@ import numpy as np
 from lw_refinenet_ros.engine.backends import check_batch
 from lw_refinenet_ros.engine.backends.base import BackendRequest
 from lw_refinenet_ros.engine.cache import ArtifactCache
+from lw_refinenet_ros.engine.openvino_ir import IR_FILES, cached_ir, runtime_version
+from lw_refinenet_ros.engine.quantize import cached_int8_ir, calibration_id
 from lw_refinenet_ros.errors import ConfigError, EngineError
+
+__all__ = ['IDLE_CALLS', 'IR_FILES', 'OpenVINOBackend', 'device_unavailable',
+           'native_precisions', 'ov_device', 'runtime_version']
 
 _LOG = logging.getLogger(__name__)
 
-IR_FILES = ('model.xml', 'model.bin')
 # Engine precision -> OpenVINO INFERENCE_PRECISION_HINT.
 _PRECISION_HINTS = {'fp32': 'f32', 'bf16': 'bf16', 'fp16': 'f16', 'int8': 'f32'}
 # OPTIMIZATION_CAPABILITIES entry that says the device runs a precision natively.
 _CAPABILITY = {'fp32': 'FP32', 'bf16': 'BF16', 'fp16': 'FP16', 'int8': 'INT8'}
-
-
-def runtime_version() -> str:
-    """The installed OpenVINO version (part of every cache key)."""
-    return importlib.metadata.version('openvino')
 
 
 def ov_device(device: str) -> str:
@@ -81,39 +79,6 @@ def native_precisions(device: str) -> tuple[str, ...]:
     capabilities = set(openvino.Core().get_property(ov_device(device),
                                                     'OPTIMIZATION_CAPABILITIES'))
     return tuple(p for p in ('fp32', 'bf16', 'fp16', 'int8') if _CAPABILITY[p] in capabilities)
-
-
-def ir_cache_parts(request: BackendRequest, weights_id: str, size: tuple[int, int],
-                   calibration_id: str | None) -> dict[str, Any]:
-    """The cache key of one IR: everything that changes its contents."""
-    parts: dict[str, Any] = {'artifact': 'openvino-ir', 'weights': weights_id,
-                             'size': list(size), 'runtime': f'openvino {runtime_version()}',
-                             'precision': 'int8' if calibration_id else 'fp32'}
-    if calibration_id:
-        parts['calibration'] = calibration_id
-    return parts
-
-
-def build_fp32_ir(model: Any, folder: Path, size: tuple[int, int], onnx_path: Path) -> None:
-    """Convert the exported ONNX file to an fp32 IR in ``folder`` (dynamic batch)."""
-    import openvino
-
-    converted = openvino.convert_model(str(onnx_path))
-    openvino.save_model(converted, str(folder / IR_FILES[0]), compress_to_fp16=False)
-
-
-def cached_ir(model: Any, request: BackendRequest, cache: ArtifactCache, weights_id: str,
-              size: tuple[int, int]) -> Path:
-    """Folder holding the fp32 IR for ``size`` (built from ``model`` on a cache miss)."""
-    from lw_refinenet_ros.engine.export import cached_onnx
-
-    def build(folder: Path) -> None:
-        onnx_path = cached_onnx(model, cache, weights_id, size)
-        build_fp32_ir(model, folder, size, onnx_path / 'model.onnx')
-
-    return cache.get_or_build('openvino', ir_cache_parts(request, weights_id, size, None),
-                              IR_FILES, build,
-                              what=f'OpenVINO fp32 model {size[0]}x{size[1]}')
 
 
 IDLE_CALLS = 30
@@ -160,8 +125,6 @@ class OpenVINOBackend:
         self._int8 = request.precision == 'int8'
         self._calibration_id: str | None = None
         if self._int8 and request.calibration_dir is not None:
-            from lw_refinenet_ros.engine.quantize import calibration_id
-
             self._calibration_id = calibration_id(Path(request.calibration_dir))
         self._config = self._compile_config(request)
         self._compiled: dict[tuple[int, int, int], tuple[Any, Any]] = {}
@@ -191,8 +154,6 @@ class OpenVINOBackend:
         if not self._int8:
             folder = cached_ir(self._model, self._request, self._cache, self._weights_id, size)
         else:
-            from lw_refinenet_ros.engine.quantize import cached_int8_ir
-
             folder = cached_int8_ir(self._model, self._request, self._cache, self._weights_id,
                                     size)
         self._ir_dirs[size] = folder
