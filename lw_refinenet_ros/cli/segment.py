@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--alpha', type=float, default=0.5, help='overlay colour weight in [0, 1] (default 0.5)')
     a('--video-stride', type=int, default=1, help='segment every N-th video frame (default 1)')
     a('--no-progress', action='store_true', help='no progress bar')
+    a('--save-uncertain', nargs=2, metavar=('DIR', 'N'),
+      help='also keep the N frames with the lowest mean confidence in DIR (PNG + '
+      'uncertain.json): the ones to label next')
     a('--objects', action='store_true',
       help='also find the parts: <stem>_objects.json (class, score, box, pick point, axes; '
       'track ids within a video) and boxes, pick points and ids in the overlay')
@@ -135,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
+    from lw_refinenet_ros.data.uncertain import UncertainFrames
     from lw_refinenet_ros.errors import ConfigError
     from lw_refinenet_ros.model.checkpoint import checkpoint_engine_defaults
     from lw_refinenet_ros.objects.options import ObjectsConfig
@@ -146,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if args.video_stride < 1:
         raise ConfigError(f'--video-stride must be >= 1, got {args.video_stride}.')
     files = _expand(args.inputs)
+    uncertain = UncertainFrames.from_args(args.save_uncertain)
     objects_config = None
     if args.objects:
         import json
@@ -202,7 +207,10 @@ def run(args: argparse.Namespace) -> int:
                         segmenter.warm_up(frame, 'bgr')
                         ready = time.perf_counter()
                     result = segmenter.segment(frame, 'bgr', stamp=seconds if is_video else None,
-                                               want_confidence=False, want_stats=False)
+                                               want_confidence=uncertain is not None,
+                                               want_stats=False)
+                    if uncertain is not None:
+                        uncertain.offer(stem, frame, result.confidence)
                     latencies.append(result.timings['total'])
                     pending.append(writer.submit(write, stem, frame, result.labels,
                                                  result.objects))
@@ -222,6 +230,9 @@ def run(args: argparse.Namespace) -> int:
     if segmenter.engine is None:
         print(f'segmented no frames from {len(files)} input(s)')
         return 0
+    if uncertain is not None:
+        print(f'kept the {len(uncertain.write())} least confident frame(s) in '
+              f'{uncertain.folder} (uncertain.json): label them next')
     info = segmenter.describe()
     print(f'segmented {written} frame(s) from {len(files)} input(s) into {out_dir} with '
           f'{info["backend"]}/{info["precision"]} on {info["device"]}: engine ready in '
