@@ -102,7 +102,8 @@ def choose_recipe(summary: DataSummary, *, time_limit_s: float | None, cuda: boo
                    + (f', decoder x{values["decoder_lr_mult"]:g}' if fresh_decoder else ''))
     width, height = summary.size
     short = min(width, height)
-    batch = 16 if cuda else 8
+    train_images = summary.images - max(1, round(summary.images * HOLDOUT_FRACTION))
+    batch = max(1, min(16 if cuda else 8, train_images))
     crop = int(max(128, min(512 if cuda else 320, (short * 0.8) // 32 * 32)))
     # One loader process reads and augments the next batch while the CPU trains on this one.
     values.update(crop_size=crop, batch_size=batch, workers=4 if cuda else 1,
@@ -112,8 +113,7 @@ def choose_recipe(summary: DataSummary, *, time_limit_s: float | None, cuda: boo
     reasons.append(f'crops {crop}x{crop} of {width}x{height} images, batch {batch}; fixed '
                    f'camera: scale x0.8-1.25, both mirrors, exposure x0.6-1.5, contrast, '
                    f'defocus <= 1.5 px, noise <= 8')
-    train_images = summary.images - max(1, round(summary.images * HOLDOUT_FRACTION))
-    steps_per_epoch = max(1, max(train_images, batch) // batch)
+    steps_per_epoch = max(1, train_images // batch)
     large = summary.images >= LARGE_DATASET
     if time_limit_s is not None:
         values.update(schedule='time', stage_epochs=STAGE_WEIGHTS)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from lw_refinenet_ros.constants import IGNORE_INDEX
 from lw_refinenet_ros.errors import ConfigError
 from lw_refinenet_ros.evaluation.segmentation import evaluate_model
 from lw_refinenet_ros.training.checkpointer import Checkpointer, Progress, ResumeState
@@ -28,6 +29,16 @@ from lw_refinenet_ros.training.recipe import freeze_batchnorm, make_optimizer, s
 from lw_refinenet_ros.training.transforms import TrainTransform
 
 _LOG = logging.getLogger(__name__)
+
+
+def _original_message(error: Exception) -> str:
+    """The message of an error raised in a DataLoader worker, without the worker's
+    traceback that the loader wraps around it (bad input is a message, not a traceback)."""
+    text = str(error)
+    marker = f'{type(error).__module__}.{type(error).__name__}: '
+    if 'Original Traceback' in text and marker in text:
+        return text.rsplit(marker, 1)[1].strip()
+    return text
 
 
 class AugmentedSet:
@@ -49,6 +60,15 @@ class AugmentedSet:
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         image, labels = self.dataset[index]
+        classes = self.dataset.num_classes
+        if labels.size and int(labels.max()) >= classes:
+            values = np.unique(labels)
+            bad = [int(v) for v in values if classes <= v != IGNORE_INDEX]
+            if bad:
+                raise ConfigError(f'{self.dataset.name(index)}: label values {bad} are not '
+                                  f'classes 0..{classes - 1} or 255 (ignore); fix the labels '
+                                  f'or the class file (`lw-refinenet data check` lists every '
+                                  f'such image).')
         rng = np.random.default_rng((self.seed, self.epoch, int(index)))
         return self.transform(image, labels, rng)
 
@@ -273,6 +293,15 @@ class EpochLoop:
                    disable=not self.ranks.main, initial=start, total=self.steps_per_epoch,
                    mininterval=0.5 if self._interactive else 60.0, file=sys.stderr)
         outcome = EpochOutcome(start, 0.0, 0, False)
+        try:
+            self._train_batches(bar, outcome, epoch)
+        except ConfigError as error:
+            raise ConfigError(_original_message(error)) from None
+        bar.close()
+        return outcome
+
+    def _train_batches(self, bar: Any, outcome: EpochOutcome, epoch: int) -> None:
+        config, progress = self.config, self.progress
         for images, labels in bar:
             value = self._step(images, labels)
             outcome.loss_sum += value
@@ -293,8 +322,6 @@ class EpochLoop:
                 outcome.budget_hit = True
                 self.stopped_early = outcome.batch_index < self.steps_per_epoch
                 break
-        bar.close()
-        return outcome
 
     def _step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         """One optimiser step; the loss value (a non-finite loss stops the run)."""

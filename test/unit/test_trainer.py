@@ -257,3 +257,24 @@ def test_time_limit_ends_with_the_best_validated_model(tmp_path) -> None:
     assert best.metadata['val_scores']['miou'] == pytest.approx(result.best_miou)
     assert best.metadata['input_size'] == [96, 72]
     assert best.class_names == ('background', 'bottle', 'can', 'carton', 'film')
+
+
+def test_labels_that_are_not_classes_stop_training_with_the_file_named(tmp_path) -> None:
+    import cv2
+    import numpy as np
+
+    root = tmp_path / 'data'
+    for folder in ('images', 'labels'):
+        (root / folder).mkdir(parents=True)
+    for index in range(4):
+        cv2.imwrite(str(root / 'images' / f'p{index}.png'), np.zeros((32, 32, 3), np.uint8))
+        cv2.imwrite(str(root / 'labels' / f'p{index}.png'),
+                    np.full((32, 32), 9 if index == 2 else 1, np.uint8))
+    (root / 'classes.txt').write_text('background\npart\n')
+    config = _config(root, tmp_path / 'run', val_data=None, crop_size=32, batch_size=4,
+                     workers=1)
+    with pytest.raises(ConfigError) as error:
+        train(config)
+    message = str(error.value)
+    assert message.startswith('p2: label values [9] are not classes 0..1')
+    assert 'Traceback' not in message  # the loader worker's traceback is not the message
