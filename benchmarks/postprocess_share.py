@@ -26,9 +26,9 @@ import numpy as np
 
 from lw_refinenet_ros.engine import EngineConfig, InferenceEngine
 from lw_refinenet_ros.engine.backends import cpu_description
-from lw_refinenet_ros.engine.inference import warmup_frame
 from lw_refinenet_ros.engine.postprocess import CpuPostprocessor
 from lw_refinenet_ros.engine.preprocess import CpuPreprocessor
+from lw_refinenet_ros.engine.warmup import warmup_frame
 from lw_refinenet_ros.model.weights import load_model
 
 

@@ -22,7 +22,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lw_refinenet_ros.engine.backends.base import Backend, BackendRequest
+from lw_refinenet_ros.engine.backends.base import (
+    BACKENDS,
+    Backend,
+    BackendRequest,
+    takes_device_tensors,
+)
 from lw_refinenet_ros.engine.config import AUTO, THREADS_AUTO, EngineConfig
 from lw_refinenet_ros.engine.decisions import Decision, DecisionStore
 from lw_refinenet_ros.engine.postprocess import CpuPostprocessor, TorchPostprocessor
@@ -75,6 +80,12 @@ def _torch_options(config: EngineConfig) -> dict[str, Any]:
             'fold_batchnorm': config.fold_batchnorm, 'compile': config.compile is True,
             'compile_backend': config.compile_backend, 'cuda_graphs': config.cuda_graphs is True,
             'cudnn_benchmark': config.cudnn_benchmark, 'allow_tf32': config.allow_tf32}
+
+
+def _process_threads(name: str) -> bool:
+    """Whether backend ``name`` runs on the process-wide torch thread pool (registry)."""
+    spec = BACKENDS.get(name)
+    return spec is not None and spec.process_threads
 
 
 class InferenceEngine:
@@ -130,7 +141,7 @@ class InferenceEngine:
         self._torch_pre = TorchPreprocessor(self.device)
         self._torch_post = TorchPostprocessor(num_classes, config.upsample)
         self.backend = self._build_backend(model, warmup_image)
-        self._on_device = self.backend.name == 'torch' and self.device.startswith('cuda')
+        self._on_device = takes_device_tensors(self.backend) and self.device.startswith('cuda')
         self._warmup(warmup_image, start)
 
     # ----------------------------------------------------------------- setup
@@ -181,7 +192,7 @@ class InferenceEngine:
             self._decision_subject = self._subject(request)
             remembered, previous = self._decisions.load(self._decision_subject)
             if remembered is not None and config.num_threads == THREADS_AUTO \
-                    and remembered.backend != 'torch' and remembered.threads > 0:
+                    and not _process_threads(remembered.backend) and remembered.threads > 0:
                 request = dataclasses.replace(request, num_threads=remembered.threads)
         selection = select_backend(model, backend=config.backend, precision=config.precision,
                                    request=request, warmup_batch=batch, labels_of=labels_of,
@@ -193,7 +204,7 @@ class InferenceEngine:
         if selection.remembered and remembered is not None and remembered.threads > 0 \
                 and config.num_threads == THREADS_AUTO and self.device == 'cpu':
             self.threads = remembered.threads
-            if selection.backend.name == 'torch':
+            if _process_threads(selection.backend.name):
                 import torch
 
                 torch.set_num_threads(remembered.threads)
@@ -224,7 +235,8 @@ class InferenceEngine:
 
         threads = self.config.num_threads
         if threads == THREADS_AUTO:
-            threads = torch.get_num_threads() if self.backend.name == 'torch' else self.threads
+            threads = (torch.get_num_threads() if _process_threads(self.backend.name)
+                       else self.threads)
         self._decisions.save(self._decision_subject, Decision(
             backend=self.backend.name, precision=self.backend.precision, threads=threads,
             agreement=selection.agreement, timings_ms=dict(selection.timings_ms),
@@ -235,7 +247,7 @@ class InferenceEngine:
         ``backend``: how a candidate is timed on CUDA (see select.whole_call_timer). The
         chosen backend replaces it right after the selection."""
         self.backend = backend
-        self._on_device = backend.name == 'torch' and self.device.startswith('cuda')
+        self._on_device = takes_device_tensors(backend) and self.device.startswith('cuda')
         self(self._selection_image, 'rgb')
 
     def _warmup(self, warmup_image: np.ndarray | None, start: float) -> None:
@@ -271,7 +283,7 @@ class InferenceEngine:
             return (time.perf_counter() - begin) * 1e3
 
         timings: dict[int, list[float]] = {}
-        if self.backend.name == 'torch':
+        if _process_threads(self.backend.name):
             default = torch.get_num_threads()
             for threads in sorted({1, default}):
                 torch.set_num_threads(threads)

@@ -285,3 +285,54 @@ def test_torch_fp16_on_the_cpu_is_named_fp32_in_the_selection(model, cache_dir: 
     engine = InferenceEngine(model, config)
     assert engine.describe()['precision'] == 'fp32'
     assert engine.reason.startswith('torch/fp32')
+
+
+# ----------------------------------------------------------------- the registry
+
+@pytest.mark.parametrize('name', ['tensorrt', 'ONNXRuntime', '', 'auto'])
+def test_an_unknown_backend_name_is_refused_everywhere(name: str, model) -> None:
+    """No question about an unregistered name falls through to some other runtime."""
+    for ask in (lambda: backends.backend_spec(name),
+                lambda: backend_unavailable(name, 'cpu'),
+                lambda: native_precisions(name, 'cpu'),
+                lambda: create_backend(name, model, BackendRequest())):
+        with pytest.raises(ConfigError, match='Unknown backend') as error:
+            ask()
+        for known in backends.BACKEND_NAMES:
+            assert known in str(error.value)
+
+
+def test_every_registered_backend_is_complete() -> None:
+    """One registry entry is all a runtime needs besides its module: the class and the two
+    questions are where the entry says, and the option's choices come from the registry."""
+    import importlib
+
+    from lw_refinenet_ros.engine.config import ENGINE_PARAMETER_SPECS
+
+    assert ENGINE_PARAMETER_SPECS['backend'].choices == ('auto',) + backends.BACKEND_NAMES
+    for name, spec in backends.BACKENDS.items():
+        module = importlib.import_module(f'lw_refinenet_ros.engine.backends.{spec.module}')
+        checks = importlib.import_module(
+            f'lw_refinenet_ros.engine.backends.{spec.checks or spec.module}')
+        assert isinstance(getattr(module, spec.class_name), type)
+        assert getattr(module, spec.class_name).name == name
+        assert callable(checks.device_unavailable) and callable(checks.native_precisions)
+        assert set(native_precisions(name, 'cpu')) <= set(spec.precisions)
+
+
+def test_a_precision_a_backend_cannot_run_names_the_ones_that_can(model) -> None:
+    with pytest.raises(ConfigError, match='"openvino"'):
+        create_backend('torch', model, BackendRequest(precision='int8'))
+
+
+def test_device_tensors_are_a_declared_capability() -> None:
+    class Runtime:
+        def __init__(self, name: str, tensors: bool) -> None:
+            self.name = name
+            if tensors:
+                self.forward_tensor = lambda batch: batch
+
+    assert backends.takes_device_tensors(Runtime('torch', True))
+    assert not backends.takes_device_tensors(Runtime('torch', False))  # declared, not there
+    assert not backends.takes_device_tensors(Runtime('openvino', True))  # not declared
+    assert not backends.takes_device_tensors(Runtime('unknown', True))

@@ -36,9 +36,6 @@ OUTSIDE = frozenset({'msg'})
 #: must stay exactly as listed (a new or a grown circle fails), and a circle that disappears
 #: fails too, so that its line is deleted here: the list only shrinks.
 KNOWN_CIRCLES: tuple[tuple[str, ...], ...] = (
-    # engine/backends/{openvino,onnxruntime} <-> engine.backends (the backend registry).
-    ('lw_refinenet_ros.engine.backends', 'lw_refinenet_ros.engine.backends.onnxruntime',
-     'lw_refinenet_ros.engine.backends.openvino'),
     # data/datasets <-> the annotation readers it dispatches to.
     ('lw_refinenet_ros.data.annotated', 'lw_refinenet_ros.data.coco',
      'lw_refinenet_ros.data.datasets', 'lw_refinenet_ros.data.labelme'),

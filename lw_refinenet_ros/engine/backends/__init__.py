@@ -19,22 +19,21 @@ import numpy as np
 
 from lw_refinenet_ros.engine.backends.base import (
     BACKEND_NAMES,
+    BACKENDS,
     PRECISION_NAMES,
     Backend,
     BackendRequest,
+    BackendSpec,
+    TensorBackend,
+    backend_spec,
+    takes_device_tensors,
 )
 from lw_refinenet_ros.errors import ConfigError, EngineError
 
-__all__ = ['BACKEND_NAMES', 'PRECISION_NAMES', 'Backend', 'BackendRequest',
-           'backend_unavailable', 'check_batch', 'cpu_description', 'cpu_flags',
-           'create_backend', 'native_precisions']
-
-# Backend name -> (module under this package, class name).
-_CLASSES: dict[str, tuple[str, str]] = {
-    'torch': ('torch', 'TorchBackend'),
-    'openvino': ('openvino', 'OpenVINOBackend'),
-    'onnxruntime': ('onnxruntime', 'OnnxRuntimeBackend'),
-}
+__all__ = ['BACKENDS', 'BACKEND_NAMES', 'PRECISION_NAMES', 'Backend', 'BackendRequest',
+           'BackendSpec', 'TensorBackend', 'backend_spec', 'backend_unavailable', 'check_batch',
+           'cpu_description', 'cpu_flags', 'create_backend', 'native_precisions',
+           'takes_device_tensors']
 # CPU flags (Linux /proc/cpuinfo names) that matter for reduced precision.
 _ISA_FLAGS = ('avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'avx512_fp16',
               'amx_bf16', 'amx_int8', 'amx_fp16')
@@ -73,6 +72,11 @@ def _is_cuda(device: str) -> bool:
     return device == 'cuda' or device.startswith('cuda:')
 
 
+def _module(spec: BackendSpec, checks: bool = False) -> Any:
+    name = spec.checks if checks and spec.checks else spec.module
+    return importlib.import_module(f'{__name__}.{name}')
+
+
 def backend_unavailable(name: str, device: str) -> str | None:
     """None when backend ``name`` can run on ``device`` here, else the reason and the fix.
 
@@ -80,52 +84,24 @@ def backend_unavailable(name: str, device: str) -> str | None:
     for the other runtimes) but builds nothing.
 
     Raises:
-        ConfigError: ``name`` is not a known backend.
+        ConfigError: ``name`` is not a registered backend.
     """
-    if name not in BACKEND_NAMES:
-        raise ConfigError(f'Unknown backend {name!r}; expected one of '
-                          f'{", ".join(BACKEND_NAMES)} or "auto".')
-    if name == 'torch':
-        if _is_cuda(device):
-            import torch
-
-            if not torch.cuda.is_available():
-                return ('this torch build has no CUDA support or no GPU is visible; install a '
-                        'CUDA build of torch or use device "cpu".')
-        return None
-    if name == 'openvino':
-        if importlib.util.find_spec('openvino') is None:
-            return 'OpenVINO is not installed (pip install openvino).'
-        from lw_refinenet_ros.engine.backends.openvino import device_unavailable
-
-        return device_unavailable(device)
-    if importlib.util.find_spec('onnxruntime') is None:
-        return 'ONNX Runtime is not installed (pip install onnxruntime).'
-    from lw_refinenet_ros.engine.backends.onnxruntime import device_unavailable as ort_reason
-
-    return ort_reason(device)
+    spec = backend_spec(name)
+    if spec.package is not None and importlib.util.find_spec(spec.package) is None:
+        return f'{spec.package} is not installed (pip install {spec.package}).'
+    return _module(spec, checks=True).device_unavailable(device)
 
 
 def native_precisions(name: str, device: str) -> tuple[str, ...]:
     """Precisions backend ``name`` runs natively (fast) on ``device``, fp32 first.
 
-    int8 is listed where the hardware runs it, though it is only used when asked for (it
-    needs calibration images).
+    int8 is listed where the hardware runs it, though it is only used when a calibrated
+    model exists or is asked for.
+
+    Raises:
+        ConfigError: ``name`` is not a registered backend.
     """
-    if name == 'openvino':
-        from lw_refinenet_ros.engine.backends.openvino import native_precisions as ov_native
-
-        return ov_native(device)
-    if name == 'onnxruntime':
-        from lw_refinenet_ros.engine.backends.onnxruntime import native_precisions as ort_native
-
-        return ort_native(device)
-    if _is_cuda(device):
-        import torch
-
-        return ('fp32', 'fp16', 'bf16') if torch.cuda.is_bf16_supported() else ('fp32', 'fp16')
-    flags = cpu_flags()
-    return ('fp32', 'bf16') if {'avx512_bf16', 'amx_bf16'} & flags else ('fp32',)
+    return tuple(_module(backend_spec(name), checks=True).native_precisions(device))
 
 
 def create_backend(name: str, model: Any, request: BackendRequest) -> Backend:
@@ -136,15 +112,20 @@ def create_backend(name: str, model: Any, request: BackendRequest) -> Backend:
             names the package to install).
         EngineError: the runtime failed to build or compile the network.
     """
+    spec = backend_spec(name)
     if request.precision not in PRECISION_NAMES:
         raise ConfigError(f'Unknown precision {request.precision!r}; expected one of '
                           f'{", ".join(PRECISION_NAMES)} or "auto".')
+    if request.precision not in spec.precisions:
+        others = ' or '.join(f'"{n}"' for n, s in BACKENDS.items()
+                             if request.precision in s.precisions)
+        raise ConfigError(f'backend {name!r} does not run {request.precision} (it runs '
+                          f'{", ".join(spec.precisions)}); {request.precision} runs on backend '
+                          f'{others}.')
     reason = backend_unavailable(name, request.device)
     if reason is not None:
         raise ConfigError(f'backend {name!r} cannot run on {request.device!r}: {reason}')
-    module_name, class_name = _CLASSES[name]
-    module = importlib.import_module(f'{__name__}.{module_name}')
-    return getattr(module, class_name)(model, request)
+    return getattr(_module(spec), spec.class_name)(model, request)
 
 
 def check_batch(batch: Any) -> None:
