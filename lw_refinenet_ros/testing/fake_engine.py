@@ -38,6 +38,22 @@ def red_threshold_labels(image: np.ndarray, order: str) -> np.ndarray:
     return np.where(red > 127, 1, np.where(blue > 127, 2, 0)).astype(np.uint8)
 
 
+def conveyor_colour_labels(image: np.ndarray, order: str) -> np.ndarray:
+    """The conveyor demo's classes from colour alone: colourful -> bolt (2), bright grey ->
+    background (0), dark grey -> belt (1). Rough, but enough to test the demo harness
+    (recording, pairing, scoring, the robot) without a model; use
+    :func:`conveyor_classes` as its class map."""
+    spread = image.max(axis=2).astype(np.int16) - image.min(axis=2)
+    return np.where(spread > 40, 2, np.where(image.mean(axis=2) > 80, 0, 1)).astype(np.uint8)
+
+
+def conveyor_classes() -> ClassMap:
+    """The conveyor demo's class map (the generator's names and colours)."""
+    from lw_refinenet_ros.data.conveyor import CLASS_COLORS, CLASS_NAMES
+
+    return ClassMap(tuple(CLASS_NAMES), np.asarray(CLASS_COLORS, np.uint8))
+
+
 def split_labels(image: np.ndarray, order: str) -> np.ndarray:
     """Content-blind labels: right half class 1, top-left sixteenth class 2, else 0 (for
     engines with at least 3 classes)."""

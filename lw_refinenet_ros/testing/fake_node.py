@@ -9,7 +9,11 @@ Two ways in, one for each kind of user:
   the fake engine inside; process tests and the benchmarks start it like the real executable.
   Without a delay option it reads ``FAKE_ENGINE_DELAY_S`` from the environment; ``--busy
   native`` spends the delay in torch (native code), ``--announce`` prints ``inference start`` /
-  ``inference end`` around each batch, ``--lifecycle`` runs the managed node.
+  ``inference end`` around each batch, ``--lifecycle`` runs the managed node. ``--rule
+  conveyor`` (or ``FAKE_NODE_RULE=conveyor``) labels the conveyor demo's classes by colour:
+  the demo's tests run ``lw-refinenet demo --node-module lw_refinenet_ros.testing.fake_node``
+  with it, which starts the module with only ROS arguments, hence the environment variables;
+  ``FAKE_NODE_NO_OVERLAY=1`` remaps the overlay away, for the demo's path without one.
 
 Only the engine is fake: parameters, scheduling, conversions and publishing are the node's.
 """
@@ -34,6 +38,8 @@ from lw_refinenet_ros.ros.pipeline import LoadedModel
 from lw_refinenet_ros.testing.fake_engine import (
     RED_BLUE_CLASSES,
     FakeEngine,
+    conveyor_classes,
+    conveyor_colour_labels,
     red_threshold_labels,
     split_labels,
 )
@@ -56,6 +62,23 @@ def fake_factory(engine: FakeEngine, class_map: ClassMap | None = None,
                      else ClassMap.default(engine.num_classes))
     loaded = LoadedModel(engine, class_map, name)
     return lambda _config: loaded
+
+
+def rule_engine(rule: str, delay_s: float = 0.0, *, num_classes: int = 3,
+                **options: Any) -> tuple[FakeEngine, ClassMap | None]:
+    """A fake engine labelling by ``rule`` (``red-blue``, ``split`` or ``conveyor``) and the
+    class map that goes with it (None: :func:`fake_factory` picks the default).
+    ``options`` go to :class:`FakeEngine` (``busy``, ``announce``, ...)."""
+    rules = {'red-blue': red_threshold_labels, 'split': split_labels,
+             'conveyor': conveyor_colour_labels}
+    if rule not in rules:
+        raise ValueError(f'unknown fake rule {rule!r}; expected one of {", ".join(rules)}')
+    class_map = conveyor_classes() if rule == 'conveyor' else None
+    engine = FakeEngine(delay_s, rules[rule],
+                        num_classes=class_map.num_classes if class_map else num_classes,
+                        cache_by_shape=rule == 'split', keep_images=False, device='cpu',
+                        **options)
+    return engine, class_map
 
 
 def node_counters(node: Any) -> dict[str, int]:
@@ -156,8 +179,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help='milliseconds per inference (default: FAKE_ENGINE_DELAY_S seconds '
                              'from the environment, else 0)')
     parser.add_argument('--fake-classes', type=int, default=3, help='classes the engine has')
-    parser.add_argument('--rule', choices=('red-blue', 'split'), default='red-blue',
-                        help='labels from colours, or a fixed content-blind split (cheapest)')
+    parser.add_argument('--rule', choices=('red-blue', 'split', 'conveyor'),
+                        default=os.environ.get('FAKE_NODE_RULE', 'red-blue'),
+                        help='labels from red/blue, a fixed content-blind split (cheapest), or '
+                             "the conveyor demo's classes by colour (default: FAKE_NODE_RULE "
+                             'from the environment, else red-blue)')
     parser.add_argument('--busy', choices=('sleep', 'native'), default='sleep',
                         help='spend the inference time asleep, or in torch (native code)')
     parser.add_argument('--announce', action='store_true',
@@ -170,18 +196,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         delay_s = args.fake_engine_ms / 1e3
     else:
         delay_s = float(os.environ.get('FAKE_ENGINE_DELAY_S', '0'))
-    rule = red_threshold_labels if args.rule == 'red-blue' else split_labels
     announce = (lambda text: print(text, flush=True)) if args.announce else None
-    engine = FakeEngine(delay_s, rule, num_classes=args.fake_classes, busy=args.busy,
-                        announce=announce, cache_by_shape=args.rule == 'split',
-                        keep_images=False, device='cpu')
-    factory = fake_factory(engine, name=f'fake engine {delay_s * 1e3:g} ms')
+    engine, class_map = rule_engine(args.rule, delay_s, num_classes=args.fake_classes,
+                                    busy=args.busy, announce=announce)
+    factory = fake_factory(engine, class_map, name=f'fake engine {delay_s * 1e3:g} ms, '
+                                                   f'{args.rule} rule')
+    ros_args = argv[ros_start:]
+    if os.environ.get('FAKE_NODE_NO_OVERLAY') == '1':  # no segmentation/overlay topic
+        ros_args = [*(ros_args or ['--ros-args']), '-r',
+                    'segmentation/overlay:=segmentation/overlay_hidden']
     node_class: type = SegmentationNode
     if args.lifecycle:
         from lw_refinenet_ros.ros.lifecycle_node import LifecycleSegmentationNode
         node_class = LifecycleSegmentationNode
-    return run_node(lambda: node_class(engine_factory=factory),
-                    [sys.argv[0], *argv[ros_start:]])
+    return run_node(lambda: node_class(engine_factory=factory), [sys.argv[0], *ros_args])
 
 
 if __name__ == '__main__':

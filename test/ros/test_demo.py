@@ -1,10 +1,10 @@
 """``lw-refinenet demo`` end to end, as a subprocess of the same venv.
 
-Two runs: one against a stand-in node (``fake_segmentation_node.py``: same topics, a colour
-rule instead of a model), which tests the harness (processes, recording, pairing by stamp,
-scoring, robot, outputs) on any machine; and one with the real segmentation node and the
-packaged default model.
-"""
+Two runs: one against a stand-in node (the tests' one fake node,
+``lw_refinenet_ros.testing.fake_node``: the real node around a fake engine that labels the
+conveyor classes with a colour rule instead of a model), which tests the harness (processes,
+recording, pairing by stamp, scoring, robot, outputs) on any machine; and one with the real
+segmentation node and the packaged default model."""
 
 from __future__ import annotations
 
@@ -21,12 +21,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
+FAKE_NODE = 'lw_refinenet_ros.testing.fake_node'
 RELATIVE_TOPICS = ('image', 'camera_info', 'ground_truth/labels', 'segmentation/labels',
                    'segmentation/stats', 'segmentation/class_map')
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, **extra)
+    env = dict(os.environ, FAKE_NODE_RULE='conveyor', **extra)
     env['PYTHONPATH'] = os.pathsep.join(
         p for p in (str(ROOT), str(HERE), env.get('PYTHONPATH')) if p)
     return env
@@ -84,7 +85,7 @@ def test_image_decoding_handles_padding_and_bgr():
 def test_demo_harness_with_stand_in_node(tmp_path):
     out = tmp_path / 'demo'
     result = _run_demo(out, '--duration', '3', '--device', 'cpu', '--snapshots', '3',
-                       '--node-module', 'fake_segmentation_node')
+                       '--node-module', FAKE_NODE)
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'Demo summary' in result.stdout and 'mIoU' in result.stdout
     summary = _check_outputs(out, snapshots=3)
@@ -102,7 +103,7 @@ def test_ctrl_c_ends_the_run_with_the_summary_so_far(tmp_path):
     process = subprocess.Popen(
         [sys.executable, '-m', 'lw_refinenet_ros', 'demo', '--out', str(out),
          '--namespace', _namespace(out), '--duration', '60',
-         '--device', 'cpu', '--node-module', 'fake_segmentation_node', '--snapshots', '30'],
+         '--device', 'cpu', '--node-module', FAKE_NODE, '--snapshots', '30'],
         cwd=ROOT, env=_env(FAKE_NODE_NO_OVERLAY='1'), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
     try:
@@ -110,7 +111,10 @@ def test_ctrl_c_ends_the_run_with_the_summary_so_far(tmp_path):
         for line in process.stdout:  # wait until the camera runs, then let a second pass
             if line.startswith('Running for') or time.monotonic() > deadline:
                 break
-        time.sleep(2.5)  # past the first snapshot (due at 1 s)
+        # Past the first snapshot (due 1 s into the run; later on a loaded machine).
+        snapshot_deadline = time.monotonic() + 30
+        while not (out / 'overlay_00.png').is_file() and time.monotonic() < snapshot_deadline:
+            time.sleep(0.2)
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=30)
     finally:
@@ -176,7 +180,7 @@ def test_a_density_outside_the_supported_range_is_refused_with_the_range(tmp_pat
 def test_a_crowded_belt_of_a_chosen_seed_is_scored_for_pickable_parts(tmp_path):
     out = tmp_path / 'demo'
     result = _run_demo(out, '--duration', '3', '--device', 'cpu', '--density', '8',
-                       '--seed', '31001', '--node-module', 'fake_segmentation_node')
+                       '--seed', '31001', '--node-module', FAKE_NODE)
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((out / 'summary.json').read_text())
     assert summary['config']['density'] == 8.0 and summary['config']['seed'] == 31001

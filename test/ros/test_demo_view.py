@@ -1,6 +1,7 @@
 """``lw-refinenet demo --foxglove``: the live view during a run, the video and the plot.
 
-One short run against the stand-in node (``fake_segmentation_node.py``): a Foxglove client
+One short run against the stand-in node (``lw_refinenet_ros.testing.fake_node`` with the
+conveyor colour rule): a Foxglove client
 connects to the view while the demo runs and receives the overlay; afterwards the video is
 decoded with OpenCV and the plot read back.
 """
@@ -31,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
+    env = dict(os.environ, FAKE_NODE_RULE='conveyor')
     env['PYTHONPATH'] = os.pathsep.join(
         p for p in (str(ROOT), str(HERE), env.get('PYTHONPATH')) if p)
     return env
@@ -42,7 +43,7 @@ def _demo(out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, '-u', '-m', 'lw_refinenet_ros', 'demo', '--out', str(out),
          '--namespace', namespace, '--device', 'cpu', '--node-module',
-         'fake_segmentation_node', '--snapshots', '1', *extra],
+         'lw_refinenet_ros.testing.fake_node', '--snapshots', '1', *extra],
         cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
