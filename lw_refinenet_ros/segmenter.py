@@ -104,6 +104,9 @@ class Segmenter:
             warms up at that frame's size.
         lazy: Build the engine on the first frame segmented (warm-up and backend choice
             then happen on that frame, at its size) instead of now.
+        calibration: int8 calibration frames for ``precision: auto`` (an
+            :class:`~lw_refinenet_ros.engine.quantize.Int8Calibration`, or a function of the
+            network's (height, width) returning one); see the engine.
 
     Raises:
         ConfigError: A class map that does not fit the model, an invalid option.
@@ -112,8 +115,10 @@ class Segmenter:
 
     def __init__(self, model: Any, class_map: ClassMap, *, engine: EngineConfig | None = None,
                  objects: ObjectsConfig | None = None, info: CheckpointInfo | None = None,
-                 warmup_image: np.ndarray | None = None, lazy: bool = False) -> None:
+                 warmup_image: np.ndarray | None = None, lazy: bool = False,
+                 calibration: Any = None) -> None:
         num_classes = getattr(model, 'num_classes', None)
+        self.calibration = calibration  # int8 frames for precision auto: see InferenceEngine
         if isinstance(num_classes, int) and num_classes != class_map.num_classes:
             class_map.check_num_classes(num_classes, 'the class map')
         self.model = model
@@ -133,7 +138,8 @@ class Segmenter:
     def load(cls, weights: str | Path | None = None, *, arch: str | None = None,
              num_classes: int | None = None, classes_file: str | Path | None = None,
              engine: EngineConfig | None = None, objects: ObjectsConfig | None = None,
-             warmup_image: np.ndarray | None = None, lazy: bool = False) -> Segmenter:
+             warmup_image: np.ndarray | None = None, lazy: bool = False,
+             calibration: Any = None) -> Segmenter:
         """Load a checkpoint (None: the packaged conveyor model) and build the segmenter.
 
         Args:
@@ -141,7 +147,7 @@ class Segmenter:
             arch: If given, the file must hold this architecture.
             num_classes: If given, the file must have this many classes.
             classes_file: Class names/colours file (YAML or text); default: the checkpoint's.
-            engine, objects, warmup_image, lazy: As for the constructor.
+            engine, objects, warmup_image, lazy, calibration: As for the constructor.
 
         Raises:
             CheckpointError: Missing or unreadable file, or one that is not ``arch`` /
@@ -154,7 +160,7 @@ class Segmenter:
                                  num_classes=num_classes or None)
         class_map = resolve_class_map(info, info.num_classes, classes_file)
         return cls(model, class_map, engine=engine, objects=objects, info=info,
-                   warmup_image=warmup_image, lazy=lazy)
+                   warmup_image=warmup_image, lazy=lazy, calibration=calibration)
 
     @classmethod
     def from_options(cls, values: Mapping[str, Any], *,
@@ -224,7 +230,8 @@ class Segmenter:
         if warmup_image is not None:
             config = dataclasses.replace(config, warmup_size=tuple(warmup_image.shape[:2]))
         self._engine = InferenceEngine(self.model, config, num_classes=self.num_classes,
-                                       warmup_image=warmup_image)
+                                       warmup_image=warmup_image,
+                                       calibration=self.calibration)
 
     # ------------------------------------------------------------------ what it is
 

@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
                                engine=engine_config_from_args(args, **checkpoint_engine_defaults(
                                    args.weights, max_side=args.max_side)),
                                objects=objects_config,
-                               lazy=True)
+                               lazy=True, calibration=_default_int8_frames(args.weights))
     colors_bgr = np.ascontiguousarray(segmenter.class_map.colors[:, ::-1])
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -239,3 +239,13 @@ def run(args: argparse.Namespace) -> int:
           f'{ready - start:.1f} s, then {np.mean(latencies):.0f} ms/frame inference, '
           f'{written / max(end - ready, 1e-9):.1f} frames/s with decoding and PNG writing')
     return 0
+
+
+def _default_int8_frames(weights: str | None) -> Any:
+    """For the packaged default model, its int8 calibration frames (the conveyor generator;
+    built into an int8 model once, on the first run, then cached); None for other weights."""
+    if weights:
+        return None
+    from lw_refinenet_ros.data.calibration import conveyor_calibration
+
+    return conveyor_calibration

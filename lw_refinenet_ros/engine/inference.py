@@ -18,7 +18,7 @@ import dataclasses
 import logging
 from pathlib import Path
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from lw_refinenet_ros.engine.preprocess import (
     check_image,
     network_size,
 )
+from lw_refinenet_ros.engine.quantize import Int8Calibration
 from lw_refinenet_ros.engine.result import SegmentationResult
 from lw_refinenet_ros.engine.warmup import warmup_frame
 from lw_refinenet_ros.errors import ConfigError, EngineError
@@ -110,10 +111,15 @@ class InferenceEngine:
 
     def __init__(self, model: Any, config: EngineConfig | None = None, *,
                  num_classes: int | None = None,
-                 warmup_image: np.ndarray | None = None) -> None:
+                 warmup_image: np.ndarray | None = None,
+                 calibration: Int8Calibration | Callable[[tuple[int, int]], Int8Calibration]
+                 | None = None) -> None:
         import torch
 
         self.config = config = config if config is not None else EngineConfig()
+        self._calibration = calibration
+        #: Where the int8 model offered to ``precision: auto`` came from (None: none).
+        self.int8_model: str | None = None
         if num_classes is None:
             num_classes = getattr(model, 'num_classes', None)
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) \
@@ -186,10 +192,12 @@ class InferenceEngine:
         def labels_of(logits: np.ndarray) -> np.ndarray:
             return self._cpu_post(logits[0], height, width, want_confidence=False)[0]
 
+        offer_int8 = self._int8_offer(model, request) if config.precision == AUTO else False
         remembered = previous = None
         if config.remember_selection:
             self._decisions = DecisionStore(config.resolved_cache_dir())
             self._decision_subject = self._subject(request)
+            self._decision_subject['int8'] = self.int8_model
             remembered, previous = self._decisions.load(self._decision_subject)
             if remembered is not None and config.num_threads == THREADS_AUTO \
                     and not _process_threads(remembered.backend) and remembered.threads > 0:
@@ -199,7 +207,8 @@ class InferenceEngine:
                                    agreement_min=config.agreement_min,
                                    fallback=config.backend_fallback,
                                    engine_call=self._call_with,
-                                   remembered=remembered, previous=previous)
+                                   remembered=remembered, previous=previous,
+                                   offer_int8=offer_int8)
         self._selection = selection
         if selection.remembered and remembered is not None and remembered.threads > 0 \
                 and config.num_threads == THREADS_AUTO and self.device == 'cpu':
@@ -212,6 +221,39 @@ class InferenceEngine:
         self.selection_ms = dict(selection.timings_ms)
         self.selection_phases_s = dict(selection.phases_s)
         return selection.backend
+
+    def _int8_offer(self, model: Any, request: BackendRequest) -> bool:
+        """Whether ``precision: auto`` gets an OpenVINO int8 candidate: a calibrated model is
+        cached for these weights and size, or ``calibration`` builds one now. A failed build
+        is said once and leaves the engine on the other precisions."""
+        from lw_refinenet_ros.engine.backends import backend_unavailable, native_precisions
+
+        if self.device != 'cpu' or self.config.backend not in (AUTO, 'openvino') or \
+                backend_unavailable('openvino', self.device) is not None or \
+                'int8' not in native_precisions('openvino', self.device):
+            return False
+        from lw_refinenet_ros.engine.cache import ArtifactCache
+        from lw_refinenet_ros.engine.quantize import find_int8, prepare_int8
+
+        cache = ArtifactCache(request.cache_dir)
+        found = find_int8(cache, request, request.weights_id, request.input_size)
+        if found is None and self._calibration is not None:
+            try:
+                calibration = self._calibration(request.input_size) \
+                    if callable(self._calibration) else self._calibration
+                _LOG.info('int8: building the int8 model once from %d frames (%s); later '
+                          'starts load it from the cache', len(calibration.frames),
+                          calibration.source)
+                found = prepare_int8(model, calibration, request.input_size,
+                                     request.cache_dir, weights_id=request.weights_id)
+            except (ConfigError, EngineError, OSError) as error:
+                _LOG.warning('int8 is not offered: building it failed (%s); running on the '
+                             'other precisions.', error)
+                return False
+        if found is None:
+            return False
+        self.int8_model = found.name
+        return True
 
     def _subject(self, request: BackendRequest) -> dict[str, Any]:
         """What a remembered decision is for: weights, size and every option that can change
@@ -458,5 +500,6 @@ class InferenceEngine:
             'selection_ms': self.selection_ms,
             'selection_phases_s': self.selection_phases_s, 'upsample': self.config.upsample,
             'max_side': self.config.max_side, 'num_classes': self.num_classes,
+            'int8_model': self.int8_model,
         })
         return info

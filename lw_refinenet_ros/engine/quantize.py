@@ -1,7 +1,10 @@
-"""int8 post-training quantization with NNCF, calibrated on a folder of the user's images.
+"""int8 post-training quantization with NNCF, calibrated on frames like the camera's.
 
 int8 is only as good as its calibration: the activation ranges come from images like the ones
-the camera will see, so the user names a folder of their own frames. NNCF quantizes the
+the camera will see. They come from a folder of the user's frames (``calibration_dir``), or
+as a list of frames in memory (:class:`Int8Calibration`: a node's camera frames, or the
+conveyor generator's frames for the packaged default model), through :func:`prepare_int8`,
+which callers may run in a background thread at low priority. NNCF quantizes the
 OpenVINO fp32 IR (its OpenVINO path: no torch model is traced, no second torch is installed)
 and the result is cached like any other build, keyed additionally by a hash of the
 calibration images, so that new images give a new model and the same images never rebuild.
@@ -12,9 +15,13 @@ resizing to the network input size.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
+import os
 from pathlib import Path
-from typing import Any, Iterator
+import threading
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -87,20 +94,64 @@ def _calibration_batches(files: list[Path], size: tuple[int, int]) -> Iterator[n
         yield preprocess_for_network(image, size)
 
 
+#: Fewer frames than this give activation ranges too narrow to trust.
+MIN_CALIBRATION_FRAMES = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Int8Calibration:
+    """Frames to calibrate int8 on, held in memory, and where they came from.
+
+    Attributes:
+        frames: RGB uint8 (H, W, 3) frames (any size: resized to the network input as the
+            engine does); at most :data:`MAX_CALIBRATION_IMAGES` are used.
+        source: Words for logs and ``describe()`` (``'conveyor generator, seed 5100'``).
+        identity: What the cache key holds; default: a hash of the frames' bytes.
+    """
+
+    frames: Sequence[np.ndarray]
+    source: str
+    identity: str = ''
+
+    def __post_init__(self) -> None:
+        if len(self.frames) < MIN_CALIBRATION_FRAMES:
+            raise ConfigError(f'int8 calibration needs at least {MIN_CALIBRATION_FRAMES} '
+                              f'frames, got {len(self.frames)} ({self.source}); gather more '
+                              f'frames like the camera will see.')
+        for index, frame in enumerate(self.frames):
+            if not (isinstance(frame, np.ndarray) and frame.dtype == np.uint8
+                    and frame.ndim == 3 and frame.shape[2] == 3):
+                raise ConfigError(f'calibration frame {index} ({self.source}) is not an RGB '
+                                  f'uint8 (H, W, 3) array.')
+        if not self.identity:
+            digest = hashlib.sha256()
+            for frame in self.frames[:MAX_CALIBRATION_IMAGES]:
+                digest.update(str(frame.shape).encode('ascii'))
+                digest.update(np.ascontiguousarray(frame).tobytes())
+            object.__setattr__(self, 'identity', digest.hexdigest())
+
+
 def quantize_ir(fp32_xml: Path, out_xml: Path, files: list[Path], size: tuple[int, int],
                 *, preset: str = 'mixed') -> int:
-    """Quantize the fp32 IR ``fp32_xml`` to int8 at ``out_xml``; returns images used.
+    """Quantize the fp32 IR ``fp32_xml`` to int8 at ``out_xml`` from image files; returns
+    the images used.
 
     Raises:
         ConfigError: no calibration image could be read.
     """
-    import nncf
-    import openvino
-
     batches = list(_calibration_batches(files, size))
     if not batches:
         raise ConfigError(f'none of the {len(files)} calibration images could be read; '
                           f'pass a folder of PNG or JPEG camera frames.')
+    return quantize_batches(fp32_xml, out_xml, batches, size, preset=preset)
+
+
+def quantize_batches(fp32_xml: Path, out_xml: Path, batches: list[np.ndarray],
+                     size: tuple[int, int], *, preset: str = 'mixed') -> int:
+    """Quantize from preprocessed (1, 3, h, w) batches; returns how many were used."""
+    import nncf
+    import openvino
+
     core = openvino.Core()
     network = core.read_model(str(fp32_xml))
     network.reshape([1, 3, size[0], size[1]])
@@ -113,27 +164,42 @@ def quantize_ir(fp32_xml: Path, out_xml: Path, files: list[Path], size: tuple[in
     return len(batches)
 
 
+def int8_cache_match(request: BackendRequest, weights_id: str,
+                     size: tuple[int, int]) -> dict[str, Any]:
+    """The key parts every int8 IR of these weights, size and runtime shares (whatever it
+    was calibrated on)."""
+    return {k: v for k, v in ir_cache_parts(request, weights_id, size, 'any').items()
+            if k != 'calibration'}
+
+
+def find_int8(cache: ArtifactCache, request: BackendRequest, weights_id: str,
+              size: tuple[int, int]) -> Path | None:
+    """The newest valid int8 IR cached for these weights, size and runtime, or None."""
+    return cache.find('openvino', int8_cache_match(request, weights_id, size), IR_FILES)
+
+
 def cached_int8_ir(model: Any, request: BackendRequest, cache: ArtifactCache, weights_id: str,
                    size: tuple[int, int]) -> Path:
-    """Folder holding the int8 IR for ``size`` and ``request.calibration_dir``.
+    """Folder holding the int8 IR for ``size``, from ``request.calibration_dir``, else from
+    the :class:`Int8Calibration` in ``request.extra['calibration']``, else the newest one
+    cached for these weights, size and runtime version.
 
-    Built (fp32 IR, then NNCF) on a cache miss; the calibration images' hash is in the key.
-    Without a calibration folder, the newest valid int8 model cached for these weights, size
-    and runtime version is used (the one ``lw-refinenet quantize`` built).
+    Built (fp32 IR, then NNCF) on a cache miss; the calibration's identity is in the key.
 
     Raises:
         ConfigError: a calibration folder without images, or none and nothing cached.
     """
+    calibration = request.extra.get('calibration')
+    if request.calibration_dir is None and isinstance(calibration, Int8Calibration):
+        return _int8_from_frames(model, request, cache, weights_id, size, calibration)
     if request.calibration_dir is None:
-        match = {k: v for k, v in ir_cache_parts(request, weights_id, size, 'any').items()
-                 if k != 'calibration'}
-        found = cache.find('openvino', match, IR_FILES)
+        found = find_int8(cache, request, weights_id, size)
         if found is None:
             raise ConfigError(
                 f'precision int8 needs an int8 model for {size[0]}x{size[1]} and none is '
                 f'cached in {cache.root}: set calibration_dir (CLI --calibration-dir) to a '
                 f'folder of your own camera images to build one, or build it first with '
-                f'`lw-refinenet quantize --calibration DIR --size {size[0]}x{size[1]}`.')
+                f'`lw-refinenet quantize --calibration DIR --size {size[1]}x{size[0]}`.')
         _LOG.info('int8: using the cached model calibrated earlier (%s)', found)
         return found
     files = calibration_images(Path(request.calibration_dir))
@@ -149,3 +215,80 @@ def cached_int8_ir(model: Any, request: BackendRequest, cache: ArtifactCache, we
     return cache.get_or_build('openvino', parts, IR_FILES, build,
                               what=f'OpenVINO int8 model {size[0]}x{size[1]} '
                                    f'({len(files)} calibration images)')
+
+
+def _int8_from_frames(model: Any, request: BackendRequest, cache: ArtifactCache,
+                      weights_id: str, size: tuple[int, int],
+                      calibration: Int8Calibration) -> Path:
+    preset = str(request.extra.get('int8_preset', 'mixed'))
+    parts = ir_cache_parts(request, weights_id, size, calibration.identity)
+    parts['preset'] = preset
+    frames = list(calibration.frames[:MAX_CALIBRATION_IMAGES])
+
+    def build(folder: Path) -> None:
+        fp32 = cached_ir(model, request, cache, weights_id, size)
+        batches = [preprocess_for_network(np.ascontiguousarray(frame[:, :, ::-1]), size)
+                   for frame in frames]
+        quantize_batches(fp32 / IR_FILES[0], folder / IR_FILES[0], batches, size,
+                         preset=preset)
+
+    return cache.get_or_build('openvino', parts, IR_FILES, build,
+                              what=f'OpenVINO int8 model {size[0]}x{size[1]} ({len(frames)} '
+                                   f'frames: {calibration.source})')
+
+
+def prepare_int8(model: Any, calibration: Int8Calibration, size: tuple[int, int],
+                 cache_dir: Path | str, *, weights_id: str | None = None,
+                 low_priority: bool = False) -> Path:
+    """Build (or find) the int8 OpenVINO model of ``model`` at ``size`` (height, width)
+    calibrated on ``calibration``, in the runtime cache; the next engine built with
+    ``precision: auto`` offers it (behind the agreement gate).
+
+    Safe to call from a background thread while an engine runs: with ``low_priority`` the
+    calling thread's nice value is raised for the build (Linux), so the stream keeps the
+    CPU. Nothing half-built is ever left in the cache (a failure raises and leaves none).
+
+    Raises:
+        ConfigError: OpenVINO/NNCF missing, too few or bad frames, an unwritable cache.
+        EngineError: the conversion or quantization failed.
+    """
+    import importlib.util
+
+    from lw_refinenet_ros.engine.export import model_fingerprint
+
+    for package in ('openvino', 'nncf'):
+        if importlib.util.find_spec(package) is None:
+            raise ConfigError(f'int8 needs {package} (pip install {package}).')
+    request = BackendRequest(precision='int8', input_size=tuple(size), cache_dir=Path(cache_dir),
+                             extra={'calibration': calibration})
+    weights_id = weights_id or model_fingerprint(model)
+    cache = ArtifactCache(request.cache_dir)
+    with _nice(10 if low_priority else 0):
+        return _int8_from_frames(model, request, cache, weights_id, tuple(size), calibration)
+
+
+class _nice:
+    """Raise this thread's nice value for a block (Linux threads have their own)."""
+
+    def __init__(self, increment: int) -> None:
+        self.increment = increment
+        self.previous: int | None = None
+
+    def __enter__(self) -> None:
+        if self.increment <= 0 or not hasattr(os, 'setpriority'):
+            return
+        tid = threading.get_native_id()
+        try:
+            self.previous = os.getpriority(os.PRIO_PROCESS, tid)
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, self.previous + self.increment))
+        except OSError:
+            self.previous = None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is None:
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.previous)
+        except OSError:  # lowering it back needs privileges the process may not have
+            pass
+

@@ -47,7 +47,7 @@ _LOG = logging.getLogger(__name__)
 
 AUTO = 'auto'
 REFERENCE = ('torch', 'fp32')
-#: Reduced precisions (bf16, fp16) are chosen automatically only above this agreement.
+#: Reduced precisions (bf16, fp16, int8) are chosen automatically only above this agreement.
 AUTO_REDUCED_AGREEMENT = 0.995
 #: Timed forward passes per candidate (interleaved rounds; the median is kept).
 TIMING_ROUNDS = 3
@@ -91,7 +91,7 @@ def _label(name: str, precision: str) -> str:
 
 
 def _candidates(backend: str, precision: str, device: str, fallback: bool,
-                skipped: dict[str, str]) -> list[tuple[str, str]]:
+                skipped: dict[str, str], offer_int8: bool = False) -> list[tuple[str, str]]:
     """(backend, precision) pairs to try, the reference first."""
     if backend != AUTO and backend not in BACKEND_NAMES:
         raise ConfigError(f'Unknown backend {backend!r}; expected "auto" or one of '
@@ -111,8 +111,9 @@ def _candidates(backend: str, precision: str, device: str, fallback: bool,
         if precision != AUTO:
             pairs.append((name, precision))
             continue
-        # int8 needs calibration images, so it is never picked without being asked for.
-        pairs.extend((name, p) for p in native_precisions(name, device) if p != 'int8')
+        # int8 needs a calibrated model: offered only where one exists (offer_int8).
+        pairs.extend((name, p) for p in native_precisions(name, device)
+                     if p != 'int8' or (offer_int8 and name == 'openvino'))
     return pairs
 
 
@@ -122,7 +123,8 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
                    timer: Timer | None = None,
                    engine_call: EngineCall | None = None,
                    remembered: Decision | None = None,
-                   previous: Decision | None = None) -> Selection:
+                   previous: Decision | None = None,
+                   offer_int8: bool = False) -> Selection:
     """Build, compare and choose the backend; see the module docstring.
 
     Args:
@@ -148,6 +150,8 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
             selection runs as usual.
         previous: The last decision for these weights and request on any machine: kept when
             its time ties with the fastest (within :data:`~.decisions.TIE_RATIO`).
+        offer_int8: With ``precision='auto'``, OpenVINO int8 is a candidate too (the caller
+            found or built a calibrated int8 model); it passes the reduced-precision gate.
 
     Raises:
         ConfigError: unknown names, a missing runtime (without fallback) or an unsupported
@@ -160,7 +164,7 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
         timer = whole_call_timer(engine_call)
     timer = timer or _time_forward
     skipped: dict[str, str] = {}
-    pairs = _candidates(backend, precision, request.device, fallback, skipped)
+    pairs = _candidates(backend, precision, request.device, fallback, skipped, offer_int8)
     explicit = backend != AUTO and precision != AUTO
     if remembered is not None:
         chosen = _remembered(model, request, remembered, pairs)
@@ -227,7 +231,7 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
     timings_ms = {_label(*pair): value for pair, value in medians.items()}
 
     def gate(pair: tuple[str, str]) -> float:
-        if precision == AUTO and pair[1] in ('bf16', 'fp16'):
+        if precision == AUTO and pair[1] in ('bf16', 'fp16', 'int8'):
             return max(agreement_min, AUTO_REDUCED_AGREEMENT)
         return agreement_min
 

@@ -168,3 +168,72 @@ def test_quantize_cli_without_images_exits_with_the_reason(
 
     assert main(['quantize', '--calibration', str(tmp_path)]) == 2
     assert 'holds no images' in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------- int8 without a manual step
+
+def test_calibration_frames_are_checked_and_identified() -> None:
+    from lw_refinenet_ros.engine.quantize import MIN_CALIBRATION_FRAMES, Int8Calibration
+
+    frames = [np.full((6, 8, 3), i, np.uint8) for i in range(MIN_CALIBRATION_FRAMES)]
+    with pytest.raises(ConfigError, match='at least'):
+        Int8Calibration(frames[:-1], 'camera')
+    with pytest.raises(ConfigError, match='frame 2'):
+        Int8Calibration(frames[:2] + [np.zeros((6, 8), np.uint8)] + frames[3:], 'camera')
+    first = Int8Calibration(frames, 'camera')
+    assert first.identity == Int8Calibration(list(frames), 'again').identity
+    frames[0] = frames[0].copy()
+    frames[0][0, 0, 0] = 255
+    assert Int8Calibration(frames, 'camera').identity != first.identity
+
+
+def test_the_default_models_frames_come_from_the_conveyor_generator() -> None:
+    from lw_refinenet_ros.data.calibration import CALIBRATION_SEED, conveyor_calibration
+
+    calibration = conveyor_calibration(SIZE, count=8)
+    assert len(calibration.frames) == 8
+    assert all(f.shape == SIZE + (3,) and f.dtype == np.uint8 for f in calibration.frames)
+    assert str(CALIBRATION_SEED) in calibration.identity and '64x48' in calibration.source
+    again = conveyor_calibration(SIZE, count=8)
+    assert all(np.array_equal(a, b) for a, b in zip(calibration.frames, again.frames))
+
+
+@pytest.mark.slow
+def test_auto_offers_int8_built_once_from_frames_behind_the_gate(model, tmp_path: Path,
+                                                                 caplog) -> None:
+    """The engine with precision auto and calibration frames builds the int8 model once,
+    offers it to the selection (timed, gated); a restart finds it in the cache; a failed
+    build leaves the engine running on the other precisions."""
+    import logging
+
+    from lw_refinenet_ros.data.calibration import conveyor_calibration
+    from lw_refinenet_ros.engine import EngineConfig, InferenceEngine
+
+    if 'int8' not in native_precisions('openvino', 'cpu'):
+        pytest.skip('OpenVINO reports no int8 support on this CPU')
+    config = EngineConfig(device='cpu', cache_dir=str(tmp_path), warmup_size=SIZE,
+                          num_threads=1)
+    calls: list[tuple[int, int]] = []
+
+    def frames(size: tuple[int, int]):
+        calls.append(size)
+        return conveyor_calibration(size, count=8)
+
+    engine = InferenceEngine(model, config, calibration=frames)
+    assert calls == [SIZE]
+    assert engine.int8_model is not None and 'openvino/int8' in engine.selection_ms
+    assert 'openvino/int8' in engine.reason
+    if engine.describe()['precision'] == 'int8':
+        assert engine.agreement >= 0.995
+    restarted = InferenceEngine(model, config, calibration=frames)
+    assert calls == [SIZE]  # found in the cache: the frames were not even rendered
+    assert restarted.int8_model == engine.int8_model
+
+    def broken(size: tuple[int, int]):
+        raise ConfigError('no frames today')
+
+    with caplog.at_level(logging.WARNING):
+        other = InferenceEngine(model, dataclasses.replace(config, max_side=40),
+                                calibration=broken)
+    assert other.int8_model is None and 'no frames today' in caplog.text
+    assert not list(tmp_path.rglob('.tmp-*'))

@@ -27,7 +27,7 @@ from lw_refinenet_ros.engine.backends import check_batch
 from lw_refinenet_ros.engine.backends.base import BackendRequest
 from lw_refinenet_ros.engine.cache import ArtifactCache
 from lw_refinenet_ros.engine.openvino_ir import IR_FILES, cached_ir, runtime_version
-from lw_refinenet_ros.engine.quantize import cached_int8_ir, calibration_id
+from lw_refinenet_ros.engine.quantize import Int8Calibration, cached_int8_ir, calibration_id
 from lw_refinenet_ros.errors import ConfigError, EngineError
 
 __all__ = ['IDLE_CALLS', 'IR_FILES', 'OpenVINOBackend', 'device_unavailable',
@@ -126,6 +126,8 @@ class OpenVINOBackend:
         self._calibration_id: str | None = None
         if self._int8 and request.calibration_dir is not None:
             self._calibration_id = calibration_id(Path(request.calibration_dir))
+        elif self._int8 and isinstance(request.extra.get('calibration'), Int8Calibration):
+            self._calibration_id = request.extra['calibration'].identity
         self._config = self._compile_config(request)
         self._compiled: dict[tuple[int, int, int], tuple[Any, Any]] = {}
         self._last_use: dict[tuple[int, int, int], int] = {}
