@@ -114,7 +114,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       'validated model in best.pt (resumable)', dest='time_limit_min')
     a('--checkpoint-every', type=int, help='also checkpoint every N steps (0 = epoch ends)')
     a('--epoch-size', type=int, help='frames per epoch for conveyor:SEED data')
-    a('--conveyor-size', help='WxH of rendered conveyor frames (default 320x240)')
+    a('--conveyor-size', help='WIDTHxHEIGHT of rendered conveyor frames (default 320x240)')
     a('--half', type=_bool, help='store best.pt weights as fp16')
     a('--grad-clip', type=float)
     a('--boundary-weight', type=float,

@@ -53,12 +53,13 @@ def test_minimum_is_enforced() -> None:
         parse_size('8x240', minimum=16)
 
 
-@pytest.mark.parametrize('command', ['bench', 'quantize', 'demo', 'make-dataset'])
+@pytest.mark.parametrize('command', ['bench', 'quantize', 'demo', 'make-dataset', 'train'])
 def test_every_size_flag_says_width_first(command: str) -> None:
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     sub = subparsers.choices[command]
-    (action,) = [a for a in sub._actions if '--size' in a.option_strings]
+    (action,) = [a for a in sub._actions
+                 if {'--size', '--conveyor-size'} & set(a.option_strings)]
     text = f'{action.metavar or ""} {action.help or ""}'
     assert 'WIDTHxHEIGHT' in text and 'HEIGHTxWIDTH' not in text and 'HxW' not in text
 
