@@ -8,7 +8,10 @@ Not part of the node: it starts the node as a child process and watches it from 
 - :mod:`.scoring`: pairs labels with ground truth by stamp, confusion matrix, summary numbers;
   no ROS.
 - :mod:`.monitor`: the in-process ROS node that records and scores.
-- :mod:`.video`, :mod:`.plot`: the run's MP4 and its latency/drop plot.
+- :mod:`.object_scoring`: the node's objects against part ground truth, paired by stamp
+  (one-to-one, pickable parts); no ROS.
+- :mod:`.video`, :mod:`.plot`: the run's MP4 and its latency/drop plot; :mod:`.encoder`: the
+  nice-19 thread that draws and encodes the video (no ROS).
 - :mod:`.live_view`: ``--foxglove``, the live view as one more child process.
 - :mod:`.runner`: :class:`~.runner.DemoConfig` and :func:`~.runner.run_demo`, the whole run.
 
