@@ -192,7 +192,7 @@ class InferenceEngine:
         def labels_of(logits: np.ndarray) -> np.ndarray:
             return self._cpu_post(logits[0], height, width, want_confidence=False)[0]
 
-        offer_int8 = self._int8_offer(model, request) if config.precision == AUTO else False
+        offer_int8 = self._int8_offer(model, request) if config.precision == AUTO else ()
         remembered = previous = None
         if config.remember_selection:
             self._decisions = DecisionStore(config.resolved_cache_dir())
@@ -222,38 +222,62 @@ class InferenceEngine:
         self.selection_phases_s = dict(selection.phases_s)
         return selection.backend
 
-    def _int8_offer(self, model: Any, request: BackendRequest) -> bool:
-        """Whether ``precision: auto`` gets an OpenVINO int8 candidate: a calibrated model is
-        cached for these weights and size, or ``calibration`` builds one now. A failed build
+    def _int8_offer(self, model: Any, request: BackendRequest) -> tuple[str, ...]:
+        """The backends whose int8 ``precision: auto`` may try: those with a calibrated model
+        cached for these weights and size, after building the first available runtime's
+        (OpenVINO, else ONNX Runtime QDQ) from ``calibration`` when none is. A failed build
         is said once and leaves the engine on the other precisions."""
         from lw_refinenet_ros.engine.backends import backend_unavailable, native_precisions
-
-        if self.device != 'cpu' or self.config.backend not in (AUTO, 'openvino') or \
-                backend_unavailable('openvino', self.device) is not None or \
-                'int8' not in native_precisions('openvino', self.device):
-            return False
         from lw_refinenet_ros.engine.cache import ArtifactCache
-        from lw_refinenet_ros.engine.quantize import find_int8, prepare_int8
+        from lw_refinenet_ros.engine.ort_quantize import find_qdq
+        from lw_refinenet_ros.engine.quantize import find_int8
 
+        if self.device != 'cpu':
+            return ()
+        names = [name for name in ('openvino', 'onnxruntime')
+                 if self.config.backend in (AUTO, name)
+                 and backend_unavailable(name, self.device) is None
+                 and 'int8' in native_precisions(name, self.device)]
         cache = ArtifactCache(request.cache_dir)
-        found = find_int8(cache, request, request.weights_id, request.input_size)
-        if found is None and self._calibration is not None:
+        size, weights = request.input_size, request.weights_id
+
+        def cached(name: str) -> Path | None:
+            return find_int8(cache, request, weights, size) if name == 'openvino' \
+                else find_qdq(cache, weights, size)
+
+        found = {name: path for name in names if (path := cached(name)) is not None}
+        if not found and names and self._calibration is not None:
+            name = names[0]
             try:
                 calibration = self._calibration(request.input_size) \
                     if callable(self._calibration) else self._calibration
-                _LOG.info('int8: building the int8 model once from %d frames (%s); later '
-                          'starts load it from the cache', len(calibration.frames),
+                _LOG.info('int8: building the %s int8 model once from %d frames (%s); later '
+                          'starts load it from the cache', name, len(calibration.frames),
                           calibration.source)
-                found = prepare_int8(model, calibration, request.input_size,
-                                     request.cache_dir, weights_id=request.weights_id)
+                found[name] = self._build_int8(name, model, request, calibration)
             except (ConfigError, EngineError, OSError) as error:
                 _LOG.warning('int8 is not offered: building it failed (%s); running on the '
                              'other precisions.', error)
-                return False
-        if found is None:
-            return False
-        self.int8_model = found.name
-        return True
+                return ()
+        self.int8_model = ', '.join(f'{name}: {path.parent.name if path.is_file() else path.name}'
+                                    for name, path in found.items()) or None
+        return tuple(found)
+
+    @staticmethod
+    def _build_int8(name: str, model: Any, request: BackendRequest,
+                    calibration: Int8Calibration) -> Path:
+        from lw_refinenet_ros.engine.quantize import prepare_int8
+
+        if name == 'openvino':
+            return prepare_int8(model, calibration, request.input_size, request.cache_dir,
+                                weights_id=request.weights_id)
+        from lw_refinenet_ros.engine.cache import ArtifactCache
+        from lw_refinenet_ros.engine.ort_quantize import cached_qdq_model
+
+        int8 = dataclasses.replace(request, precision='int8',
+                                   extra={**request.extra, 'calibration': calibration})
+        return cached_qdq_model(model, int8, ArtifactCache(request.cache_dir),
+                                request.weights_id, request.input_size)
 
     def _subject(self, request: BackendRequest) -> dict[str, Any]:
         """What a remembered decision is for: weights, size and every option that can change

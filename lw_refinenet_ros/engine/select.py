@@ -91,7 +91,8 @@ def _label(name: str, precision: str) -> str:
 
 
 def _candidates(backend: str, precision: str, device: str, fallback: bool,
-                skipped: dict[str, str], offer_int8: bool = False) -> list[tuple[str, str]]:
+                skipped: dict[str, str], offer_int8: tuple[str, ...] = ()
+                ) -> list[tuple[str, str]]:
     """(backend, precision) pairs to try, the reference first."""
     if backend != AUTO and backend not in BACKEND_NAMES:
         raise ConfigError(f'Unknown backend {backend!r}; expected "auto" or one of '
@@ -113,7 +114,7 @@ def _candidates(backend: str, precision: str, device: str, fallback: bool,
             continue
         # int8 needs a calibrated model: offered only where one exists (offer_int8).
         pairs.extend((name, p) for p in native_precisions(name, device)
-                     if p != 'int8' or (offer_int8 and name == 'openvino'))
+                     if p != 'int8' or name in offer_int8)
     return pairs
 
 
@@ -124,7 +125,7 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
                    engine_call: EngineCall | None = None,
                    remembered: Decision | None = None,
                    previous: Decision | None = None,
-                   offer_int8: bool = False) -> Selection:
+                   offer_int8: tuple[str, ...] = ()) -> Selection:
     """Build, compare and choose the backend; see the module docstring.
 
     Args:
@@ -150,8 +151,9 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
             selection runs as usual.
         previous: The last decision for these weights and request on any machine: kept when
             its time ties with the fastest (within :data:`~.decisions.TIE_RATIO`).
-        offer_int8: With ``precision='auto'``, OpenVINO int8 is a candidate too (the caller
-            found or built a calibrated int8 model); it passes the reduced-precision gate.
+        offer_int8: Backends whose int8 is a candidate with ``precision='auto'`` too (the
+            caller found or built their calibrated int8 models); int8 passes the
+            reduced-precision gate.
 
     Raises:
         ConfigError: unknown names, a missing runtime (without fallback) or an unsupported

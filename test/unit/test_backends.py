@@ -164,9 +164,28 @@ def test_gpu_runtimes_missing_here_name_their_package(monkeypatch: pytest.Monkey
     assert backend_unavailable('openvino', 'cpu') is None
 
 
-def test_onnxruntime_int8_points_to_openvino(model, cache_dir: Path) -> None:
-    with pytest.raises(ConfigError, match='backend "openvino"'):
-        create_backend('onnxruntime', model, request(cache_dir, 'int8'))
+def test_onnxruntime_int8_without_calibration_says_how_to_build_one(model,
+                                                                     tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match='calibration_dir'):
+        create_backend('onnxruntime', model, request(tmp_path, 'int8'))
+
+
+@pytest.mark.slow
+def test_onnxruntime_static_int8_from_frames_is_cached_and_close_to_fp32(
+        model, tmp_path: Path, frames: np.ndarray, reference: np.ndarray) -> None:
+    """The second int8 path (QDQ): built once from in-memory frames, found again without
+    them, labels close to torch fp32."""
+    from lw_refinenet_ros.data.calibration import conveyor_calibration
+
+    calibration = conveyor_calibration(SIZE, count=8)
+    backend = create_backend('onnxruntime', model, request(
+        tmp_path, 'int8', extra={'calibration': calibration}))
+    labels = backend.forward(frames).argmax(1)
+    assert (labels == reference.argmax(1)).mean() >= 0.95
+    assert backend.describe()['precision'] == 'int8'
+    again = create_backend('onnxruntime', model, request(tmp_path, 'int8'))  # from the cache
+    assert np.array_equal(again.forward(frames).argmax(1), labels)
+    assert len(list(tmp_path.rglob('model_int8.onnx'))) == 1
 
 
 def test_openvino_int8_without_calibration_says_what_to_do(model, cache_dir: Path) -> None:
@@ -181,7 +200,7 @@ def test_native_precisions_follow_the_cpu(monkeypatch: pytest.MonkeyPatch) -> No
     assert native_precisions('torch', 'cpu') == ('fp32',)
     monkeypatch.setattr(backends, 'cpu_flags', lambda: frozenset({'avx2', 'avx512_bf16'}))
     assert native_precisions('torch', 'cpu') == ('fp32', 'bf16')
-    assert native_precisions('onnxruntime', 'cpu') == ('fp32',)
+    assert native_precisions('onnxruntime', 'cpu') == ('fp32', 'int8')  # static QDQ
     assert native_precisions('openvino', 'cpu')[0] == 'fp32'
 
 

@@ -57,7 +57,7 @@ BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (
     BackendSpec('openvino', 'openvino', 'OpenVINOBackend', 'openvino',
                 ('fp32', 'fp16', 'bf16', 'int8')),
     BackendSpec('onnxruntime', 'onnxruntime', 'OnnxRuntimeBackend', 'onnxruntime',
-                ('fp32', 'fp16')),
+                ('fp32', 'fp16', 'int8')),
 )}
 BACKEND_NAMES: tuple[str, ...] = tuple(BACKENDS)
 

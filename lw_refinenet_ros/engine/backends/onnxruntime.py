@@ -77,10 +77,11 @@ def device_unavailable(device: str) -> str | None:
 
 
 def native_precisions(device: str) -> tuple[str, ...]:
-    """fp32 on the CPU; fp32 and fp16 (through TensorRT) on NVIDIA GPUs."""
+    """fp32 and static int8 (QDQ, :mod:`...ort_quantize`) on the CPU; fp32 and fp16
+    (through TensorRT) on NVIDIA GPUs."""
     if _is_cuda(device) and _TENSORRT in _providers_available():
         return ('fp32', 'fp16')
-    return ('fp32',)
+    return ('fp32',) if _is_cuda(device) else ('fp32', 'int8')
 
 
 def _providers(request: BackendRequest, cache: ArtifactCache, weights_id: str,
@@ -181,7 +182,7 @@ class OnnxRuntimeBackend:
 
         supported = native_precisions(request.device)
         if request.precision not in supported:
-            hint = (' int8 is built with NNCF for the OpenVINO backend (backend "openvino").'
+            hint = (' int8 runs on the CPU (QDQ) or with OpenVINO (backend "openvino").'
                     if request.precision == 'int8' else '')
             raise ConfigError(f'ONNX Runtime on {request.device} runs '
                               f'{" and ".join(supported)}, not {request.precision}.{hint}')
@@ -239,7 +240,16 @@ class OnnxRuntimeBackend:
         options = self._options()
         start = time.perf_counter()
         try:
-            if providers == [_CPU]:
+            if providers == [_CPU] and self.precision == 'int8':
+                # Static int8 (QDQ), quantized once and cached (engine/ort_quantize.py); the
+                # QDQ pairs are fused into int8 kernels when the session optimises.
+                from lw_refinenet_ros.engine.ort_quantize import cached_qdq_model
+
+                path = cached_qdq_model(self._model, self._request, self._cache,
+                                        self._weights_id, size)
+                options.graph_optimization_level = \
+                    onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+            elif providers == [_CPU]:
                 path = self._optimized_cpu_model(onnx_file, size)
                 options.graph_optimization_level = \
                     onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
