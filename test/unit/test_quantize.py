@@ -151,7 +151,7 @@ def test_quantize_cli_reports_the_miou_change(tmp_path: Path,
                  str(tmp_path / 'cache'), '--eval-count', '2', '--threads', '1',
                  '--json', str(report)]) == 0
     out = capsys.readouterr().out
-    assert f'int8 model for {SIZE[0]}x{SIZE[1]} from 4 calibration images' in out
+    assert f'int8 model for {SIZE[1]}x{SIZE[0]} from 4 calibration images' in out  # WxH
     assert 'mIoU change int8 vs fp32:' in out
     data = json.loads(report.read_text())
     assert set(data['results']) == {'torch fp32', 'openvino fp32', 'openvino int8'}
