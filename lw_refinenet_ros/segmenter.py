@@ -86,6 +86,35 @@ def resolve_class_map(info: CheckpointInfo | None, num_classes: int,
     return ClassMap.default(num_classes)
 
 
+def _model_name(model: Any, info: CheckpointInfo | None, engine: Any) -> str:
+    """``mbv2:default.pt via openvino/bf16``; ``in-memory`` for a model without a file."""
+    from lw_refinenet_ros.model import DEFAULT_MODEL_PATH
+
+    arch = info.arch if info is not None else getattr(model, 'arch', 'model')
+    source = ((info.source or str(DEFAULT_MODEL_PATH)) if info is not None else 'in-memory')
+    text = f'{arch}:{Path(source).name}'
+    if engine is not None:
+        described = engine.describe()
+        text += f' via {described["backend"]}/{described["precision"]}'
+    return text
+
+
+def _checked_options(values: Mapping[str, Any],
+                     specs: Mapping[str, ParameterSpec]) -> dict[str, Any]:
+    """``values`` validated by their specs; an unknown name is refused with the closest
+    known one."""
+    unknown = sorted(set(values) - set(specs))
+    if unknown:
+        import difflib
+
+        hints = [f'{name} (did you mean {close[0]}?)' if close else name
+                 for name in unknown for close in [difflib.get_close_matches(name, specs, n=1)]]
+        raise ConfigError(f'Unknown segmenter option(s) {", ".join(hints)}; the options are '
+                          f'the node parameters model.*, the engine options and objects.* '
+                          f'(config/lw_refinenet.yaml).')
+    return {name: specs[name].validate(value) for name, value in values.items()}
+
+
 class Segmenter:
     """Model + class map + engine + object finder: ``segment(image) -> SegmentationResult``.
 
@@ -117,10 +146,9 @@ class Segmenter:
                  objects: ObjectsConfig | None = None, info: CheckpointInfo | None = None,
                  warmup_image: np.ndarray | None = None, lazy: bool = False,
                  calibration: Any = None) -> None:
-        num_classes = getattr(model, 'num_classes', None)
+        if isinstance(getattr(model, 'num_classes', None), int):
+            class_map.check_num_classes(model.num_classes, 'the class map')
         self.calibration = calibration  # int8 frames for precision auto: see InferenceEngine
-        if isinstance(num_classes, int) and num_classes != class_map.num_classes:
-            class_map.check_num_classes(num_classes, 'the class map')
         self.model = model
         self.class_map = class_map
         self.info = info
@@ -131,8 +159,6 @@ class Segmenter:
         self._stream: ObjectProcessor | None = None
         if not lazy:
             self._build_engine(warmup_image)
-
-    # ------------------------------------------------------------------ construction
 
     @classmethod
     def load(cls, weights: str | Path | None = None, *, arch: str | None = None,
@@ -180,17 +206,7 @@ class Segmenter:
                 invalid value (named, with what is allowed).
         """
         specs = _option_specs()
-        unknown = sorted(set(values) - set(specs))
-        if unknown:
-            import difflib
-
-            hints = [f'{name} (did you mean {close[0]}?)' if close else name
-                     for name in unknown
-                     for close in [difflib.get_close_matches(name, specs, n=1)]]
-            raise ConfigError(f'Unknown segmenter option(s) {", ".join(hints)}; the options '
-                              f'are the node parameters model.*, the engine options and '
-                              f'objects.* (config/lw_refinenet.yaml).')
-        checked = {name: specs[name].validate(value) for name, value in values.items()}
+        checked = _checked_options(values, specs)
         model = {name: checked.get(name, specs[name].default) for name in MODEL_OPTIONS}
         engine_values = {spec.name: checked[spec.name] for spec in ENGINE_PARAMETERS
                          if spec.name in checked}
@@ -233,8 +249,6 @@ class Segmenter:
                                        warmup_image=warmup_image,
                                        calibration=self.calibration)
 
-    # ------------------------------------------------------------------ what it is
-
     @property
     def engine(self) -> Any:
         """The :class:`~lw_refinenet_ros.engine.InferenceEngine` (None until the first frame
@@ -254,16 +268,7 @@ class Segmenter:
     @property
     def name(self) -> str:
         """``arch:file via backend/precision``, for start-up logs and /diagnostics."""
-        from lw_refinenet_ros.model import DEFAULT_MODEL_PATH
-
-        arch = self.info.arch if self.info is not None else getattr(self.model, 'arch', 'model')
-        source = (self.info.source if self.info is not None and self.info.source
-                  else str(DEFAULT_MODEL_PATH) if self.info is not None else 'in-memory')
-        text = f'{arch}:{Path(source).name}'
-        if self._engine is not None:
-            described = self._engine.describe()
-            text += f' via {described["backend"]}/{described["precision"]}'
-        return text
+        return _model_name(self.model, self.info, self._engine)
 
     def describe(self) -> dict[str, Any]:
         """The engine's settings (backend, precision, device, why), or {} before it exists."""
@@ -276,10 +281,9 @@ class Segmenter:
         (None: the engine's own frame at ``warmup_size``); nothing when it exists already.
         Lets a caller time start-up apart from frames."""
         if self._engine is None:
-            if image is not None:
-                rgb = image[:, :, ::-1] if color_order == 'bgr' else image
-                image = np.ascontiguousarray(rgb)
-            self._build_engine(image)
+            if image is not None and color_order == 'bgr':
+                image = image[:, :, ::-1]
+            self._build_engine(None if image is None else np.ascontiguousarray(image))
 
     def segment(self, image: np.ndarray, color_order: str = 'rgb', *,
                 stamp: float | None = None, want_confidence: bool = True,
