@@ -58,10 +58,10 @@ def main() -> int:
     from lw_refinenet_ros.data.conveyor import write_conveyor_dataset
     from lw_refinenet_ros.engine.backends import cpu_description
     from lw_refinenet_ros.engine.export import export_onnx
-    from lw_refinenet_ros.model import load_model
+    from lw_refinenet_ros.segmenter import Segmenter
 
     torch.set_num_threads(args.threads)
-    model, _ = load_model(args.weights)
+    model = Segmenter.load(args.weights, lazy=True).model  # engines: compare_backends
     work = Path(tempfile.mkdtemp(prefix='lwrf-backends-'))
     cache_dir = args.cache_dir or str(work / 'cache')
     print(f'CPU: {cpu_description()}; load {os.getloadavg()}', flush=True)

@@ -99,10 +99,11 @@ def _load(args: argparse.Namespace, arch: str):
     """The checkpoint given by --weights, else a model with seeded random weights."""
     import torch
 
-    from lw_refinenet_ros.model import build_model, load_model
+    from lw_refinenet_ros.model import build_model
+    from lw_refinenet_ros.segmenter import Segmenter
 
-    if args.weights:
-        model, _ = load_model(args.weights, arch=arch)
+    if args.weights:  # read as every command reads a checkpoint; engines are built per run
+        model = Segmenter.load(args.weights, arch=arch, lazy=True).model
     else:
         torch.manual_seed(args.seed)
         model = build_model(arch, args.num_classes)
