@@ -71,11 +71,14 @@ def _labels() -> np.ndarray:
     return labels
 
 
-class FakeSegmentationNode(Node):
-    """Publishes what the segmentation node publishes, with its QoS, at 30 Hz."""
+class ScriptedOutputs(Node):
+    """Publishes what the segmentation node publishes, with its QoS, at 30 Hz: fixed images,
+    statistics and objects the view's output is checked against (and, on cue, a malformed
+    overlay). Not a segmentation node: the tests' one fake node is
+    ``lw_refinenet_ros.testing.fake_node``; the view needs exact, scripted messages."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__('fake_segmentation', namespace=NS, **kwargs)
+        super().__init__('scripted_outputs', namespace=NS, **kwargs)
         self.images = {name: self.create_publisher(Image, f'segmentation/{name}', OUTPUT_QOS)
                        for name in ('overlay', 'color', 'labels')}
         self.camera = self.create_publisher(Image, 'image', OUTPUT_QOS)
@@ -133,11 +136,11 @@ class FakeSegmentationNode(Node):
 
 
 @pytest.fixture
-def view(ros_context: Any) -> Iterator[tuple[ViewServer, ViewBridge, FakeSegmentationNode]]:
+def view(ros_context: Any) -> Iterator[tuple[ViewServer, ViewBridge, ScriptedOutputs]]:
     """Bridge + fake node spinning in a background thread; the server on a free port."""
     server = ViewServer(ViewConfig(cameras=(NS,), port=0))
     bridge = ViewBridge(server, context=ros_context)
-    fake = FakeSegmentationNode(context=ros_context)
+    fake = ScriptedOutputs(context=ros_context)
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(bridge)
     executor.add_node(fake)
