@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 
 from lw_refinenet_ros.constants import ARCHES
 from lw_refinenet_ros.engine.config import ENGINE_PARAMETERS, EngineConfig
+from lw_refinenet_ros.engine.live_calibration import LIVE_INT8_PARAMETERS
 from lw_refinenet_ros.errors import ConfigError
 from lw_refinenet_ros.objects.options import OBJECT_PARAMETERS, ObjectsConfig
 from lw_refinenet_ros.options import ParameterSpec, settings_class
@@ -39,7 +40,12 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('model.classes_file', '',
                   'YAML or text file with class names and RGB colours. Empty: names and '
                   'colours stored in the checkpoint, else VOC colours.'),
+    ParameterSpec('model.trained_scale', True,
+                  'With max_side 0: run the network at the image size the checkpoint says it '
+                  'was trained at (a model trained on 320x240 runs a 640x480 camera at '
+                  '320x240); false: native resolution.'),
     *ENGINE_PARAMETERS,
+    *LIVE_INT8_PARAMETERS,
     ParameterSpec('input_type', 'raw', 'raw: sensor_msgs/Image on "image"; compressed: '
                   'sensor_msgs/CompressedImage on "image/compressed".',
                   choices=('raw', 'compressed')),
@@ -74,6 +80,12 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('log_throttle_s', 5.0,
                   'At most one log line per kind of bad input within this many seconds.',
                   minimum=0.0, maximum=3600.0, runtime=True),
+    ParameterSpec('uncertain.save_dir', '',
+                  'Keep the uncertain.count frames with the lowest mean confidence here (PNG '
+                  '+ uncertain.json), for the next labelling round; empty = off.'),
+    ParameterSpec('uncertain.count', 20,
+                  'How many least-confident frames uncertain.save_dir keeps.',
+                  minimum=1, maximum=10000),
     *OBJECT_PARAMETERS,
 )
 

@@ -120,6 +120,8 @@ class InferenceEngine:
         self._calibration = calibration
         #: Where the int8 model offered to ``precision: auto`` came from (None: none).
         self.int8_model: str | None = None
+        #: A node's int8 from its camera frames, in words (ros/live_int8.py; None: none).
+        self.int8_live: str | None = None
         if num_classes is None:
             num_classes = getattr(model, 'num_classes', None)
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) \
@@ -525,5 +527,6 @@ class InferenceEngine:
             'selection_phases_s': self.selection_phases_s, 'upsample': self.config.upsample,
             'max_side': self.config.max_side, 'num_classes': self.num_classes,
             'int8_model': self.int8_model,
+            'int8_live': self.int8_live,
         })
         return info

@@ -9,6 +9,7 @@ naming the keys, and the model is left unchanged. The reference code loaded with
 from __future__ import annotations
 
 import logging
+import os
 from typing import Mapping, Sequence
 
 import torch
@@ -91,8 +92,8 @@ def load_weights(model: nn.Module, source: Source) -> None:
 
     Args:
         model: A model from :func:`build_model` (DataParallel/compiled wrappers accepted).
-        source: A checkpoint path or a state dict (wrappers and prefixes are handled the same
-            way as for files).
+        source: A checkpoint path (``~`` is the home folder) or a state dict (wrappers and
+            prefixes are handled the same way as for files).
 
     Raises:
         CheckpointError: Unreadable file, or any missing, unexpected or wrong-shape key
@@ -103,7 +104,9 @@ def load_weights(model: nn.Module, source: Source) -> None:
         label = 'the given state dict'
         state_dict = normalize_state_dict(source, label)
     else:
-        label = str(source)
+        # '~/.torch/models/...' as the README writes it: the home folder, not a folder '~'.
+        source = os.path.expanduser(os.fspath(source))
+        label = source
         state_dict = read_checkpoint(source).state_dict
     target.load_state_dict(verified_state_dict(target, state_dict, label), strict=True)
     _LOG.info('loaded weights from %s', label)

@@ -7,6 +7,11 @@ the frames taken (a bad one fails alone), runs one batched forward pass through 
 uses) and hands the results to the outputs. It also keeps the worker alive: a worker that
 died is restarted by :meth:`Inference.supervise` (called by the diagnostics timer), and one
 that keeps dying ends the process (:class:`~.health.NodeFailure`).
+
+Between two batches the worker may switch to an int8 engine calibrated on the camera's own
+frames (:mod:`.live_int8`; it is built on another thread, and switched to only when its labels
+agree), and it hands each frame's confidence to the least-confident-frames keeper
+(``uncertain.save_dir``, :mod:`.uncertain`).
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from lw_refinenet_ros.config import NodeConfig
+from lw_refinenet_ros.engine.live_calibration import LiveInt8
 from lw_refinenet_ros.errors import LWRefineNetError
 from lw_refinenet_ros.palette import ClassMap
 from lw_refinenet_ros.ros.health import WARN, StreamHealth, Verdict, WorkerSupervisor, worst
 from lw_refinenet_ros.ros.inputs import Inputs
+from lw_refinenet_ros.ros.live_int8 import live_int8_for
 from lw_refinenet_ros.ros.outputs import Outputs
 from lw_refinenet_ros.ros.throttle import ThrottledLog
+from lw_refinenet_ros.ros.uncertain import UncertainKeeper
 from lw_refinenet_ros.scheduler import Frame, FrameCounters, LatestFrameScheduler, WorkerCrash
 
 _LOG = logging.getLogger(__name__)
@@ -53,10 +61,26 @@ EngineFactory = Callable[[NodeConfig], LoadedModel]
 
 def load_engine(config: NodeConfig) -> LoadedModel:
     """The production factory: the node's parameters -> :class:`Segmenter` (checkpoint,
-    class map, engine on the chosen device), the one path every command shares."""
-    from lw_refinenet_ros.segmenter import Segmenter
+    class map, engine on the chosen device), the one path every command shares.
 
-    segmenter = Segmenter.from_config(config)
+    A model that carries itself: its class names and colours come from the checkpoint (unless
+    ``model.classes_file`` is set), and with ``max_side`` 0 and ``model.trained_scale`` the
+    network runs at the image size the checkpoint was trained at, as ``lw-refinenet segment``
+    does without ``--max-side``.
+    """
+    from lw_refinenet_ros.model import load_model
+    from lw_refinenet_ros.model.checkpoint import engine_defaults
+    from lw_refinenet_ros.segmenter import Segmenter, resolve_class_map
+
+    model, info = load_model(config.model_weights or None,
+                             arch=None if config.model_arch == 'auto' else config.model_arch,
+                             num_classes=config.model_num_classes or None)
+    engine = config.engine
+    if config.model_trained_scale and engine.max_side == 0:
+        engine = dataclasses.replace(engine, **engine_defaults(info.metadata, max_side=None))
+    segmenter = Segmenter(model, resolve_class_map(info, info.num_classes,
+                                                   config.model_classes_file or None),
+                          engine=engine, objects=config.objects, info=info)
     return LoadedModel(segmenter.engine, segmenter.class_map, segmenter.name, segmenter)
 
 
@@ -89,11 +113,27 @@ class Inference:
         # Batches handed to the engine: attempted, succeeded, failed (the engine's status).
         self.batches = [0, 0, 0]
         self._engine_health = StreamHealth('batch')
+        self._live, self.live_status = (None, 'off (no model of its own to quantize)') \
+            if loaded.segmenter is None else live_int8_for(config, loaded.segmenter)
+        self._live_reported = False
+        self._set_live_status(self.live_status)
+        self.uncertain = UncertainKeeper.from_config(config, log)
 
     def configure(self, config: NodeConfig) -> None:
         """Apply a runtime change (the worker uses the new policy from its next cycle)."""
         self._config = config
         self.scheduler.set_config(config.scheduler)
+
+    def stop(self, timeout: float) -> bool:
+        """Stop the worker (and any int8 calibration in the background); write the
+        least-confident frames kept. False: an inference was still running after
+        ``timeout``."""
+        if self._live is not None:
+            self._live.stop()
+        stopped = self.scheduler.stop(timeout)
+        if self.uncertain is not None:
+            self.uncertain.write()
+        return stopped
 
     def counters(self, camera: str | None = None) -> FrameCounters:
         """Frame counters of one camera or of all."""
@@ -129,7 +169,9 @@ class Inference:
         decoded = self._decode_all(frames)
         if not decoded:
             return ok
+        self._switch_if_ready()
         want_confidence, want_stats = self._outputs.wants_confidence(frames)
+        want_confidence = want_confidence or self.uncertain is not None
         self.batches[0] += 1
         try:
             results = self._infer([image for _, image, _ in decoded],
@@ -141,6 +183,7 @@ class Inference:
                                         f'(counted as failed): {error}')
             return ok
         self.batches[1] += 1
+        self._after_inference(frames, decoded, results)
         with self._outputs.lock:
             if not self._outputs.is_open:
                 # Deactivated or shutting down during the inference: processed, not published.
@@ -156,6 +199,51 @@ class Inference:
                 except Exception as error:  # noqa: BLE001 - one bad publish must go on
                     self._log.warning('publish', f'publishing results failed: {error}')
         return ok
+
+    # ------------------------------------------------------------------ int8, uncertain
+
+    def _after_inference(self, frames: Sequence[Frame],
+                         decoded: Sequence[tuple[int, np.ndarray, str]],
+                         results: Sequence[Any]) -> None:
+        """Hand the frames to live int8 and the uncertain-frames keeper (both cheap)."""
+        live = self._live
+        if live is not None and live.phase != 'done':
+            live.observe([image for _, image, _ in decoded], [order for _, _, order in decoded],
+                         [result.labels for result in results])
+        if live is not None:
+            self._report_live(live)
+        if self.uncertain is not None:
+            for (index, image, order), result in zip(decoded, results):
+                self.uncertain.offer(frames[index], image, order, result.confidence)
+
+    def _set_live_status(self, status: str) -> None:
+        self.live_status = status
+        engine = self._loaded.engine
+        if hasattr(engine, 'int8_live'):
+            engine.int8_live = status
+
+    def _report_live(self, live: LiveInt8) -> None:
+        """Keep the status current; say a refusal or failure once (WARN)."""
+        if live.status != self.live_status:
+            self._set_live_status(live.status)
+        if live.outcome in ('refused', 'failed') and not self._live_reported:
+            self._live_reported = True
+            (self._logger() or _LOG).warning(live.status)
+
+    def _switch_if_ready(self) -> None:
+        """Switch to the agreed int8 engine (on the worker: never during a batch)."""
+        if self._live is None:
+            return
+        candidate = self._live.take()
+        if candidate is None:
+            return
+        status = self._live.status
+        self._loaded = dataclasses.replace(self._loaded, engine=candidate.engine,
+                                           segmenter=candidate, name=candidate.name)
+        self._infer = candidate.segment_batch
+        self._set_live_status(status)
+        self._live_reported = True
+        (self._logger() or _LOG).info(f'now segmenting with {candidate.name}: {status}')
 
     # ------------------------------------------------------------------ keeping it alive
 
@@ -200,4 +288,5 @@ class Inference:
         return {'model': self._loaded.name, 'device': getattr(engine, 'device', ''),
                 'backend': str(getattr(engine, 'reason', '')), 'batches': self.batches[0],
                 'failed_batches': self.batches[2],
-                'worker_restarts': self.supervisor.total_restarts}
+                'worker_restarts': self.supervisor.total_restarts,
+                'int8_live': self.live_status}

@@ -73,7 +73,7 @@ class SegmentationPipeline:
         """
         if not self._node.context.ok():
             self._outputs.close()
-        stopped = self._inference.scheduler.stop(timeout)
+        stopped = self._inference.stop(timeout)
         self._outputs.close()
         self._inputs.unsubscribe()
         return stopped

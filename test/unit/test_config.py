@@ -206,7 +206,8 @@ def test_path_options_expand_home_and_variables(monkeypatch) -> None:
     from lw_refinenet_ros.objects.options import OBJECT_PARAMETERS
     paths = {spec.name for spec in (*PARAMETERS, *ENGINE_PARAMETERS, *OBJECT_PARAMETERS)
              if spec.is_path}
-    assert paths == {'model.weights', 'model.classes_file', 'cache_dir', 'calibration_dir'}
+    assert paths == {'model.weights', 'model.classes_file', 'cache_dir', 'calibration_dir',
+                     'uncertain.save_dir'}
     monkeypatch.setenv('LWRF_TEST_DATA', '/data/lwrf')
     config = NodeConfig.from_mapping({'model.weights': '~/.torch/mbv2.pt',
                                       'calibration_dir': '$LWRF_TEST_DATA/calib'})

@@ -1,0 +1,201 @@
+"""int8 from a stream's own frames (engine/live_calibration.py) with a fake stream and a fake
+builder: it switches only at or above the gate, refuses below it with the figure, checks on
+frames the calibration never saw, never makes the stream wait, and gives up cleanly on too few
+frames or a failed build."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from lw_refinenet_ros.engine.live_calibration import (
+    LIVE_INT8_PARAMETERS,
+    LiveInt8,
+    LiveInt8Settings,
+)
+
+SIZE = (12, 16)  # (height, width)
+
+
+def frame(index: int) -> np.ndarray:
+    """A frame whose pixels all hold its index (so a frame is recognised wherever it goes)."""
+    return np.full(SIZE + (3,), index % 250, dtype=np.uint8)
+
+
+def true_labels(image: np.ndarray) -> np.ndarray:
+    """What the current engine says: class 1 everywhere."""
+    return np.ones(image.shape[:2], dtype=np.uint8)
+
+
+class Result:
+    def __init__(self, labels: np.ndarray) -> None:
+        self.labels = labels
+
+
+class Candidate:
+    """An int8 engine whose labels differ from the current engine's on ``wrong`` of the
+    pixels; it records the frames it was asked to segment."""
+
+    def __init__(self, wrong: float) -> None:
+        self.wrong = wrong
+        self.seen: list[int] = []
+
+    def segment_batch(self, images, orders, **_: Any) -> list[Result]:
+        results = []
+        for image in images:
+            self.seen.append(int(image[0, 0, 0]))
+            labels = true_labels(image)
+            flat = labels.reshape(-1)
+            flat[:round(self.wrong * flat.size)] = 0
+            results.append(Result(labels))
+        return results
+
+
+class Builder:
+    """The fake int8 build: records its calibration; may wait for a release or fail."""
+
+    def __init__(self, candidate: Candidate, *, release: threading.Event | None = None,
+                 error: Exception | None = None) -> None:
+        self.candidate = candidate
+        self.release = release
+        self.error = error
+        self.calibration: Any = None
+        self.started = threading.Event()
+
+    def __call__(self, calibration: Any, sample: np.ndarray) -> Candidate:
+        self.calibration = calibration
+        self.started.set()
+        if self.release is not None:
+            assert self.release.wait(60)
+        if self.error is not None:
+            raise self.error
+        return self.candidate
+
+
+def stream(live: LiveInt8, first: int, count: int) -> int:
+    """Feed ``count`` frames as the node's worker does; returns how many were processed."""
+    processed = 0
+    for index in range(first, first + count):
+        image = frame(index)
+        live.observe([image], ['rgb'], [true_labels(image)])
+        processed += 1
+    return processed
+
+
+def settings(**changes: Any) -> LiveInt8Settings:
+    values = dict(frames=10, check_frames=4, gather_s=0.0, agreement_min=0.99)
+    values.update(changes)
+    return LiveInt8Settings(**values)
+
+
+def finish(live: LiveInt8) -> None:
+    assert live._thread is not None
+    live._thread.join(60)
+    assert not live._thread.is_alive()
+
+
+def test_switches_when_the_labels_agree_at_or_above_the_gate() -> None:
+    candidate = Candidate(wrong=0.0)
+    live = LiveInt8(settings(), Builder(candidate), current='openvino/fp32',
+                    low_priority=False)
+    stream(live, 0, 10 + 4)
+    finish(live)
+    assert live.outcome == 'switched' and live.agreement == 1.0
+    assert '100.00 % of labels equal to openvino/fp32 on 4 other camera frames' in live.status
+    assert live.take() is candidate
+    assert live.take() is None  # offered once
+
+
+def test_refuses_below_the_gate_and_says_the_figure() -> None:
+    live = LiveInt8(settings(agreement_min=0.9), Builder(Candidate(wrong=0.25)),
+                    current='openvino/fp32', low_priority=False)
+    stream(live, 0, 14)
+    finish(live)
+    assert live.outcome == 'refused' and live.take() is None
+    assert live.agreement == 0.75
+    assert '75.00 % of labels equal' in live.status and 'below agreement_min 90 %' in \
+        live.status and 'running on openvino/fp32' in live.status
+
+
+def test_checks_on_frames_the_calibration_never_saw() -> None:
+    candidate = Candidate(wrong=0.0)
+    builder = Builder(candidate)
+    live = LiveInt8(settings(), builder, current='torch/fp32', low_priority=False)
+    stream(live, 0, 30)
+    finish(live)
+    calibrated = {int(f[0, 0, 0]) for f in builder.calibration.frames}
+    assert calibrated == set(range(10))
+    assert candidate.seen == [10, 11, 12, 13]
+    assert builder.calibration.source == '10 live camera frames'
+
+
+def test_the_stream_never_waits_for_the_calibration() -> None:
+    release = threading.Event()
+    builder = Builder(Candidate(wrong=0.0), release=release)
+    live = LiveInt8(settings(), builder, current='openvino/fp32', low_priority=False)
+    stream(live, 0, 10)
+    assert builder.started.wait(60)  # the build runs, and is held there
+    # While it is blocked, the stream goes on: every frame comes back from observe().
+    assert stream(live, 10, 500) == 500
+    assert live.outcome is None and live.take() is None
+    assert 'calibrating int8 on 10 camera frames' in live.status
+    release.set()
+    finish(live)
+    assert live.outcome == 'switched' and live.take() is not None
+
+
+def test_frames_are_spread_over_gather_s() -> None:
+    now = [0.0]
+    live = LiveInt8(settings(frames=10, gather_s=10.0), Builder(Candidate(0.0)),
+                    current='openvino/fp32', clock=lambda: now[0], low_priority=False)
+    for _ in range(50):  # 50 frames within 0.5 s: one every 1 s is taken
+        stream(live, 0, 1)
+        now[0] += 0.01
+    assert live.status == 'gathering camera frames (1/10)'
+
+
+def test_too_few_frames_gives_up_once_and_builds_nothing() -> None:
+    now = [0.0]
+    builder = Builder(Candidate(0.0))
+    live = LiveInt8(settings(frames=50, gather_s=1.0), builder, current='openvino/bf16',
+                    clock=lambda: now[0], low_priority=False)
+    for index in range(4):  # a slow camera: 4 frames in 3 s
+        stream(live, index, 1)
+        now[0] += 1.0
+    assert live.outcome == 'failed' and live._thread is None and builder.calibration is None
+    assert 'only 3 camera frames in 2 s (at least 8 needed); running on openvino/bf16' in \
+        live.status
+    assert live.phase == 'done'
+    stream(live, 10, 5)  # later frames change nothing
+    assert live.outcome == 'failed' and builder.calibration is None
+
+
+def test_a_failed_build_leaves_the_stream_on_its_precision() -> None:
+    builder = Builder(Candidate(0.0), error=OSError(28, 'No space left on device'))
+    live = LiveInt8(settings(), builder, current='onnxruntime/fp32', low_priority=False)
+    stream(live, 0, 14)
+    finish(live)
+    assert live.outcome == 'failed' and live.take() is None
+    assert 'calibrating on 10 camera frames failed' in live.status
+    assert 'No space left on device' in live.status and 'onnxruntime/fp32' in live.status
+
+
+def test_stop_ends_a_calibration_waiting_for_check_frames() -> None:
+    live = LiveInt8(settings(check_frames=100), Builder(Candidate(0.0)),
+                    current='openvino/fp32', low_priority=False)
+    stream(live, 0, 12)
+    live.stop(timeout=60)
+    assert live._thread is not None and not live._thread.is_alive()
+    assert live.take() is None
+
+
+def test_the_options_are_declared_once_with_sane_defaults() -> None:
+    from lw_refinenet_ros.config import PARAMETER_SPECS
+
+    defaults = {spec.name: spec.default for spec in LIVE_INT8_PARAMETERS}
+    assert defaults == {'live_int8.enabled': True, 'live_int8.frames': 200,
+                        'live_int8.check_frames': 30, 'live_int8.gather_s': 60.0}
+    for spec in LIVE_INT8_PARAMETERS:
+        assert PARAMETER_SPECS[spec.name] is spec  # the node's table holds them unchanged
