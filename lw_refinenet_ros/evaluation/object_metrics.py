@@ -63,9 +63,11 @@ class FrameMatch:
     """How one frame's objects matched its ground-truth pieces.
 
     Attributes:
-        pairs: (object index, instance id) of every match.
-        false_positives: Indices of objects that match no piece.
-        missed: (instance id, class id) of pieces that no object matches.
+        pairs: (object index, instance id) of every match, sorted by object index; each
+            object and each piece appears at most once (one-to-one).
+        false_positives: Indices of objects that match no piece (a duplicate of an object
+            that claimed the piece included), unless they lie mostly on don't-care pieces.
+        missed: (instance id, class id) of pieces that no object claimed.
         ignored: Number of "don't care" pieces (tiny or cut by the image border).
     """
 
