@@ -216,3 +216,26 @@ def test_train_offers_every_layout_the_readers_know() -> None:
     from lw_refinenet_ros.data.datasets import LAYOUTS
 
     assert CLI_LAYOUTS == LAYOUTS
+
+
+def test_train_command_reads_a_coco_file_with_its_images_elsewhere(tmp_path) -> None:
+    from lw_refinenet_ros.cli import build_parser
+    from lw_refinenet_ros.cli.train import build_config
+
+    photos = tmp_path / 'photos'
+    for name in ('a.png', 'b.png', 'c.png'):
+        _write_image(photos / name)
+    path = tmp_path / 'export.json'
+    path.write_text(json.dumps({
+        'images': [{'id': i, 'file_name': n, 'width': W, 'height': H}
+                   for i, n in enumerate(('a.png', 'b.png', 'c.png'))],
+        'annotations': [_ann(1, 1, [_rect(1, 1, 9, 9)], image=0)],
+        'categories': [{'id': 1, 'name': 'part'}]}))
+    args = build_parser().parse_args(['train', '--data', str(path), '--images', str(photos),
+                                      '--out', str(tmp_path / 'run'), '--time-limit', '5'])
+    config = build_config(args)
+    assert config.images == str(photos) and config.schedule == 'time'
+    assert config.init_weights == 'default' and config.holdout > 0
+    assert config.batch_size == 2  # never more than the images left to train on
+    with pytest.raises(ConfigError, match=r'a\.png not found'):
+        build_config(build_parser().parse_args(['train', '--data', str(path)]))
