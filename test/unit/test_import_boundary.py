@@ -20,7 +20,8 @@ PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[2] / 'lw_refinenet_ros'
 ROS_ONLY = ('lw_refinenet_ros.ros', 'lw_refinenet_ros.msg', 'lw_refinenet_ros.demo.',
             'lw_refinenet_ros.view', 'lw_refinenet_ros.testing.fake_node')
 # Demo modules that must stay ROS-free (shared with benchmarks/, testable alone).
-PLAIN_DEMO_MODULES = ('lw_refinenet_ros.demo.supervisor', 'lw_refinenet_ros.demo.scoring')
+PLAIN_DEMO_MODULES = ('lw_refinenet_ros.demo.supervisor', 'lw_refinenet_ros.demo.scoring',
+                      'lw_refinenet_ros.demo.object_scoring', 'lw_refinenet_ros.demo.encoder')
 BLOCKED = ('rclpy', 'rosidl_runtime_py', 'std_msgs', 'sensor_msgs', 'diagnostic_msgs',
            'lifecycle_msgs', 'rcl_interfaces', 'builtin_interfaces', 'lw_refinenet_ros.msg')
 
