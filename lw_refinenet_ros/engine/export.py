@@ -148,16 +148,43 @@ def package_version() -> str:
         return 'unknown'
 
 
+#: The module that defines the network; what it imports from the package is part of it.
+NETWORK_MODULE = 'model/lwrefinenet.py'
+
+
+def network_sources() -> list[Path]:
+    """The package's source files the exported network is defined by: the network module and
+    everything it imports from the package, transitively (not checkpoint I/O, training or
+    BatchNorm folding, which change no export), read from the import statements."""
+    import ast
+
+    package = Path(__file__).resolve().parents[1]
+    todo, seen = [package / NETWORK_MODULE], set()
+    while todo:
+        path = todo.pop()
+        if path in seen or not path.is_file():
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
+            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else \
+                [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                if name.startswith('lw_refinenet_ros.'):
+                    target = package.joinpath(*name.split('.')[1:])
+                    todo += [target.with_suffix('.py'), target / '__init__.py']
+    return sorted(seen)
+
+
 @functools.lru_cache(maxsize=1)
 def model_code_hash() -> str:
-    """SHA-256 of the model package's source files (names and contents): what ``forward``
-    does, and so what an export contains, beyond the weights."""
+    """SHA-256 of :func:`network_sources` (names and contents): what ``forward`` does, and
+    so what an export contains, beyond the weights."""
     import hashlib
 
+    package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    folder = Path(__file__).resolve().parents[1] / 'model'  # lw_refinenet_ros/model
-    for path in sorted(folder.rglob('*.py')):
-        digest.update(path.relative_to(folder).as_posix().encode('utf-8'))
+    for path in network_sources():
+        digest.update(path.relative_to(package).as_posix().encode('utf-8'))
         digest.update(path.read_bytes())
     return digest.hexdigest()[:32]
 

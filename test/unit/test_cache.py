@@ -312,3 +312,10 @@ def test_tensorrt_folders_are_keyed_by_tensorrt_and_gpu() -> None:
     parts = tensorrt_cache_parts(BackendRequest(precision='fp16', device='cuda'), 'w',
                                  (480, 640), 0)
     assert {'tensorrt', 'gpu', 'runtime', 'package', 'model_code', 'exporter'} <= set(parts)
+
+
+def test_the_model_code_hash_covers_the_network_not_checkpoint_io() -> None:
+    names = {path.name for path in export.network_sources()}
+    assert {'lwrefinenet.py', 'decoder.py', 'encoders.py', 'layers.py'} <= names
+    assert not names & {'checkpoint.py', 'loading.py', 'weights.py', 'fusion.py', 'train.py'}
+    assert len(export.model_code_hash()) == 32
