@@ -143,11 +143,13 @@ def recipe_start(values: Mapping[str, Any]) -> str:
 
 
 def uses_recipe(values: Mapping[str, Any]) -> bool:
-    """True for data the recipe is for (files the user labelled, not ``conveyor:SEED``)."""
+    """True for data the recipe is for (files the user labelled, not ``conveyor:SEED``).
+
+    A resumed run applies it too: the choice depends only on the data and the flags, so
+    the same command with ``--resume`` continues with the same values."""
     data = str(values.get('data', ''))
     layout = values.get('layout', 'auto')
-    return not data.startswith('conveyor:') and layout != 'conveyor' and not values.get(
-        'resume')
+    return not data.startswith('conveyor:') and layout != 'conveyor'
 
 
 def apply_recipe(values: dict[str, Any]) -> list[str]:

@@ -220,6 +220,10 @@ def test_explicit_values_win_over_the_recipe(tmp_path) -> None:
     assert values['crop_size'] == 64 and values['stage_epochs'] == (4,)
     assert values['schedule'] == 'epochs' and len(values['encoder_lrs']) == 1
     assert values['init_weights'] == 'default' and any('crop_size' in r for r in reasons)
+    resumed = {'data': str(path), 'crop_size': 64, 'stage_epochs': (4,), 'time_limit': 60.0,
+               'resume': True}
+    apply_recipe(resumed)  # the same command with --resume continues with the same values
+    assert {k: v for k, v in resumed.items() if k != 'resume'} == values
     conveyor = {'data': 'conveyor:3'}
     assert apply_recipe(conveyor) == [] and conveyor == {'data': 'conveyor:3'}
 
