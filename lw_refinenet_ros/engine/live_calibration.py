@@ -58,7 +58,9 @@ LIVE_INT8_PARAMETERS: tuple[ParameterSpec, ...] = (
 )
 
 #: Builds the int8 candidate from the calibration and a frame at the camera's size (RGB);
-#: the candidate segments like the current engine: ``segment_batch(images, orders, ...)``.
+#: the candidate segments like the current engine: ``segment_batch(images, orders, ...)``,
+#: and may say where its int8 model came from in ``int8_source`` (default: calibrated on
+#: the frames given).
 Builder = Callable[[Any, np.ndarray], Any]
 
 
@@ -248,11 +250,13 @@ class LiveInt8:
         gate = self.settings.agreement_min
         figure = (f'{100 * agreement:.2f} % of labels equal to {self.current} on '
                   f'{len(labels)} other camera frames')
+        source = getattr(candidate, 'int8_source', f'calibrated on {len(frames)} camera '
+                                                   f'frames')
         if agreement >= gate:
             with self._lock:
                 self._candidate = candidate
-            self._decide('switched', f'int8 calibrated on {len(frames)} camera frames: '
-                                     f'{figure} (agreement_min {100 * gate:g} %)')
+            self._decide('switched', f'int8 {source}: {figure} (agreement_min '
+                                     f'{100 * gate:g} %)')
         else:
             self._decide('refused', f'int8 not used: {figure}, below agreement_min '
                                     f'{100 * gate:g} %; running on {self.current}')

@@ -56,40 +56,51 @@ def why_not(config: NodeConfig, segmenter: Any) -> str | None:
 
 def build_candidate(segmenter: Any, runtime: str, calibration: Any,
                     sample: np.ndarray) -> Any:
-    """The int8 :class:`Segmenter` of ``segmenter``'s model, calibrated on ``calibration``
-    (the model is built into the runtime cache, keyed with the calibration's identity) and
-    warmed up on ``sample`` (RGB, the camera's size).
+    """The int8 :class:`Segmenter` of ``segmenter``'s model, warmed up on ``sample`` (RGB,
+    the camera's size): the int8 model cached earlier for this network size when there is one
+    (a camera whose size differs from ``warmup_size`` is not found at start-up, so this is
+    where a restart finds it without calibrating again), else one calibrated on
+    ``calibration`` into the runtime cache, keyed with the calibration's identity. Its
+    ``int8_source`` says which.
 
     Raises:
         ConfigError, EngineError, OSError: the build failed (nothing half-written is kept).
     """
+    from lw_refinenet_ros.engine.backends.base import BackendRequest
+    from lw_refinenet_ros.engine.cache import ArtifactCache
+    from lw_refinenet_ros.engine.export import model_fingerprint
     from lw_refinenet_ros.engine.preprocess import network_size
     from lw_refinenet_ros.segmenter import Segmenter
 
     base = segmenter.engine_config
     size = network_size(sample.shape[0], sample.shape[1], base.max_side)
+    request = BackendRequest(precision='int8', input_size=size,
+                             cache_dir=base.resolved_cache_dir(),
+                             extra={'calibration': calibration})
+    cache = ArtifactCache(request.cache_dir)
+    weights = model_fingerprint(segmenter.model)
     if runtime == 'openvino':
-        from lw_refinenet_ros.engine.quantize import prepare_int8
+        from lw_refinenet_ros.engine.quantize import find_int8, prepare_int8
 
-        prepare_int8(segmenter.model, calibration, size, base.resolved_cache_dir())
+        cached = find_int8(cache, request, weights, size) is not None
+        if not cached:
+            prepare_int8(segmenter.model, calibration, size, request.cache_dir,
+                         weights_id=weights)
     else:
-        from lw_refinenet_ros.engine.backends.base import BackendRequest
-        from lw_refinenet_ros.engine.cache import ArtifactCache
-        from lw_refinenet_ros.engine.export import model_fingerprint
-        from lw_refinenet_ros.engine.ort_quantize import cached_qdq_model
+        from lw_refinenet_ros.engine.ort_quantize import cached_qdq_model, find_qdq
 
-        request = BackendRequest(precision='int8', input_size=size,
-                                 cache_dir=base.resolved_cache_dir(),
-                                 extra={'calibration': calibration})
-        cached_qdq_model(segmenter.model, request, ArtifactCache(request.cache_dir),
-                         model_fingerprint(segmenter.model), size)
+        cached = find_qdq(cache, weights, size) is not None
+        if not cached:
+            cached_qdq_model(segmenter.model, request, cache, weights, size)
     # The live gate is the judge: the engine's own gate (one synthetic frame) is not repeated.
     config = dataclasses.replace(base, backend=runtime, precision='int8', agreement_min=0.0,
                                  backend_fallback=False, remember_selection=False)
     candidate = Segmenter(segmenter.model, segmenter.class_map, engine=config,
                           objects=segmenter.objects_config, info=segmenter.info,
                           warmup_image=sample)
-    candidate.engine.int8_model = f'{runtime}: {calibration.source}'
+    candidate.int8_source = (f'cached earlier for {size[1]}x{size[0]}' if cached
+                             else f'calibrated on {len(calibration.frames)} camera frames')
+    candidate.engine.int8_model = f'{runtime}: {candidate.int8_source}'
     return candidate
 
 

@@ -71,3 +71,16 @@ def test_the_node_switches_to_int8_from_its_camera_frames(ros_context: Any,
     live, reason = live_int8_for(NodeConfig.from_mapping(options), restarted.segmenter)
     assert live is None and 'int8 model was cached' in reason, reason
     assert restarted.segmenter.describe()['int8_model'].startswith('openvino')
+    # Warmed up at another size, the start-up does not see it; the first camera frames do,
+    # and the cached model is checked and used without calibrating again.
+    other = NodeConfig.from_mapping({**options, 'warmup_size': '32x24'})
+    segmenter = load_engine(other).segmenter
+    live, _ = live_int8_for(other, segmenter)
+    assert live is not None
+    for index in range(8 + 2):
+        image = render_conveyor_frame(100 + index, (WIDTH, HEIGHT))[0]
+        (result,) = segmenter.segment_batch([image], ['rgb'])
+        live.observe([image], ['rgb'], [result.labels])
+    live._thread.join(600)
+    assert live.status.startswith(f'int8 cached earlier for {WIDTH}x{HEIGHT}: '), live.status
+    assert live.take().describe()['precision'] == 'int8'
