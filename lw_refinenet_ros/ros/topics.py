@@ -1,7 +1,8 @@
 """Every topic of the segmentation node, defined once: names, message types and QoS.
 
 The node builds its publishers from :data:`OUTPUT_TOPICS` and subscribes to the input names
-here; the demo, the view and the benchmarks import the same names instead of spelling them.
+here; the demo, the view and the benchmarks import the same names instead of spelling them
+(the names are defined in :mod:`.topic_names`, which imports no ROS, and re-exported here).
 Names are relative (``-r``/namespace remapping works); with ``cameras: [left, right]`` every
 camera topic is prefixed with the camera's namespace (:func:`camera_topic`), except
 ``/diagnostics``, which is global. docs/node.md describes each topic.
@@ -18,24 +19,22 @@ from visualization_msgs.msg import MarkerArray
 
 from lw_refinenet_ros.msg import ClassMap, SegmentationStats, SegmentedObjects
 from lw_refinenet_ros.ros.qos import LATCHED_QOS, OUTPUT_QOS
-
-# Inputs (per camera).
-IMAGE = 'image'
-COMPRESSED_IMAGE = 'image/compressed'
-CAMERA_INFO = 'camera_info'
-
-# Outputs (per camera).
-LABELS = 'segmentation/labels'
-COLOR = 'segmentation/color'
-OVERLAY = 'segmentation/overlay'
-CONFIDENCE = 'segmentation/confidence'
-STATS = 'segmentation/stats'
-CLASS_MAP = 'segmentation/class_map'
-OBJECTS = 'segmentation/objects'
-MARKERS = 'segmentation/markers'
-
-# The node's health (global).
-DIAGNOSTICS = '/diagnostics'
+from lw_refinenet_ros.ros.topic_names import (  # noqa: F401 - the names, re-exported
+    CAMERA_INFO,
+    CLASS_MAP,
+    COLOR,
+    COMPRESSED_IMAGE,
+    CONFIDENCE,
+    DIAGNOSTICS,
+    IMAGE,
+    LABELS,
+    MARKERS,
+    OBJECTS,
+    OVERLAY,
+    STATS,
+    camera_prefix,
+    camera_topic,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,12 +68,3 @@ OUTPUT_TOPICS: tuple[OutputTopic, ...] = (
 OUTPUTS: dict[str, OutputTopic] = {topic.key: topic for topic in OUTPUT_TOPICS}
 DIAGNOSTICS_TYPE = DiagnosticArray
 
-
-def camera_prefix(camera: str) -> str:
-    """``''`` for the single default camera, ``'left/'`` for camera ``left``."""
-    return f'{camera.rstrip("/")}/' if camera else ''
-
-
-def camera_topic(camera: str, name: str) -> str:
-    """``name`` (one of the names above) in ``camera``'s namespace."""
-    return camera_prefix(camera) + name
