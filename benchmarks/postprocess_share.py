@@ -27,7 +27,7 @@ import numpy as np
 from lw_refinenet_ros.engine import EngineConfig, InferenceEngine
 from lw_refinenet_ros.engine.backends import cpu_description
 from lw_refinenet_ros.engine.postprocess import CpuPostprocessor
-from lw_refinenet_ros.engine.preprocess import CpuPreprocessor
+from lw_refinenet_ros.engine.preprocess import CpuPreprocessor, network_size
 from lw_refinenet_ros.engine.warmup import warmup_frame
 from lw_refinenet_ros.model.weights import load_model
 
@@ -38,16 +38,19 @@ def main() -> None:
     parser.add_argument('--rounds', type=int, default=30)
     parser.add_argument('--backend', default='auto')
     parser.add_argument('--precision', default='auto')
+    parser.add_argument('--max-side', type=int, default=0,
+                        help='network at this longer side (320: the packaged model default)')
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split('x'))
     model, _ = load_model(None)
     image = warmup_frame(height, width)
     engine = InferenceEngine(model, EngineConfig(device='cpu', backend=args.backend,
                                                  precision=args.precision,
+                                                 max_side=args.max_side,
                                                  warmup_size=(height, width)),
                              warmup_image=image)
     backend = engine.backend
-    batch = CpuPreprocessor()([image], ['rgb'], (height, width))
+    batch = CpuPreprocessor()([image], ['rgb'], network_size(height, width, args.max_side))
     logits = backend.forward(batch)[0]
     k = model.num_classes
     full, band = CpuPostprocessor(k, band=False), CpuPostprocessor(k)
@@ -73,7 +76,8 @@ def main() -> None:
     medians = {name: statistics.median(values) for name, values in times.items()}
     info = engine.describe()
     print(f'CPU: {cpu_description()}; {info["backend"]}/{info["precision"]}; '
-          f'{width}x{height}, K={k}, {args.rounds} interleaved rounds (medians)')
+          f'{width}x{height} (network {batch.shape[3]}x{batch.shape[2]}), K={k}, '
+          f'{args.rounds} interleaved rounds (medians)')
     forward = medians['forward']
     print(f'forward {forward:.1f} ms')
     for name in ('full', 'band', 'full labels', 'band labels'):

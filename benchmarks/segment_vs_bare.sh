@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `lw-refinenet segment` (default settings) against the hand-written OpenVINO script
-# (benchmarks/bare_openvino.py, bf16 and f32) and against `segment` of an earlier commit
+# `lw-refinenet segment` (default settings, this source tree) against the hand-written OpenVINO
+# script (benchmarks/bare_openvino.py with OpenVINO's own default precision, and f32) and
+# against `segment` of an earlier commit
 # (the original pipeline), interleaved round by round on the same model and images, then the
 # share of labels equal to the earlier commit's fp32 labels. Prints everything it measures.
 #
@@ -12,28 +13,33 @@ SIZE=${1:-640x480}
 OLD=${2:-a2c5517}
 ROUNDS=${3:-3}
 PY=$ROOT/.venv/bin/python
-LWRF=$ROOT/.venv/bin/lw-refinenet
+LWRF="env PYTHONPATH=$ROOT $PY -m lw_refinenet_ros"   # the source tree, not an older install
 WEIGHTS=$ROOT/lw_refinenet_ros/model/default/conveyor_mbv2.pt
 WORK=$(mktemp -d /tmp/lwrf-segbench.XXXXXX)
 trap 'git -C "$ROOT" worktree remove --force "$WORK/old" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 W=${SIZE%x*}; H=${SIZE#*x}
 
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
-"$LWRF" make-dataset conveyor --out "$WORK/data" --count 64 --seed 7000 --size "$SIZE" >/dev/null 2>&1
-"$LWRF" export --onnx "$WORK/model.onnx" --weights "$WEIGHTS" --height "$H" --width "$W" \
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores;" \
+  "commit $(git -C "$ROOT" rev-parse --short HEAD)"
+$LWRF make-dataset conveyor --out "$WORK/data" --count 64 --seed 7000 --size "$SIZE" >/dev/null 2>&1
+$LWRF export --onnx "$WORK/model.onnx" --weights "$WEIGHTS" --height "$H" --width "$W" \
   >/dev/null
 git -C "$ROOT" worktree add --detach "$WORK/old" "$OLD" >/dev/null 2>&1
 export XDG_CACHE_HOME=$WORK/cache   # the first round builds the runtimes; later ones hit
 
 for round in $(seq "$ROUNDS"); do
   echo "== round $round, $(uptime | sed 's/.*load/load/')"
-  "$PY" "$ROOT/benchmarks/bare_openvino.py" "$WORK/model.onnx" --images "$WORK/data/images" \
-    --precision bf16
-  "$PY" "$ROOT/benchmarks/bare_openvino.py" "$WORK/model.onnx" --images "$WORK/data/images" \
-    --precision f32
-  "$LWRF" segment "$WORK/data/images" --out "$WORK/new" --no-progress 2>&1 | grep '^segmented'
+  for precision in default f32; do
+    /usr/bin/time -f "bare $precision whole process: %e s" "$PY" \
+      "$ROOT/benchmarks/bare_openvino.py" "$WORK/model.onnx" --images "$WORK/data/images" \
+      --precision $precision 2>&1
+  done
+  /usr/bin/time -f 'segment whole process: %e s' $LWRF segment "$WORK/data/images" \
+    --out "$WORK/new" --no-progress 2>&1 | grep -E '^segmented|whole process|backend: '
+  # The same weights as today's default model (the earlier commit packaged an older one).
   (cd "$WORK/old" && PYTHONPATH="$WORK/old" "$PY" -m lw_refinenet_ros segment \
-    "$WORK/data/images" --out "$WORK/old_out" --no-progress 2>&1 | grep '^segmented')
+    "$WORK/data/images" --weights "$WEIGHTS" --out "$WORK/old_out" --no-progress 2>&1 \
+    | grep '^segmented')
 done
 
 "$PY" - "$WORK/new" "$WORK/old_out" <<'PYEOF'

@@ -1,20 +1,24 @@
-"""Labels and confidence at 4x the logits' resolution, interpolating only near boundaries.
+"""Labels and confidence at an integer multiple of the logits' resolution (4x at native
+resolution, 8x with ``max_side`` halving a frame), interpolating only near boundaries.
 
 See :mod:`lw_refinenet_ros.engine.postprocess` ("Bands") for why this equals full-resolution
-interpolation followed by argmax. The geometry, for an output exactly four times the logits
-(``align_corners=False``, the source coordinate of output row ``y`` is ``(y + 0.5) / 4 - 0.5``):
+interpolation followed by argmax. The geometry, for an output ``s`` times the logits
+(``align_corners=False``: the source coordinate of output row ``y`` is ``(y + 0.5) / s -
+0.5``):
 
-* output rows ``4 i + 2 .. 4 i + 5`` share the interpolation window of logit rows
-  ``i - 1 .. i + 2`` (bicubic) or ``i .. i + 1`` (bilinear), with fractional offsets
-  ``(a + 0.5) / 4`` for ``a = 0..3``; rows 0 and 1 belong to the block ``i = -1``. So the
-  output is a grid of ``(h + 1) x (w + 1)`` blocks of 4x4 pixels, shifted by 2, and every
-  block is one window with the same 4x4 weights as every other block;
+* output rows ``s i + s // 2 .. s i + s // 2 + s - 1`` share the interpolation window of
+  logit rows ``i - 1 .. i + 2`` (bicubic) or ``i .. i + 1`` (bilinear), with fixed fractional
+  offsets; the first ``s // 2`` rows belong to the block ``i = -1``. So the output is a grid
+  of ``(h + 1) x (w + 1)`` blocks of ``s x s`` pixels, shifted by ``s // 2``, and every block
+  is one window with the same weights as every other block (for s = 4: rows ``4 i + 2 ..
+  4 i + 5``, offsets ``(a + 0.5) / 4``);
 * indices outside the logits are clamped (OpenCV and torch replicate the border), which the
   edge padding here reproduces.
 
 A block whose window is *sure* (one winner everywhere, margin above the kernel's negative
-lobes) takes that label for its 16 pixels; the others are interpolated exactly. The result is
-written into a padded ``4 (h + 1) x 4 (w + 1)`` canvas and cropped by 2 on each side.
+lobes) takes that label for all its pixels; the others are interpolated exactly. The result
+is written into a padded ``s (h + 1) x s (w + 1)`` canvas whose first ``s - s // 2`` rows
+and columns lie before the image.
 """
 
 from __future__ import annotations
@@ -56,11 +60,13 @@ def _cubic(x: float) -> float:
 
 
 @functools.lru_cache(maxsize=None)
-def block_weights(kernel: str) -> np.ndarray:
-    """(4, taps) float32 weights: output position ``a`` of a block from the window's taps."""
+def block_weights(kernel: str, factor: int = OUTPUT_STRIDE) -> np.ndarray:
+    """(factor, taps) float32 weights: output position ``a`` of a block from its window's
+    taps. Block ``i`` starts at output ``factor * i + factor // 2``, where the source
+    coordinate ``(y + 0.5) / factor - 0.5`` is ``i + t``."""
     rows = []
-    for a in range(OUTPUT_STRIDE):
-        t = (a + 0.5) / OUTPUT_STRIDE
+    for a in range(factor):
+        t = (factor // 2 + a + 0.5) / factor - 0.5
         if kernel == 'bicubic':
             rows.append([_cubic(1.0 + t), _cubic(t), _cubic(1.0 - t), _cubic(2.0 - t)])
         elif kernel == 'bilinear':
@@ -71,9 +77,9 @@ def block_weights(kernel: str) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
-def _lobes(kernel: str) -> tuple[np.ndarray, np.ndarray]:
+def _lobes(kernel: str, factor: int) -> tuple[np.ndarray, np.ndarray]:
     """Sums of the positive and of the (absolute) negative 2-D weights, per output position."""
-    weights = block_weights(kernel).astype(np.float64)
+    weights = block_weights(kernel, factor).astype(np.float64)
     positive, negative = [], []
     for wy in weights:
         for wx in weights:
@@ -83,18 +89,18 @@ def _lobes(kernel: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(positive), np.asarray(negative)
 
 
-def lobe_sums(kernel: str) -> tuple[float, float]:
+def lobe_sums(kernel: str, factor: int = OUTPUT_STRIDE) -> tuple[float, float]:
     """(smallest sum of positive 2-D weights, largest sum of negative ones) over the 16
     output positions of a block: the ``P`` and ``N`` of the sure-window bound (a value
     interpolated from taps in ``[lo, hi]``, ``lo >= 0``, is at least ``P lo - N hi``)."""
-    positive, negative = _lobes(kernel)
+    positive, negative = _lobes(kernel, factor)
     return float(positive.min()), float(negative.max())
 
 
-def lobe_sums_upper(kernel: str) -> tuple[float, float]:
+def lobe_sums_upper(kernel: str, factor: int = OUTPUT_STRIDE) -> tuple[float, float]:
     """(largest positive sum, smallest negative sum): an interpolated value from taps in
     ``[lo, hi]``, ``lo >= 0``, is at most ``P' hi - N' lo`` with these."""
-    positive, negative = _lobes(kernel)
+    positive, negative = _lobes(kernel, factor)
     return float(positive.max()), float(negative.min())
 
 
@@ -147,8 +153,8 @@ def _argmax_planes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return winner, best
 
 
-def _confidence_range(logits: np.ndarray, top: np.ndarray, taps: int, kernel: str
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def _confidence_range(logits: np.ndarray, top: np.ndarray, taps: int, kernel: str,
+                      factor: int) -> tuple[np.ndarray, np.ndarray]:
     """Per block, an interval that holds the exact confidence of every pixel, where the
     block is sure (one winner ``c``; meaningless elsewhere).
 
@@ -157,8 +163,8 @@ def _confidence_range(logits: np.ndarray, top: np.ndarray, taps: int, kernel: st
     ``[P lo_k - N hi_k, P' hi_k - N' lo_k]`` (:func:`lobe_sums`, :func:`lobe_sums_upper`);
     the sums of exponentials at the two ends bound the
     confidence. The interpolated stride-4 confidence is clipped into the same interval."""
-    positive, negative = lobe_sums(kernel)
-    positive_up, negative_up = lobe_sums_upper(kernel)
+    positive, negative = lobe_sums(kernel, factor)
+    positive_up, negative_up = lobe_sums_upper(kernel, factor)
     lead = top - logits  # (K, h, w), >= 0
     lo = _window(lead, taps, np.minimum)
     hi = _window(lead, taps, np.maximum)
@@ -168,11 +174,19 @@ def _confidence_range(logits: np.ndarray, top: np.ndarray, taps: int, kernel: st
 
 
 @functools.lru_cache(maxsize=None)
-def _block_kernel(kernel: str) -> np.ndarray:
-    """(16, taps*taps) float32: the 16 outputs of a block from its window, row-major."""
-    weights = block_weights(kernel)
+def _block_kernel(kernel: str, factor: int) -> np.ndarray:
+    """(factor^2, taps^2) float32: the outputs of a block from its window, row-major."""
+    weights = block_weights(kernel, factor)
     return np.einsum('ap,bq->abpq', weights, weights).reshape(
-        OUTPUT_STRIDE * OUTPUT_STRIDE, -1).astype(np.float32)
+        factor * factor, -1).astype(np.float32)
+
+
+def band_factor(logit_shape: tuple[int, int], height: int, width: int) -> int:
+    """The integer upsampling factor of (height, width) over the logits, or 0 when the band
+    path does not apply (not the same integer in both directions, or below 2)."""
+    h, w = logit_shape
+    factor = height // h if h else 0
+    return factor if factor >= 2 and height == factor * h and width == factor * w else 0
 
 
 def band_upsample(logits: np.ndarray, kernel: str, labels: np.ndarray,
@@ -191,11 +205,17 @@ def band_upsample(logits: np.ndarray, kernel: str, labels: np.ndarray,
         The number of 4x4 blocks that were interpolated (the band), for profiling.
     """
     num_classes, h, w = logits.shape
+    factor = band_factor((h, w), labels.shape[0], labels.shape[1])
+    if not factor:
+        raise ValueError(f'band_upsample needs an output that is an integer multiple (>= 2) '
+                         f'of the {h}x{w} logits, got {labels.shape}')
+    # Block i = -1 starts at output row s // 2 - s: canvas row 0 is that row.
+    shift = factor - factor // 2
     taps = 4 if kernel == 'bicubic' else 2
     logits = np.ascontiguousarray(logits, dtype=np.float32)
     small, top, second, bottom = _top_two_and_bottom(logits)
     label_type = labels.dtype
-    positive, negative = lobe_sums(kernel)
+    positive, negative = lobe_sums(kernel, factor)
     # The smallest interpolated lead of the winner over any other class, per block.
     bound = (positive * _window(top - second, taps, np.minimum)
              - negative * _window(top - bottom, taps, np.maximum))
@@ -204,23 +224,22 @@ def band_upsample(logits: np.ndarray, kernel: str, labels: np.ndarray,
     sure = same & (bound > allowance)
     conf_range = None
     if confidence is not None and num_classes > 1 and confidence_tolerance is not None:
-        conf_range = _confidence_range(logits, top, taps, kernel)
+        conf_range = _confidence_range(logits, top, taps, kernel, factor)
         sure &= conf_range[1] - conf_range[0] <= confidence_tolerance
     # Every pixel of a block first gets its window's label (any tap: all equal where sure).
     rows = np.clip(np.arange(-1, h), 0, h - 1)
     cols = np.clip(np.arange(-1, w), 0, w - 1)
     block_labels = small[rows][:, cols].astype(label_type)
-    canvas = cv2.resize(block_labels, (OUTPUT_STRIDE * (w + 1), OUTPUT_STRIDE * (h + 1)),
-                        interpolation=cv2.INTER_NEAREST)
-    blocks = canvas.reshape(h + 1, OUTPUT_STRIDE, w + 1, OUTPUT_STRIDE)
-    inner = (slice(2, 2 + OUTPUT_STRIDE * h), slice(2, 2 + OUTPUT_STRIDE * w))
+    canvas = np.repeat(np.repeat(block_labels, factor, axis=0), factor, axis=1)
+    blocks = canvas.reshape(h + 1, factor, w + 1, factor)
+    inner = (slice(shift, shift + factor * h), slice(shift, shift + factor * w))
     conf_canvas = conf_blocks = None
     if confidence is not None:
         shifted = np.maximum(logits - top, _EXP_FLOOR)  # no subnormal exp results (slow)
         small_conf = 1.0 / np.exp(shifted).sum(axis=0, dtype=np.float32)
         conf_canvas = np.empty(canvas.shape, np.float32)
         interpolation = cv2.INTER_CUBIC if kernel == 'bicubic' else cv2.INTER_LINEAR
-        conf_canvas[inner] = cv2.resize(small_conf, (OUTPUT_STRIDE * w, OUTPUT_STRIDE * h),
+        conf_canvas[inner] = cv2.resize(small_conf, (factor * w, factor * h),
                                         interpolation=interpolation)
         conf_blocks = conf_canvas.reshape(blocks.shape)
         if conf_range is not None:  # bicubic may overshoot the exact range: keep within it
@@ -237,7 +256,7 @@ def band_upsample(logits: np.ndarray, kernel: str, labels: np.ndarray,
         offset = np.arange(taps)
         # Flat index of tap (p, q) of block (b_i, b_j), tap-major: (taps*taps, n).
         tap_index = (offset[:, None] * stride + offset[None, :]).reshape(-1, 1)
-        kernel_matrix = _block_kernel(kernel)
+        kernel_matrix = _block_kernel(kernel, factor)
         for start in range(0, band_i.size, BLOCKS_PER_BATCH):
             bi = band_i[start:start + BLOCKS_PER_BATCH]
             bj = band_j[start:start + BLOCKS_PER_BATCH]
@@ -247,14 +266,13 @@ def band_upsample(logits: np.ndarray, kernel: str, labels: np.ndarray,
             # (OpenCV's GEMM: numpy's threaded BLAS stalls on this thin shape under load.)
             up = cv2.gemm(kernel_matrix, window.reshape(taps * taps, n * num_classes), 1.0,
                           None, 0.0)
-            up = up.reshape(OUTPUT_STRIDE * OUTPUT_STRIDE, n, num_classes)
+            up = up.reshape(factor * factor, n, num_classes)
             best, peak = _argmax_planes(np.moveaxis(up, 2, 0))
-            blocks[bi, :, bj, :] = best.T.reshape(n, OUTPUT_STRIDE, OUTPUT_STRIDE)
+            blocks[bi, :, bj, :] = best.T.reshape(n, factor, factor)
             if conf_blocks is not None:
                 shifted = np.maximum(up - peak[:, :, None], _EXP_FLOOR)
                 total = np.einsum('ijk->ij', np.exp(shifted, out=shifted))
-                conf_blocks[bi, :, bj, :] = (1.0 / total).T.reshape(
-                    n, OUTPUT_STRIDE, OUTPUT_STRIDE)
+                conf_blocks[bi, :, bj, :] = (1.0 / total).T.reshape(n, factor, factor)
     labels[...] = canvas[inner]
     if confidence is not None:
         np.clip(conf_canvas[inner], 1.0 / num_classes, 1.0, out=confidence)

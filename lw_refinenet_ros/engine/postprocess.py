@@ -16,7 +16,8 @@ frames run in one piece. Tile buffers are kept and reused from frame to frame.
 
 **Bands.** Most of a frame lies inside regions where every stride-4 logit around a pixel
 votes for the same class, and there the upsampled argmax is known without upsampling. So when
-the output is exactly four times the logits (a 640x480 camera), the CPU path takes the argmax
+the output is an integer multiple of the logits (4x at native resolution, 8x when
+``max_side`` halves a frame), the CPU path takes the argmax
 at the network's resolution and computes full-resolution logits only in the *bands*: the 4x4
 output blocks whose interpolation window (4x4 logits for bicubic, 2x2 for bilinear) holds
 more than one label, or a margin too thin to be sure. A window is sure when every logit in it
@@ -32,7 +33,7 @@ matrix times its window of logits: one GEMM for all band blocks. The confidence 
 the bands; in a sure block it is the stride-4 confidence interpolated with the same kernel
 (see :data:`~lw_refinenet_ros.engine.bands.CONFIDENCE_TOLERANCE` for the measured difference
 and the variant that guarantees a bound). Statistics and objects are computed from these
-labels, as before. Other ratios (``max_side``, sizes that are not multiples of 4) run the
+labels, as before. Other ratios (sizes that are not a multiple of the logits) run the
 full-resolution path.
 
 On CUDA everything is torch (``F.interpolate``, ``max``, ``exp``) and the statistics are
@@ -116,9 +117,9 @@ class CpuPostprocessor:
         if self.upsample == 'nearest':
             self._nearest(logits, labels, confidence)
             return labels, confidence
-        if self.band and height == OUTPUT_STRIDE * logits.shape[1] \
-                and width == OUTPUT_STRIDE * logits.shape[2]:
-            from lw_refinenet_ros.engine.bands import band_upsample
+        from lw_refinenet_ros.engine.bands import band_factor, band_upsample
+
+        if self.band and band_factor(logits.shape[1:], height, width):
 
             self.last_band_blocks = band_upsample(logits, self.upsample, labels, confidence,
                                                   self.confidence_tolerance)

@@ -32,11 +32,11 @@ def _random_logits(num_classes: int, h: int, w: int, seed: int, smooth: float) -
     return logits.astype(np.float32)
 
 
-def _full(logits: np.ndarray, kernel: str) -> torch.Tensor:
-    """Every pixel interpolated in float64: (K, 4h, 4w)."""
+def _full(logits: np.ndarray, kernel: str, factor: int = 4) -> torch.Tensor:
+    """Every pixel interpolated in float64: (K, factor h, factor w)."""
     _, h, w = logits.shape
-    return F.interpolate(torch.from_numpy(logits.astype(np.float64))[None], size=(4 * h, 4 * w),
-                         mode=kernel, align_corners=False)[0]
+    return F.interpolate(torch.from_numpy(logits.astype(np.float64))[None],
+                         size=(factor * h, factor * w), mode=kernel, align_corners=False)[0]
 
 
 def _near_ties(full: torch.Tensor) -> np.ndarray:
@@ -46,11 +46,11 @@ def _near_ties(full: torch.Tensor) -> np.ndarray:
     return (top[0] - top[1]).numpy() < NEAR_TIE
 
 
-def _band(logits: np.ndarray, kernel: str, **kwargs: object
+def _band(logits: np.ndarray, kernel: str, factor: int = 4, **kwargs: object
           ) -> tuple[np.ndarray, np.ndarray, int]:
     k, h, w = logits.shape
-    labels = np.empty((4 * h, 4 * w), label_dtype(k))
-    confidence = np.empty((4 * h, 4 * w), np.float32)
+    labels = np.empty((factor * h, factor * w), label_dtype(k))
+    confidence = np.empty((factor * h, factor * w), np.float32)
     blocks = band_upsample(logits, kernel, labels, confidence, **kwargs)
     return labels, confidence, blocks
 
@@ -64,9 +64,27 @@ def test_band_labels_equal_full_interpolation_then_argmax(kernel: str, num_class
     logits = _random_logits(num_classes, h, w, seed=num_classes * 100 + h, smooth=smooth)
     labels, _, _ = _band(logits, kernel)
     full = _full(logits, kernel)
+    _check_labels(labels, full, num_classes)
+
+
+@pytest.mark.parametrize('kernel', ['bilinear', 'bicubic'])
+@pytest.mark.parametrize('factor', [2, 3, 5, 8])
+def test_other_integer_factors_equal_full_interpolation_too(kernel: str, factor: int) -> None:
+    """8x is the packaged model's case (max_side 320 on a 640x480 camera)."""
+    logits = _random_logits(6, 15, 20, seed=factor, smooth=1.5)
+    labels, _, blocks = _band(logits, kernel, factor)
+    full = _full(logits, kernel, factor)
+    _check_labels(labels, full, 6)
+    assert 0 < blocks <= 16 * 21 and (kernel == 'bicubic' or blocks < 16 * 21)
+    _, confidence, _ = _band(logits, kernel, factor, confidence_tolerance=0.01)
+    exact = torch.softmax(full, dim=0).max(dim=0).values.numpy()
+    assert np.abs(confidence - exact).max() <= 0.01 + 1e-6
+
+
+def _check_labels(labels: np.ndarray, full: torch.Tensor, num_classes: int) -> None:
     expected = full.argmax(dim=0).numpy()
     ties = _near_ties(full)
-    assert labels.dtype == label_dtype(num_classes)
+    assert labels.shape == expected.shape and labels.dtype == label_dtype(num_classes)
     differ = labels != expected
     assert not (differ & ~ties).any(), f'{int((differ & ~ties).sum())} labels differ'
     assert ties.mean() < 0.01
@@ -111,7 +129,7 @@ def test_the_bicubic_bound_uses_opencvs_kernel() -> None:
                                            abs=1e-5)
 
 
-def test_the_postprocessor_takes_the_band_path_only_at_exactly_four_times() -> None:
+def test_the_postprocessor_takes_the_band_path_only_at_integer_factors() -> None:
     logits = _random_logits(5, 10, 12, seed=1, smooth=1.5)
     post = CpuPostprocessor(5)
     post(logits, 40, 48, False)
@@ -121,7 +139,7 @@ def test_the_postprocessor_takes_the_band_path_only_at_exactly_four_times() -> N
     expected, _ = full(logits, 40, 48, True)
     assert full.last_band_blocks is None
     assert np.array_equal(labels, expected)
-    post(logits, 39, 48, True)  # an image height that is not 4 x 10: the full path
+    post(logits, 39, 48, True)  # an image height that is not a multiple of 10: the full path
     assert post.last_band_blocks is None
     labels_only, none = post(logits, 40, 48, False)
     assert none is None and np.array_equal(labels_only, expected)
