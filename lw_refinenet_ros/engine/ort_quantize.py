@@ -35,9 +35,11 @@ QDQ_FILE = 'model_int8.onnx'
 
 
 def _runtime() -> str:
-    from lw_refinenet_ros.engine.backends.onnxruntime import runtime_version
+    """The ONNX Runtime in use (the module's own version: this module must not import the
+    backend, which imports it)."""
+    import onnxruntime
 
-    return f'onnxruntime {runtime_version()}'
+    return f'onnxruntime {onnxruntime.__version__}'
 
 
 def qdq_cache_parts(weights_id: str, size: tuple[int, int],
