@@ -122,6 +122,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       'cross-entropy; 2-4 sharpens outlines and thin details)')
     a('--boundary-px', type=int, help='half-width of that edge band in pixels (default 2)')
     a('--threads', type=int, help='torch CPU threads')
+    a('--report', type=_bool, help='after training, score best.pt on the validation '
+      'images into report.json, report.md and confusion.png in --out (default true)')
+    a('--report-int8', type=_bool, help='with the report, also build the int8 model from at '
+      'most 64 training images into --out/int8/ and give its mIoU change against fp32 '
+      '(default true; false saves its minutes)')
     a('--channels-last', type=_bool, help='NHWC memory format (default true: several times '
       'faster MobileNet-v2 steps on a CPU)')
 
@@ -196,4 +201,22 @@ def run(args: argparse.Namespace) -> int:
     print(f'trained {result.global_step} steps ({result.epochs_done} epochs); best val mIoU '
           f'{result.best_miou:.4f}; checkpoints in {result.out}'
           + (' (stopped early: continue with --resume)' if result.stopped_early else ''))
+    _print_report(result.report, result.out)
     return 0
+
+
+def _print_report(report: dict[str, Any] | None, out: Path) -> None:
+    """One or two lines of the evaluation report written next to the checkpoint."""
+    if not report:
+        return
+    if 'miou' not in report:
+        print(f'report: {report.get("skipped") or report.get("error")}')
+        return
+    print(f'report: best.pt mIoU {report["miou"]:.4f} on {report["images"]} validation images '
+          f'({out / "report.md"}, confusion.png)')
+    int8 = report.get('int8') or {}
+    if 'miou_change' in int8 and int8['miou_change'] is not None:
+        print(f'int8: {int8["runtime"]} model in {out / "int8"}, mIoU {int8["int8_miou"]:.4f} '
+              f'({int8["miou_change"]:+.4f} vs fp32)')
+    else:
+        print(f'int8: not built ({int8.get("skipped") or int8.get("error")})')

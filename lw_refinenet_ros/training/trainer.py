@@ -120,6 +120,8 @@ class TrainConfig:
     boundary_px: int = 2
     threads: int | None = None
     channels_last: bool = True
+    report: bool = True
+    report_int8: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> TrainConfig:
@@ -183,6 +185,7 @@ class TrainResult:
     last_loss: float
     stopped_early: bool
     split: str | None = None  # how the validation images were held out, when they were
+    report: dict[str, Any] | None = None  # training/report.py's scores of best.pt
 
 
 def _dist_info() -> tuple[bool, int, int, int]:
@@ -347,6 +350,27 @@ def _run(config: TrainConfig, out: Path, device: torch.device, ranks: Ranks,
     if val_set is None:
         # Without validation, "best" is simply the latest weights.
         checkpointer.save_best(progress, progress.epoch)
+    report = _report(config, out, train_set, val_set, device) if ranks.main else None
     return TrainResult(out=out, epochs_done=progress.epoch, global_step=progress.global_step,
                        best_miou=progress.best_miou, last_loss=loop.last_loss,
-                       stopped_early=loop.stopped_early, split=split)
+                       stopped_early=loop.stopped_early, split=split, report=report)
+
+
+def _report(config: TrainConfig, out: Path, train_set: Any, val_set: Any | None,
+            device: torch.device) -> dict[str, Any] | None:
+    """The evaluation report and int8 model next to ``best.pt`` (training/report.py);
+    a failure is logged and leaves the trained run as it is."""
+    if not config.report or not (out / 'best.pt').is_file():
+        return None
+    from lw_refinenet_ros.training.report import write_report
+
+    try:
+        report = write_report(out, train_set, val_set, device=str(device),
+                              int8=config.report_int8, limit=config.val_limit)
+    except Exception as error:  # noqa: BLE001 - the report never fails a finished training
+        _LOG.warning('no evaluation report: %s: %s', type(error).__name__, error)
+        return {'error': f'{type(error).__name__}: {error}'}
+    _LOG.info('report: mIoU %s on %s validation images; int8 %s (report.md)',
+              report.get('miou'), report.get('images'),
+              (report.get('int8') or {}).get('miou_change', 'not built'))
+    return report

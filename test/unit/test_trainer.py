@@ -39,7 +39,7 @@ def _config(data: Path, out: Path, **overrides) -> TrainConfig:
                 stage_epochs=(2,), encoder_lrs=(1e-3,), decoder_lr_mult=1.0,
                 optimizer='adam', freeze_bn=False, crop_size=48, scale_min=1.0,
                 scale_max=1.0, min_short_side=0, flip=False, batch_size=4, workers=0,
-                device='cpu', seed=3, threads=2)
+                device='cpu', seed=3, threads=2, report=False)  # test_training_report.py
     base.update(overrides)
     return TrainConfig(**base)
 

@@ -1,0 +1,108 @@
+"""The report next to a finished training: scores of best.pt, confusion PNG, int8 model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lw_refinenet_ros.data.conveyor import write_conveyor_dataset
+from lw_refinenet_ros.training import report as report_module
+from lw_refinenet_ros.training.trainer import TrainConfig, train
+
+
+@pytest.fixture(scope='module')
+def tiny_data(tmp_path_factory) -> Path:
+    return write_conveyor_dataset(tmp_path_factory.mktemp('conveyor'), 8, seed=5,
+                                  size=(64, 48), augment=False)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch) -> None:
+    # The int8 model is built through the engine's cache; keep it out of the user's.
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+
+
+def _config(data: Path, out: Path, **overrides) -> TrainConfig:
+    base = dict(data=str(data), out=str(out), val_data=str(data), val_limit=3, val_every=1,
+                stage_epochs=(1,), encoder_lrs=(1e-3,), optimizer='adam', freeze_bn=False,
+                crop_size=48, scale_min=1.0, scale_max=1.0, min_short_side=0, flip=False,
+                batch_size=4, workers=0, device='cpu', seed=3, threads=2)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def test_training_writes_the_report_and_an_int8_model_with_its_miou_change(tiny_data,
+                                                                           tmp_path) -> None:
+    result = train(_config(tiny_data, tmp_path / 'run'))
+    run = tmp_path / 'run'
+    report = json.loads((run / 'report.json').read_text())
+    assert result.report is not None and result.report['miou'] == report['miou']
+    assert report['images'] == 3 and 0.0 <= report['miou'] <= 1.0
+    assert set(report['per_class']) == set(result_classes(run))
+    assert (run / 'confusion.png').stat().st_size > 0
+    # Written conveyor datasets carry instance PNGs: objects are scored one-to-one.
+    assert report['objects']['ground_truth'] == 'files'
+    assert report['objects']['matching'] == 'one-to-one'
+    int8 = report['int8']
+    assert int8['runtime'] in ('openvino', 'onnxruntime'), int8
+    assert int8['calibration_frames'] == 8 and int8['input_size'] == [64, 48]
+    assert int8['miou_change'] == pytest.approx(int8['int8_miou'] - int8['fp32_miou'],
+                                                abs=1e-4)
+    assert 0.0 <= int8['labels_equal'] <= 1.0
+    assert int8['files'] and all((run / 'int8' / name).is_file() for name in int8['files'])
+    markdown = (run / 'report.md').read_text()
+    assert 'mIoU' in markdown and '## int8' in markdown and 'change' in markdown
+
+
+def result_classes(run: Path) -> list[str]:
+    from lw_refinenet_ros.model import read_checkpoint
+
+    return list(read_checkpoint(run / 'best.pt').class_names)
+
+
+def test_the_int8_part_can_be_skipped(tiny_data, tmp_path) -> None:
+    result = train(_config(tiny_data, tmp_path, report_int8=False))
+    assert 'skipped' in result.report['int8']
+    assert not (tmp_path / 'int8').exists()
+    assert 'No int8 model: turned off' in (tmp_path / 'report.md').read_text()
+
+
+def test_no_report_at_all_when_turned_off(tiny_data, tmp_path) -> None:
+    result = train(_config(tiny_data, tmp_path, report=False))
+    assert result.report is None and not (tmp_path / 'report.json').exists()
+    assert (tmp_path / 'best.pt').is_file()
+
+
+def test_a_failed_quantization_is_reported_and_training_still_succeeds(
+        tiny_data, tmp_path, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError('OpenVINO: no runtime; ONNX Runtime: no runtime')
+
+    monkeypatch.setattr(report_module, '_build_int8', broken)
+    result = train(_config(tiny_data, tmp_path))
+    assert (tmp_path / 'best.pt').is_file() and result.global_step > 0
+    assert 'no runtime' in result.report['int8']['error']
+    assert result.report['miou'] is not None
+    assert 'No int8 model: RuntimeError' in (tmp_path / 'report.md').read_text()
+
+
+def test_without_validation_images_the_report_says_so(tiny_data, tmp_path) -> None:
+    result = train(_config(tiny_data, tmp_path, val_data=None))
+    assert 'no validation images' in result.report['skipped']
+    assert 'Not evaluated' in (tmp_path / 'report.md').read_text()
+
+
+def test_calibration_frames_are_spread_over_the_set_and_bounded() -> None:
+    class Images:
+        def __len__(self) -> int:
+            return 200
+
+        def __getitem__(self, index: int):
+            import numpy as np
+            return np.full((4, 4, 3), index % 256, np.uint8), None
+
+    frames = report_module.calibration_frames(Images(), 64)
+    assert len(frames) == 64
+    assert frames[0][0, 0, 0] == 0 and frames[-1][0, 0, 0] > 190
