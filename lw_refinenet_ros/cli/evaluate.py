@@ -1,8 +1,12 @@
 """``lw-refinenet eval``: mIoU, per-class IoU and pixel accuracy of a checkpoint on a dataset.
 
 Inference runs through the node's engine with the same options (``--backend``,
-``--precision``, ``--max-side``, ...), so the scores are those of the node configured alike;
-the defaults (torch fp32, native resolution, bicubic) are the reference pipeline.
+``--precision``, ``--max-side``, ...), so the scores are those of the node configured alike.
+Unset options take the checkpoint's model card defaults as the node and ``segment`` do (a
+model trained at 320x240 runs with ``max_side`` 320, see
+:func:`~lw_refinenet_ros.model.checkpoint.engine_defaults`); ``--max-side 0`` forces native
+resolution. ``--data`` reads every layout ``train`` reads, COCO/LabelMe exports included
+(``--images`` for their image folder).
 Optional robustness perturbations (brightness, blur, noise) are applied to the images only;
 ``--robustness`` runs the fixed suite of ``evaluation/robustness.py`` and ``--fail-below`` turns
 any result under a threshold into exit status 1 (a quality gate for a user's own model).
@@ -24,7 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       help='dataset folder, conveyor:SEED (rendered on the fly), or conveyor:validation / '
            'conveyor:test: the seed that chooses models and settings, and the one kept for '
            'reported numbers (evaluation/seeds.py; default conveyor:validation)')
-    a('--layout', default='auto', choices=('auto', 'voc', 'folder', 'cityscapes', 'conveyor'))
+    a('--layout', default='auto',
+      choices=('auto', 'voc', 'folder', 'cityscapes', 'coco', 'labelme', 'conveyor'))
+    a('--images', help='folder holding the images of a COCO/LabelMe --data (default: next to '
+      'the annotations, as for train)')
     a('--split', default='val', help='VOC/Cityscapes split (default val)')
     a('--classes', help='class names file (YAML or text); default from the data/checkpoint')
     a('--limit', type=int, help='evaluate only the first N images')
@@ -63,16 +70,21 @@ def run(args: argparse.Namespace) -> int:
     )
     from lw_refinenet_ros.evaluation.seeds import resolve_conveyor_data
     from lw_refinenet_ros.evaluation.segmentation import evaluate_model
+    from lw_refinenet_ros.model.checkpoint import checkpoint_engine_defaults
     from lw_refinenet_ros.segmenter import Segmenter
 
-    # The engine is built once the data is checked, warmed up on its first image.
-    segmenter = Segmenter.load(args.weights, engine=engine_config_from_args(args), lazy=True)
+    # The engine is built once the data is checked, warmed up on its first image. Options the
+    # user leaves unset come from the checkpoint's model card (max_side: its trained scale),
+    # so the scores are those of the node and `segment` running the file with no setting.
+    defaults = checkpoint_engine_defaults(args.weights, max_side=args.max_side)
+    segmenter = Segmenter.load(args.weights, engine=engine_config_from_args(args, **defaults),
+                               lazy=True)
     info = segmenter.info
     data = resolve_conveyor_data(args.data)
     if data != args.data:
         print(f'data: {args.data} = {data}')
     dataset = open_dataset(data, args.layout, args.split, classes=args.classes,
-                           conveyor_length=args.count)
+                           conveyor_length=args.count, images=args.images)
     if hasattr(dataset, 'fresh_per_epoch'):
         dataset.fresh_per_epoch = False
     if dataset.num_classes != info.num_classes:
@@ -84,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
     # Warm-up and the timed choice of backend run on the first image of the data.
     segmenter.warm_up(dataset[0][0] if len(dataset) else None)
     engine = segmenter.engine
-    print(f'engine: {_describe(engine)}')
+    print(f'engine: {_describe(engine)}'
+          + (f'; max_side {defaults["max_side"]} from the checkpoint\'s trained size'
+             if defaults.get('max_side') else ''))
     images = min(len(dataset), args.limit or len(dataset))
     requested = Perturbation('custom', args.brightness, args.blur, args.noise)
     if args.robustness:
