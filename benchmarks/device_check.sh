@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole GPU check in one call, written for a GPU machine lent for a few minutes, once:
 #
-#   bash benchmarks/device_check.sh            (from the repository root; about 6 min at most)
+#   bash benchmarks/device_check.sh            (from the repository root; about 7 min at most)
 #
 # It runs the machine as it is: the repository's .venv/bin/python if there is one, otherwise the
 # image's python3, with the repository on PYTHONPATH. It installs nothing and uses no network.
@@ -14,6 +14,9 @@
 #      options, labels + confidence + stats), ONNX Runtime CUDA/TensorRT where present, fp16 +
 #      torch.compile last; 200 timed calls per row after warm-up; each row with the engine's
 #      describe() of what ran; gpu_matrix.json/.md rewritten after every row.
+#   2b. CUDA training steps (benchmarks/gpu_train.py, at most TRAIN_S=90 s): fp32, AMP (bf16
+#      where the GPU has it, else fp16 + loss scaling) and AMP + torch.compile, in gpu_train.json;
+#      without CUDA every row is not run, with the reason.
 #   3. the ROS node end to end at 640x480 against the transport floor, only if the probe found
 #      rclpy and this package's built messages; otherwise recorded as not run with the reason.
 #   4. device_check.md and device_check.json: everything above in one report.
@@ -82,6 +85,9 @@ run_step() {  # run_step NAME SECONDS COMMAND...: a step that fails or overruns 
 run_step gpu_matrix "$MATRIX_S" "$PY" benchmarks/gpu_matrix.py --device "$DEVICE" \
   --size "$SIZE" --iters "$ITERS" --warmup "$WARMUP" --deadline-s $((MATRIX_S - 20)) \
   --out "$OUT"
+
+run_step gpu_train "${TRAIN_S:-90}" "$PY" benchmarks/gpu_train.py --device "$DEVICE" \
+  --deadline-s $((${TRAIN_S:-90} - 30)) --out "$OUT"
 
 if "$PY" -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))["optional"]["ros_node"]["available"] else 1)' \
     "$OUT/probe.json"; then

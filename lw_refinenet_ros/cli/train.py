@@ -107,7 +107,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--batch-size', type=int)
     a('--workers', type=int)
     a('--device', help='auto | cpu | cuda | cuda:N')
-    a('--amp', type=_bool, help='mixed precision on CUDA (default true)')
+    a('--amp', help='autocast of the training step: auto (default: bf16 on a GPU with bf16, '
+      'else fp16 with loss scaling; on a CPU bf16 only where it has avx512_bf16/amx_bf16, '
+      'else fp32), off, bf16, fp16 (CUDA); true/false = auto/off')
+    a('--compile', choices=('auto', 'on', 'off'), help='torch.compile the network for the '
+      'training step (default auto: on CUDA only; falls back to eager if compiling fails)')
     a('--seed', type=int)
     a('--max-steps', type=int, help='stop (resumably) after this many optimiser steps')
     a('--time-limit', type=float, help='stop after this many minutes with the best '

@@ -25,6 +25,7 @@ from lw_refinenet_ros.errors import ConfigError
 from lw_refinenet_ros.evaluation.segmentation import evaluate_model
 from lw_refinenet_ros.training.checkpointer import Checkpointer, Progress, ResumeState
 from lw_refinenet_ros.training.loss import segmentation_loss
+from lw_refinenet_ros.training.precision import choose_precision, forward_for, make_scaler
 from lw_refinenet_ros.training.recipe import freeze_batchnorm, make_optimizer, stage_of
 from lw_refinenet_ros.training.transforms import TrainTransform
 
@@ -163,8 +164,15 @@ class EpochLoop:
         self._resume = resume
         self.num_classes = train_set.num_classes
         self.class_names = list(train_set.class_names)
-        self.use_amp = config.amp and device.type == 'cuda'
-        self.scaler = torch.amp.GradScaler('cuda', enabled=self.use_amp)
+        try:
+            self.precision = choose_precision(config.amp, device.type)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        self.use_amp = self.precision.dtype is not None
+        self.scaler = make_scaler(self.precision, device.type)
+        self.forward = forward_for(net, getattr(config, 'compile', 'off'), device.type)
+        _LOG.info('training step: %s%s', self.precision.reason,
+                  ', torch.compile' if self.forward is not net else '')
         self.optimizer: torch.optim.Optimizer | None = None
         transform = TrainTransform(crop_size=config.crop_size, scale_min=config.scale_min,
                                    scale_max=config.scale_max,
@@ -252,7 +260,7 @@ class EpochLoop:
         if resume is not None and resume.optimizer is not None and \
                 resume.progress.stage == stage:
             self.optimizer.load_state_dict(resume.optimizer)
-            if resume.scaler is not None:
+            if resume.scaler:  # empty when it was saved disabled
                 self.scaler.load_state_dict(resume.scaler)
         self._resume = None
         self.progress.stage = stage
@@ -331,9 +339,10 @@ class EpochLoop:
                            if getattr(self.config, 'channels_last', False)
                            else torch.contiguous_format)
         labels = labels.to(self.device, non_blocking=True)
-        with torch.autocast(device_type=self.device.type, dtype=torch.float16,
+        with torch.autocast(device_type=self.device.type,
+                            dtype=self.precision.dtype or torch.float32,
                             enabled=self.use_amp):
-            logits = self.net(images)
+            logits = self.forward(images)
         logits = F.interpolate(logits.float(), size=labels.shape[-2:], mode='bilinear',
                                align_corners=False)
         loss = segmentation_loss(logits, labels, self.config.boundary_weight,

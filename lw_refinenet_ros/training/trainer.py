@@ -103,7 +103,8 @@ class TrainConfig:
     batch_size: int = 6
     workers: int = 2
     device: str = 'auto'
-    amp: bool = True
+    amp: str | bool = 'auto'
+    compile: str = 'auto'
     val_every: int = 5
     val_limit: int | None = None
     seed: int = 42
@@ -160,6 +161,15 @@ class TrainConfig:
         if self.init_encoder and self.init_weights:
             raise ConfigError('Give --init-encoder (ImageNet encoder only) or --init-weights '
                               '(a whole trained model), not both.')
+        from lw_refinenet_ros.training.precision import COMPILE_CHOICES, normalize_amp
+
+        try:
+            normalize_amp(self.amp)
+        except ValueError as error:
+            raise ConfigError(f'{error} (--amp).') from None
+        if self.compile not in COMPILE_CHOICES:
+            raise ConfigError(f'compile must be one of {", ".join(COMPILE_CHOICES)} '
+                              f'(--compile), got {self.compile!r}.')
         try:
             self.photometric()
         except ValueError as error:
