@@ -157,7 +157,7 @@ def test_torchrun_trains_with_two_ranks_and_rank_zero_writes(tiny_data, tmp_path
                '--optimizer', 'adam', '--freeze-bn', 'false', '--crop-size', '48',
                '--scale-min', '1', '--scale-max', '1', '--min-short-side', '0',
                '--batch-size', '2', '--workers', '0', '--device', 'cpu', '--threads', '1',
-               '--out', str(tmp_path / 'run')]
+               '--report-int8', 'false', '--out', str(tmp_path / 'run')]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     # 8 images / (2 per rank x 2 ranks) = 2 steps per epoch, 2 epochs.
@@ -166,6 +166,10 @@ def test_torchrun_trains_with_two_ranks_and_rank_zero_writes(tiny_data, tmp_path
     assert len(history['val']) == 2
     assert 'on cpu x2' in (tmp_path / 'run' / 'train.log').read_text()
     assert done.stdout.count('trained 4 steps') == 1, 'only rank 0 reports'
+    # Rank 0 alone writes the evaluation report after the ranks' training.
+    assert done.stdout.count('report: best.pt mIoU') == 1
+    assert 'int8: not built (turned off' in done.stdout
+    assert json.loads((tmp_path / 'run' / 'report.json').read_text())['images'] == 1
     model, info = load_model(tmp_path / 'run' / 'best.pt')
     assert info.num_classes == len(CLASS_NAMES)
 
