@@ -221,6 +221,7 @@ def _print_report(report: dict[str, Any] | None, out: Path) -> None:
     int8 = report.get('int8') or {}
     if 'miou_change' in int8 and int8['miou_change'] is not None:
         print(f'int8: {int8["runtime"]} model in {out / "int8"}, mIoU {int8["int8_miou"]:.4f} '
-              f'({int8["miou_change"]:+.4f} vs fp32)')
+              f'vs fp32 {int8["fp32_miou"]:.4f} at the same {int8["input_size"][0]}x'
+              f'{int8["input_size"][1]} input ({int8["miou_change"]:+.4f})')
     else:
         print(f'int8: not built ({int8.get("skipped") or int8.get("error")})')

@@ -380,7 +380,8 @@ def _report(config: TrainConfig, out: Path, train_set: Any, val_set: Any | None,
     except Exception as error:  # noqa: BLE001 - the report never fails a finished training
         _LOG.warning('no evaluation report: %s: %s', type(error).__name__, error)
         return {'error': f'{type(error).__name__}: {error}'}
-    _LOG.info('report: mIoU %s on %s validation images; int8 %s (report.md)',
+    int8 = report.get('int8') or {}
+    _LOG.info('report: mIoU %s on %s validation images; int8 mIoU change %s (report.md)',
               report.get('miou'), report.get('images'),
-              (report.get('int8') or {}).get('miou_change', 'not built'))
+              int8.get('miou_change', int8.get('skipped') or int8.get('error')))
     return report

@@ -106,3 +106,17 @@ def test_calibration_frames_are_spread_over_the_set_and_bounded() -> None:
     frames = report_module.calibration_frames(Images(), 64)
     assert len(frames) == 64
     assert frames[0][0, 0, 0] == 0 and frames[-1][0, 0, 0] > 190
+
+
+def test_the_train_command_prints_the_scores_and_the_int8_change(capsys) -> None:
+    from lw_refinenet_ros.cli.train import _print_report
+
+    _print_report({'miou': 0.9, 'images': 40, 'int8': {
+        'runtime': 'openvino', 'int8_miou': 0.895, 'fp32_miou': 0.9, 'miou_change': -0.005,
+        'input_size': [320, 240]}}, Path('RUN'))
+    _print_report({'miou': 0.9, 'images': 40, 'int8': {'error': 'RuntimeError: no nncf'}},
+                  Path('RUN'))
+    out = capsys.readouterr().out
+    assert 'report: best.pt mIoU 0.9000 on 40 validation images' in out
+    assert 'mIoU 0.8950 vs fp32 0.9000 at the same 320x240 input (-0.0050)' in out
+    assert 'int8: not built (RuntimeError: no nncf)' in out
