@@ -120,3 +120,20 @@ def test_the_train_command_prints_the_scores_and_the_int8_change(capsys) -> None
     assert 'report: best.pt mIoU 0.9000 on 40 validation images' in out
     assert 'mIoU 0.8950 vs fp32 0.9000 at the same 320x240 input (-0.0050)' in out
     assert 'int8: not built (RuntimeError: no nncf)' in out
+
+
+def test_without_openvino_the_int8_model_comes_from_onnx_runtime(tiny_data, tmp_path,
+                                                                 monkeypatch) -> None:
+    from lw_refinenet_ros.engine import quantize
+    from lw_refinenet_ros.errors import ConfigError
+
+    def missing(*args, **kwargs):
+        raise ConfigError('int8 needs openvino (pip install openvino).')
+
+    monkeypatch.setattr(quantize, 'prepare_int8', missing)
+    result = train(_config(tiny_data, tmp_path))
+    int8 = result.report['int8']
+    assert int8['runtime'] == 'onnxruntime', int8
+    assert int8['files'] == ['model_int8.onnx']
+    assert (tmp_path / 'int8' / 'model_int8.onnx').is_file()
+    assert int8['int8_miou'] is not None and 0.0 <= int8['labels_equal'] <= 1.0
