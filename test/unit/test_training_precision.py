@@ -100,3 +100,12 @@ def test_a_bf16_training_step_runs_on_the_cpu(tmp_path: Path, caplog) -> None:
         result = train(config)
     assert result.global_step == 2 and result.last_loss == result.last_loss  # finite
     assert any('training step: bf16 autocast' in r.message for r in caplog.records)
+
+
+def test_fp16_on_a_cpu_is_refused_before_training(tmp_path: Path) -> None:
+    data = write_conveyor_dataset(tmp_path / 'data', 2, seed=5, size=(64, 48), augment=False)
+    config = TrainConfig(data=str(data), out=str(tmp_path / 'run'), batch_size=2, workers=0,
+                         device='cpu', amp='fp16', report=False)
+    with pytest.raises(ConfigError, match='fp16 is for CUDA'):
+        train(config)
+    assert not (tmp_path / 'run' / 'last.pt').exists()
