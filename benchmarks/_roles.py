@@ -31,6 +31,8 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 
+from lw_refinenet_ros.ros.topic_names import IMAGE
+
 CHANNELS = {'rgb8': 3, 'bgr8': 3, 'mono8': 1, 'rgba8': 4, 'bgra8': 4}
 
 
@@ -240,7 +242,7 @@ def run_monitor(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('role', choices=('camera', 'sink', 'monitor'))
-    parser.add_argument('--topic', default='image')
+    parser.add_argument('--topic', default=IMAGE)
     parser.add_argument('--width', type=int, default=640)
     parser.add_argument('--height', type=int, default=480)
     parser.add_argument('--encoding', default='rgb8', choices=sorted(CHANNELS))

@@ -17,8 +17,9 @@ from typing import Any, Sequence
 
 import _common
 
-OUTPUT_TOPICS = ('labels:segmentation/labels:image', 'stats:segmentation/stats:stats',
-                 'diag:/diagnostics:diag')
+from lw_refinenet_ros.ros.topic_names import DIAGNOSTICS, LABELS, STATS
+
+OUTPUT_TOPICS = (f'labels:{LABELS}:image', f'stats:{STATS}:stats', f'diag:{DIAGNOSTICS}:diag')
 
 
 def node_command(engine: str, *, fake_ms: float, device: str,
@@ -26,7 +27,7 @@ def node_command(engine: str, *, fake_ms: float, device: str,
     """argv (after the interpreter) that starts the system under test."""
     if engine == 'echo':
         return ['benchmarks/_roles.py', 'sink', '--duration', '100000', '--echo',
-                'segmentation/labels', *extra]
+                LABELS, *extra]
     if engine == 'naive':
         args = ['benchmarks/naive_node.py', '--device', device, *extra]
         return args + (['--fake-engine-ms', str(fake_ms)] if fake_ms else [])

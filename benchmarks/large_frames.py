@@ -37,6 +37,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
 
+from lw_refinenet_ros.ros.topic_names import IMAGE, LABELS  # noqa: E402
+
 RESOLUTIONS = {'640x480': (640, 480), '1080p': (1920, 1080), '4k': (3840, 2160)}
 OUTPUTS = ('labels', 'color', 'overlay', 'confidence', 'stats')
 
@@ -86,7 +88,7 @@ class _Rig:
         self.peer = rclpy.create_node('large_frames_camera', context=self.context)
         reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                               reliability=ReliabilityPolicy.RELIABLE)
-        self.camera = self.peer.create_publisher(Image, 'image', reliable)
+        self.camera = self.peer.create_publisher(Image, IMAGE, reliable)
         self.labels: dict[tuple[int, int], float] = {}
         self.outputs: dict[str, int] = dict.fromkeys(OUTPUTS, 0)
         for name in OUTPUTS:
@@ -211,9 +213,9 @@ def run_shutdown(args: Any, signal_name: str) -> dict[str, Any]:
     executor.add_node(peer)
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                      reliability=ReliabilityPolicy.RELIABLE)
-    camera = peer.create_publisher(Image, 'image', qos)
+    camera = peer.create_publisher(Image, IMAGE, qos)
     results: list[float] = []
-    peer.create_subscription(Image, 'segmentation/labels',
+    peer.create_subscription(Image, LABELS,
                              lambda _msg: results.append(time.monotonic()), qos)
     width, height = RESOLUTIONS['1080p']
     outcome: dict[str, Any] = {'case': 'shutdown', 'signal': signal_name,

@@ -30,6 +30,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import _engines  # noqa: E402
 
+from lw_refinenet_ros.ros.topic_names import IMAGE, LABELS, STATS  # noqa: E402
+
 
 class NaiveNode:
     """Subscription callback = convert + infer + publish; no dropping, no worker thread."""
@@ -41,9 +43,9 @@ class NaiveNode:
         self.node = rclpy.create_node('naive_segmentation', context=context)
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
                          reliability=ReliabilityPolicy.RELIABLE)
-        self.labels = self.node.create_publisher(Image, 'segmentation/labels', 10)
-        self.stats = self.node.create_publisher(SegmentationStats, 'segmentation/stats', 10)
-        self.node.create_subscription(Image, 'image', self._on_image, qos)
+        self.labels = self.node.create_publisher(Image, LABELS, 10)
+        self.stats = self.node.create_publisher(SegmentationStats, STATS, 10)
+        self.node.create_subscription(Image, IMAGE, self._on_image, qos)
         self.processed = 0
 
     def _on_image(self, message: Image) -> None:

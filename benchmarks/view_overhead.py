@@ -34,11 +34,11 @@ from typing import Any
 import _common
 import _session
 
+from lw_refinenet_ros.ros.topic_names import COLOR, IMAGE, LABELS, OBJECTS, OVERLAY, STATS
 from lw_refinenet_ros.sizes import parse_size
 
 NAMESPACE = '/view_bench'
-WATCHED = ('image', 'segmentation/overlay', 'segmentation/color', 'segmentation/labels',
-           'segmentation/annotations', 'segmentation/stats')
+WATCHED = (IMAGE, OVERLAY, COLOR, LABELS, 'segmentation/annotations', STATS)
 
 
 def _free_port() -> int:
@@ -66,14 +66,14 @@ class _Monitor:
         self.processing: list[tuple[float, float]] = []
         self.overlays: list[float] = []
         self.node.create_subscription(
-            SegmentationStats, 'segmentation/stats',
+            SegmentationStats, STATS,
             lambda m: self.processing.append((time.monotonic(), m.processing_latency_ms)), qos)
         self.node.create_subscription(
-            Image, 'segmentation/overlay', lambda m: self.overlays.append(time.monotonic()),
+            Image, OVERLAY, lambda m: self.overlays.append(time.monotonic()),
             qos)
         # Objects too: the node computes them only while subscribed, and the client's
         # annotations need them; subscribed in every phase, only the view's presence differs.
-        self.node.create_subscription(SegmentedObjects, 'segmentation/objects',
+        self.node.create_subscription(SegmentedObjects, OBJECTS,
                                       lambda m: None, qos)
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.node)

@@ -48,6 +48,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from lw_refinenet_ros.data.conveyor import CLASS_NAMES, ConveyorScene
 from lw_refinenet_ros.msg import SegmentedObject, SegmentedObjects
+from lw_refinenet_ros.ros.topic_names import CAMERA_INFO, IMAGE
 
 FRAME_ID = 'conveyor_camera_optical'
 #: Belt densities (mean parts per 320 px of belt) the camera accepts: the default model was
@@ -150,11 +151,11 @@ class ConveyorCameraNode(Node):
         self.frames_published = 0
 
         qos = QoSProfile(depth=QOS_DEPTH, reliability=ReliabilityPolicy.RELIABLE)
-        self._image_pub = self.create_publisher(Image, 'image', qos)
+        self._image_pub = self.create_publisher(Image, IMAGE, qos)
         self._truth_pub = self.create_publisher(Image, 'ground_truth/labels', qos)
         self._instances_pub = self.create_publisher(Image, 'ground_truth/instances', qos)
         self._parts_pub = self.create_publisher(SegmentedObjects, 'ground_truth/objects', qos)
-        self._info_pub = self.create_publisher(CameraInfo, 'camera_info', qos)
+        self._info_pub = self.create_publisher(CameraInfo, CAMERA_INFO, qos)
         self._info = make_camera_info(self.width, self.height)
         self._timer = self.create_timer(1.0 / self.rate_hz, self._on_timer)
         loop = (f'a {self._loop_frames}-frame loop' if self._loop_frames

@@ -35,16 +35,28 @@ from lw_refinenet_ros.demo.scoring import StampPairingScorer, number, remember
 from lw_refinenet_ros.msg import ClassMap, SegmentedObjects
 from lw_refinenet_ros.palette import overlay
 from lw_refinenet_ros.ros.conversions import image_to_array
+from lw_refinenet_ros.ros.topic_names import (
+    CAMERA_INFO,
+    CLASS_MAP,
+    COLOR,
+    CONFIDENCE,
+    DIAGNOSTICS,
+    IMAGE,
+    LABELS,
+    MARKERS,
+    OBJECTS,
+    OVERLAY,
+    STATS,
+)
 
 NODE_NAME = 'lw_refinenet'
-NODE_TOPICS = ('segmentation/labels', 'segmentation/color', 'segmentation/overlay',
-               'segmentation/confidence', 'segmentation/stats', 'segmentation/class_map',
-               'segmentation/objects', 'segmentation/markers', '/diagnostics')
-CAMERA_TOPICS = {'camera_info': 'sensor_msgs/msg/CameraInfo',
+NODE_TOPICS = (LABELS, COLOR, OVERLAY, CONFIDENCE, STATS, CLASS_MAP, OBJECTS, MARKERS,
+               DIAGNOSTICS)
+CAMERA_TOPICS = {CAMERA_INFO: 'sensor_msgs/msg/CameraInfo',
                  'ground_truth/labels': 'sensor_msgs/msg/Image',
                  'ground_truth/instances': 'sensor_msgs/msg/Image',
                  'ground_truth/objects': 'lw_refinenet_ros/msg/SegmentedObjects',
-                 'image': 'sensor_msgs/msg/Image'}
+                 IMAGE: 'sensor_msgs/msg/Image'}
 
 
 def stamp_ns(stamp: Any) -> int:
@@ -90,18 +102,18 @@ class DemoMonitor(Node):
         self.snapshot_paths: list[Path] = []
         self._snapshot_times: list[int] = []
         self._images: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._overlay_topic = self.resolve_topic_name('segmentation/overlay')
+        self._overlay_topic = self.resolve_topic_name(OVERLAY)
         self._node_fqn = f'{self.get_namespace().rstrip("/")}/{NODE_NAME}'
         self._handlers: dict[str, Callable[[bytes, int], None]] = {
             self.resolve_topic_name(name): handler for name, handler in (
-                ('image', self._on_image), ('ground_truth/labels', self._on_truth),
-                ('segmentation/labels', self._on_labels),
-                ('segmentation/overlay', self._on_overlay),
-                ('segmentation/class_map', self._on_class_map),
+                (IMAGE, self._on_image), ('ground_truth/labels', self._on_truth),
+                (LABELS, self._on_labels),
+                (OVERLAY, self._on_overlay),
+                (CLASS_MAP, self._on_class_map),
                 ('ground_truth/instances', self._on_instances),
                 ('ground_truth/objects', self._on_parts),
-                ('segmentation/objects', self._on_objects),
-                ('/diagnostics', self._on_diagnostics))}
+                (OBJECTS, self._on_objects),
+                (DIAGNOSTICS, self._on_diagnostics))}
 
     def start_window(self, start_ns: int, duration_s: float, snapshots: int) -> None:
         """Schedule ``snapshots`` overlay PNGs evenly over the run starting at ``start_ns``."""

@@ -27,7 +27,9 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from lw_refinenet_ros.msg import ClassMap, SegmentationStats, SegmentedObjects
+from lw_refinenet_ros.ros.conversions import stamp_seconds
 from lw_refinenet_ros.ros.spinning import run_until_shutdown
+from lw_refinenet_ros.ros.topic_names import CLASS_MAP, OBJECTS
 
 NOT_PARTS = ('background', 'belt')
 
@@ -159,7 +161,7 @@ class PickPlanner:
             worth a log line (``untracked``, ``no_time``: a configuration problem;
             ``score``: a decision), not for parts that are simply not there yet.
         """
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        stamp = stamp_seconds(msg.header.stamp)
         self._picked = {k: v for k, v in self._picked.items()
                         if stamp - v <= self.forget_after_s}
         picks: list[ObjectPick] = []
@@ -218,8 +220,8 @@ class SortingRobotNode(Node):
         self._noted: set[str] = set()
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.create_subscription(ClassMap, 'segmentation/class_map', self._on_class_map, latched)
-        self.create_subscription(SegmentedObjects, 'segmentation/objects', self._on_objects, 10)
+        self.create_subscription(ClassMap, CLASS_MAP, self._on_class_map, latched)
+        self.create_subscription(SegmentedObjects, OBJECTS, self._on_objects, 10)
 
     def _on_class_map(self, msg: ClassMap) -> None:
         names = [''] * (max(msg.ids, default=-1) + 1)

@@ -41,6 +41,7 @@ from lw_refinenet_ros.demo.encoder import LowPriorityWorker
 from lw_refinenet_ros.demo.monitor import NODE_NAME, image_array, stamp_ns
 from lw_refinenet_ros.demo.sorting_robot import choose_pick
 from lw_refinenet_ros.msg import ClassMap, SegmentationStats, SegmentedObjects
+from lw_refinenet_ros.ros.topic_names import CLASS_MAP, DIAGNOSTICS, OBJECTS, OVERLAY, STATS
 from lw_refinenet_ros.view.payloads import object_label
 
 #: Frames per second of the video (constant; the node's own rate varies).
@@ -237,15 +238,13 @@ class DemoVideoNode(Node):
         self._node_fqn = f'{self.get_namespace().rstrip("/")}/{NODE_NAME}'
         # Reliable, in this process: the video should have every overlay the node sends.
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(Image, 'segmentation/overlay', self._on_overlay, qos)
-        self.create_subscription(SegmentationStats, 'segmentation/stats', self._on_stats, qos)
-        self.create_subscription(SegmentedObjects, 'segmentation/objects', self._on_objects,
-                                 qos)
-        self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, qos)
+        self.create_subscription(Image, OVERLAY, self._on_overlay, qos)
+        self.create_subscription(SegmentationStats, STATS, self._on_stats, qos)
+        self.create_subscription(SegmentedObjects, OBJECTS, self._on_objects, qos)
+        self.create_subscription(DiagnosticArray, DIAGNOSTICS, self._on_diagnostics, qos)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.create_subscription(ClassMap, 'segmentation/class_map', self._on_class_map,
-                                 latched)
+        self.create_subscription(ClassMap, CLASS_MAP, self._on_class_map, latched)
 
     def _seconds(self, stamp: Any) -> float:
         ns = stamp_ns(stamp)

@@ -32,8 +32,10 @@ from sensor_msgs.msg import Image
 from lw_refinenet_ros.errors import LWRefineNetError
 from lw_refinenet_ros.msg import ClassMap, SegmentationStats, SegmentedObjects
 from lw_refinenet_ros.palette import colorize
+from lw_refinenet_ros.ros.conversions import stamp_seconds
 from lw_refinenet_ros.ros.qos import LATCHED_QOS
 from lw_refinenet_ros.ros.spinning import run_until_shutdown
+from lw_refinenet_ros.ros.topic_names import CLASS_MAP, COLOR, LABELS, OBJECTS, STATS
 from lw_refinenet_ros.view.encode import encode_image, encode_pixels, label_array, scale_for
 from lw_refinenet_ros.view.payloads import (
     annotations_from_objects,
@@ -42,7 +44,6 @@ from lw_refinenet_ros.view.payloads import (
     class_map_to_dict,
     diagnostics_to_dict,
     objects_to_dicts,
-    stamp_seconds,
     stats_to_dict,
 )
 from lw_refinenet_ros.view.server import (
@@ -142,8 +143,8 @@ class ViewBridge(Node):
     # ------------------------------------------------------------------ set-up
 
     def _add_camera(self, camera: CameraChannels) -> None:
-        labels_topic = f'{camera.prefix}segmentation/labels'
-        color_topic = f'{camera.prefix}segmentation/color'
+        labels_topic = camera.prefix + LABELS
+        color_topic = camera.prefix + COLOR
         for topic, (channel, kind) in camera.images.items():
             self._channel_of[topic] = (channel, kind)
             if topic not in (labels_topic, color_topic):
@@ -167,9 +168,9 @@ class ViewBridge(Node):
         # Annotations: instances from segmentation/objects (ids, pick points) when the node
         # publishes them, else per-class boxes from segmentation/stats.
         self._sources.append(_Source(
-            f'{camera.prefix}segmentation/objects', SegmentedObjects,
+            camera.prefix + OBJECTS, SegmentedObjects,
             lambda msg, c=camera: self._on_objects(c, msg), camera.annotations.has_sinks))
-        stats_topic = f'{camera.prefix}segmentation/stats'
+        stats_topic = camera.prefix + STATS
         # Stats feed the annotations only while no objects arrive: the node computes stats
         # just for subscribers, so the view does not ask for them without a reason.
         self._sources.append(_Source(
@@ -179,7 +180,7 @@ class ViewBridge(Node):
         # Always subscribed: it is tiny, latched (only a reliable transient-local reader gets
         # it), and needed to colour the annotations.
         self._sources.append(_Source(
-            f'{camera.prefix}segmentation/class_map', ClassMap,
+            camera.prefix + CLASS_MAP, ClassMap,
             lambda msg, c=camera: self._on_class_map(c, msg), lambda: True, LATCHED_QOS))
 
     def _reconcile(self) -> None:

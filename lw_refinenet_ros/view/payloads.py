@@ -22,6 +22,8 @@ from foxglove.messages import (
     Timestamp,
 )
 
+from lw_refinenet_ros.ros.conversions import stamp_seconds
+
 #: A part is drawn as a box when its class covers at most this share of the frame; larger
 #: classes (background, belt, floor) are scenery, and a box around them is the whole image.
 MAX_BOX_AREA_FRACTION = 0.25
@@ -63,11 +65,6 @@ DIAGNOSTICS_SCHEMA: dict[str, Any] = {
             'values': {'type': 'object', 'additionalProperties': True}}}},
     },
 }
-
-
-def stamp_seconds(stamp: Any) -> float:
-    """builtin_interfaces/Time -> float seconds."""
-    return stamp.sec + stamp.nanosec * 1e-9
 
 
 def _finite(value: float) -> float | None:

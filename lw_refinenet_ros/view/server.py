@@ -17,6 +17,7 @@ import foxglove
 from foxglove.channels import CompressedImageChannel, ImageAnnotationsChannel
 
 from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.ros.topic_names import COLOR, DIAGNOSTICS, LABELS, OVERLAY
 from lw_refinenet_ros.view import subprotocol as relay
 from lw_refinenet_ros.view.encode import FLAT, IDS, PHOTO
 from lw_refinenet_ros.view.payloads import (
@@ -29,13 +30,13 @@ from lw_refinenet_ros.view.payloads import (
 #: ``foxglove.sdk.v1`` and the older ``foxglove.websocket.v1`` (same framing; see
 #: :mod:`.subprotocol`, the relay that lets the SDK server answer both).
 SUBPROTOCOLS = relay.SUBPROTOCOLS
-DIAGNOSTICS_TOPIC = '/diagnostics'
+DIAGNOSTICS_TOPIC = DIAGNOSTICS
 
 # Image outputs of the node, relative to a camera namespace, and how each is compressed.
 IMAGE_OUTPUTS: tuple[tuple[str, str], ...] = (
-    ('segmentation/overlay', PHOTO),
-    ('segmentation/color', FLAT),
-    ('segmentation/labels', IDS),
+    (OVERLAY, PHOTO),
+    (COLOR, FLAT),
+    (LABELS, IDS),
 )
 
 

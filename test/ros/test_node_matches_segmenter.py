@@ -11,7 +11,7 @@ import numpy as np
 from std_msgs.msg import Header
 
 from lw_refinenet_ros.data.conveyor import render_conveyor_frame
-from lw_refinenet_ros.ros.conversions import array_to_image, image_to_array
+from lw_refinenet_ros.ros.conversions import array_to_image, image_to_array, stamp_seconds
 from lw_refinenet_ros.ros.inference import load_engine
 from lw_refinenet_ros.segmenter import Segmenter
 from lw_refinenet_ros.testing.fake_node import NodeHarness
@@ -42,7 +42,7 @@ def test_node_publishes_what_the_segmenter_returns(ros_context: Any) -> None:
 
     # The first frame the node processed, through the API with the same options and stamp.
     first = labels[0].header.stamp
-    stamp = first.sec + first.nanosec * 1e-9
+    stamp = stamp_seconds(first)
     result = Segmenter.from_options(OPTIONS).segment(image, stamp=stamp)
 
     assert np.array_equal(image_to_array(labels[0]), result.labels)
