@@ -123,7 +123,7 @@ class DemoMonitor(Node):
     def node_is_up(self) -> bool:
         """The segmentation node subscribes to ``image`` and its labels reach the recorder."""
         subscribers = self.get_subscriptions_info_by_topic(self.resolve_topic_name('image'))
-        labels = self.recorder.subscriptions.get(self.resolve_topic_name('segmentation/labels'))
+        labels = self.recorder.subscriptions.get(self.resolve_topic_name(LABELS))
         return (any(info.node_name == NODE_NAME and info.node_namespace == self.get_namespace()
                     for info in subscribers)
                 and labels is not None and labels.get_publisher_count() > 0)
