@@ -132,6 +132,33 @@ class EpochOutcome:
     budget_hit: bool
 
 
+def train_transform(config: Any) -> TrainTransform:
+    """The augmentation the run's config asks for."""
+    return TrainTransform(crop_size=config.crop_size, scale_min=config.scale_min,
+                          scale_max=config.scale_max, min_short_side=config.min_short_side,
+                          flip=config.flip, vflip=getattr(config, 'vflip', False),
+                          photometric=config.photometric())
+
+
+def epoch_order(train_set: Any, ranks: Ranks, seed: int, epoch: int, batch_size: int,
+                steps_per_epoch: int, batches_done: int) -> list[int]:
+    """The epoch's sample indices for this rank, minus the ``batches_done`` already trained.
+
+    A pure function of (seed, epoch), so a run resumed mid-epoch skips exactly the batches
+    it had trained.
+    """
+    if ranks.distributed:
+        sampler = torch.utils.data.DistributedSampler(
+            train_set, num_replicas=ranks.world, rank=ranks.rank, seed=seed, drop_last=True)
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+    else:
+        generator = torch.Generator().manual_seed(seed * 100003 + epoch)
+        order = torch.randperm(len(train_set), generator=generator).tolist()
+    skip = batches_done * batch_size
+    return order[:steps_per_epoch * batch_size][skip:]
+
+
 class EpochLoop:
     """Trains ``model`` (through ``net``, its DDP wrapper if any) for the configured stages.
 
@@ -174,12 +201,7 @@ class EpochLoop:
         _LOG.info('training step: %s%s', self.precision.reason,
                   ', torch.compile' if self.forward is not net else '')
         self.optimizer: torch.optim.Optimizer | None = None
-        transform = TrainTransform(crop_size=config.crop_size, scale_min=config.scale_min,
-                                   scale_max=config.scale_max,
-                                   min_short_side=config.min_short_side, flip=config.flip,
-                                   vflip=getattr(config, 'vflip', False),
-                                   photometric=config.photometric())
-        self.train_set = AugmentedSet(train_set, transform, config.seed)
+        self.train_set = AugmentedSet(train_set, train_transform(config), config.seed)
         # A time schedule runs until the time limit; its stages are shares of the time.
         self.by_time = getattr(config, 'schedule', 'epochs') == 'time'
         self.total_epochs = 10 ** 9 if self.by_time else sum(config.stage_epochs)
@@ -268,21 +290,6 @@ class EpochLoop:
         _LOG.info('stage %d: encoder lr %g, decoder lr %g (%s)', stage + 1, lr,
                   lr * self.config.decoder_lr_mult, self.config.optimizer)
 
-    def _order(self, epoch: int) -> list[int]:
-        """The epoch's sample indices for this rank, minus the batches already trained."""
-        config = self.config
-        if self.ranks.distributed:
-            sampler = torch.utils.data.DistributedSampler(
-                self.train_set, num_replicas=self.ranks.world, rank=self.ranks.rank,
-                seed=config.seed, drop_last=True)
-            sampler.set_epoch(epoch)
-            order = list(sampler)
-        else:
-            generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)
-            order = torch.randperm(len(self.train_set), generator=generator).tolist()
-        skip = self.progress.batch_in_epoch * config.batch_size
-        return order[:self.steps_per_epoch * config.batch_size][skip:]
-
     def _train_epoch(self, epoch: int) -> EpochOutcome:
         from tqdm import tqdm
 
@@ -292,7 +299,9 @@ class EpochLoop:
             freeze_batchnorm(self.net)
         self.train_set.set_epoch(epoch)
         loader = torch.utils.data.DataLoader(
-            torch.utils.data.Subset(self.train_set, self._order(epoch)),
+            torch.utils.data.Subset(self.train_set, epoch_order(
+                self.train_set, self.ranks, config.seed, epoch, config.batch_size,
+                self.steps_per_epoch, progress.batch_in_epoch)),
             batch_size=config.batch_size, shuffle=False, drop_last=True,
             num_workers=config.workers, pin_memory=self.device.type == 'cuda')
         start = progress.batch_in_epoch
