@@ -212,6 +212,44 @@ class _Part:
 # --------------------------------------------------------------------------- scene
 
 
+def lowfreq_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int,
+                  amplitude: float) -> np.ndarray:
+    """Smooth (H, W) float32 noise: a coarse normal grid, one value per ``cells`` pixels,
+    upsampled bilinearly and scaled by ``amplitude`` (floor and belt texture)."""
+    h, w = shape
+    small = rng.standard_normal((max(2, h // cells), max(2, w // cells)))
+    return cv2.resize(small.astype(np.float32), (w, h),
+                      interpolation=cv2.INTER_LINEAR) * amplitude
+
+
+def sensor_variation(image: np.ndarray, rng: np.random.Generator,
+                     unit: float) -> np.ndarray:
+    """Per-frame camera effects on a float (H, W, 3) image: exposure, illumination gradient,
+    white balance, motion blur along the belt, defocus and sensor noise (image only; the labels
+    stay exact). ``unit`` is the frame's scale relative to 320x240."""
+    height, width = image.shape[:2]
+    # Lighting: global exposure, a smooth illumination gradient and per-channel white
+    # balance (colour jitter); per frame, like auto-exposure flicker.
+    gain = rng.uniform(0.65, 1.35)
+    gx, gy = rng.uniform(-0.25, 0.25, 2)
+    ramp_x = np.linspace(-1, 1, width, dtype=np.float32)[None, :]
+    ramp_y = np.linspace(-1, 1, height, dtype=np.float32)[:, None]
+    illum = gain * (1.0 + gx * ramp_x + gy * ramp_y)
+    balance = rng.uniform(0.88, 1.12, 3).astype(np.float32)
+    image *= illum[..., None] * balance
+    image += rng.uniform(-12, 12)
+    # Motion blur along the belt (x), then optional defocus.
+    if rng.random() < 0.5:
+        length = int(rng.integers(2, max(3, int(9 * unit) + 1)))
+        kernel = np.full((1, length), 1.0 / length, np.float32)
+        image = cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT)
+    if rng.random() < 0.25:
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.4, 1.2) * unit)
+    sigma = rng.uniform(1.0, 8.0)
+    image += rng.standard_normal(image.shape, dtype=np.float32) * sigma
+    return image
+
+
 class ConveyorScene:
     """A continuous conveyor: parts ride the belt from left to right, new ones enter on the left.
 
@@ -265,7 +303,7 @@ class ConveyorScene:
         self._shadow_strength = rng.uniform(0.25, 0.6)
         # Static textures, generated once; the belt texture wraps around as the belt moves.
         self._floor = self._make_floor()
-        self._belt_tex = self._lowfreq((height, width * 2), 10, 7.0)
+        self._belt_tex = lowfreq_noise(self._rng, (height, width * 2), 10, 7.0)
         self._parts: list[_Part] = []
         self._next_instance = 1
         if fill:
@@ -273,17 +311,11 @@ class ConveyorScene:
 
     # ----------------------------------------------------------------- textures
 
-    def _lowfreq(self, shape: tuple[int, int], cells: int, amplitude: float) -> np.ndarray:
-        h, w = shape
-        small = self._rng.standard_normal((max(2, h // cells), max(2, w // cells)))
-        return cv2.resize(small.astype(np.float32), (w, h),
-                          interpolation=cv2.INTER_LINEAR) * amplitude
-
     def _make_floor(self) -> np.ndarray:
         width, height = self.size
         floor = np.empty((height, width, 3), np.float32)
         floor[:] = self._floor_color
-        floor += self._lowfreq((height, width), 12, 14.0)[..., None]
+        floor += lowfreq_noise(self._rng, (height, width), 12, 14.0)[..., None]
         floor += self._rng.standard_normal((height, width, 1)).astype(np.float32) * 6.0
         # Rails: brushed metal strips along both belt edges, brighter toward their centre.
         rw = max(2, int(round(self.rail_width)))
@@ -402,30 +434,6 @@ class ConveyorScene:
         roi *= (1.0 - 0.25 * rim.astype(np.float32) / 255.0)[..., None]
         labels[y0:y1, x0:x1][hard > 0] = part.class_id
 
-    def _photometric(self, image: np.ndarray) -> np.ndarray:
-        rng = self._rng
-        width, height = self.size
-        # Lighting: global exposure, a smooth illumination gradient and per-channel white
-        # balance (colour jitter); per frame, like auto-exposure flicker.
-        gain = rng.uniform(0.65, 1.35)
-        gx, gy = rng.uniform(-0.25, 0.25, 2)
-        ramp_x = np.linspace(-1, 1, width, dtype=np.float32)[None, :]
-        ramp_y = np.linspace(-1, 1, height, dtype=np.float32)[:, None]
-        illum = gain * (1.0 + gx * ramp_x + gy * ramp_y)
-        balance = rng.uniform(0.88, 1.12, 3).astype(np.float32)
-        image *= illum[..., None] * balance
-        image += rng.uniform(-12, 12)
-        # Motion blur along the belt (x), then optional defocus.
-        if rng.random() < 0.5:
-            length = int(rng.integers(2, max(3, int(9 * self.unit) + 1)))
-            kernel = np.full((1, length), 1.0 / length, np.float32)
-            image = cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT)
-        if rng.random() < 0.25:
-            image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.4, 1.2) * self.unit)
-        sigma = rng.uniform(1.0, 8.0)
-        image += rng.standard_normal(image.shape, dtype=np.float32) * sigma
-        return image
-
     def render(self) -> tuple[np.ndarray, np.ndarray]:
         """Draw the current state.
 
@@ -439,7 +447,7 @@ class ConveyorScene:
         for part in self._parts:
             self._draw_part(image, labels, part)
         if self.augment:
-            image = self._photometric(image)
+            image = sensor_variation(image, self._rng, self.unit)
         return np.clip(image, 0, 255).astype(np.uint8), labels
 
     def render_instances(self) -> np.ndarray:

@@ -14,7 +14,6 @@ MAX_LINES = 250
 #: module path (relative to the package) :: class name, still being split.
 KNOWN_LONG = frozenset({
     'engine/inference.py::InferenceEngine',
-    'data/conveyor.py::ConveyorScene',
 })
 
 
