@@ -16,23 +16,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from lw_refinenet_ros.engine.backends.base import (
-    BACKENDS,
-    Backend,
-    BackendRequest,
-    takes_device_tensors,
-)
+from lw_refinenet_ros.engine.backends.base import Backend, takes_device_tensors
 from lw_refinenet_ros.engine.config import AUTO, THREADS_AUTO, EngineConfig
 from lw_refinenet_ros.engine.decisions import Decision, DecisionStore
+from lw_refinenet_ros.engine.frames import (
+    Chunk,
+    checked_orders,
+    run_on_cpu,
+    run_on_device,
+    size_groups,
+)
 from lw_refinenet_ros.engine.postprocess import CpuPostprocessor, TorchPostprocessor
 from lw_refinenet_ros.engine.preprocess import (
-    COLOR_ORDERS,
     CpuPreprocessor,
     TorchPreprocessor,
     check_image,
@@ -40,6 +40,13 @@ from lw_refinenet_ros.engine.preprocess import (
 )
 from lw_refinenet_ros.engine.quantize import Int8Calibration
 from lw_refinenet_ros.engine.result import SegmentationResult
+from lw_refinenet_ros.engine.startup import (
+    backend_request,
+    decision_subject,
+    int8_offer,
+    process_threads,
+)
+from lw_refinenet_ros.engine.threads import tune_threads
 from lw_refinenet_ros.engine.warmup import warmup_frame
 from lw_refinenet_ros.errors import ConfigError, EngineError
 
@@ -74,19 +81,6 @@ def resolve_device(config: EngineConfig) -> str:
                       f'"auto", install a CUDA build of torch, or allow the CPU with '
                       f'device_fallback (node: -p device_fallback:=true; CLI: '
                       f'--device-fallback).')
-
-
-def _torch_options(config: EngineConfig) -> dict[str, Any]:
-    return {'channels_last': config.channels_last in (True, AUTO),
-            'fold_batchnorm': config.fold_batchnorm, 'compile': config.compile is True,
-            'compile_backend': config.compile_backend, 'cuda_graphs': config.cuda_graphs is True,
-            'cudnn_benchmark': config.cudnn_benchmark, 'allow_tf32': config.allow_tf32}
-
-
-def _process_threads(name: str) -> bool:
-    """Whether backend ``name`` runs on the process-wide torch thread pool (registry)."""
-    spec = BACKENDS.get(name)
-    return spec is not None and spec.process_threads
 
 
 class InferenceEngine:
@@ -154,23 +148,12 @@ class InferenceEngine:
 
     # ----------------------------------------------------------------- setup
 
-    def _request(self, size: tuple[int, int]) -> BackendRequest:
-        config = self.config
-        threads = config.num_threads if config.num_threads > 0 else None
-        return BackendRequest(
-            precision='fp32' if config.precision == AUTO else config.precision,
-            device=self.device, input_size=size, max_batch=config.max_batch,
-            cache_dir=config.resolved_cache_dir(), num_threads=threads,
-            calibration_dir=Path(config.calibration_dir).expanduser()
-            if config.calibration_dir else None,
-            extra=_torch_options(config))
-
     def _build_backend(self, model: Any, warmup_image: np.ndarray | None) -> Backend:
         config = self.config
         height, width = warmup_image.shape[:2] if warmup_image is not None \
             else config.warmup_size
         size = network_size(height, width, config.max_side)
-        request = self._request(size)
+        request = backend_request(config, self.device, size)
         direct = config.backend == 'torch' and config.precision == 'fp32'
         if direct or (config.warmup_iters == 0 and config.backend in (AUTO, 'torch')
                       and config.precision in (AUTO, 'fp32')):
@@ -194,15 +177,18 @@ class InferenceEngine:
         def labels_of(logits: np.ndarray) -> np.ndarray:
             return self._cpu_post(logits[0], height, width, want_confidence=False)[0]
 
-        offer_int8 = self._int8_offer(model, request) if config.precision == AUTO else ()
+        offer_int8: tuple[str, ...] = ()
+        if config.precision == AUTO:
+            offer_int8, self.int8_model = int8_offer(config, self.device, model, request,
+                                                     self._calibration)
         remembered = previous = None
         if config.remember_selection:
             self._decisions = DecisionStore(config.resolved_cache_dir())
-            self._decision_subject = self._subject(request)
+            self._decision_subject = decision_subject(config, self.device, request)
             self._decision_subject['int8'] = self.int8_model
             remembered, previous = self._decisions.load(self._decision_subject)
             if remembered is not None and config.num_threads == THREADS_AUTO \
-                    and not _process_threads(remembered.backend) and remembered.threads > 0:
+                    and not process_threads(remembered.backend) and remembered.threads > 0:
                 request = dataclasses.replace(request, num_threads=remembered.threads)
         selection = select_backend(model, backend=config.backend, precision=config.precision,
                                    request=request, warmup_batch=batch, labels_of=labels_of,
@@ -215,7 +201,7 @@ class InferenceEngine:
         if selection.remembered and remembered is not None and remembered.threads > 0 \
                 and config.num_threads == THREADS_AUTO and self.device == 'cpu':
             self.threads = remembered.threads
-            if _process_threads(selection.backend.name):
+            if process_threads(selection.backend.name):
                 import torch
 
                 torch.set_num_threads(remembered.threads)
@@ -223,76 +209,6 @@ class InferenceEngine:
         self.selection_ms = dict(selection.timings_ms)
         self.selection_phases_s = dict(selection.phases_s)
         return selection.backend
-
-    def _int8_offer(self, model: Any, request: BackendRequest) -> tuple[str, ...]:
-        """The backends whose int8 ``precision: auto`` may try: those with a calibrated model
-        cached for these weights and size, after building the first available runtime's
-        (OpenVINO, else ONNX Runtime QDQ) from ``calibration`` when none is. A failed build
-        is said once and leaves the engine on the other precisions."""
-        from lw_refinenet_ros.engine.backends import backend_unavailable, native_precisions
-        from lw_refinenet_ros.engine.cache import ArtifactCache
-        from lw_refinenet_ros.engine.ort_quantize import find_qdq
-        from lw_refinenet_ros.engine.quantize import find_int8
-
-        if self.device != 'cpu':
-            return ()
-        names = [name for name in ('openvino', 'onnxruntime')
-                 if self.config.backend in (AUTO, name)
-                 and backend_unavailable(name, self.device) is None
-                 and 'int8' in native_precisions(name, self.device)]
-        cache = ArtifactCache(request.cache_dir)
-        size, weights = request.input_size, request.weights_id
-
-        def cached(name: str) -> Path | None:
-            return find_int8(cache, request, weights, size) if name == 'openvino' \
-                else find_qdq(cache, weights, size)
-
-        found = {name: path for name in names if (path := cached(name)) is not None}
-        if not found and names and self._calibration is not None:
-            name = names[0]
-            try:
-                calibration = self._calibration(request.input_size) \
-                    if callable(self._calibration) else self._calibration
-                _LOG.info('int8: building the %s int8 model once from %d frames (%s); later '
-                          'starts load it from the cache', name, len(calibration.frames),
-                          calibration.source)
-                found[name] = self._build_int8(name, model, request, calibration)
-            except (ConfigError, EngineError, OSError) as error:
-                _LOG.warning('int8 is not offered: building it failed (%s); running on the '
-                             'other precisions.', error)
-                return ()
-        self.int8_model = ', '.join(f'{name}: {path.parent.name if path.is_file() else path.name}'
-                                    for name, path in found.items()) or None
-        return tuple(found)
-
-    @staticmethod
-    def _build_int8(name: str, model: Any, request: BackendRequest,
-                    calibration: Int8Calibration) -> Path:
-        from lw_refinenet_ros.engine.quantize import prepare_int8
-
-        if name == 'openvino':
-            return prepare_int8(model, calibration, request.input_size, request.cache_dir,
-                                weights_id=request.weights_id)
-        from lw_refinenet_ros.engine.cache import ArtifactCache
-        from lw_refinenet_ros.engine.ort_quantize import cached_qdq_model
-
-        int8 = dataclasses.replace(request, precision='int8',
-                                   extra={**request.extra, 'calibration': calibration})
-        return cached_qdq_model(model, int8, ArtifactCache(request.cache_dir),
-                                request.weights_id, request.input_size)
-
-    def _subject(self, request: BackendRequest) -> dict[str, Any]:
-        """What a remembered decision is for: weights, size and every option that can change
-        the choice (the machine and software are added by the store)."""
-        config = self.config
-        return {'weights': request.weights_id, 'size': list(request.input_size),
-                'device': self.device, 'backend': config.backend,
-                'precision': config.precision, 'num_threads': config.num_threads,
-                'max_batch': config.max_batch, 'agreement_min': config.agreement_min,
-                'fallback': config.backend_fallback, 'upsample': config.upsample,
-                'calibration_dir': str(request.calibration_dir or ''),
-                'options': {k: v for k, v in request.extra.items()
-                            if isinstance(v, (bool, int, float, str, type(None)))}}
 
     def _remember(self) -> None:
         """Store the selection (after thread tuning, so the threads are the ones in use)."""
@@ -303,7 +219,7 @@ class InferenceEngine:
 
         threads = self.config.num_threads
         if threads == THREADS_AUTO:
-            threads = (torch.get_num_threads() if _process_threads(self.backend.name)
+            threads = (torch.get_num_threads() if process_threads(self.backend.name)
                        else self.threads)
         self._decisions.save(self._decision_subject, Decision(
             backend=self.backend.name, precision=self.backend.precision, threads=threads,
@@ -330,55 +246,13 @@ class InferenceEngine:
         selection = getattr(self, '_selection', None)
         if self.config.num_threads == THREADS_AUTO and self.device == 'cpu' and \
                 not (selection is not None and selection.remembered):
-            self._tune_threads(image)
+            self.threads = tune_threads(self, image, getattr(self, '_model', None),
+                                        getattr(self, '_backend_request', None))
         self._remember()
         info = self.describe()
         _LOG.info('engine ready: %s/%s on %s (%s); start-up with %dx warm-up on %dx%d took '
                   '%.0f ms', info['backend'], info['precision'], self.device, self.reason,
                   iters, image.shape[0], image.shape[1], (time.perf_counter() - start) * 1e3)
-
-    def _tune_threads(self, image: np.ndarray) -> None:
-        """num_threads=-1: time 1 thread against the runtime's default, keep the faster.
-
-        torch's pool is switched in place; OpenVINO and ONNX Runtime fix their threads when
-        the network is compiled, so a one-thread copy of the chosen backend is built (from
-        the cache) and timed against it, in interleaved rounds."""
-        import torch
-
-        def frame_ms() -> float:
-            begin = time.perf_counter()
-            self(image, 'rgb', want_confidence=True, want_stats=True)
-            return (time.perf_counter() - begin) * 1e3
-
-        timings: dict[int, list[float]] = {}
-        if _process_threads(self.backend.name):
-            default = torch.get_num_threads()
-            for threads in sorted({1, default}):
-                torch.set_num_threads(threads)
-                self(image, 'rgb', want_confidence=True, want_stats=True)  # settle the pool
-                timings[threads] = [frame_ms()]
-            best = min(timings, key=lambda t: timings[t][0])
-            torch.set_num_threads(best)
-        else:
-            from lw_refinenet_ros.engine.backends import create_backend
-
-            request = dataclasses.replace(self._backend_request,
-                                          precision=self.backend.precision, num_threads=1)
-            variants = {0: self.backend,
-                        1: create_backend(self.backend.name, self._model, request)}
-            for backend in variants.values():
-                self.backend = backend
-                self(image, 'rgb', want_confidence=False, want_stats=False)
-            for _ in range(3):
-                for threads, backend in variants.items():
-                    self.backend = backend
-                    timings.setdefault(threads, []).append(frame_ms())
-            best = min(timings, key=lambda t: float(np.median(timings[t])))
-            self.backend = variants[best]
-        self.threads = best
-        _LOG.info('num_threads=-1 (auto): %s ms per frame -> using %s',
-                  {k or 'default': round(float(np.median(v))) for k, v in timings.items()},
-                  f'{best} thread(s)' if best else "the runtime's default threads")
 
     # ----------------------------------------------------------------- public API
 
@@ -408,111 +282,27 @@ class InferenceEngine:
             One result per image, in input order.
         """
         images = list(images)
-        if isinstance(color_orders, str):
-            orders = [color_orders] * len(images)
-        else:
-            orders = list(color_orders)
-            if len(orders) != len(images):
-                raise EngineError(f'{len(images)} images but {len(orders)} colour orders.')
-        for i, order in enumerate(orders):
-            if order not in COLOR_ORDERS:
-                raise EngineError(f'colour order {i} is {order!r}; expected "rgb" or "bgr".')
-        for i, image in enumerate(images):
-            check_image(image, i if len(images) > 1 else None)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, image in enumerate(images):
-            groups.setdefault(tuple(image.shape[:2]), []).append(i)
+        orders = checked_orders(images, color_orders)
         results: list[SegmentationResult | None] = [None] * len(images)
         step = self.config.max_batch
-        for (height, width), members in groups.items():
+        for (height, width), members in size_groups(images).items():
             size = network_size(height, width, self.config.max_side)
             for first in range(0, len(members), step):
-                chunk = members[first:first + step]
-                run = self._run_on_device if self._on_device else self._run_on_cpu
+                chunk = Chunk(images, orders, members[first:first + step], height, width,
+                              size, want_confidence, want_stats, results)
                 try:
-                    run(images, orders, chunk, height, width, size, want_confidence,
-                        want_stats, results)
+                    if self._on_device:
+                        run_on_device(self._torch_pre, self.backend, self._torch_post,
+                                      self.num_classes, self.device, chunk)
+                    else:
+                        run_on_cpu(self._cpu_pre, self.backend, self._cpu_post,
+                                   self.num_classes, chunk)
                 except EngineError:
                     raise
                 except (RuntimeError, MemoryError) as error:
                     raise EngineError(f'inference failed on a {height}x{width} frame: '
                                       f'{type(error).__name__}: {error}') from error
         return results  # type: ignore[return-value]
-
-    def _check_logits(self, logits: Any, count: int, size: tuple[int, int]) -> None:
-        expected = (count, self.num_classes, -(-size[0] // 4), -(-size[1] // 4))
-        if tuple(getattr(logits, 'shape', ())) != expected:
-            raise EngineError(f'the backend returned {getattr(logits, "shape", type(logits))}; '
-                              f'expected {expected} logits (N, K, h/4, w/4).')
-
-    def _run_on_cpu(self, images: list[np.ndarray], orders: list[str], chunk: list[int],
-                    height: int, width: int, size: tuple[int, int], want_confidence: bool,
-                    want_stats: bool, results: list[SegmentationResult | None]) -> None:
-        t0 = time.perf_counter()
-        batch = self._cpu_pre([images[i] for i in chunk], [orders[i] for i in chunk], size)
-        t1 = time.perf_counter()
-        logits = self.backend.forward(batch)
-        t2 = time.perf_counter()
-        self._check_logits(logits, len(chunk), size)
-        need_conf = want_confidence or want_stats
-        for j, i in enumerate(chunk):
-            t_post = time.perf_counter()
-            labels, conf = self._cpu_post(logits[j], height, width, need_conf)
-            stats = self._cpu_post.stats(labels, conf) if want_stats else None
-            post = (time.perf_counter() - t_post) * 1e3
-            results[i] = SegmentationResult(
-                labels=labels, confidence=conf if want_confidence else None, stats=stats,
-                network_size=size,
-                timings={'preprocess': (t1 - t0) * 1e3, 'forward': (t2 - t1) * 1e3,
-                         'postprocess': post, 'total': (t2 - t0) * 1e3 + post})
-
-    def _run_on_device(self, images: list[np.ndarray], orders: list[str], chunk: list[int],
-                       height: int, width: int, size: tuple[int, int], want_confidence: bool,
-                       want_stats: bool, results: list[SegmentationResult | None]) -> None:
-        import torch
-
-        cuda = self.device.startswith('cuda')
-
-        def mark() -> Any:
-            # Stage boundaries as CUDA events: the frame runs without a synchronisation between
-            # stages (the labels' download at the end is the only one); the stage times are
-            # read from the events afterwards. (Host clock for CPU tensors, as in tests.)
-            if not cuda:
-                return time.perf_counter()
-            event = torch.cuda.Event(enable_timing=True)
-            event.record(torch.cuda.current_stream(self.device))
-            return event
-
-        def elapsed_ms(begin: Any, end: Any) -> float:
-            return begin.elapsed_time(end) if cuda else (end - begin) * 1e3
-
-        t0 = time.perf_counter()
-        try:
-            with torch.inference_mode():
-                pre_start = mark()
-                batch = self._torch_pre([images[i] for i in chunk],
-                                        [orders[i] for i in chunk], size)
-                forward_start = mark()
-                logits = self.backend.forward_tensor(batch)  # type: ignore[attr-defined]
-                forward_end = mark()
-                self._check_logits(logits, len(chunk), size)
-                for j, i in enumerate(chunk):
-                    post_start = mark()
-                    labels, conf, stats = self._torch_post(logits[j], height, width,
-                                                           want_confidence, want_stats)
-                    post_end = mark()
-                    if cuda:
-                        post_end.synchronize()
-                    results[i] = SegmentationResult(
-                        labels=labels, confidence=conf, stats=stats, network_size=size,
-                        timings={'preprocess': elapsed_ms(pre_start, forward_start),
-                                 'forward': elapsed_ms(forward_start, forward_end),
-                                 'postprocess': elapsed_ms(post_start, post_end),
-                                 'total': (time.perf_counter() - t0) * 1e3})
-        except torch.cuda.OutOfMemoryError as error:
-            torch.cuda.empty_cache()
-            raise EngineError(f'CUDA out of memory on a {height}x{width} frame; lower '
-                              f'max_side or use fp16 ({error}).') from error
 
     def describe(self) -> dict[str, Any]:
         """Effective settings after selection and fallbacks (logs, /diagnostics, benchmarks):

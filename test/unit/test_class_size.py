@@ -12,9 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2] / 'lw_refinenet_ros'
 MAX_LINES = 250
 #: module path (relative to the package) :: class name, still being split.
-KNOWN_LONG = frozenset({
-    'engine/inference.py::InferenceEngine',
-})
+KNOWN_LONG: frozenset[str] = frozenset()
 
 
 def long_classes() -> dict[str, int]:

@@ -1,0 +1,156 @@
+"""One chunk of same-size frames through the engine's stages, on the CPU or on the device.
+
+:class:`~lw_refinenet_ros.engine.inference.InferenceEngine` splits a call into chunks of
+same-size images (up to ``max_batch``) and hands each to one of the two paths here. The CPU
+path runs numpy/OpenCV stages around the backend's numpy ``forward``; the device path keeps
+the whole frame on the GPU (torch stages around ``forward_tensor``) and reads the stage times
+from CUDA events, so the frame runs without a synchronisation between stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from lw_refinenet_ros.engine.backends.base import Backend
+from lw_refinenet_ros.engine.postprocess import CpuPostprocessor, TorchPostprocessor
+from lw_refinenet_ros.engine.preprocess import (
+    COLOR_ORDERS,
+    CpuPreprocessor,
+    TorchPreprocessor,
+    check_image,
+)
+from lw_refinenet_ros.engine.result import SegmentationResult
+from lw_refinenet_ros.errors import EngineError
+
+
+def checked_orders(images: list[np.ndarray], color_orders: str | Sequence[str]) -> list[str]:
+    """One valid colour order per image, after checking every image.
+
+    Raises:
+        EngineError: A count mismatch, an unknown colour order, or a bad image.
+    """
+    if isinstance(color_orders, str):
+        orders = [color_orders] * len(images)
+    else:
+        orders = list(color_orders)
+        if len(orders) != len(images):
+            raise EngineError(f'{len(images)} images but {len(orders)} colour orders.')
+    for i, order in enumerate(orders):
+        if order not in COLOR_ORDERS:
+            raise EngineError(f'colour order {i} is {order!r}; expected "rgb" or "bgr".')
+    for i, image in enumerate(images):
+        check_image(image, i if len(images) > 1 else None)
+    return orders
+
+
+def size_groups(images: list[np.ndarray]) -> dict[tuple[int, int], list[int]]:
+    """Image indices by (height, width), in first-seen order: what can share a forward."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, image in enumerate(images):
+        groups.setdefault(tuple(image.shape[:2]), []).append(i)
+    return groups
+
+
+@dataclass
+class Chunk:
+    """Same-size images of one call that share a forward pass, and where their results go."""
+
+    images: list[np.ndarray]
+    orders: list[str]
+    members: list[int]
+    height: int
+    width: int
+    size: tuple[int, int]
+    want_confidence: bool
+    want_stats: bool
+    results: list[SegmentationResult | None]
+
+
+def check_logits(logits: Any, count: int, num_classes: int, size: tuple[int, int]) -> None:
+    """Raise EngineError unless ``logits`` are (count, K, ceil(h/4), ceil(w/4))."""
+    expected = (count, num_classes, -(-size[0] // 4), -(-size[1] // 4))
+    if tuple(getattr(logits, 'shape', ())) != expected:
+        raise EngineError(f'the backend returned {getattr(logits, "shape", type(logits))}; '
+                          f'expected {expected} logits (N, K, h/4, w/4).')
+
+
+def run_on_cpu(pre: CpuPreprocessor, backend: Backend, post: CpuPostprocessor,
+               num_classes: int, chunk: Chunk) -> None:
+    """The chunk through numpy/OpenCV stages around ``backend.forward``."""
+    size = chunk.size
+    t0 = time.perf_counter()
+    batch = pre([chunk.images[i] for i in chunk.members],
+                [chunk.orders[i] for i in chunk.members], size)
+    t1 = time.perf_counter()
+    logits = backend.forward(batch)
+    t2 = time.perf_counter()
+    check_logits(logits, len(chunk.members), num_classes, size)
+    need_conf = chunk.want_confidence or chunk.want_stats
+    for j, i in enumerate(chunk.members):
+        t_post = time.perf_counter()
+        labels, conf = post(logits[j], chunk.height, chunk.width, need_conf)
+        stats = post.stats(labels, conf) if chunk.want_stats else None
+        post_ms = (time.perf_counter() - t_post) * 1e3
+        chunk.results[i] = SegmentationResult(
+            labels=labels, confidence=conf if chunk.want_confidence else None, stats=stats,
+            network_size=size,
+            timings={'preprocess': (t1 - t0) * 1e3, 'forward': (t2 - t1) * 1e3,
+                     'postprocess': post_ms, 'total': (t2 - t0) * 1e3 + post_ms})
+
+
+def run_on_device(pre: TorchPreprocessor, backend: Backend, post: TorchPostprocessor,
+                  num_classes: int, device: str, chunk: Chunk) -> None:
+    """The chunk through torch stages around ``backend.forward_tensor`` on ``device``.
+
+    Raises:
+        EngineError: CUDA ran out of memory (the cache is emptied first).
+    """
+    import torch
+
+    cuda = device.startswith('cuda')
+
+    def mark() -> Any:
+        # Stage boundaries as CUDA events: the frame runs without a synchronisation between
+        # stages (the labels' download at the end is the only one); the stage times are
+        # read from the events afterwards. (Host clock for CPU tensors, as in tests.)
+        if not cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record(torch.cuda.current_stream(device))
+        return event
+
+    def elapsed_ms(begin: Any, end: Any) -> float:
+        return begin.elapsed_time(end) if cuda else (end - begin) * 1e3
+
+    size = chunk.size
+    t0 = time.perf_counter()
+    try:
+        with torch.inference_mode():
+            pre_start = mark()
+            batch = pre([chunk.images[i] for i in chunk.members],
+                        [chunk.orders[i] for i in chunk.members], size)
+            forward_start = mark()
+            logits = backend.forward_tensor(batch)  # type: ignore[attr-defined]
+            forward_end = mark()
+            check_logits(logits, len(chunk.members), num_classes, size)
+            for j, i in enumerate(chunk.members):
+                post_start = mark()
+                labels, conf, stats = post(logits[j], chunk.height, chunk.width,
+                                           chunk.want_confidence, chunk.want_stats)
+                post_end = mark()
+                if cuda:
+                    post_end.synchronize()
+                chunk.results[i] = SegmentationResult(
+                    labels=labels, confidence=conf, stats=stats, network_size=size,
+                    timings={'preprocess': elapsed_ms(pre_start, forward_start),
+                             'forward': elapsed_ms(forward_start, forward_end),
+                             'postprocess': elapsed_ms(post_start, post_end),
+                             'total': (time.perf_counter() - t0) * 1e3})
+    except torch.cuda.OutOfMemoryError as error:
+        torch.cuda.empty_cache()
+        raise EngineError(f'CUDA out of memory on a {chunk.height}x{chunk.width} frame; lower '
+                          f'max_side or use fp16 ({error}).') from error
