@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from lw_refinenet_ros.evaluation.seeds import resolve_conveyor_data
     from lw_refinenet_ros.evaluation.segmentation import evaluate_model
-    from lw_refinenet_ros.model.checkpoint import checkpoint_engine_defaults
+    from lw_refinenet_ros.model.weights import checkpoint_engine_defaults
     from lw_refinenet_ros.segmenter import Segmenter
 
     # The engine is built once the data is checked, warmed up on its first image. Options the

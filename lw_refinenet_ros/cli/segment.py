@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
 
     from lw_refinenet_ros.data.uncertain import UncertainFrames
     from lw_refinenet_ros.errors import ConfigError
-    from lw_refinenet_ros.model.checkpoint import checkpoint_engine_defaults
+    from lw_refinenet_ros.model.weights import checkpoint_engine_defaults
     from lw_refinenet_ros.objects.options import ObjectsConfig
     from lw_refinenet_ros.palette import colorize, overlay
     from lw_refinenet_ros.segmenter import Segmenter

@@ -142,7 +142,7 @@ class AnnotatedDataset:
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(image, labels, instances); the image must have the size the annotations say."""
-        from lw_refinenet_ros.data.datasets import read_rgb
+        from lw_refinenet_ros.data.files import read_rgb
 
         item = self.items[index]
         if not item.path.is_file():

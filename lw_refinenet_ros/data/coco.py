@@ -82,7 +82,7 @@ def _color(value: Any) -> tuple[int, int, int] | None:
 def _classes(path: Path, categories: list[Any], classes: str | os.PathLike[str] | None
              ) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...], dict[int, int]]:
     """Class names, colours and category id -> class id."""
-    from lw_refinenet_ros.data.datasets import load_class_file, voc_colors
+    from lw_refinenet_ros.data.files import load_class_file, voc_colors
 
     if not categories:
         raise ConfigError(f'{path} has an empty category list, so its annotations name no '

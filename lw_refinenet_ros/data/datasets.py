@@ -15,14 +15,15 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-import cv2
 import numpy as np
 
-from lw_refinenet_ros.classes import find_dataset_class_file, read_class_file
+from lw_refinenet_ros.classes import find_dataset_class_file
 from lw_refinenet_ros.constants import IGNORE_INDEX as IGNORE_INDEX  # re-exported
+from lw_refinenet_ros.data.files import load_class_file as load_class_file  # re-exported
+from lw_refinenet_ros.data.files import read_rgb as read_rgb  # re-exported
+from lw_refinenet_ros.data.files import voc_colors as voc_colors  # re-exported
 from lw_refinenet_ros.errors import ConfigError
 from lw_refinenet_ros.palette import VOC_CLASSES as VOC_CLASSES  # re-exported
-from lw_refinenet_ros.palette import voc_palette
 
 _LOG = logging.getLogger(__name__)
 
@@ -44,11 +45,6 @@ CITYSCAPES_ID_TO_TRAIN_ID: dict[int, int] = {
     25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
 
 
-def voc_colors(n: int) -> tuple[tuple[int, int, int], ...]:
-    """The PASCAL VOC colour map (:func:`lw_refinenet_ros.palette.voc_palette`) as tuples."""
-    return tuple((int(r), int(g), int(b)) for r, g, b in voc_palette(n))
-
-
 def _cityscapes_lut() -> np.ndarray:
     lut = np.full(256, IGNORE_INDEX, np.uint8)
     for label_id, train_id in CITYSCAPES_ID_TO_TRAIN_ID.items():
@@ -56,33 +52,7 @@ def _cityscapes_lut() -> np.ndarray:
     return lut
 
 
-# --------------------------------------------------------------------------- class files
-
-
-def load_class_file(path: str | os.PathLike[str]) -> tuple[tuple[str, ...],
-                                                            tuple[tuple[int, int, int], ...]
-                                                            | None]:
-    """Class names and colours (None when the file gives none) from a class file in any form
-    :mod:`lw_refinenet_ros.classes` reads; colours the file leaves out get VOC colours.
-
-    Raises:
-        ConfigError: Missing file, or content in none of the accepted forms.
-    """
-    class_file = read_class_file(path)
-    class_file.class_map()  # unique, non-empty names: the same check the node makes
-    given = any(color is not None for color in class_file.colors)
-    return class_file.names, (class_file.filled_colors() if given else None)
-
-
 # --------------------------------------------------------------------------- image I/O
-
-
-def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an image file as RGB uint8 (H, W, 3)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ConfigError(f'Cannot read image {path}; is it a valid image file?')
-    return np.ascontiguousarray(image[..., ::-1])
 
 
 def read_label(path: str | os.PathLike[str]) -> np.ndarray:

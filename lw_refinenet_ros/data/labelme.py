@@ -75,7 +75,7 @@ def _polygon(shape: dict) -> list[float] | None:
 def _class_names(folder: Path, labels: set[str], classes: str | os.PathLike[str] | None
                  ) -> tuple[list[str], tuple | None]:
     from lw_refinenet_ros.classes import find_dataset_class_file
-    from lw_refinenet_ros.data.datasets import load_class_file
+    from lw_refinenet_ros.data.files import load_class_file
 
     path = Path(classes) if classes is not None else find_dataset_class_file(folder)
     if path is not None:
@@ -99,7 +99,7 @@ def read_labelme(folder: str | os.PathLike[str], *,
     Raises:
         ConfigError: No LabelMe file in the folder.
     """
-    from lw_refinenet_ros.data.datasets import voc_colors
+    from lw_refinenet_ros.data.files import voc_colors
 
     folder = Path(folder)
     files = labelme_files(folder)

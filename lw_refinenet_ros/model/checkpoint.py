@@ -360,24 +360,6 @@ def engine_defaults(metadata: Mapping[str, Any], *, max_side: int | None) -> dic
     return {'max_side': default_max_side(metadata)}
 
 
-def checkpoint_engine_defaults(weights: str | os.PathLike[str] | None, *,
-                               max_side: int | None) -> dict[str, Any]:
-    """:func:`engine_defaults` of a checkpoint file (None: the packaged default model).
-
-    Reads the file only when something is unset; a file that cannot be read gives ``{}``
-    here and its error where the model itself is loaded.
-    """
-    if max_side is not None:
-        return {}
-    from lw_refinenet_ros.model.weights import DEFAULT_MODEL_PATH
-
-    try:
-        info = read_checkpoint(DEFAULT_MODEL_PATH if weights is None else weights)
-    except CheckpointError:
-        return {}
-    return engine_defaults(info.metadata, max_side=max_side)
-
-
 def checkpoint_info_from_object(obj: Any, source: str = 'state dict') -> CheckpointInfo:
     """Build a :class:`CheckpointInfo` from something ``torch.load`` returned.
 

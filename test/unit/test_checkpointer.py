@@ -80,12 +80,8 @@ def test_the_model_card_round_trips_into_segment_and_the_engine(tmp_path: Path) 
     """A model trained at 96x72 runs 2x larger frames at 96 px unless max_side is set."""
     from lw_refinenet_ros.cli import build_parser
     from lw_refinenet_ros.engine.config import engine_config_from_args
-    from lw_refinenet_ros.model.checkpoint import (
-        checkpoint_engine_defaults,
-        engine_defaults,
-        model_card,
-        val_scores,
-    )
+    from lw_refinenet_ros.model.checkpoint import engine_defaults, model_card, val_scores
+    from lw_refinenet_ros.model.weights import checkpoint_engine_defaults
 
     metadata = {'dataset': 'd', **model_card(input_size=(96, 72), train_scale=(0.8, 1.25))}
     checkpointer = Checkpointer(tmp_path, build_model('mbv2', 2), arch='mbv2',
