@@ -38,7 +38,8 @@ def test_make_dataset_class_file_works_in_train_eval_segment_and_the_node(
     write_class_file(classes, names, written.filled_colors())
 
     run = tmp_path / 'run'
-    _cli('train', '--data', str(data), '--classes', str(classes), '--max-steps', '1',
+    _cli('train', '--data', str(data), '--classes', str(classes), '--recipe', 'reference',
+         '--max-steps', '1',
          '--stage-epochs', '1', '--lrs', '1e-4', '--crop-size', '32', '--scale-min', '1',
          '--scale-max', '1', '--min-short-side', '0', '--batch-size', '2', '--workers', '0',
          '--device', 'cpu', '--threads', '1', '--out', str(run))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from importlib import metadata
 import pathlib
 import re
+import site
 import sys
 
 import pytest
@@ -39,7 +40,9 @@ def _lock() -> dict[str, str]:
 
 
 def _installed() -> dict[str, str]:
-    return {_canonical(dist.metadata['Name']): dist.version for dist in metadata.distributions()}
+    """What the venv's site-packages hold (not whatever a test put on sys.path)."""
+    return {_canonical(dist.metadata['Name']): dist.version
+            for dist in metadata.distributions(path=site.getsitepackages())}
 
 
 def _in_project_venv() -> bool:

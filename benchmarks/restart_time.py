@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Seconds from starting the real node's process to its first labels, cold and restarted.
+
+A camera publishes a conveyor frame at 15 Hz from the moment the node is spawned; the time is
+taken from ``Popen`` to the first ``segmentation/labels`` message. The first start uses an
+empty cache folder (every runtime exported, compiled and timed: the cold start); the later
+starts reuse that folder, as a node restarted on the same machine does. Default settings
+otherwise (``backend: auto``, ``precision: auto``, the packaged model).
+
+Usage: .venv/bin/python benchmarks/restart_time.py [--size 640x480] [--restarts 3] [--json F]
+"""
+
+from __future__ import annotations
+
+import pathlib
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+import rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    base_parser,
+    child_env,
+    machine_state,
+    pick_domain,
+    spawn,
+    stop,
+    write_json,
+)
+
+from lw_refinenet_ros.data.conveyor import render_conveyor_frame  # noqa: E402
+from lw_refinenet_ros.ros.topic_names import IMAGE, LABELS  # noqa: E402
+from lw_refinenet_ros.sizes import parse_size  # noqa: E402
+
+
+def _image(frame: np.ndarray) -> Image:
+    message = Image()
+    message.height, message.width = frame.shape[:2]
+    message.encoding = 'rgb8'
+    message.step = frame.shape[1] * 3
+    message.data = frame.tobytes()
+    return message
+
+
+def time_to_first_labels(size: tuple[int, int], env: dict[str, str], timeout_s: float,
+                         log: pathlib.Path) -> float:
+    """Spawn the node (its output to ``log``), publish frames, return seconds until its first
+    labels (inf: none)."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('restart_bench', context=context)
+    first = threading.Event()
+    node.create_subscription(Image, '/' + LABELS, lambda _msg: first.set(),
+                             qos_profile_sensor_data)
+    publisher = node.create_publisher(Image, '/' + IMAGE, qos_profile_sensor_data)
+    frame = render_conveyor_frame(7, size)[0]
+    message = _image(np.ascontiguousarray(frame))
+    executor = rclpy.executors.SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    started = time.monotonic()
+    process = spawn(['-m', 'lw_refinenet_ros.ros.node'], env, log_path=log)
+    try:
+        next_frame = started
+        while not first.is_set() and time.monotonic() - started < timeout_s:
+            if time.monotonic() >= next_frame:
+                message.header.stamp = node.get_clock().now().to_msg()
+                publisher.publish(message)
+                next_frame += 1 / 15
+            executor.spin_once(timeout_sec=0.005)
+        elapsed = time.monotonic() - started if first.is_set() else float('inf')
+    finally:
+        stop(process, timeout=10.0)
+        if not first.is_set():
+            print(f'no labels within {timeout_s:.0f} s; the node said:\n'
+                  + '\n'.join(log.read_text(errors='replace').splitlines()[-20:]))
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument('--size', default='640x480', help='WIDTHxHEIGHT of the camera frames')
+    parser.add_argument('--restarts', type=int, default=3)
+    parser.add_argument('--timeout', type=float, default=600.0)
+    args = parser.parse_args(argv)
+    width, height = parse_size(args.size)
+    with tempfile.TemporaryDirectory(prefix='lwrf-restart-') as cache:
+        env = child_env(None, pick_domain())
+        env['XDG_CACHE_HOME'] = cache
+        logs = pathlib.Path(cache)
+        cold = time_to_first_labels((width, height), env, args.timeout, logs / 'cold.log')
+        print(f'cold start (empty cache): {cold:.2f} s', flush=True)
+        warm = []
+        for _ in range(args.restarts):
+            warm.append(time_to_first_labels((width, height), env, args.timeout,
+                                             logs / f'restart{len(warm)}.log'))
+            print(f'restart: {warm[-1]:.2f} s', flush=True)
+    write_json(args.json, {
+        'benchmark': 'restart_time', 'machine': machine_state(), 'size': f'{width}x{height}',
+        'cold_s': round(cold, 3), 'restarts_s': [round(t, 3) for t in warm],
+        'restart_median_s': round(statistics.median(warm), 3) if warm else None,
+    })
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
