@@ -12,6 +12,7 @@ Usage: .venv/bin/python benchmarks/restart_time.py [--size 640x480] [--restarts 
 
 from __future__ import annotations
 
+import os
 import pathlib
 import statistics
 import sys
@@ -54,7 +55,7 @@ def time_to_first_labels(size: tuple[int, int], env: dict[str, str], timeout_s: 
     """Spawn the node (its output to ``log``), publish frames, return seconds until its first
     labels (inf: none)."""
     context = rclpy.Context()
-    rclpy.init(context=context)
+    rclpy.init(context=context, domain_id=int(env['ROS_DOMAIN_ID']))
     node = rclpy.create_node('restart_bench', context=context)
     first = threading.Event()
     node.create_subscription(Image, '/' + LABELS, lambda _msg: first.set(),
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix='lwrf-restart-') as cache:
         env = child_env(None, pick_domain())
         env['XDG_CACHE_HOME'] = cache
+        # This process's own participant must discover the node's: same domain and range.
+        os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = env['ROS_AUTOMATIC_DISCOVERY_RANGE']
         logs = pathlib.Path(cache)
         cold = time_to_first_labels((width, height), env, args.timeout, logs / 'cold.log')
         print(f'cold start (empty cache): {cold:.2f} s', flush=True)
