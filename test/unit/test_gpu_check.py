@@ -9,6 +9,7 @@ machine without CUDA. ``auto`` on CUDA must time candidates through the whole en
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 import subprocess
@@ -26,24 +27,23 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / 'benchmarks'
 
 
-@pytest.fixture(scope='module')
-def matrix():
+def _benchmark_module(name: str):
+    """Import ``benchmarks/<name>.py`` (the benchmarks folder is not a package)."""
     sys.path.insert(0, str(BENCHMARKS))
     try:
-        import gpu_matrix as module
+        return importlib.import_module(name)
     finally:
         sys.path.pop(0)
-    return module
+
+
+@pytest.fixture(scope='module')
+def matrix():
+    return _benchmark_module('gpu_matrix')
 
 
 @pytest.fixture(scope='module')
 def report():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import gpu_report as module
-    finally:
-        sys.path.pop(0)
-    return module
+    return _benchmark_module('gpu_report')
 
 
 class _Result:
@@ -206,12 +206,7 @@ def test_the_probe_tells_no_cuda_from_a_broken_environment(tmp_path) -> None:
 
 @pytest.fixture(scope='module')
 def gpu_probe():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import gpu_probe as module
-    finally:
-        sys.path.pop(0)
-    return module
+    return _benchmark_module('gpu_probe')
 
 
 def test_the_probe_reports_a_missing_required_package_as_broken(gpu_probe,
