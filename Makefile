@@ -34,8 +34,12 @@ $(VENV)/.package-stamp: $(VENV)/.deps-stamp $(PACKAGE_SOURCES)
 	$(BUILD_ENV) $(VPY) -m pip install --quiet --no-build-isolation --no-deps --force-reinstall .
 	touch $@
 
+# test_training_precision.py runs torch.compile with a failing compiler and a bf16 CPU step: in
+# one long pytest process, after hundreds of other tests, that corner has crashed the whole run
+# (SIGSEGV) in some runs, while in a process of its own it passes; so it gets its own process.
 test: setup
-	$(VPY) -m pytest $(PYTEST_ARGS)
+	$(VPY) -m pytest $(PYTEST_ARGS) --ignore=test/unit/test_training_precision.py
+	$(VPY) -m pytest $(PYTEST_ARGS) test/unit/test_training_precision.py
 
 demo: setup
 	$(VENV)/bin/lw-refinenet demo $(DEMO_ARGS)
