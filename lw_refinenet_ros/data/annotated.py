@@ -194,6 +194,23 @@ def find_image(file_name: str, folders: Sequence[Path]) -> Path | None:
     return None
 
 
+def size_problem(found: Path, actual: tuple[int, int] | None, declared: tuple[int, int],
+                 annotation_file: str, fix: str) -> Problem | None:
+    """The problem with an image whose header disagrees with its annotations, if any.
+
+    COCO and LabelMe both declare each image's size; a mismatch means the masks would be
+    drawn for a different picture, so it is reported (with the format's own ``fix``) rather
+    than silently rescaled. ``fix`` says what to do about a mismatch.
+    """
+    if actual is None:
+        return Problem(str(found), 'cannot be read as an image',
+                       'replace the file or remove it from the annotations')
+    if actual != declared:
+        return Problem(str(found), f'is {actual[0]}x{actual[1]} but {annotation_file} annotates '
+                       f'it at {declared[0]}x{declared[1]}', fix)
+    return None
+
+
 def image_size(path: Path) -> tuple[int, int] | None:
     """(width, height) from the image header, or None when the file cannot be read."""
     from PIL import Image

@@ -29,6 +29,7 @@ from lw_refinenet_ros.data.annotated import (
     ignore_shape,
     image_size,
     outside_problem,
+    size_problem,
 )
 from lw_refinenet_ros.data.masks import check_polygons, polygon_bounds, rle_string_to_counts
 from lw_refinenet_ros.errors import ConfigError
@@ -191,14 +192,10 @@ def read_coco(path: str | os.PathLike[str], *, images: str | os.PathLike[str] | 
                                         'put the images there or pass --images DIR'))
             found = folders[0] / entry['file_name']
         elif check_files:
-            actual = image_size(found)
-            if actual is None:
-                problems.append(Problem(str(found), 'cannot be read as an image',
-                                        'replace the file or remove it from the export'))
-            elif actual != (width, height):
-                problems.append(Problem(str(found), f'is {actual[0]}x{actual[1]} but {path.name}'
-                                        f' annotates it at {width}x{height}',
-                                        'export the annotations for these very images'))
+            problem = size_problem(found, image_size(found), (width, height), path.name,
+                                   'export the annotations for these very images')
+            if problem is not None:
+                problems.append(problem)
         items[entry['id']] = AnnotatedImage(found, width, height, [], source)
     for number, annotation in enumerate(data['annotations']):
         problem = _add_annotation(annotation, number, items, category_class, names, source)

@@ -28,6 +28,7 @@ from lw_refinenet_ros.data.annotated import (
     find_image,
     image_size,
     outside_problem,
+    size_problem,
 )
 from lw_refinenet_ros.data.coco import BACKGROUND_NAMES, load_json
 from lw_refinenet_ros.errors import ConfigError
@@ -149,13 +150,10 @@ def _item(path: Path, data: dict, images: str | os.PathLike[str] | None,
             return None, False
         width, height = actual
     elif check_files and found.is_file():
-        if actual is None:
-            problems.append(Problem(str(found), 'cannot be read as an image',
-                                    'replace the file'))
-        elif actual != (width, height):
-            problems.append(Problem(str(found), f'is {actual[0]}x{actual[1]} but {path.name} '
-                                    f'annotates it at {width}x{height}',
-                                    'annotate the image that is there'))
+        problem = size_problem(found, actual, (width, height), path.name,
+                               'annotate the image that is there')
+        if problem is not None:
+            problems.append(problem)
     item = AnnotatedImage(found, width, height, [], source)
     groups: dict[Any, int] = {}
     for number, shape in enumerate(data['shapes']):
