@@ -211,6 +211,18 @@ def test_labelme_point_shapes_are_reported_not_trained(tmp_path) -> None:
         open_dataset(tmp_path)
 
 
+def test_labelme_image_of_another_size_or_unreadable_is_refused_with_the_file(tmp_path) -> None:
+    _labelme(tmp_path, 'f1', [_shape('can', [[1, 1], [5, 5]], 'rectangle')])
+    _labelme(tmp_path, 'f2', [_shape('can', [[1, 1], [5, 5]], 'rectangle')])
+    _write_image(tmp_path / 'f1.png', 2 * W, 2 * H)
+    (tmp_path / 'f2.png').write_bytes(b'not a png')
+    with pytest.raises(ConfigError) as error:
+        open_dataset(tmp_path)
+    assert 'f1.png: is 60x40 but f1.json annotates it at 30x20' in str(error.value)
+    assert 'annotate the image that is there' in str(error.value)
+    assert 'f2.png: cannot be read as an image' in str(error.value)
+
+
 def test_train_offers_every_layout_the_readers_know() -> None:
     from lw_refinenet_ros.cli.train import LAYOUTS as CLI_LAYOUTS
     from lw_refinenet_ros.data.datasets import LAYOUTS
