@@ -1,22 +1,34 @@
-"""``lw-refinenet segment``: segment images, folders and videos to PNG files.
+"""``lw-refinenet segment``: segment images, folders and videos to files.
 
-For every image ``<stem>.<ext>`` three PNGs are written to ``--out``:
+``--outputs`` names what is written for every image ``<stem>.<ext>`` to ``--out``, and a job
+computes only that (:mod:`.segment_outputs`):
 
-* ``<stem>_labels.png``: class ids at full resolution (mono8, or 16-bit when K > 256);
-* ``<stem>_color.png``: the labels in the class colours;
-* ``<stem>_overlay.png``: the colours blended over the image (``--alpha``).
+* ``labels``: ``<stem>_labels.png``, class ids at full resolution (mono8, or 16-bit when
+  K > 256);
+* ``color``: ``<stem>_color.png``, the labels in the class colours;
+* ``overlay``: ``<stem>_overlay.png``, the colours blended over the image (``--alpha``);
+* ``confidence``: ``<stem>_confidence.png``, the winning class's probability x 65535 (16-bit);
+* ``objects``: ``<stem>_objects.json``, the parts (below).
+
+The default is ``labels,color,overlay``, as before the flag existed. The files are encoded
+and written on a second thread while the next frame is segmented; a write error stops the
+job with the file's name and the reason (exit status 2).
 
 Videos (``.mp4``, ``.avi``, ``.mkv``, ``.mov``, ``.webm``, ``.m4v``) are decoded with
 ``cv2.VideoCapture`` and every ``--video-stride``-th frame is written the same way as
 ``<stem>_<frame:06d>_labels.png`` etc. (frame = index in the video, from 0). Lossless PNGs
 keep the label values exact, which a compressed output video would not.
 
-``--objects`` also finds the parts, as the node does for ``segmentation/objects``
-(docs/objects.md), writes them to ``<stem>_objects.json`` and draws boxes, pick points and
-ids into the overlay. The frames of one video are tracked (ids persist, velocities in px/s
-from the video's frame rate); separate images are not. The ``--objects-*`` flags are the
-node's ``objects.*`` parameters (belt calibration and pick line need camera_info, so they
-are node-only).
+``objects`` (or ``--objects``, the same) also finds the parts, as the node does for
+``segmentation/objects`` (docs/objects.md), writes them to ``<stem>_objects.json`` and draws
+boxes, pick points and ids into the overlay. The frames of one video are tracked (ids
+persist, velocities in px/s from the video's frame rate); separate images are not. The
+``--objects-*`` flags are the node's ``objects.*`` parameters (belt calibration and pick line
+need camera_info, so they are node-only).
+
+With ``precision: auto`` on a CPU, a job of enough still images calibrates int8 on some of
+them and uses it only when it agrees with the start-up engine on others and is faster
+(:mod:`.segment_int8`, ``--input-int8-*``).
 """
 
 from __future__ import annotations
@@ -25,12 +37,15 @@ import argparse
 from pathlib import Path
 from typing import Any, Iterator
 
+from lw_refinenet_ros.cli.segment_int8 import INPUT_INT8_PARAMETERS
+from lw_refinenet_ros.cli.segment_outputs import DEFAULT_OUTPUTS, OUTPUTS
 from lw_refinenet_ros.engine.config import add_engine_arguments, engine_config_from_args
 from lw_refinenet_ros.objects.options import OBJECT_PARAMETERS
 from lw_refinenet_ros.options import add_arguments as add_option_arguments
 from lw_refinenet_ros.options import values_from_args
 
-HELP = 'segment images, folders or videos; writes labels, colour and overlay PNGs'
+HELP = ('segment images, folders or videos; writes labels, colour and overlay PNGs (or what '
+        '--outputs names)')
 
 #: The objects.* parameters that make sense offline (no camera_info: no belt, no pick line).
 OFFLINE_OBJECT_PARAMETERS = tuple(
@@ -56,12 +71,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--save-uncertain', nargs=2, metavar=('DIR', 'N'),
       help='also keep the N frames with the lowest mean confidence in DIR (PNG + '
       'uncertain.json): the ones to label next')
+    a('--outputs', metavar='LIST',
+      help=f'comma-separated files to write per frame, only those are computed: '
+      f'{"; ".join(f"{name}: {what}" for name, what in OUTPUTS.items())} '
+      f'(default: {",".join(DEFAULT_OUTPUTS)})'.replace('%', '%%'))
     a('--objects', action='store_true',
-      help='also find the parts: <stem>_objects.json (class, score, box, pick point, axes; '
-      'track ids within a video) and boxes, pick points and ids in the overlay')
+      help='also find the parts: the same as adding objects to --outputs')
     add_option_arguments(parser.add_argument_group(
         'objects', 'with --objects: the node parameters of the same names'),
         OFFLINE_OBJECT_PARAMETERS)
+    add_option_arguments(parser.add_argument_group(
+        'int8 from the inputs', "with precision auto on a CPU: int8 calibrated on the job's "
+        'own images, used only when it agrees and is faster'), INPUT_INT8_PARAMETERS)
     # Warm-up runs on the first image, at its size: no --warmup-size here.
     add_engine_arguments(parser.add_argument_group(
         'inference', 'the same options as the node parameters of the same names'),
@@ -130,34 +151,31 @@ def _count_frames(path: Path, stride: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import collections
-    import concurrent.futures
+    import sys
     import time
 
-    import cv2
     import numpy as np
     from tqdm import tqdm
 
+    from lw_refinenet_ros.cli.segment_int8 import InputInt8Settings, input_int8
+    from lw_refinenet_ros.cli.segment_outputs import OutputPlan, OutputWriter, parse_outputs
     from lw_refinenet_ros.data.uncertain import UncertainFrames
+    from lw_refinenet_ros.engine.preprocess import network_size
     from lw_refinenet_ros.errors import ConfigError
     from lw_refinenet_ros.model.weights import checkpoint_engine_defaults
     from lw_refinenet_ros.objects.options import ObjectsConfig
-    from lw_refinenet_ros.palette import colorize, overlay
     from lw_refinenet_ros.segmenter import Segmenter
 
+    outputs = parse_outputs(args.outputs, objects=args.objects)
     if not 0.0 <= args.alpha <= 1.0:
         raise ConfigError(f'--alpha must be in [0, 1], got {args.alpha}.')
     if args.video_stride < 1:
         raise ConfigError(f'--video-stride must be >= 1, got {args.video_stride}.')
+    int8_settings = InputInt8Settings.from_args(args)
     files = _expand(args.inputs)
     uncertain = UncertainFrames.from_args(args.save_uncertain)
     objects_config = None
-    if args.objects:
-        import json
-
-        from lw_refinenet_ros.objects.draw import draw_objects
-        from lw_refinenet_ros.objects.processor import object_record
-
+    if 'objects' in outputs:
         objects_config = ObjectsConfig.from_mapping(
             values_from_args(args, OFFLINE_OBJECT_PARAMETERS))
     # The engine is built on the first frame, so that warm-up (and the timed choice of
@@ -169,63 +187,49 @@ def run(args: argparse.Namespace) -> int:
                                    args.weights, max_side=args.max_side)),
                                objects=objects_config,
                                lazy=True, calibration=_default_int8_frames(args.weights))
-    colors_bgr = np.ascontiguousarray(segmenter.class_map.colors[:, ::-1])
+    plan = OutputPlan(outputs, np.ascontiguousarray(segmenter.class_map.colors[:, ::-1]),
+                      args.alpha)
+    want_confidence = plan.needs_confidence or uncertain is not None
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    stills = [path for path in files if path.suffix.lower() not in VIDEO_SUFFIXES]
 
     total = sum(_count_frames(path, args.video_stride) for path in files)
     bar = tqdm(total=total, unit='frame', disable=args.no_progress or total <= 1)
-    written = 0
     latencies = []
+    # int8 calibrated on the job's images runs the frames of its network size; others (and
+    # every frame when it is not used) run on the start-up segmenter.
+    int8: Any = None
+    int8_size: tuple[int, int] | None = None
     start = ready = time.perf_counter()
-
-    def write(stem: str, frame: np.ndarray, labels: np.ndarray, objects: Any) -> None:
-        blended = overlay(frame, labels, colors_bgr, args.alpha)
-        if objects is not None:
-            draw_objects(blended, objects.objects, colors_bgr)
-            target = out_dir / f'{stem}_objects.json'
-            target.write_text(json.dumps(
-                {'image': stem, 'width': int(labels.shape[1]), 'height': int(labels.shape[0]),
-                 'belt_velocity_px': objects.belt_velocity_px,
-                 'objects': [object_record(r) for r in objects.objects]}, indent=1) + '\n')
-        for suffix, data in (('labels', labels), ('color', colorize(labels, colors_bgr)),
-                             ('overlay', blended)):
-            target = out_dir / f'{stem}_{suffix}.png'
-            if not cv2.imwrite(str(target), data):
-                raise ConfigError(f'cannot write {target}; check the --out folder.')
-
-    # PNG encoding (OpenCV releases the GIL) runs on a second thread while the next frame is
-    # segmented; at most a few frames wait, so memory stays bounded on long videos.
-    pending: collections.deque = collections.deque()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as writer:
+    with OutputWriter(out_dir, plan, on_written=lambda: bar.update(1)) as writer:
         try:
             for path in files:
                 is_video = path.suffix.lower() in VIDEO_SUFFIXES
-                segmenter.reset_stream()  # another file: nothing to track across
+                for each in (segmenter, int8):
+                    if each is not None:
+                        each.reset_stream()  # another file: nothing to track across
                 for stem, frame, seconds in _frames(path, args.video_stride):
                     if segmenter.engine is None:
                         segmenter.warm_up(frame, 'bgr')
+                        outcome = input_int8(segmenter, stills, frame, int8_settings)
+                        if outcome.message:
+                            print(f'lw-refinenet segment: {outcome.message}', file=sys.stderr)
+                        int8, int8_size = outcome.segmenter, outcome.size
                         ready = time.perf_counter()
-                    result = segmenter.segment(frame, 'bgr', stamp=seconds if is_video else None,
-                                               want_confidence=uncertain is not None,
-                                               want_stats=False)
+                    runner = int8 if int8 is not None and network_size(
+                        frame.shape[0], frame.shape[1],
+                        segmenter.engine_config.max_side) == int8_size else segmenter
+                    result = runner.segment(frame, 'bgr', stamp=seconds if is_video else None,
+                                            want_confidence=want_confidence, want_stats=False,
+                                            want_objects=plan.needs_objects)
                     if uncertain is not None:
                         uncertain.offer(stem, frame, result.confidence)
                     latencies.append(result.timings['total'])
-                    pending.append(writer.submit(write, stem, frame, result.labels,
-                                                 result.objects))
-                    while len(pending) > 2 or (pending and pending[0].done()):
-                        pending.popleft().result()
-                        written += 1
-                        bar.update(1)
-            while pending:
-                pending.popleft().result()
-                written += 1
-                bar.update(1)
+                    writer.submit(stem, frame, result)
         finally:
-            for future in pending:
-                future.cancel()
             bar.close()
+    written = writer.written
     end = time.perf_counter()
     if segmenter.engine is None:
         print(f'segmented no frames from {len(files)} input(s)')
@@ -233,11 +237,12 @@ def run(args: argparse.Namespace) -> int:
     if uncertain is not None:
         print(f'kept the {len(uncertain.write())} least confident frame(s) in '
               f'{uncertain.folder} (uncertain.json): label them next')
-    info = segmenter.describe()
-    print(f'segmented {written} frame(s) from {len(files)} input(s) into {out_dir} with '
-          f'{info["backend"]}/{info["precision"]} on {info["device"]}: engine ready in '
-          f'{ready - start:.1f} s, then {np.mean(latencies):.0f} ms/frame inference, '
-          f'{written / max(end - ready, 1e-9):.1f} frames/s with decoding and PNG writing')
+    info = (int8 or segmenter).describe()
+    print(f'segmented {written} frame(s) from {len(files)} input(s) into {out_dir} '
+          f'({",".join(outputs)}) with {info["backend"]}/{info["precision"]} on '
+          f'{info["device"]}: engine ready in {ready - start:.1f} s, then '
+          f'{np.mean(latencies):.0f} ms/frame inference, '
+          f'{written / max(end - ready, 1e-9):.1f} frames/s with decoding and writing')
     return 0
 
 
