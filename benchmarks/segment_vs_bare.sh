@@ -4,6 +4,10 @@
 # against `segment` of an earlier commit
 # (the original pipeline), interleaved round by round on the same model and images, then the
 # share of labels equal to the earlier commit's fp32 labels. Prints everything it measures.
+# Also what a job pays for: `segment --outputs labels` (no colour, overlay or PNGs of them),
+# and int8 calibrated on the job's own images: the same weights passed as a user's model
+# (--weights, so no conveyor calibration), with and without --no-input-int8, each in a cache
+# of its own (round 1 is a first job: runtimes built, int8 calibrated; later rounds find them).
 #
 # Usage: benchmarks/segment_vs_bare.sh [WIDTHxHEIGHT] [OLD_COMMIT] [ROUNDS]
 #        (defaults: 640x480, a2c5517 = the last commit before the engine package, 3)
@@ -41,13 +45,24 @@ for round in $(seq "$ROUNDS"); do
   /usr/bin/time -f 'segment --max-side 0 whole process: %e s' $LWRF segment \
     "$WORK/data/images" --max-side 0 --out "$WORK/native" --no-progress 2>&1 \
     | grep -E '^segmented|whole process|backend: '
+  /usr/bin/time -f 'segment --outputs labels whole process: %e s' $LWRF segment \
+    "$WORK/data/images" --outputs labels --out "$WORK/labels_only" --no-progress 2>&1 \
+    | grep -E '^segmented|whole process'
+  /usr/bin/time -f 'segment --weights (int8 from the inputs) whole process: %e s' $LWRF \
+    segment "$WORK/data/images" --weights "$WEIGHTS" --cache-dir "$WORK/cache_self" \
+    --out "$WORK/self" --no-progress 2>&1 \
+    | grep -E '^segmented|whole process|^lw-refinenet segment:'
+  /usr/bin/time -f 'segment --weights --no-input-int8 whole process: %e s' $LWRF \
+    segment "$WORK/data/images" --weights "$WEIGHTS" --cache-dir "$WORK/cache_noself" \
+    --no-input-int8 --out "$WORK/noself" --no-progress 2>&1 \
+    | grep -E '^segmented|whole process'
   # The same weights as today's default model (the earlier commit packaged an older one).
   (cd "$WORK/old" && PYTHONPATH="$WORK/old" "$PY" -m lw_refinenet_ros segment \
     "$WORK/data/images" --weights "$WEIGHTS" --out "$WORK/old_out" --no-progress 2>&1 \
     | grep '^segmented')
 done
 
-"$PY" - "$WORK/old_out" "$WORK/new" "$WORK/native" <<'PYEOF'
+"$PY" - "$WORK/old_out" "$WORK/new" "$WORK/native" "$WORK/self" <<'PYEOF'
 import pathlib, sys
 import cv2
 old, *runs = map(pathlib.Path, sys.argv[1:])
