@@ -103,6 +103,7 @@ def score_video(engine: Any, config: ObjectsConfig, seed: int, frames: int,
     model's objects split along the true parts: :func:`split_by_truth`)."""
     scene = ConveyorScene(seed, size, density=density)
     processors = {'model': ObjectProcessor(config, CLASS_NAMES),
+                  'model_learned': ObjectProcessor(config, CLASS_NAMES),
                   'exact_labels': ObjectProcessor(config, CLASS_NAMES)}
     scorers = {name: ObjectScorer(len(CLASS_NAMES)) for name in processors}
     if oracle and engine is not None:
@@ -111,12 +112,17 @@ def score_video(engine: Any, config: ObjectsConfig, seed: int, frames: int,
         image, truth = scene.next_frame()
         instances, full_areas = scene.instances_and_areas()
         stamp = index / fps
-        inputs = {'exact_labels': (truth, None)}
+        inputs = {'exact_labels': (truth, None, None)}
         if engine is not None:
             result = engine(image, 'rgb', want_confidence=True, want_stats=False)
-            inputs['model'] = (result.labels, result.confidence)
-        for name, (labels, confidence) in inputs.items():
-            frame = processors[name].process(labels, stamp, confidence, image=image)
+            # 'model': today's rules on the model's labels; 'model_learned': the same labels
+            # split along the model's learned part boundaries (only a model with that output).
+            inputs['model'] = (result.labels, result.confidence, None)
+            if result.boundary is not None:
+                inputs['model_learned'] = (result.labels, result.confidence, result.boundary)
+        for name, (labels, confidence, boundary) in inputs.items():
+            frame = processors[name].process(labels, stamp, confidence, image=image,
+                                             boundary=boundary)
             scorers[name].add([r.object for r in frame.objects], truth, instances,
                               [r.track_id if r.confirmed else None for r in frame.objects],
                               full_areas)
@@ -173,19 +179,25 @@ def time_objects(engine: Any, config: ObjectsConfig, seed: int, frames: int,
     CPU time does not (nothing else runs in this process while it is timed).
     """
     scene = ConveyorScene(seed, size, density=density)
-    sources: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]] = {
-        'exact_labels': []}
+    sources: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray | None,
+                                  np.ndarray | None]]] = {'exact_labels': []}
     if engine is not None:
         sources['model'] = []
+        sources['model_learned'] = []
     parts_in_view = []
     for _ in range(frames):
         image, truth = scene.next_frame()
         _, areas = scene.instances_and_areas()
         parts_in_view.append(sum(1 for area in areas.values() if area > 0))
-        sources['exact_labels'].append((image, truth, None))
+        sources['exact_labels'].append((image, truth, None, None))
         if engine is not None:
             result = engine(image, 'rgb', want_confidence=True, want_stats=False)
-            sources['model'].append((image, result.labels, result.confidence))
+            sources['model'].append((image, result.labels, result.confidence, None))
+            if result.boundary is not None:
+                sources['model_learned'].append((image, result.labels, result.confidence,
+                                                 result.boundary))
+    if not sources.get('model_learned', True):
+        del sources['model_learned']
     out: dict[str, Any] = {'size': f'{size[0]}x{size[1]}', 'density': density,
                            'frames': frames, 'repeats': repeats,
                            'parts_in_view_mean': round(float(np.mean(parts_in_view)), 2)}
@@ -195,13 +207,14 @@ def time_objects(engine: Any, config: ObjectsConfig, seed: int, frames: int,
         detect, track, counts = [], [], []
         for repeat in range(repeats):
             processor = ObjectProcessor(config, CLASS_NAMES)
-            for index, (image, labels, confidence) in enumerate(rendered[:5]):   # warm-up
-                processor.process(labels, index / 30.0, confidence, image=image)
+            for index, (image, labels, confidence, boundary) in enumerate(rendered[:5]):
+                processor.process(labels, index / 30.0, confidence, image=image,  # warm-up
+                                  boundary=boundary)
             processor.tracker.reset()
-            for index, (image, labels, confidence) in enumerate(rendered):
+            for index, (image, labels, confidence, boundary) in enumerate(rendered):
                 start, start_cpu = time.perf_counter(), time.process_time()
                 frame = processor.process(labels, 1000.0 + index / 30.0, confidence,
-                                          image=image)
+                                          image=image, boundary=boundary)
                 runs[repeat, index] = (time.perf_counter() - start) * 1e3
                 cpu[repeat, index] = (time.process_time() - start_cpu) * 1e3
                 detect.append(frame.detect_ms)

@@ -19,6 +19,7 @@ from lw_refinenet_ros.errors import LWRefineNetError
 # Subcommand name -> module under lw_refinenet_ros.cli, in the order --help lists them.
 _COMMANDS: tuple[tuple[str, str], ...] = (
     ('train', 'train'),
+    ('train-boundary', 'train_boundary'),
     ('eval', 'evaluate'),
     ('make-dataset', 'make_dataset'),
     ('data', 'data'),

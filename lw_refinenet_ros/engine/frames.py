@@ -71,11 +71,26 @@ class Chunk:
 
 
 def check_logits(logits: Any, count: int, num_classes: int, size: tuple[int, int]) -> None:
-    """Raise EngineError unless ``logits`` are (count, K, ceil(h/4), ceil(w/4))."""
+    """Raise EngineError unless ``logits`` are (count, K, ceil(h/4), ceil(w/4)), or K + 1
+    channels: the class logits and a part-boundary logit (model/boundary.py)."""
     expected = (count, num_classes, -(-size[0] // 4), -(-size[1] // 4))
-    if tuple(getattr(logits, 'shape', ())) != expected:
+    shape = tuple(getattr(logits, 'shape', ()))
+    if shape != expected and shape != (count, num_classes + 1) + expected[2:]:
         raise EngineError(f'the backend returned {getattr(logits, "shape", type(logits))}; '
                           f'expected {expected} logits (N, K, h/4, w/4).')
+
+
+def boundary_probability(logits: Any, num_classes: int) -> np.ndarray | None:
+    """The part-boundary probability (h, w) float32 of one frame's (C, h, w) logits, from
+    channel K when there is one (C = K + 1); None otherwise. numpy or torch logits."""
+    if logits.shape[0] != num_classes + 1:
+        return None
+    channel = logits[num_classes]
+    if not isinstance(channel, np.ndarray):
+        channel = channel.float().cpu().numpy()
+    # Clipped: exp of a far negative logit would overflow float32 (the value is 0 anyway).
+    channel = np.clip(channel.astype(np.float32), -60.0, 60.0)
+    return (1.0 / (1.0 + np.exp(-channel))).astype(np.float32)
 
 
 def run_on_cpu(pre: CpuPreprocessor, backend: Backend, post: CpuPostprocessor,
@@ -97,7 +112,7 @@ def run_on_cpu(pre: CpuPreprocessor, backend: Backend, post: CpuPostprocessor,
         post_ms = (time.perf_counter() - t_post) * 1e3
         chunk.results[i] = SegmentationResult(
             labels=labels, confidence=conf if chunk.want_confidence else None, stats=stats,
-            network_size=size,
+            network_size=size, boundary=boundary_probability(logits[j], num_classes),
             timings={'preprocess': (t1 - t0) * 1e3, 'forward': (t2 - t1) * 1e3,
                      'postprocess': post_ms, 'total': (t2 - t0) * 1e3 + post_ms})
 
@@ -146,6 +161,7 @@ def run_on_device(pre: TorchPreprocessor, backend: Backend, post: TorchPostproce
                     post_end.synchronize()
                 chunk.results[i] = SegmentationResult(
                     labels=labels, confidence=conf, stats=stats, network_size=size,
+                    boundary=boundary_probability(logits[j], num_classes),
                     timings={'preprocess': elapsed_ms(pre_start, forward_start),
                              'forward': elapsed_ms(forward_start, forward_end),
                              'postprocess': elapsed_ms(post_start, post_end),

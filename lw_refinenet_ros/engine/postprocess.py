@@ -111,6 +111,7 @@ class CpuPostprocessor:
     def __call__(self, logits: np.ndarray, height: int, width: int, want_confidence: bool
                  ) -> tuple[np.ndarray, np.ndarray | None]:
         """Labels ((H, W) uint8/uint16) and confidence ((H, W) float32 or None)."""
+        logits = logits[:self.num_classes]  # a part-boundary channel K is not a class
         labels = np.empty((height, width), dtype=label_dtype(self.num_classes))
         confidence = np.empty((height, width), np.float32) if want_confidence else None
         self.last_band_blocks = None
@@ -205,7 +206,7 @@ class TorchPostprocessor:
         import torch
         import torch.nn.functional as F
 
-        logits = logits.float()
+        logits = logits[:self.num_classes].float()  # not a part-boundary channel K
         need_conf = want_confidence or want_stats
         if self.upsample == 'bicubic':
             up = F.interpolate(logits[None].contiguous(memory_format=torch.channels_last),

@@ -25,6 +25,8 @@ class SegmentationResult:
             Segmenter`; empty from a bare engine).
         objects: The parts found in the frame (an ``objects.processor.ObjectFrame``), when a
             Segmenter looked for them; else None.
+        boundary: (h, w) float32 part-boundary probability at the network's stride 4, when
+            the model has the boundary channel (model/boundary.py); else None.
     """
 
     labels: np.ndarray
@@ -34,3 +36,4 @@ class SegmentationResult:
     network_size: tuple[int, int] = (0, 0)
     class_names: tuple[str, ...] = ()
     objects: Any = None  # ObjectFrame; the engine layer does not import objects/
+    boundary: np.ndarray | None = None

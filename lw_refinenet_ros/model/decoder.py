@@ -90,6 +90,11 @@ class ResNetRefineDecoder(nn.Module):
         Returns:
             Logits (N, K, *l1.shape[-2:]), i.e. (N, K, ceil(H/4), ceil(W/4)).
         """
+        return self.clf_conv(self.decode_features(features))
+
+    def decode_features(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The fused stride-4 features (N, 256, h, w) that the classifier reads (an optional
+        boundary head reads them too, :mod:`.boundary`)."""
         l1, l2, l3, l4 = features
         l4 = self.dropout(l4)
         l3 = self.dropout(l3)
@@ -113,8 +118,7 @@ class ResNetRefineDecoder(nn.Module):
 
         x1 = self.adapt_stage4_b2_joint_varout_dimred(self.p_ims1d2_outl4_dimred(l1))
         x1 = F.relu(x1 + x2)
-        x1 = self.mflow_conv_g4_pool(x1)
-        return self.clf_conv(x1)
+        return self.mflow_conv_g4_pool(x1)
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
         """Same as :meth:`decode`, for using the decoder on its own."""
@@ -160,6 +164,11 @@ class MobileNetV2RefineDecoder(nn.Module):
         Returns:
             Logits (N, K, *l3.shape[-2:]), i.e. (N, K, ceil(H/4), ceil(W/4)).
         """
+        return self.segm(self.decode_features(features))
+
+    def decode_features(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The fused stride-4 features (N, 256, h, w) that the classifier reads (an optional
+        boundary head reads them too, :mod:`.boundary`)."""
         l3, l4, l5, l6, l7, l8 = features
         a = F.relu6(self.conv8(l8) + self.conv7(l7))
         a = self.conv_adapt4(self.crp4(a))
@@ -174,8 +183,7 @@ class MobileNetV2RefineDecoder(nn.Module):
         c = upsample_like(c, l3)
 
         d = F.relu6(self.conv3(l3) + c)
-        d = self.crp1(d)
-        return self.segm(d)
+        return self.crp1(d)
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
         """Same as :meth:`decode`, for using the decoder on its own."""

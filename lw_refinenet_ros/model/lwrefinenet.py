@@ -23,6 +23,7 @@ from torch import nn
 from lw_refinenet_ros.constants import ARCHES
 from lw_refinenet_ros.constants import OUTPUT_STRIDE as OUTPUT_STRIDE  # re-exported
 from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.model.boundary import BoundaryHead
 from lw_refinenet_ros.model.decoder import MobileNetV2RefineDecoder, ResNetRefineDecoder
 from lw_refinenet_ros.model.encoders import MobileNetV2Encoder, ResNetEncoder
 
@@ -32,16 +33,19 @@ class LWRefineNet(nn.Module):
 
     Attributes:
         arch: One of :data:`ARCHES`.
-        num_classes: K, the number of output channels.
+        num_classes: K, the number of classes.
         classifier_name: Name of the final 3x3 classifier (``clf_conv`` or ``segm``).
+        boundary: The optional part-boundary head (:mod:`.boundary`), or None.
     """
 
     arch: str
     num_classes: int
+    boundary: BoundaryHead | None
     classifier_name: ClassVar[str]
     encoder_module_names: ClassVar[tuple[str, ...]]
     encode: Callable[[torch.Tensor], list[torch.Tensor]]
     decode: Callable[[list[torch.Tensor]], torch.Tensor]
+    decode_features: Callable[[list[torch.Tensor]], torch.Tensor]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Segment a batch.
@@ -50,9 +54,29 @@ class LWRefineNet(nn.Module):
             x: ImageNet-normalised RGB, (N, 3, H, W), any H and W.
 
         Returns:
-            Logits (N, K, ceil(H/4), ceil(W/4)).
+            Logits (N, K, ceil(H/4), ceil(W/4)); with the boundary head, (N, K + 1, ...)
+            whose last channel is the part-boundary logit.
         """
-        return self.decode(self.encode(x))
+        if self.boundary is None:
+            return self.decode(self.encode(x))
+        fused = self.decode_features(self.encode(x))
+        classifier = getattr(self, self.classifier_name)
+        return torch.cat([classifier(fused), self.boundary(fused)], dim=1)
+
+    @property
+    def boundary_channel(self) -> bool:
+        """Whether the output carries the part-boundary channel after the K class logits."""
+        return self.boundary is not None
+
+    @property
+    def output_channels(self) -> int:
+        """Channels of the output: K, plus one with the boundary head."""
+        return self.num_classes + int(self.boundary is not None)
+
+    def add_boundary_head(self) -> BoundaryHead:
+        """Give the model a fresh (untrained: "no seam") boundary head; returns it."""
+        self.boundary = BoundaryHead()
+        return self.boundary
 
     def is_encoder_key(self, key: str) -> bool:
         """Whether a state-dict key (or parameter name) belongs to the encoder."""
@@ -71,7 +95,8 @@ class LWRefineNet(nn.Module):
         return (p for name, p in self.named_parameters() if not self.is_encoder_key(name))
 
     def extra_repr(self) -> str:
-        return f'arch={self.arch!r}, num_classes={self.num_classes}'
+        return (f'arch={self.arch!r}, num_classes={self.num_classes}'
+                + (', boundary_channel=True' if self.boundary is not None else ''))
 
 
 class LWRefineNetResNet(LWRefineNet, ResNetEncoder, ResNetRefineDecoder):
@@ -85,6 +110,7 @@ class LWRefineNetResNet(LWRefineNet, ResNetEncoder, ResNetRefineDecoder):
         self._build_decoder(self.out_channels, num_classes)
         self.arch = f'resnet{depth}'
         self.num_classes = num_classes
+        self.boundary = None
 
 
 class LWRefineNetMobileNetV2(LWRefineNet, MobileNetV2Encoder, MobileNetV2RefineDecoder):
@@ -98,6 +124,7 @@ class LWRefineNetMobileNetV2(LWRefineNet, MobileNetV2Encoder, MobileNetV2RefineD
         self._build_decoder(self.out_channels, num_classes)
         self.arch = 'mbv2'
         self.num_classes = num_classes
+        self.boundary = None
 
 
 def lwrefinenet_mbv2(*, num_classes: int) -> LWRefineNetMobileNetV2:
@@ -120,13 +147,14 @@ def lwrefinenet_resnet152(*, num_classes: int) -> LWRefineNetResNet:
     return LWRefineNetResNet(152, num_classes)
 
 
-def build_model(arch: str, num_classes: int) -> LWRefineNet:
+def build_model(arch: str, num_classes: int, *, boundary: bool = False) -> LWRefineNet:
     """Build an architecture by name with fresh (untrained) weights.
 
     Args:
         arch: One of :data:`ARCHES` (``'mbv2'``, ``'resnet50'``, ``'resnet101'``,
             ``'resnet152'``).
         num_classes: K >= 1. Other than 21 adds ``(K - 21) * 2305`` parameters.
+        boundary: Add the part-boundary head (:mod:`.boundary`; output channel K).
 
     Returns:
         The model in training mode, float32, on the CPU.
@@ -134,12 +162,11 @@ def build_model(arch: str, num_classes: int) -> LWRefineNet:
     Raises:
         ConfigError: Unknown ``arch`` or invalid ``num_classes``.
     """
-    if arch == 'mbv2':
-        return lwrefinenet_mbv2(num_classes=num_classes)
-    if arch == 'resnet50':
-        return lwrefinenet_resnet50(num_classes=num_classes)
-    if arch == 'resnet101':
-        return lwrefinenet_resnet101(num_classes=num_classes)
-    if arch == 'resnet152':
-        return lwrefinenet_resnet152(num_classes=num_classes)
+    builders = {'mbv2': lwrefinenet_mbv2, 'resnet50': lwrefinenet_resnet50,
+                'resnet101': lwrefinenet_resnet101, 'resnet152': lwrefinenet_resnet152}
+    if arch in builders:
+        model = builders[arch](num_classes=num_classes)
+        if boundary:
+            model.add_boundary_head()
+        return model
     raise ConfigError(f'Unknown architecture {arch!r}; expected one of {", ".join(ARCHES)}.')

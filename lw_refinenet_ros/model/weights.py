@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lw_refinenet_ros.errors import CheckpointError, ConfigError
+from lw_refinenet_ros.model.boundary import boundary_flag
 from lw_refinenet_ros.model.checkpoint import (
     CHECKPOINT_FORMAT,
     STRIPPED_PREFIXES,
@@ -94,7 +95,8 @@ def load_model(weights: str | os.PathLike[str] | None, *, arch: str | None = Non
             f'Class-count mismatch: {path} has {info.num_classes} classes but '
             f'num_classes={num_classes} was requested; drop num_classes (it is read from the '
             f'file) or pass a checkpoint trained for {num_classes} classes.')
-    model = build_model(info.arch, info.num_classes)
+    model = build_model(info.arch, info.num_classes,
+                        boundary=boundary_flag(info.metadata, info.state_dict, str(path)))
     model.load_state_dict(verified_state_dict(model, info.state_dict, str(path)), strict=True)
     model.eval()
     _LOG.info('loaded %s (%d classes) from %s', info.arch, info.num_classes, path)

@@ -9,7 +9,9 @@ For every part class present, the outer contours of its pixels give candidate re
   stay, so the pick point never lands in a bore;
 * touching parts of the same class are split where the mask narrows between two centres
   (see :func:`split_regions`), and, given the camera image, overlapping ones where the image
-  shows the upper part's edge (:mod:`lw_refinenet_ros.objects.edges`);
+  shows the upper part's edge (:mod:`lw_refinenet_ros.objects.edges`); given the model's
+  learned part-boundary map instead, along the seams it shows
+  (:mod:`lw_refinenet_ros.objects.boundary`), and the two rules do not run;
 * pick point, principal axes, score and optional outline come from the cleaned mask.
 """
 
@@ -23,6 +25,7 @@ import cv2
 import numpy as np
 
 from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.objects.boundary import BoundaryMap, check_boundary, split_by_boundary
 from lw_refinenet_ros.objects.edges import (
     PAD,
     dark_line_contrast,
@@ -290,9 +293,27 @@ class _Contrast:
         return contrast[y - y0:y - y0 + h, x - x0:x - x0 + w]
 
 
+def _split_learned(mask: np.ndarray, box: tuple[int, int, int, int],
+                   settings: DetectorSettings, seams: BoundaryMap) -> list[np.ndarray]:
+    """The parts in one region along the learned seams (no convexity gate: two parts side by
+    side can have a convex union; the map's peak over the box is the cheaper gate)."""
+    threshold = settings.split_boundary_threshold
+    if seams.peak(box) < threshold:
+        return [mask]
+    regions = split_by_boundary(seams.crop(box), mask, threshold,
+                                max(1, settings.min_area // 2))
+    if regions is None:
+        return [mask]
+    return [mask & (regions == k) for k in range(1, int(regions.max()) + 1)]
+
+
 def _split(mask: np.ndarray, filled: np.ndarray, contour: np.ndarray, box: tuple[int, ...],
-           settings: DetectorSettings, contrast: _Contrast | None) -> list[np.ndarray]:
-    """The parts in one region: necks first, then the image's edges inside each piece."""
+           settings: DetectorSettings, contrast: _Contrast | None,
+           seams: BoundaryMap | None = None) -> list[np.ndarray]:
+    """The parts in one region: the learned seams when there is a map; else necks first,
+    then the image's edges inside each piece."""
+    if seams is not None:
+        return _split_learned(mask, box, settings, seams)  # type: ignore[arg-type]
     if _is_convex(contour):
         return [mask]
     pieces = [mask]
@@ -316,7 +337,8 @@ def _split(mask: np.ndarray, filled: np.ndarray, contour: np.ndarray, box: tuple
 
 def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSettings,
                    confidence: np.ndarray | None = None,
-                   image: np.ndarray | None = None) -> list[DetectedObject]:
+                   image: np.ndarray | None = None,
+                   boundary: np.ndarray | None = None) -> list[DetectedObject]:
     """All parts in a label image.
 
     Args:
@@ -327,14 +349,17 @@ def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSett
         confidence: Optional (H, W) confidence of the winning class, for ``score``.
         image: Optional camera image of the same (H, W), any channel order, for
             ``settings.split_edges``; without it overlapping parts are split by the mask alone.
+        boundary: Optional part-boundary probability at the network's stride
+            (``SegmentationResult.boundary``); with it (and ``split_boundary_threshold`` < 1)
+            same-class parts are split along its seams instead of by the rules.
 
     Returns:
         Objects sorted by class id, then top-to-bottom and left-to-right; empty for an
         all-background frame.
 
     Raises:
-        ValueError: When ``labels`` is not 2-D, or ``confidence`` or ``image`` has another
-            size.
+        ValueError: When ``labels`` is not 2-D, ``confidence`` or ``image`` has another
+            size, or ``boundary`` is not a stride map of this frame.
     """
     if labels.ndim != 2:
         raise ValueError(f'labels must be a 2-D (H, W) class-id image, got shape '
@@ -346,6 +371,10 @@ def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSett
         raise ValueError(f'image has shape {image.shape} but labels have {labels.shape}; '
                          f'pass the image the labels were computed for, at their size.')
     shape = (int(labels.shape[0]), int(labels.shape[1]))
+    check_boundary(boundary, shape)
+    seams = None
+    if boundary is not None and settings.split_boundary_threshold < 1.0:
+        seams = BoundaryMap(boundary, shape)
     contrast = _Contrast(image) if image is not None and settings.split_edges else None
     objects: list[DetectedObject] = []
     for class_id in _present_classes(labels, parts):
@@ -362,7 +391,8 @@ def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSett
             if np.count_nonzero(mask) < settings.min_area:
                 continue
             mask = _fill_pinholes(mask, filled > 0, settings.max_hole_area)
-            for piece in _split(mask, filled, contour, (x, y, w, h), settings, contrast):
+            for piece in _split(mask, filled, contour, (x, y, w, h), settings, contrast,
+                                seams):
                 obj = _measure(class_id, piece, x, y, shape, confidence, settings)
                 if obj is not None:
                     found.append(obj)

@@ -50,6 +50,12 @@ OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
                   'Split overlapping parts of the same class along the dark line (rim and '
                   'shadow of the upper part) the camera image shows between them; turn off '
                   'for parts with dark lines on their surface.', runtime=True),
+    ParameterSpec('objects.split_boundary_threshold', 0.5,
+                  'With a model that has the learned part-boundary output: cells at least '
+                  'this likely to lie where two parts of one class meet cut a region into '
+                  'parts, instead of the neck and dark-line rules; 1 = never (the rules run, '
+                  'as for a model without the output).', minimum=0.01, maximum=1.0,
+                  runtime=True),
     ParameterSpec('objects.contour_points', 0,
                   'Include a simplified outline with at most this many points per object; '
                   '0 = no outline.', minimum=0, maximum=10000, runtime=True),
@@ -169,7 +175,7 @@ ObjectsConfig = settings_class(
 DETECTOR_OPTIONS: tuple[str, ...] = (
     'objects.min_area', 'objects.min_score', 'objects.max_hole_area', 'objects.split_touching',
     'objects.split_min_radius', 'objects.split_neck_ratio', 'objects.split_edges',
-    'objects.contour_points')
+    'objects.split_boundary_threshold', 'objects.contour_points')
 
 
 class _DetectorMethods:

@@ -165,7 +165,8 @@ class ObjectProcessor:
     def process(self, labels: np.ndarray, stamp: float,
                 confidence: np.ndarray | None = None,
                 camera_k: Sequence[float] | None = None,
-                image: np.ndarray | None = None) -> ObjectFrame:
+                image: np.ndarray | None = None,
+                boundary: np.ndarray | None = None) -> ObjectFrame:
         """Objects of one frame.
 
         Args:
@@ -175,6 +176,9 @@ class ObjectProcessor:
             camera_k: CameraInfo ``k`` (nine numbers) when camera_info is available.
             image: Optional camera image (any channel order) for ``objects.split_edges``;
                 resized to the labels' size when it differs (``max_side``).
+            boundary: Optional part-boundary probability at the network's stride
+                (``SegmentationResult.boundary``, from a model with that output): splits
+                same-class parts along learned seams instead of the rules.
         """
         start = time.perf_counter()
         if not self._config.split_edges:
@@ -182,7 +186,8 @@ class ObjectProcessor:
         elif image is not None and image.shape[:2] != labels.shape:
             image = cv2.resize(image, (labels.shape[1], labels.shape[0]),
                                interpolation=cv2.INTER_AREA)
-        objects = detect_objects(labels, self._parts, self._detector, confidence, image)
+        objects = detect_objects(labels, self._parts, self._detector, confidence, image,
+                                 boundary)
         detected = time.perf_counter()
         config = self._config
         names = self._class_names

@@ -113,7 +113,8 @@ class TorchBackend:
         self.dtype = resolve_dtype(request.precision, self.device)
         self.precision = _DTYPE_NAMES[self.dtype]
         self.channels_last = bool(extra.get('channels_last', True))
-        self.num_classes = getattr(model, 'num_classes', None)
+        # K, or K + 1 with the part-boundary channel (model/boundary.py).
+        self.num_classes = getattr(model, 'output_channels', getattr(model, 'num_classes', None))
         if request.num_threads and not self._is_cuda:
             torch.set_num_threads(request.num_threads)
         if self._is_cuda:  # process-wide switches; None leaves them as they are
