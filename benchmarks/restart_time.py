@@ -7,6 +7,11 @@ empty cache folder (every runtime exported, compiled and timed: the cold start);
 starts reuse that folder, as a node restarted on the same machine does. Default settings
 otherwise (``backend: auto``, ``precision: auto``, the packaged model).
 
+Each start also records the node process's CPU seconds (user + system) when its first labels
+arrive, which other jobs on a shared machine disturb far less than the wall time, the second
+its "segmenting with" line was logged (the node built; the rest is the first frame and its
+delivery) and the load average before it started.
+
 Usage: .venv/bin/python benchmarks/restart_time.py [--size 640x480] [--restarts 3] [--json F]
 """
 
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import statistics
 import sys
 import tempfile
@@ -29,6 +35,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     base_parser,
     child_env,
+    cpu_seconds,
     machine_state,
     pick_domain,
     spawn,
@@ -50,10 +57,14 @@ def _image(frame: np.ndarray) -> Image:
     return message
 
 
+_READY = re.compile(r'\[(\d+\.\d+)\] \[lw_refinenet\]: segmenting with')
+
+
 def time_to_first_labels(size: tuple[int, int], env: dict[str, str], timeout_s: float,
-                         log: pathlib.Path) -> float:
-    """Spawn the node (its output to ``log``), publish frames, return seconds until its first
-    labels (inf: none)."""
+                         log: pathlib.Path) -> dict[str, float | None]:
+    """Spawn the node (its output to ``log``), publish frames until its first labels:
+    ``labels_s`` (inf: none), ``cpu_s`` (the node's CPU seconds then), ``ready_s`` (when it
+    logged "segmenting with"; None if it did not), ``load_1m`` before the start."""
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=int(env['ROS_DOMAIN_ID']))
     node = rclpy.create_node('restart_bench', context=context)
@@ -65,8 +76,10 @@ def time_to_first_labels(size: tuple[int, int], env: dict[str, str], timeout_s: 
     message = _image(np.ascontiguousarray(frame))
     executor = rclpy.executors.SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    started = time.monotonic()
+    load = os.getloadavg()[0]
+    started, started_wall = time.monotonic(), time.time()
     process = spawn(['-m', 'lw_refinenet_ros.ros.node'], env, log_path=log)
+    cpu = None
     try:
         next_frame = started
         while not first.is_set() and time.monotonic() - started < timeout_s:
@@ -76,6 +89,7 @@ def time_to_first_labels(size: tuple[int, int], env: dict[str, str], timeout_s: 
                 next_frame += 1 / 15
             executor.spin_once(timeout_sec=0.005)
         elapsed = time.monotonic() - started if first.is_set() else float('inf')
+        cpu = cpu_seconds(process.pid)
     finally:
         stop(process, timeout=10.0)
         if not first.is_set():
@@ -84,7 +98,15 @@ def time_to_first_labels(size: tuple[int, int], env: dict[str, str], timeout_s: 
         executor.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=context)
-    return elapsed
+    ready = _READY.search(log.read_text(errors='replace'))
+    return {'labels_s': elapsed, 'cpu_s': cpu, 'load_1m': round(load, 2),
+            'ready_s': round(float(ready.group(1)) - started_wall, 3) if ready else None}
+
+
+def _line(run: dict[str, float | None]) -> str:
+    ready = f', node built at {run["ready_s"]:.2f} s' if run['ready_s'] is not None else ''
+    cpu = f', {run["cpu_s"]:.2f} s CPU' if run['cpu_s'] is not None else ''
+    return f'{run["labels_s"]:.2f} s to the first labels{ready}{cpu} (load {run["load_1m"]})'
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,16 +123,20 @@ def main(argv: list[str] | None = None) -> int:
         os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = env['ROS_AUTOMATIC_DISCOVERY_RANGE']
         logs = pathlib.Path(cache)
         cold = time_to_first_labels((width, height), env, args.timeout, logs / 'cold.log')
-        print(f'cold start (empty cache): {cold:.2f} s', flush=True)
+        print(f'cold start (empty cache): {_line(cold)}', flush=True)
         warm = []
         for _ in range(args.restarts):
             warm.append(time_to_first_labels((width, height), env, args.timeout,
                                              logs / f'restart{len(warm)}.log'))
-            print(f'restart: {warm[-1]:.2f} s', flush=True)
+            print(f'restart: {_line(warm[-1])}', flush=True)
+    times = [run['labels_s'] for run in warm]
+    cpus = [run['cpu_s'] for run in warm if run['cpu_s'] is not None]
     write_json(args.json, {
         'benchmark': 'restart_time', 'machine': machine_state(), 'size': f'{width}x{height}',
-        'cold_s': round(cold, 3), 'restarts_s': [round(t, 3) for t in warm],
-        'restart_median_s': round(statistics.median(warm), 3) if warm else None,
+        'cold_s': round(cold['labels_s'], 3), 'cold': cold,
+        'restarts_s': [round(t, 3) for t in times], 'restarts': warm,
+        'restart_median_s': round(statistics.median(times), 3) if times else None,
+        'restart_median_cpu_s': round(statistics.median(cpus), 3) if cpus else None,
     })
     return 0
 

@@ -23,7 +23,10 @@ Frames and objects: an image segmented without ``stamp`` is a scene of its own (
 get no track ids); frames segmented with a ``stamp`` (seconds) form one stream whose parts
 are tracked across calls (ids, velocities) until :meth:`Segmenter.reset_stream`.
 
-No ROS here; torch is imported only when a model is loaded.
+No ROS here; torch is imported only when a model is loaded. :meth:`Segmenter.load` knows a
+file it has loaded before from its card in the runtime cache (:mod:`.engine.weights_card`) and
+then loads the network only when something needs it: a restart whose remembered runtime model
+is cached never imports torch.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from lw_refinenet_ros.options import ParameterSpec
 from lw_refinenet_ros.palette import ClassMap
 
 if TYPE_CHECKING:
+    from lw_refinenet_ros.engine.weights_card import WeightsCard
     from lw_refinenet_ros.model.checkpoint import CheckpointInfo
     from lw_refinenet_ros.objects.processor import ObjectProcessor
 
@@ -68,11 +72,12 @@ SEGMENTER_OPTIONS: tuple[str, ...] = (*MODEL_OPTIONS, *(s.name for s in ENGINE_P
                                       *(s.name for s in OBJECT_PARAMETERS))
 
 
-def resolve_class_map(info: CheckpointInfo | None, num_classes: int,
+def resolve_class_map(info: CheckpointInfo | WeightsCard | None, num_classes: int,
                       classes_file: str | Path | None = None) -> ClassMap:
     """The class map a model runs with: the class file when one is given (it must list
-    ``num_classes`` classes), else the names and colours the checkpoint stores, else the
-    defaults (VOC names for 21 classes, ``class_N`` otherwise; VOC colours).
+    ``num_classes`` classes), else the names and colours the checkpoint stores (``info``: what
+    the file said, or its card), else the defaults (VOC names for 21 classes, ``class_N``
+    otherwise; VOC colours).
 
     Raises:
         ConfigError: The class file is unreadable or lists another number of classes.
@@ -86,12 +91,13 @@ def resolve_class_map(info: CheckpointInfo | None, num_classes: int,
     return ClassMap.default(num_classes)
 
 
-def _model_name(model: Any, info: CheckpointInfo | None, engine: Any) -> str:
+def _model_name(model: Any, info: CheckpointInfo | WeightsCard | None, engine: Any) -> str:
     """``mbv2:default.pt via openvino/bf16``; ``in-memory`` for a model without a file."""
-    from lw_refinenet_ros.model import DEFAULT_MODEL_PATH
+    from lw_refinenet_ros.engine.weights_card import packaged_model_path
 
     arch = info.arch if info is not None else getattr(model, 'arch', 'model')
-    source = ((info.source or str(DEFAULT_MODEL_PATH)) if info is not None else 'in-memory')
+    source = ((info.source or str(packaged_model_path())) if info is not None
+              else 'in-memory')
     text = f'{arch}:{Path(source).name}'
     if engine is not None:
         described = engine.describe()
@@ -149,9 +155,9 @@ class Segmenter:
         if isinstance(getattr(model, 'num_classes', None), int):
             class_map.check_num_classes(model.num_classes, 'the class map')
         self.calibration = calibration  # int8 frames for precision auto: see InferenceEngine
-        self.model = model
+        self._model = model  # the network, or a DeferredModel (engine/weights_card.py)
         self.class_map = class_map
-        self.info = info
+        self._info = info
         self.engine_config = engine if engine is not None else EngineConfig()
         self.objects_config = objects if objects is not None and objects.enabled else None
         self._engine: Any = None
@@ -180,11 +186,14 @@ class Segmenter:
                 ``num_classes``.
             ConfigError: A bad class file or option.
         """
-        from lw_refinenet_ros.model import load_model
+        from lw_refinenet_ros.engine.weights_card import open_weights
 
-        model, info = load_model(str(weights) if weights else None, arch=arch or None,
-                                 num_classes=num_classes or None)
-        class_map = resolve_class_map(info, info.num_classes, classes_file)
+        config = engine if engine is not None else EngineConfig()
+        model, info = open_weights(str(weights) if weights else None, arch=arch or None,
+                                   num_classes=num_classes or None,
+                                   cache_dir=config.resolved_cache_dir())
+        class_map = resolve_class_map(info if info is not None else model.card,
+                                      model.num_classes, classes_file)
         return cls(model, class_map, engine=engine, objects=objects, info=info,
                    warmup_image=warmup_image, lazy=lazy, calibration=calibration)
 
@@ -245,9 +254,27 @@ class Segmenter:
         config = self.engine_config
         if warmup_image is not None:
             config = dataclasses.replace(config, warmup_size=tuple(warmup_image.shape[:2]))
-        self._engine = InferenceEngine(self.model, config, num_classes=self.num_classes,
+        self._engine = InferenceEngine(self._model, config, num_classes=self.num_classes,
                                        warmup_image=warmup_image,
                                        calibration=self.calibration)
+
+    @property
+    def model(self) -> Any:
+        """The network (an ``nn.Module``); a segmenter opened from a file's card loads it
+        now, the first time it is asked for (torch is imported then)."""
+        from lw_refinenet_ros.engine.weights_card import loaded_model
+
+        return loaded_model(self._model)
+
+    @property
+    def info(self) -> CheckpointInfo | None:
+        """What the checkpoint file said (None for an in-memory model); read from the file
+        the first time it is asked for when the segmenter was opened from the file's card."""
+        from lw_refinenet_ros.engine.weights_card import DeferredModel
+
+        if self._info is None and isinstance(self._model, DeferredModel):
+            self._info = self._model.checkpoint_info()
+        return self._info
 
     @property
     def engine(self) -> Any:
@@ -268,7 +295,12 @@ class Segmenter:
     @property
     def name(self) -> str:
         """``arch:file via backend/precision``, for start-up logs and /diagnostics."""
-        return _model_name(self.model, self.info, self._engine)
+        from lw_refinenet_ros.engine.weights_card import DeferredModel
+
+        info = self._info
+        if info is None and isinstance(self._model, DeferredModel):
+            info = self._model.card
+        return _model_name(self._model, info, self._engine)
 
     def describe(self) -> dict[str, Any]:
         """The engine's settings (backend, precision, device, why), or {} before it exists."""

@@ -194,10 +194,20 @@ def export_identity() -> dict[str, str]:
     code and the exporter's (torch's) version. Part of every key of an artefact derived from
     an export (ONNX, OpenVINO IR, int8 models, optimised ONNX Runtime models, TensorRT
     engines), so an upgrade that changes ``forward`` never reuses an old file."""
-    import torch
+    import importlib.metadata
+    import sys
 
+    # torch.__version__ once torch is imported; before, the installed distribution's version
+    # (the same text) without importing it, which a restart that never needs torch avoids.
+    torch = sys.modules.get('torch')
+    try:
+        exporter = torch.__version__ if torch is not None else importlib.metadata.version('torch')
+    except importlib.metadata.PackageNotFoundError:
+        import torch
+
+        exporter = torch.__version__
     return {'package': package_version(), 'model_code': model_code_hash(),
-            'exporter': f'torch {torch.__version__}'}
+            'exporter': f'torch {exporter}'}
 
 
 def onnx_cache_parts(weights_id: str, size: tuple[int, int],

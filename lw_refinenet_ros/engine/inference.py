@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from lw_refinenet_ros.engine.backends.base import Backend, takes_device_tensors
+from lw_refinenet_ros.engine.backends.torch_support import cuda_possible
 from lw_refinenet_ros.engine.config import AUTO, THREADS_AUTO, EngineConfig
 from lw_refinenet_ros.engine.decisions import Decision, DecisionStore
 from lw_refinenet_ros.engine.frames import (
@@ -48,6 +50,7 @@ from lw_refinenet_ros.engine.startup import (
 )
 from lw_refinenet_ros.engine.threads import tune_threads
 from lw_refinenet_ros.engine.warmup import warmup_frame
+from lw_refinenet_ros.engine.weights_card import loaded_model, weights_id_of
 from lw_refinenet_ros.errors import ConfigError, EngineError
 
 _LOG = logging.getLogger(__name__)
@@ -60,13 +63,13 @@ def resolve_device(config: EngineConfig) -> str:
     Raises:
         EngineError: CUDA requested but unavailable and ``device_fallback`` is off.
     """
+    requested = config.device
+    if requested == 'cpu' or (requested == AUTO and not cuda_possible()):
+        return 'cpu'
     import torch
 
-    requested = config.device
     if requested == AUTO:
         return 'cuda' if torch.cuda.is_available() else 'cpu'
-    if requested == 'cpu':
-        return 'cpu'
     index = int(requested[5:]) if ':' in requested else 0
     if torch.cuda.is_available() and index < torch.cuda.device_count():
         return requested
@@ -108,8 +111,6 @@ class InferenceEngine:
                  warmup_image: np.ndarray | None = None,
                  calibration: Int8Calibration | Callable[[tuple[int, int]], Int8Calibration]
                  | None = None) -> None:
-        import torch
-
         self.config = config = config if config is not None else EngineConfig()
         self._calibration = calibration
         #: Where the int8 model offered to ``precision: auto`` came from (None: none).
@@ -125,8 +126,10 @@ class InferenceEngine:
                               f'got {num_classes!r}.')
         self.num_classes = num_classes
         self.device = resolve_device(config)
-        if config.num_threads > 0 and self.device == 'cpu':
-            torch.set_num_threads(config.num_threads)
+        if config.num_threads > 0 and self.device == 'cpu' and 'torch' in sys.modules:
+            # (Without torch imported nothing runs on its pool yet; a torch backend sets its
+            # threads from the request when it is built.)
+            sys.modules['torch'].set_num_threads(config.num_threads)
         self.reason = ''
         #: CPU threads the backend runs with (0 = the runtime's default).
         self.threads = max(0, config.num_threads)
@@ -140,8 +143,9 @@ class InferenceEngine:
         start = time.perf_counter()
         if warmup_image is not None:
             check_image(warmup_image)
-        self._torch_pre = TorchPreprocessor(self.device)
-        self._torch_post = TorchPostprocessor(num_classes, config.upsample)
+        # The on-device stages (torch) are built on first use: a CPU engine whose backend is
+        # not torch never imports torch.
+        self._torch_stages: tuple[TorchPreprocessor, TorchPostprocessor] | None = None
         self.backend = self._build_backend(model, warmup_image)
         self._on_device = takes_device_tensors(self.backend) and self.device.startswith('cuda')
         self._warmup(warmup_image, start)
@@ -162,26 +166,19 @@ class InferenceEngine:
 
             self.reason = ('torch/fp32 requested (the reference)' if direct else
                            'torch/fp32 (warmup_iters=0: nothing to time the others on)')
-            return TorchBackend(model, request)
-        from lw_refinenet_ros.engine.export import model_fingerprint
-        from lw_refinenet_ros.engine.select import select_backend
+            return TorchBackend(loaded_model(model), request)
+        from lw_refinenet_ros.engine.select import remembered_selection, select_backend
 
         # Hashed once here for every candidate's cache key (the request's contract), instead
-        # of once per runtime backend that the selection builds.
-        request = dataclasses.replace(request, weights_id=model_fingerprint(model))
+        # of once per runtime backend that the selection builds; a deferred model's hash
+        # comes from its card (weights_card.py), with nothing loaded.
+        request = dataclasses.replace(request, weights_id=weights_id_of(model))
         self._model, self._backend_request = model, request
-        image = warmup_image if warmup_image is not None else warmup_frame(height, width)
-        self._selection_image = image
-        batch = self._cpu_pre([image], ['rgb'], size)
-
-        def labels_of(logits: np.ndarray) -> np.ndarray:
-            return self._cpu_post(logits[0], height, width, want_confidence=False)[0]
-
         offer_int8: tuple[str, ...] = ()
         if config.precision == AUTO:
             offer_int8, self.int8_model = int8_offer(config, self.device, model, request,
                                                      self._calibration)
-        remembered = previous = None
+        remembered = previous = selection = None
         if config.remember_selection:
             self._decisions = DecisionStore(config.resolved_cache_dir())
             self._decision_subject = decision_subject(config, self.device, request)
@@ -190,19 +187,34 @@ class InferenceEngine:
             if remembered is not None and config.num_threads == THREADS_AUTO \
                     and not process_threads(remembered.backend) and remembered.threads > 0:
                 request = dataclasses.replace(request, num_threads=remembered.threads)
-        selection = select_backend(model, backend=config.backend, precision=config.precision,
-                                   request=request, warmup_batch=batch, labels_of=labels_of,
-                                   agreement_min=config.agreement_min,
-                                   fallback=config.backend_fallback,
-                                   engine_call=self._call_with,
-                                   remembered=remembered, previous=previous,
-                                   offer_int8=offer_int8)
+        if remembered is not None:
+            # Only the remembered runtime is built: no frame drawn, no reference, no timing.
+            selection = remembered_selection(model, backend=config.backend,
+                                             precision=config.precision, request=request,
+                                             decision=remembered,
+                                             fallback=config.backend_fallback,
+                                             offer_int8=offer_int8)
+        if selection is None:
+            image = warmup_image if warmup_image is not None else warmup_frame(height, width)
+            self._selection_image = image
+            batch = self._cpu_pre([image], ['rgb'], size)
+
+            def labels_of(logits: np.ndarray) -> np.ndarray:
+                return self._cpu_post(logits[0], height, width, want_confidence=False)[0]
+
+            selection = select_backend(model, backend=config.backend,
+                                       precision=config.precision, request=request,
+                                       warmup_batch=batch, labels_of=labels_of,
+                                       agreement_min=config.agreement_min,
+                                       fallback=config.backend_fallback,
+                                       engine_call=self._call_with, previous=previous,
+                                       offer_int8=offer_int8)
         self._selection = selection
         if selection.remembered and remembered is not None and remembered.threads > 0 \
                 and config.num_threads == THREADS_AUTO and self.device == 'cpu':
             self.threads = remembered.threads
             if process_threads(selection.backend.name):
-                import torch
+                import torch  # the torch backend: imported already
 
                 torch.set_num_threads(remembered.threads)
         self.reason, self.agreement = selection.reason, selection.agreement
@@ -215,12 +227,10 @@ class InferenceEngine:
         selection = getattr(self, '_selection', None)
         if selection is None or selection.remembered or not self.config.remember_selection:
             return
-        import torch
-
         threads = self.config.num_threads
         if threads == THREADS_AUTO:
-            threads = (torch.get_num_threads() if process_threads(self.backend.name)
-                       else self.threads)
+            threads = (sys.modules['torch'].get_num_threads()  # the torch backend's pool
+                       if process_threads(self.backend.name) else self.threads)
         self._decisions.save(self._decision_subject, Decision(
             backend=self.backend.name, precision=self.backend.precision, threads=threads,
             agreement=selection.agreement, timings_ms=dict(selection.timings_ms),
@@ -292,8 +302,9 @@ class InferenceEngine:
                               size, want_confidence, want_stats, results)
                 try:
                     if self._on_device:
-                        run_on_device(self._torch_pre, self.backend, self._torch_post,
-                                      self.num_classes, self.device, chunk)
+                        pre, post = self._device_stages()
+                        run_on_device(pre, self.backend, post, self.num_classes, self.device,
+                                      chunk)
                     else:
                         run_on_cpu(self._cpu_pre, self.backend, self._cpu_post,
                                    self.num_classes, chunk)
@@ -303,6 +314,13 @@ class InferenceEngine:
                     raise EngineError(f'inference failed on a {height}x{width} frame: '
                                       f'{type(error).__name__}: {error}') from error
         return results  # type: ignore[return-value]
+
+    def _device_stages(self) -> tuple[TorchPreprocessor, TorchPostprocessor]:
+        """The torch pre- and post-processing of the on-device path, built once."""
+        if self._torch_stages is None:
+            self._torch_stages = (TorchPreprocessor(self.device),
+                                  TorchPostprocessor(self.num_classes, self.config.upsample))
+        return self._torch_stages
 
     def describe(self) -> dict[str, Any]:
         """Effective settings after selection and fallbacks (logs, /diagnostics, benchmarks):

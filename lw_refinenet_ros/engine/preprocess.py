@@ -9,7 +9,9 @@ image, so that only a quarter of the bytes cross the bus.
 
 Downscaling for ``max_side`` happens after normalisation (normalisation is affine per
 channel, so this equals resizing the uint8 image first) with antialiased bilinear
-interpolation, which avoids aliasing when shrinking.
+interpolation, which avoids aliasing when shrinking: torch's on a device, the same filter in
+numpy on the CPU (:mod:`.resample`, equal to float32 rounding), so that a CPU engine whose
+network runs on OpenVINO or ONNX Runtime never imports torch.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from lw_refinenet_ros.constants import IMAGENET_MEAN, IMAGENET_STD
+from lw_refinenet_ros.engine.resample import shrink_chw
 from lw_refinenet_ros.errors import EngineError
 
 COLOR_ORDERS: tuple[str, ...] = ('rgb', 'bgr')
@@ -90,9 +93,8 @@ class CpuPreprocessor:
             if order == 'bgr':
                 chw = chw[::-1]
             if tuple(image.shape[:2]) != tuple(size):
-                import torch
-
-                chw = _shrink(torch.from_numpy(np.ascontiguousarray(chw)), size).numpy()
+                # torch's antialiased bilinear in numpy (resample.py): no torch on the CPU.
+                chw = shrink_chw(chw, size)
             np.copyto(batch[i], chw)
         return batch
 

@@ -172,7 +172,36 @@ def select_backend(model: Any, *, backend: str, precision: str, request: Backend
         chosen = _remembered(model, request, remembered, pairs)
         if chosen is not None:
             return _chosen(chosen)
+    return _measured(model, backend=backend, precision=precision, request=request,
+                     warmup_batch=warmup_batch, labels_of=labels_of,
+                     agreement_min=agreement_min, fallback=fallback, timer=timer,
+                     previous=previous, pairs=pairs, skipped=skipped, explicit=explicit)
 
+
+def remembered_selection(model: Any, *, backend: str, precision: str,
+                         request: BackendRequest, decision: Decision, fallback: bool,
+                         offer_int8: tuple[str, ...] = ()) -> Selection | None:
+    """The remembered decision's runtime, built alone, or None when the selection must run.
+
+    What :func:`select_backend` does first with ``remembered``, for a caller that has no
+    warm-up frame yet: drawing one (and running anything on it) is then only needed when
+    this returns None (the remembered runtime is no longer a candidate, or failed to build).
+
+    Raises:
+        ConfigError: As :func:`select_backend` (unknown names, a missing runtime).
+    """
+    pairs = _candidates(backend, precision, request.device, fallback, {}, offer_int8)
+    chosen = _remembered(model, request, decision, pairs)
+    return _chosen(chosen) if chosen is not None else None
+
+
+def _measured(model: Any, *, backend: str, precision: str, request: BackendRequest,
+              warmup_batch: np.ndarray, labels_of: Callable[[np.ndarray], np.ndarray],
+              agreement_min: float, fallback: bool, timer: Timer,
+              previous: Decision | None, pairs: list[tuple[str, str]],
+              skipped: dict[str, str], explicit: bool) -> Selection:
+    """The selection by building, comparing and timing the candidates (no remembered
+    decision applies); see the module docstring."""
     phases: dict[str, float] = {}
     began = time.perf_counter()
     reference = create_backend('torch', model, dataclasses.replace(request, precision='fp32'))

@@ -178,7 +178,7 @@ class OnnxRuntimeBackend:
     name = 'onnxruntime'
 
     def __init__(self, model: Any, request: BackendRequest) -> None:
-        from lw_refinenet_ros.engine.export import model_fingerprint
+        from lw_refinenet_ros.engine.weights_card import weights_id_of
 
         supported = native_precisions(request.device)
         if request.precision not in supported:
@@ -191,7 +191,7 @@ class OnnxRuntimeBackend:
         self._request = request
         self._model = model
         self._cache = ArtifactCache(request.cache_dir)
-        self._weights_id = request.weights_id or model_fingerprint(model)
+        self._weights_id = request.weights_id or weights_id_of(model)
         self._sessions: dict[tuple[int, int], Any] = {}
         self._provider_names: list[str] = []
         self._session(*request.input_size)

@@ -103,7 +103,7 @@ class OpenVINOBackend:
     def __init__(self, model: Any, request: BackendRequest) -> None:
         import openvino
 
-        from lw_refinenet_ros.engine.export import model_fingerprint
+        from lw_refinenet_ros.engine.weights_card import weights_id_of
 
         self.precision = request.precision
         self.device = ov_device(request.device)
@@ -120,7 +120,7 @@ class OpenVINOBackend:
             # OpenVINO's own cache of compiled blobs (keyed by it with the model, settings,
             # device and version): a restart loads instead of compiling.
             self._core.set_property({'CACHE_DIR': str(self._cache.root / 'openvino-compiled')})
-        self._weights_id = request.weights_id or model_fingerprint(model)
+        self._weights_id = request.weights_id or weights_id_of(model)
         self._model = model
         self._int8 = request.precision == 'int8'
         self._calibration_id: str | None = None

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from lw_refinenet_ros.engine.backends.base import BackendRequest
+from lw_refinenet_ros.engine.weights_card import loaded_model
 from lw_refinenet_ros.errors import ConfigError, EngineError
 
 _LOG = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class TorchBackend:
     name = 'torch'
 
     def __init__(self, model: Any, request: BackendRequest) -> None:
+        model = loaded_model(model)  # a deferred model (weights_card.py) is needed now
         extra = request.extra
         self.device = request.device
         self._torch_device = torch.device(self.device)

@@ -4,11 +4,37 @@ that these questions cost no model code."""
 
 from __future__ import annotations
 
+import glob
+import importlib.metadata
+import os
+import sys
+
 from lw_refinenet_ros.engine import backends
+
+#: Device files a GPU that torch's ``cuda`` can use shows on Linux: NVIDIA's, AMD's ROCm
+#: (``/dev/kfd``) and WSL's (``/dev/dxg``).
+_GPU_DEVICE_FILES = ('/dev/nvidia[0-9]*', '/dev/kfd', '/dev/dxg')
 
 
 def _is_cuda(device: str) -> bool:
     return device == 'cuda' or device.startswith('cuda:')
+
+
+def cuda_possible() -> bool:
+    """False when ``torch.cuda.is_available()`` is certainly False, found without importing
+    torch (about 2 s of CPU on a small machine): torch is a CPU-only build (version
+    ``+cpu``), or, on Linux, no GPU device file exists. True means "ask torch"."""
+    if 'torch' in sys.modules:
+        return True
+    try:
+        if importlib.metadata.version('torch').endswith('+cpu'):
+            return False
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    if not sys.platform.startswith('linux'):
+        return True
+    return any(glob.glob(pattern) if '*' in pattern else os.path.exists(pattern)
+               for pattern in _GPU_DEVICE_FILES)
 
 
 def device_unavailable(device: str) -> str | None:
