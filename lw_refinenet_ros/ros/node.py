@@ -12,20 +12,16 @@ documented in docs/node.md. The process side (rclpy init, signals, a bounded exi
 from __future__ import annotations
 
 import sys
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from rclpy.node import Node
 
-from lw_refinenet_ros.config import NodeConfig
-from lw_refinenet_ros.ros.parameters import apply_runtime_change, declare_parameters
-from lw_refinenet_ros.ros.pipeline import (
-    EngineFactory,
-    LoadedModel,
-    SegmentationPipeline,
-    load_engine,
-)
 from lw_refinenet_ros.ros.runner import NODE_NAME, run_node
-from lw_refinenet_ros.scheduler import FrameCounters
+
+if TYPE_CHECKING:
+    from lw_refinenet_ros.config import NodeConfig
+    from lw_refinenet_ros.ros.pipeline import EngineFactory, SegmentationPipeline
+    from lw_refinenet_ros.scheduler import FrameCounters
 
 __all__ = ['NODE_NAME', 'SegmentationNode', 'main', 'run_node']
 
@@ -41,9 +37,15 @@ class SegmentationNode(Node):
             LWRefineNetError: Invalid parameters, unusable weights or an unavailable device;
                 the message says what to fix.
         """
+        # The node (and with it the process's DDS participant) exists before the rest of the
+        # package is imported: discovery by the other participants, which takes up to their
+        # announcement period (3 s by default), runs while the model loads.
         super().__init__(node_name, **kwargs)
+        from lw_refinenet_ros.ros.parameters import declare_parameters
+        from lw_refinenet_ros.ros.pipeline import SegmentationPipeline, load_engine
+
         self._config = declare_parameters(self)
-        loaded: LoadedModel = (engine_factory or load_engine)(self._config)
+        loaded = (engine_factory or load_engine)(self._config)
         self._pipeline = SegmentationPipeline(self, self._config, loaded)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._pipeline.subscribe()
@@ -67,6 +69,8 @@ class SegmentationNode(Node):
         return self._pipeline.counters(camera)
 
     def _on_set_parameters(self, parameters: list[Any]) -> Any:
+        from lw_refinenet_ros.ros.parameters import apply_runtime_change
+
         self._config, result = apply_runtime_change(self._config, self._pipeline, parameters)
         return result
 

@@ -16,6 +16,7 @@ on CPUs with bf16 units, which would silently change the labels of an "fp32" run
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 import time
@@ -55,29 +56,38 @@ def ov_device(device: str) -> str:
                       f'and NPUs, not NVIDIA GPUs). Use backend "torch" or "onnxruntime" on CUDA.')
 
 
+@functools.lru_cache(maxsize=1)
+def _query_core() -> Any:
+    """One Core for the questions asked before a backend is built (devices, capabilities):
+    a new Core listing its devices costs 20-70 ms each time, and start-up asks several
+    times. Backends compile on Cores of their own (their cache folder is a Core setting)."""
+    import openvino
+
+    return openvino.Core()
+
+
 def device_unavailable(device: str) -> str | None:
     """None when OpenVINO is importable and sees ``device``, else why not."""
     try:
-        import openvino
+        import openvino  # noqa: F401 - only whether it imports
     except ImportError:
         return 'OpenVINO is not installed (pip install openvino).'
     try:
         name = ov_device(device)
     except ConfigError as error:
         return str(error)
-    available = openvino.Core().available_devices
-    if name.split('.')[0] == 'CPU' or name in available or \
-            (name == 'GPU' and any(d.startswith('GPU') for d in available)):
+    if name.split('.')[0] == 'CPU':  # OpenVINO always has its CPU plugin
+        return None
+    available = _query_core().available_devices
+    if name in available or (name == 'GPU' and any(d.startswith('GPU') for d in available)):
         return None
     return f'OpenVINO sees no {name} device here (available: {", ".join(available)}).'
 
 
 def native_precisions(device: str) -> tuple[str, ...]:
     """Precisions this device runs natively, from OpenVINO's OPTIMIZATION_CAPABILITIES."""
-    import openvino
-
-    capabilities = set(openvino.Core().get_property(ov_device(device),
-                                                    'OPTIMIZATION_CAPABILITIES'))
+    capabilities = set(_query_core().get_property(ov_device(device),
+                                                  'OPTIMIZATION_CAPABILITIES'))
     return tuple(p for p in ('fp32', 'bf16', 'fp16', 'int8') if _CAPABILITY[p] in capabilities)
 
 
