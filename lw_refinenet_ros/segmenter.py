@@ -348,7 +348,8 @@ class Segmenter:
         if find_objects:
             processor = self._processor(still=stamp is None)
             result.objects = processor.process(result.labels, 0.0 if stamp is None else stamp,
-                                               result.confidence, image=image)
+                                               result.confidence, image=image,
+                                               boundary=result.boundary)
             if not want_confidence:
                 result.confidence = None
         return result

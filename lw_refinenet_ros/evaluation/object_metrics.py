@@ -364,7 +364,8 @@ def evaluate_objects(engine: Any, dataset: Sequence, class_names: Sequence[str],
 
     Args:
         engine: ``engine(image, 'rgb', want_confidence=True, want_stats=False)`` returning
-            ``labels`` and ``confidence`` (an InferenceEngine).
+            ``labels`` and ``confidence`` (an InferenceEngine), and ``boundary`` when the
+            model has the learned part-boundary output (the detector then splits along it).
         dataset: ``ds[i] -> (image RGB uint8, labels)``.
         class_names: The model's classes.
         config: ``ObjectsConfig`` (default: the node's defaults).
@@ -389,7 +390,9 @@ def evaluate_objects(engine: Any, dataset: Sequence, class_names: Sequence[str],
     for index, image, labels in scored_samples(dataset, limit=limit, transform=transform,
                                                progress=progress, desc='objects'):
         result = engine(image, 'rgb', want_confidence=True, want_stats=False)
-        objects = detect_objects(result.labels, parts, settings, result.confidence, image)
+        # A model with the learned part-boundary output splits along it (else the rules).
+        objects = detect_objects(result.labels, parts, settings, result.confidence, image,
+                                 getattr(result, 'boundary', None))
         instances, full_areas = instances_of(index, labels)
         scorer.add(objects, labels, instances, full_areas=full_areas)
     return scorer, kind

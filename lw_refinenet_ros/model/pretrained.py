@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from lw_refinenet_ros.errors import CheckpointError
+from lw_refinenet_ros.model.boundary import BOUNDARY_PREFIX
 from lw_refinenet_ros.model.checkpoint import (
     Source,
     format_keys,
@@ -283,12 +284,18 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> tupl
     if info.arch != target.arch:
         raise CheckpointError(f'{path} holds a {info.arch} model but this training builds '
                               f'{target.arch}; pass --arch {info.arch} or another file.')
+    source = info.state_dict
+    if target.boundary is None and any(k.startswith(BOUNDARY_PREFIX) for k in source):
+        # Training the classes changes the features the head reads: it would no longer fit.
+        source = {k: v for k, v in source.items() if not k.startswith(BOUNDARY_PREFIX)}
+        _LOG.warning('%s has the part-boundary head; it is left out of this training (run '
+                     'lw-refinenet train-boundary on the result to add it again)', path)
     if info.num_classes == target.num_classes:
-        load_weights(target, info.state_dict)
+        load_weights(target, source)
         return ()
     prefix = f'{target.classifier_name}.'
     keep = [k for k in target.state_dict() if not k.startswith(prefix)]
-    state_dict = {k: v for k, v in info.state_dict.items() if not k.startswith(prefix)}
+    state_dict = {k: v for k, v in source.items() if not k.startswith(prefix)}
     target.load_state_dict(verified_state_dict(target, state_dict, str(path), keys=keep),
                            strict=True)
     skipped = tuple(k for k in target.state_dict() if k.startswith(prefix))

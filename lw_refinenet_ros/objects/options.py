@@ -50,7 +50,7 @@ OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
                   'Split overlapping parts of the same class along the dark line (rim and '
                   'shadow of the upper part) the camera image shows between them; turn off '
                   'for parts with dark lines on their surface.', runtime=True),
-    ParameterSpec('objects.split_boundary_threshold', 0.5,
+    ParameterSpec('objects.split_boundary_threshold', 0.9,
                   'With a model that has the learned part-boundary output: cells at least '
                   'this likely to lie where two parts of one class meet cut a region into '
                   'parts, instead of the neck and dark-line rules; 1 = never (the rules run, '

@@ -190,7 +190,8 @@ class Outputs:
                                                             processing_ms, age_ms))
         want_color, want_overlay, want_confidence = (
             self.wants([frame], name) for name in ('color', 'overlay', 'confidence'))
-        camera.objects.process(header, labels, result.confidence, camera_info, image=image)
+        camera.objects.process(header, labels, result.confidence, camera_info, image=image,
+                               boundary=result.boundary)
         if want_color:
             publishers['color'].publish(array_to_image(
                 colorize(labels, self._class_map.colors), header, 'rgb8'))

@@ -15,6 +15,7 @@ from lw_refinenet_ros.errors import CheckpointError, EngineError
 from lw_refinenet_ros.model import build_model
 from lw_refinenet_ros.model.boundary import BOUNDARY_FLAG, BoundaryHead
 from lw_refinenet_ros.model.checkpoint import save_checkpoint
+from lw_refinenet_ros.model.pretrained import init_from_checkpoint
 from lw_refinenet_ros.model.weights import load_model
 from lw_refinenet_ros.training.boundary import BoundaryTrainConfig, train_head
 from lw_refinenet_ros.training.boundary_target import boundary_target, seam_pixels
@@ -166,3 +167,14 @@ def test_the_engine_refuses_logits_with_more_than_one_extra_channel() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # no float overflow on a far negative logit
         assert float(boundary_probability(far, K).max()) < 1e-20
+
+
+def test_fine_tuning_the_classes_from_a_checkpoint_with_the_head_leaves_the_head_out(
+        models, tmp_path) -> None:
+    plain, with_head = models
+    path = _save(tmp_path, with_head, {BOUNDARY_FLAG: True})
+    fresh = build_model('mbv2', K)
+    assert init_from_checkpoint(fresh, path) == ()
+    assert fresh.boundary is None
+    for key, value in plain.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key

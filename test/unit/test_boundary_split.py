@@ -22,7 +22,7 @@ def touching() -> tuple[np.ndarray, np.ndarray]:
     labels[16:48, 16:48] = BOLT
     labels[16:48, 48:80] = BOLT
     boundary = np.zeros((16, 24), np.float32)
-    boundary[4:12, 11:13] = 0.9  # cells over columns 44..51, around the contact at 48
+    boundary[3:13, 11:13] = 1.0  # cells over columns 44..51 along the contact at 48, and past it
     return labels, boundary
 
 
@@ -33,8 +33,8 @@ def crossed() -> tuple[np.ndarray, np.ndarray]:
     labels[40:56, 8:88] = BOLT    # the lower bolt, horizontal
     labels[8:88, 40:56] = BOLT    # the upper bolt, vertical, over it
     boundary = np.zeros((24, 24), np.float32)
-    boundary[10:14, 9:11] = 0.9   # left edge of the upper bolt over the lower one
-    boundary[10:14, 13:15] = 0.9  # right edge
+    boundary[9:15, 9:11] = 1.0    # left edge of the upper bolt over the lower one
+    boundary[9:15, 13:15] = 1.0   # right edge
     return labels, boundary
 
 
