@@ -13,7 +13,7 @@ its "segmenting with" line was logged (the node built; the rest is the first fra
 delivery) and the load average before it started.
 
 Usage: .venv/bin/python benchmarks/restart_time.py [--size 640x480] [--restarts 3] [--json F]
-       [--fresh-camera] [--camera-age 5]
+       [--fresh-camera] [--camera-age 5] [--fastdds-profile XML]
 """
 
 from __future__ import annotations
@@ -147,10 +147,14 @@ def main(argv: list[str] | None = None) -> int:
                         help='a new camera participant right before each start (see Camera)')
     parser.add_argument('--camera-age', type=float, default=5.0,
                         help='seconds the shared camera runs before the first start')
+    parser.add_argument('--fastdds-profile', default=None,
+                        help='Fast DDS XML profile for the camera and the node (default: none)')
     args = parser.parse_args(argv)
     width, height = parse_size(args.size)
     with tempfile.TemporaryDirectory(prefix='lwrf-restart-') as cache:
-        env = child_env(None, pick_domain())
+        env = child_env(args.fastdds_profile, pick_domain())
+        if args.fastdds_profile:  # this process's camera participant uses it too
+            os.environ['FASTRTPS_DEFAULT_PROFILES_FILE'] = args.fastdds_profile
         env['XDG_CACHE_HOME'] = cache
         # This process's own participant must discover the node's: same domain and range.
         os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = env['ROS_AUTOMATIC_DISCOVERY_RANGE']
@@ -186,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         'restart_median_cpu_s': round(statistics.median(cpus), 3) if cpus else None,
         'camera': 'fresh before each start' if args.fresh_camera else
         f'one for all starts, started {args.camera_age:g} s before the first',
+        'fastdds_profile': args.fastdds_profile,
     })
     return 0
 
