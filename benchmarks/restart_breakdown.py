@@ -16,7 +16,7 @@ Run it twice with the same ``--cache`` folder: the first start fills the cache (
 compilation, timing), the second is a restart.
 
 Usage: .venv/bin/python benchmarks/restart_breakdown.py --cache DIR [--size 640x480]
-       [--json F]
+       [--json F] [-p NAME:=VALUE ...]
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ def main() -> int:
     parser.add_argument('--cache', required=True, help='the runtime cache folder (kept)')
     parser.add_argument('--size', default='640x480', help='WIDTHxHEIGHT of the frame')
     parser.add_argument('--json', type=pathlib.Path, default=None)
+    parser.add_argument('-p', '--param', action='append', default=[],
+                        help='a node parameter, NAME:=VALUE (e.g. backend:=openvino)')
     args = parser.parse_args()
     os.environ['XDG_CACHE_HOME'] = str(pathlib.Path(args.cache).resolve())
 
@@ -120,7 +122,8 @@ def main() -> int:
     _timed(pipeline.SegmentationPipeline, 'subscribe', 'pipeline: class map, subscriptions')
 
     wall, cpu = time.perf_counter(), _cpu()
-    rclpy.init()
+    rclpy.init(args=['restart_breakdown', '--ros-args',
+                     *[part for value in args.param for part in ('-p', value)]])
     _phase('rclpy.init', time.perf_counter() - wall, _cpu() - cpu)
     wall, cpu = time.perf_counter(), _cpu()
     node = SegmentationNode()
