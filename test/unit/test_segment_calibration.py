@@ -195,3 +195,28 @@ def test_the_sample_is_spread_over_the_job_and_checks_are_other_images() -> None
     assert checks[-1].name > '080'  # the checks reach the end of the job too
     few, few_checks = split_sample(images[:12], InputInt8Settings(frames=32, check_frames=4))
     assert len(few) == 8 and len(few_checks) == 4 and not set(few) & set(few_checks)
+
+
+def test_images_of_another_size_run_on_the_start_up_engine(
+        tmp_path: pathlib.Path, weights: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    from lw_refinenet_ros.segmenter import Segmenter
+
+    inputs = _images(tmp_path / 'in', 12)
+    cv2.imwrite(str(inputs / 'zz_small.png'), np.full((40, 56, 3), 90, dtype=np.uint8))
+    ran: dict[str, str] = {}
+    original = Segmenter.segment
+
+    def spy(self, image, order='rgb', **kwargs):  # type: ignore[no-untyped-def]
+        result = original(self, image, order, **kwargs)
+        ran[f'{image.shape[0]}x{image.shape[1]}'] = self.describe()['precision']
+        return result
+
+    monkeypatch.setattr(Segmenter, 'segment', spy)
+    assert _run(inputs, weights, tmp_path / 'out', tmp_path / 'cache', '--agreement-min', '0',
+                '--input-int8-min-speedup', '0') == 0
+    assert 'running on openvino/int8' in capsys.readouterr().err
+    # The int8 model is built for the first image's size; the small one runs on fp32.
+    assert ran == {'48x64': 'int8', '40x56': 'fp32'}
+    labels = cv2.imread(str(tmp_path / 'out' / 'zz_small_labels.png'), cv2.IMREAD_UNCHANGED)
+    assert labels.shape == (40, 56)
