@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from lw_refinenet_ros.engine import EngineConfig, InferenceEngine, inference, select
+from lw_refinenet_ros.engine.weights_card import WeightsCards
 from lw_refinenet_ros.model import build_model, save_checkpoint
 from lw_refinenet_ros.segmenter import Segmenter
 
@@ -114,3 +115,24 @@ def test_a_remembered_start_draws_no_warmup_frame(tmp_path: Path,
     assert 'remembered' in second.reason and drawn == []
     image = real(32, 48)
     assert np.array_equal(second(image).labels, first(image).labels)
+
+
+def test_a_remembered_start_whose_runtime_model_was_removed_exports_it_again(
+        tmp_path: Path) -> None:
+    """The card and the decision are there but the cached runtime model is not: the deferred
+    network is loaded to export it again, and the labels are the same."""
+    import shutil
+
+    torch.manual_seed(5)
+    checkpoint = tmp_path / 'model.pt'
+    save_checkpoint(checkpoint, build_model('mbv2', 3).eval(), arch='mbv2')
+    image = np.random.default_rng(1).integers(0, 256, (*SIZE, 3), dtype=np.uint8)
+    config = EngineConfig(device='cpu', backend='openvino', precision='fp32',
+                          cache_dir=str(tmp_path / 'cache'), warmup_size=SIZE)
+    expected = Segmenter.load(checkpoint, engine=config).segment(image).labels
+    for kind in ('onnx', 'openvino', 'openvino-compiled'):
+        shutil.rmtree(tmp_path / 'cache' / kind, ignore_errors=True)
+    assert WeightsCards(tmp_path / 'cache').lookup(checkpoint) is not None  # a deferred start
+    again = Segmenter.load(checkpoint, engine=config)
+    assert 'remembered' in again.describe()['reason']
+    assert np.array_equal(again.segment(image).labels, expected)
