@@ -42,6 +42,21 @@ def _original_message(error: Exception) -> str:
     return text
 
 
+def stop_loader_workers(batches: Any) -> None:
+    """Stop a DataLoader iterator's worker processes now, however the epoch ended.
+
+    An iterator left behind (a budget that ends the epoch early, a bad label raised in a
+    worker) otherwise stops its workers in ``__del__`` whenever the garbage collector finds it,
+    inside whatever code runs then; PyTorch documents crashes in that path (pytorch#184062),
+    and this project's test suite met one: a SIGSEGV in ``_shutdown_workers`` run by the
+    collector, two tests after a worker had raised. Single-process iterators have nothing to
+    stop. ``_shutdown_workers`` is idempotent (the iterator checks its own flag).
+    """
+    shutdown = getattr(batches, '_shutdown_workers', None)
+    if callable(shutdown):
+        shutdown()
+
+
 class AugmentedSet:
     """Dataset wrapper applying the augmentation with a per-(seed, epoch, index) generator."""
 
@@ -306,15 +321,23 @@ class EpochLoop:
             num_workers=config.workers, pin_memory=self.device.type == 'cuda')
         start = progress.batch_in_epoch
         desc = f'epoch {epoch + 1}' + ('' if self.by_time else f'/{self.total_epochs}')
-        bar = tqdm(loader, desc=desc, unit='batch',
+        batches = iter(loader)
+        bar = tqdm(batches, desc=desc, unit='batch',
                    disable=not self.ranks.main, initial=start, total=self.steps_per_epoch,
                    mininterval=0.5 if self._interactive else 60.0, file=sys.stderr)
         outcome = EpochOutcome(start, 0.0, 0, False)
+        failure = None
         try:
             self._train_batches(bar, outcome, epoch)
         except ConfigError as error:
-            raise ConfigError(_original_message(error)) from None
-        bar.close()
+            failure = _original_message(error)
+        finally:
+            bar.close()
+            stop_loader_workers(batches)
+        if failure is not None:
+            # Raised outside the handler: the worker's exception (and the frames holding the
+            # loader's iterator) is not kept alive as this one's __context__.
+            raise ConfigError(failure) from None
         return outcome
 
     def _train_batches(self, bar: Any, outcome: EpochOutcome, epoch: int) -> None:

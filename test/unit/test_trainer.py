@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import os
 from pathlib import Path
 import subprocess
@@ -286,3 +287,23 @@ def test_labels_that_are_not_classes_stop_training_with_the_file_named(tmp_path)
     message = str(error.value)
     assert message.startswith('p2: label values [9] are not classes 0..1')
     assert 'Traceback' not in message  # the loader worker's traceback is not the message
+    # The worker is stopped before the error leaves train(), not by a later garbage collection,
+    # and the error does not keep the worker's exception (and the loader) alive.
+    assert multiprocessing.active_children() == []
+    assert error.value.__context__ is None
+
+
+def test_an_epoch_left_early_stops_its_loader_workers_at_once() -> None:
+    import torch
+
+    from lw_refinenet_ros.training.epoch_loop import stop_loader_workers
+
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.arange(64.0)),
+                                         batch_size=4, num_workers=1)
+    batches = iter(loader)
+    next(batches)  # a budget ends the epoch after one batch
+    assert len(multiprocessing.active_children()) == 1
+    stop_loader_workers(batches)
+    assert multiprocessing.active_children() == []
+    stop_loader_workers(batches)  # a second stop is harmless
+    stop_loader_workers(iter(torch.utils.data.DataLoader([1, 2])))  # no workers: nothing to do
