@@ -136,3 +136,20 @@ def test_a_remembered_start_whose_runtime_model_was_removed_exports_it_again(
     again = Segmenter.load(checkpoint, engine=config)
     assert 'remembered' in again.describe()['reason']
     assert np.array_equal(again.segment(image).labels, expected)
+
+
+def test_device_auto_asks_torch_only_where_a_gpu_can_exist(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from lw_refinenet_ros.engine.backends import torch_support
+
+    assert torch_support.cuda_possible()  # torch imported: torch answers
+    monkeypatch.delitem(sys.modules, 'torch')
+    found: list[str] = []
+    monkeypatch.setattr(torch_support.glob, 'glob', lambda pattern: found)
+    monkeypatch.setattr(torch_support.os.path, 'exists', lambda path: path in found)
+    monkeypatch.setattr(torch_support.importlib.metadata, 'version', lambda name: '2.13.0+cpu')
+    assert not torch_support.cuda_possible()  # a CPU-only build of torch
+    monkeypatch.setattr(torch_support.importlib.metadata, 'version', lambda name: '2.13.0')
+    assert torch_support.cuda_possible() is not sys.platform.startswith('linux')  # no device
+    found.append('/dev/nvmap')  # a Jetson
+    assert torch_support.cuda_possible()

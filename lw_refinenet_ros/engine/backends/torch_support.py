@@ -11,9 +11,11 @@ import sys
 
 from lw_refinenet_ros.engine import backends
 
-#: Device files a GPU that torch's ``cuda`` can use shows on Linux: NVIDIA's, AMD's ROCm
-#: (``/dev/kfd``) and WSL's (``/dev/dxg``).
-_GPU_DEVICE_FILES = ('/dev/nvidia[0-9]*', '/dev/kfd', '/dev/dxg')
+#: Device files a GPU that torch's ``cuda`` can use shows on Linux: NVIDIA's (desktop and
+#: server driver; Jetson's ``nvmap``/``nvhost``/``nvgpu``), AMD's ROCm (``/dev/kfd``) and
+#: WSL's (``/dev/dxg``).
+_GPU_DEVICE_FILES = ('/dev/nvidia[0-9]*', '/proc/driver/nvidia', '/dev/nvmap', '/dev/nvhost-*',
+                     '/dev/nvgpu', '/dev/kfd', '/dev/dxg')
 
 
 def _is_cuda(device: str) -> bool:
