@@ -78,8 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a('--objects', action='store_true',
       help='also find the parts: the same as adding objects to --outputs')
     add_option_arguments(parser.add_argument_group(
-        'objects', 'with --objects: the node parameters of the same names'),
-        OFFLINE_OBJECT_PARAMETERS)
+        'objects', 'with objects in --outputs (or --objects): the node parameters of the '
+        'same names'), OFFLINE_OBJECT_PARAMETERS)
     add_option_arguments(parser.add_argument_group(
         'int8 from the inputs', "with precision auto on a CPU: int8 calibrated on the job's "
         'own images, used only when it agrees and is faster'), INPUT_INT8_PARAMETERS)
