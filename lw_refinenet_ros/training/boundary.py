@@ -98,9 +98,12 @@ class BoundaryTrainReport:
     recall: float = math.nan
 
     def as_metadata(self) -> dict[str, Any]:
-        return {key: (round(value, 5) if isinstance(value, float) else value)
-                for key, value in asdict(self).items() if key != 'losses'} | {
-            'final_loss': round(self.losses[-1], 5) if self.losses else None}
+        """Plain values; ``frames`` becomes ``kept_frames`` (the config has ``frames``)."""
+        values = {('kept_frames' if key == 'frames' else key):
+                  (round(value, 5) if isinstance(value, float) else value)
+                  for key, value in asdict(self).items() if key != 'losses'}
+        values['final_loss'] = round(self.losses[-1], 5) if self.losses else None
+        return values
 
 
 def collect(model: Any, config: BoundaryTrainConfig,
