@@ -129,6 +129,15 @@ def _print_summary(summary: dict[str, Any]) -> None:
         print(f'             in the node: latency p50 {show(node["latency_p50_ms"], " ms")}, '
               f'p95 {show(node["latency_p95_ms"], " ms")}, inference p50 '
               f'{show(node["inference_p50_ms"], " ms")}')
+    model = (node.get('diagnostics') or {}).get('model')
+    if model:
+        print(f'             model: {model}')
+    int8 = summary.get('int8_check') or {}
+    if int8.get('use'):
+        print(f'             int8 checked before the run: labels {int8["agreement_median"]:.2%} '
+              f'equal to fp32 on {int8["frames"]} conveyor frames of seed {int8["seed"]}')
+    elif int8:
+        print(f'             int8 not used: {int8.get("why")}')
     print(f'  results    {res["labels_received"]} label images ({show(res["throughput_hz"])} Hz)')
     print(f'  latency    p50 {show(lat["p50"], " ms")}, p95 {show(lat["p95"], " ms")} '
           f'(camera stamp -> labels arrival, {lat["count"]} frames)')
@@ -171,6 +180,13 @@ def _print_summary(summary: dict[str, Any]) -> None:
         if encoder:
             print(f'             its cost: {encoder["cpu_s"]} s CPU at nice {encoder["nice"]}, '
                   f'{encoder["finished_after_run_s"]} s after the run')
+    cpu = summary.get('cpu_s') or {}
+    if cpu:
+        parts = ', '.join(f'{label} {cpu[key]} s' for key, label in (
+            ('segmentation_node', 'node'), ('camera', 'camera'),
+            ('demo', 'this process (monitor, recorder, robot, video)'))
+            if cpu.get(key) is not None)
+        print(f'  cpu        {parts} over {cpu["window_s"]} s on {cpu["cores"]} cores')
     if summary.get('plot'):
         print(f'  plot       {summary["plot"]} (latency, processed/dropped over time)')
     for name, exit_info in (summary.get('processes') or {}).items():
@@ -212,7 +228,9 @@ def run(args: argparse.Namespace) -> int:
                         node_module=args.node_module or NODE_MODULE,
                         transport=args.transport,
                         namespace=args.namespace or DEFAULT_NAMESPACE,
-                        foxglove_port=args.foxglove, node_parameters=node_parameters)
+                        foxglove_port=args.foxglove, node_parameters=node_parameters,
+                        int8_check=wants_int8_check(args.weights, device, engine_values,
+                                                    args.node_module))
     summary = run_demo(config)
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -228,6 +246,16 @@ def run(args: argparse.Namespace) -> int:
               f'{node_exit["exit_code"]} (a clean stop is 0); see {log}')
         return 1
     return 0
+
+
+def wants_int8_check(weights: str | None, device: str, engine_values: dict[str, Any],
+                     node_module: str | None) -> bool:
+    """Whether the demo readies the packaged model's conveyor int8 for the node
+    (:mod:`lw_refinenet_ros.demo.int8_check`): the packaged model on the CPU, the real node,
+    and the precision (and an OpenVINO-compatible backend) left to the demo."""
+    return (not weights and device == 'cpu' and node_module is None
+            and 'precision' not in engine_values
+            and engine_values.get('backend', 'auto') in ('auto', 'openvino'))
 
 
 def check_density(density: float) -> None:

@@ -13,6 +13,9 @@ Not part of the node: it starts the node as a child process and watches it from 
 - :mod:`.video`, :mod:`.plot`: the run's MP4 and its latency/drop plot; :mod:`.encoder`: the
   nice-19 thread that draws and encodes the video (no ROS).
 - :mod:`.live_view`: ``--foxglove``, the live view as one more child process.
+- :mod:`.int8_check`: the packaged model's conveyor int8, built once and checked against fp32
+  in a child process before the node starts (no ROS); :mod:`.cpu_usage`: each process's CPU
+  seconds over the run (no ROS).
 - :mod:`.runner`: :class:`~.runner.DemoConfig` and :func:`~.runner.run_demo`, the whole run.
 
 The package imports nothing itself, so ``supervisor`` and ``scoring`` load without ROS.

@@ -30,7 +30,8 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
-from lw_refinenet_ros.demo import supervisor
+from lw_refinenet_ros.demo import int8_check, supervisor
+from lw_refinenet_ros.demo.cpu_usage import CpuWindow
 from lw_refinenet_ros.demo.live_view import start_view
 from lw_refinenet_ros.demo.monitor import NODE_NAME, DemoMonitor
 from lw_refinenet_ros.demo.object_scoring import object_parameters
@@ -44,6 +45,7 @@ from lw_refinenet_ros.percentiles import percentile
 
 NODE_MODULE = 'lw_refinenet_ros.ros.node'
 CAMERA_MODULE = 'lw_refinenet_ros.demo.conveyor_camera'
+INT8_CHECK_MODULE = 'lw_refinenet_ros.demo.int8_check'
 DEFAULT_NAMESPACE = '/conveyor_demo'
 #: The camera renders this many frames once and replays them (its ``loop_frames`` default):
 #: a run longer than loop_frames / rate_hz shows the same belt again.
@@ -95,6 +97,7 @@ class DemoConfig:
     namespace: str = DEFAULT_NAMESPACE
     foxglove_port: int | None = None
     node_parameters: tuple[str, ...] = ()
+    int8_check: bool = False
 
 
 
@@ -116,6 +119,37 @@ def _exit_report(result: supervisor.StopResult | None) -> dict[str, Any] | None:
     return {'exit_code': result.exit_code,
             'stop_signal': result.signal.name if result.signal is not None else None,
             'stop_s': result.seconds}
+
+
+def _int8_check(config: DemoConfig, log_path: Path,
+                echo: Callable[[str], None]) -> dict[str, Any]:
+    """The packaged model's conveyor int8, found or built and checked in a child process
+    (:mod:`.int8_check`), before the node starts; its answer, or why there is none."""
+    width, height = config.size
+    echo(f'Checking the conveyor int8 of the packaged model for {width}x{height} (built once and '
+         f'cached by the first run; logs/{log_path.name}) ...')
+    child = supervisor.start(supervisor.module_main_argv(
+        INT8_CHECK_MODULE, [str(width), str(height)]), log_path=log_path)
+    try:
+        child.wait(timeout=config.startup_timeout_s)
+    except subprocess.TimeoutExpired:
+        supervisor.stop(child, timeout_s=5.0)
+        result = {'use': False, 'why': f'no answer within {config.startup_timeout_s:g} s'}
+    else:
+        lines = supervisor.log_tail(log_path, 5).strip().splitlines()
+        try:
+            result = json.loads(lines[-1]) if lines else {}
+        except json.JSONDecodeError:
+            result = {}
+        result = result or {'use': False, 'why': f'the check exited with code '
+                                                 f'{child.returncode}; see {log_path}'}
+    if result.get('use'):
+        echo(f'  int8: labels {result["agreement_median"]:.2%} equal to fp32 on '
+             f'{result["frames"]} conveyor frames (median; lowest {result["agreement_min"]:.2%})'
+             f': the node runs OpenVINO int8')
+    else:
+        echo(f'  int8 not used: {result.get("why")}; the node chooses its precision itself')
+    return result
 
 
 def _camera_published(log_path: Path) -> int | None:
@@ -196,6 +230,8 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
                    '-p', 'wait_for_subscribers:=2']
     node_log, camera_log = out / 'logs' / 'segmentation_node.log', out / 'logs' / 'camera.log'
     node = camera = view = None
+    int8: dict[str, Any] | None = None
+    cpu: CpuWindow | None = None
     view_url = None
     interrupted = False
     window_start = started = time.monotonic()
@@ -209,6 +245,11 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
                                             out / 'logs' / 'view.log')
                 echo(f'Live view: open Foxglove -> Open connection -> {view_url}, layout '
                      f'config/foxglove_layout.json (docs/view.md)')
+            if config.int8_check:
+                int8 = _int8_check(config, out / 'logs' / 'int8_check.log', echo)
+                startup['int8_check_s'] = round(time.monotonic() - started, 2)
+                node_args += [arg for value in int8_check.node_parameters(int8)
+                              for arg in ('-p', value)]
             echo(f'Starting the segmentation node ({config.device}) and the conveyor camera '
                  f'({width}x{height} at {config.rate_hz:g} Hz) ...')
             node = _spawn(config.node_module, node_args, node_log)
@@ -241,6 +282,9 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
                         f'{supervisor.log_tail(camera_log)}')
                 spin()
             window_start = time.monotonic()
+            cpu = CpuWindow({'segmentation_node': node.pid, 'camera': camera.pid,
+                             'demo': None})  # None: this process (monitor, recorder, ...)
+            cpu.start()
             startup['first_frame_s'] = round(window_start - started, 2)
             monitor.start_window(time.time_ns(), config.duration_s, config.snapshots)
             echo(f'Running for {config.duration_s:g} s (Ctrl-C ends early) ...')
@@ -254,6 +298,8 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
             interrupted = True
             echo('Interrupted: stopping and writing the summary so far ...')
         window_end = time.monotonic()
+        if cpu is not None:
+            cpu.stop()
         published = None
         if camera is not None:
             exits['camera'] = _stop(camera, spin=lambda: executor.spin_once(timeout_sec=0.02))
@@ -289,6 +335,9 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
     summary = _summary(config, monitor, robot, writer, elapsed, interrupted,
                        _camera_published(camera_log))
     summary['startup_s'] = startup
+    summary['int8_check'] = int8
+    summary['cpu_s'] = {**cpu.seconds(), 'window_s': round(elapsed, 2),
+                        'cores': os.cpu_count()} if cpu is not None else None
     summary['processes'] = {name: _exit_report(exits.get(name))
                             for name in ('camera', 'segmentation_node', 'view')
                             if name in exits}

@@ -167,6 +167,15 @@ def test_demo_with_real_node(tmp_path):
     assert summary['recording']['messages'][f'{_namespace(out)}/segmentation/overlay'] > 0
     # A trained conveyor model scores far above chance on its own generator.
     assert summary['accuracy']['miou'] > 0.3
+    # The packaged model's conveyor int8 was checked before the run, and the node runs it
+    # exactly when the check passed; every process's CPU seconds are in the summary.
+    check = summary['int8_check']
+    assert 'int8 checked before the run' in result.stdout or 'int8 not used' in result.stdout
+    model = summary['node']['diagnostics']['model']
+    assert model.endswith('via openvino/int8') is bool(check['use']), (check, model)
+    cpu = summary['cpu_s']
+    assert cpu['segmentation_node'] > 0 and cpu['camera'] > 0 and cpu['demo'] > 0
+    assert 'cpu        node ' in result.stdout
 
 
 def test_a_density_outside_the_supported_range_is_refused_with_the_range(tmp_path):
