@@ -16,6 +16,11 @@ Targets (issue 22, test seeds pooled): pickable precision and recall >= 0.985, p
 inside the matched part >= 99.5 %, id switches <= 0.5 % of track-frames, objects + tracking
 p95 <= 3 ms per 640x480 frame at 10 parts in view.
 
+With a checkpoint that has the learned part-boundary output (``lw-refinenet
+train-boundary``), ``model`` is today's rules on its labels and ``model_learned`` the same
+labels split along its boundary map (``objects.split_boundary_threshold``), scored and timed
+side by side.
+
 A long video holds few distinct parts (each rides the belt for about 160 frames), so one
 seed's score is decided by a handful of overlaps; several seeds are scored and their counts
 pooled.
