@@ -12,7 +12,6 @@ PACKAGE_SOURCES := $(shell find lw_refinenet_ros msg launch config scripts cmake
                      -type f -not -name '*.pyc' -not -path '*/__pycache__/*' 2>/dev/null) \
                    CMakeLists.txt package.xml pyproject.toml
 PYTEST_ARGS ?=
-TEST_WORKERS ?= 2
 DEMO_ARGS ?=
 
 .PHONY: setup test demo lint bench bench-e2e fuzz clean lock
@@ -35,12 +34,8 @@ $(VENV)/.package-stamp: $(VENV)/.deps-stamp $(PACKAGE_SOURCES)
 	$(BUILD_ENV) $(VPY) -m pip install --quiet --no-build-isolation --no-deps --force-reinstall .
 	touch $@
 
-# Two pytest-xdist workers, one test file per worker at a time: on 2 cores much of the suite
-# waits on node processes, DDS discovery and subprocesses, so two workers nearly halve its wall
-# time. Each worker gets its own ROS domain and runtime cache (test/conftest.py).
-# TEST_WORKERS=0 runs everything in one process.
 test: setup
-	$(VPY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(VPY) -m pytest $(PYTEST_ARGS)
 
 demo: setup
 	$(VENV)/bin/lw-refinenet demo $(DEMO_ARGS)
