@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 from types import SimpleNamespace
 
 import cv2
@@ -50,6 +51,22 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return _checkpoint(tmp_path_factory.mktemp('ckpt') / 'tiny.pt')
 
 
+@pytest.fixture(scope='module')
+def fp32_cache(tmp_path_factory: pytest.TempPathFactory, weights: pathlib.Path) -> pathlib.Path:
+    """A runtime cache holding only the tiny model's fp32 export, built once for the module."""
+    root = tmp_path_factory.mktemp('fp32')
+    cache = root / 'cache'
+    assert _run(_images(root / 'in', 1), weights, root / 'out', cache, '--no-input-int8') == 0
+    assert _int8_entries(cache) == []
+    return cache
+
+
+def _cache(tmp_path: pathlib.Path, fp32_cache: pathlib.Path) -> pathlib.Path:
+    """This test's own cache, starting from the shared fp32 export (no int8 in it)."""
+    shutil.copytree(fp32_cache, tmp_path / 'cache')
+    return tmp_path / 'cache'
+
+
 def _images(folder: pathlib.Path, count: int) -> pathlib.Path:
     folder.mkdir()
     rng = np.random.default_rng(3)
@@ -80,10 +97,10 @@ def _leftovers(cache: pathlib.Path) -> list[pathlib.Path]:
 
 
 def test_enough_images_that_agree_switch_to_int8_calibrated_on_them(
-        tmp_path: pathlib.Path, weights: pathlib.Path,
+        tmp_path: pathlib.Path, weights: pathlib.Path, fp32_cache: pathlib.Path,
         capsys: pytest.CaptureFixture) -> None:
     inputs = _images(tmp_path / 'in', 12)
-    cache = tmp_path / 'cache'
+    cache = _cache(tmp_path, fp32_cache)
     assert _run(inputs, weights, tmp_path / 'out', cache, '--agreement-min', '0',
                 '--input-int8-min-speedup', '0') == 0
     captured = capsys.readouterr()
@@ -116,10 +133,10 @@ def test_int8_below_the_gate_is_refused_with_the_figure_and_not_kept(
 
 
 def test_too_few_images_keep_fp32_and_say_how_many_are_needed(
-        tmp_path: pathlib.Path, weights: pathlib.Path,
+        tmp_path: pathlib.Path, weights: pathlib.Path, fp32_cache: pathlib.Path,
         capsys: pytest.CaptureFixture) -> None:
     inputs = _images(tmp_path / 'in', 5)
-    cache = tmp_path / 'cache'
+    cache = _cache(tmp_path, fp32_cache)
     assert _run(inputs, weights, tmp_path / 'out', cache) == 0
     captured = capsys.readouterr()
     assert ('int8 not calibrated on the inputs: 5 still image(s), at least 12 needed (8 to '
@@ -129,8 +146,8 @@ def test_too_few_images_keep_fp32_and_say_how_many_are_needed(
 
 
 def test_a_failing_calibration_keeps_fp32_and_leaves_nothing_half_written(
-        tmp_path: pathlib.Path, weights: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture) -> None:
+        tmp_path: pathlib.Path, weights: pathlib.Path, fp32_cache: pathlib.Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     from lw_refinenet_ros.engine import quantize
 
     def disk_full(fp32_xml: pathlib.Path, out_xml: pathlib.Path, *args: object,
@@ -140,7 +157,7 @@ def test_a_failing_calibration_keeps_fp32_and_leaves_nothing_half_written(
 
     monkeypatch.setattr(quantize, 'quantize_batches', disk_full)
     inputs = _images(tmp_path / 'in', 12)
-    cache = tmp_path / 'cache'
+    cache = _cache(tmp_path, fp32_cache)
     assert _run(inputs, weights, tmp_path / 'out', cache, '--agreement-min', '0',
                 '--input-int8-min-speedup', '0') == 0
     captured = capsys.readouterr()
@@ -152,9 +169,10 @@ def test_a_failing_calibration_keeps_fp32_and_leaves_nothing_half_written(
 
 
 def test_the_flag_turns_it_off_without_a_word(tmp_path: pathlib.Path, weights: pathlib.Path,
+                                              fp32_cache: pathlib.Path,
                                               capsys: pytest.CaptureFixture) -> None:
     inputs = _images(tmp_path / 'in', 12)
-    cache = tmp_path / 'cache'
+    cache = _cache(tmp_path, fp32_cache)
     assert _run(inputs, weights, tmp_path / 'out', cache, '--no-input-int8',
                 '--agreement-min', '0', '--input-int8-min-speedup', '0') == 0
     assert 'int8' not in capsys.readouterr().err
@@ -198,8 +216,8 @@ def test_the_sample_is_spread_over_the_job_and_checks_are_other_images() -> None
 
 
 def test_images_of_another_size_run_on_the_start_up_engine(
-        tmp_path: pathlib.Path, weights: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture) -> None:
+        tmp_path: pathlib.Path, weights: pathlib.Path, fp32_cache: pathlib.Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     from lw_refinenet_ros.segmenter import Segmenter
 
     inputs = _images(tmp_path / 'in', 12)
@@ -213,8 +231,8 @@ def test_images_of_another_size_run_on_the_start_up_engine(
         return result
 
     monkeypatch.setattr(Segmenter, 'segment', spy)
-    assert _run(inputs, weights, tmp_path / 'out', tmp_path / 'cache', '--agreement-min', '0',
-                '--input-int8-min-speedup', '0') == 0
+    assert _run(inputs, weights, tmp_path / 'out', _cache(tmp_path, fp32_cache),
+                '--agreement-min', '0', '--input-int8-min-speedup', '0') == 0
     assert 'running on openvino/int8' in capsys.readouterr().err
     # The int8 model is built for the first image's size; the small one runs on fp32.
     assert ran == {'48x64': 'int8', '40x56': 'fp32'}
