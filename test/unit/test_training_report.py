@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+import shutil
 
 import pytest
 
 from lw_refinenet_ros.data.conveyor import write_conveyor_dataset
+from lw_refinenet_ros.data.datasets import open_dataset
 from lw_refinenet_ros.training import report as report_module
 from lw_refinenet_ros.training.trainer import TrainConfig, train
 
@@ -22,6 +24,22 @@ def tiny_data(tmp_path_factory) -> Path:
 def private_cache(tmp_path, monkeypatch) -> None:
     # The int8 model is built through the engine's cache; keep it out of the user's.
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+
+
+@pytest.fixture(scope='module')
+def trained_run(tiny_data, tmp_path_factory) -> Path:
+    """One finished training without its report: the report's variants are written on copies."""
+    run = tmp_path_factory.mktemp('trained') / 'run'
+    train(_config(tiny_data, run, report=False))
+    assert (run / 'best.pt').is_file() and not (run / 'report.json').exists()
+    return run
+
+
+def _copy_of(run: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / 'run'
+    copy.mkdir()
+    shutil.copy2(run / 'best.pt', copy / 'best.pt')
+    return copy
 
 
 def _config(data: Path, out: Path, **overrides) -> TrainConfig:
@@ -62,11 +80,13 @@ def result_classes(run: Path) -> list[str]:
     return list(read_checkpoint(run / 'best.pt').class_names)
 
 
-def test_the_int8_part_can_be_skipped(tiny_data, tmp_path) -> None:
-    result = train(_config(tiny_data, tmp_path, report_int8=False))
-    assert 'skipped' in result.report['int8']
-    assert not (tmp_path / 'int8').exists()
-    assert 'No int8 model: turned off' in (tmp_path / 'report.md').read_text()
+def test_the_int8_part_can_be_skipped(tiny_data, trained_run, tmp_path) -> None:
+    run = _copy_of(trained_run, tmp_path)
+    data = open_dataset(str(tiny_data))
+    report = report_module.write_report(run, data, data, int8=False, limit=3)
+    assert 'skipped' in report['int8'] and report['miou'] is not None
+    assert not (run / 'int8').exists()
+    assert 'No int8 model: turned off' in (run / 'report.md').read_text()
 
 
 def test_no_report_at_all_when_turned_off(tiny_data, tmp_path) -> None:
@@ -88,10 +108,12 @@ def test_a_failed_quantization_is_reported_and_training_still_succeeds(
     assert 'No int8 model: RuntimeError' in (tmp_path / 'report.md').read_text()
 
 
-def test_without_validation_images_the_report_says_so(tiny_data, tmp_path) -> None:
-    result = train(_config(tiny_data, tmp_path, val_data=None))
-    assert 'no validation images' in result.report['skipped']
-    assert 'Not evaluated' in (tmp_path / 'report.md').read_text()
+def test_without_validation_images_the_report_says_so(tiny_data, trained_run,
+                                                       tmp_path) -> None:
+    run = _copy_of(trained_run, tmp_path)
+    report = report_module.write_report(run, open_dataset(str(tiny_data)), None)
+    assert 'no validation images' in report['skipped']
+    assert 'Not evaluated' in (run / 'report.md').read_text()
 
 
 def test_calibration_frames_are_spread_over_the_set_and_bounded() -> None:
@@ -122,8 +144,8 @@ def test_the_train_command_prints_the_scores_and_the_int8_change(capsys) -> None
     assert 'int8: not built (RuntimeError: no nncf)' in out
 
 
-def test_without_openvino_the_int8_model_comes_from_onnx_runtime(tiny_data, tmp_path,
-                                                                 monkeypatch) -> None:
+def test_without_openvino_the_int8_model_comes_from_onnx_runtime(tiny_data, trained_run,
+                                                                 tmp_path, monkeypatch) -> None:
     from lw_refinenet_ros.engine import quantize
     from lw_refinenet_ros.errors import ConfigError
 
@@ -131,9 +153,11 @@ def test_without_openvino_the_int8_model_comes_from_onnx_runtime(tiny_data, tmp_
         raise ConfigError('int8 needs openvino (pip install openvino).')
 
     monkeypatch.setattr(quantize, 'prepare_int8', missing)
-    result = train(_config(tiny_data, tmp_path))
-    int8 = result.report['int8']
+    run = _copy_of(trained_run, tmp_path)
+    data = open_dataset(str(tiny_data))
+    int8 = report_module.write_report(run, data, data, limit=3,
+                                      cache_dir=tmp_path / 'cache')['int8']
     assert int8['runtime'] == 'onnxruntime', int8
     assert int8['files'] == ['model_int8.onnx']
-    assert (tmp_path / 'int8' / 'model_int8.onnx').is_file()
+    assert (run / 'int8' / 'model_int8.onnx').is_file()
     assert int8['int8_miou'] is not None and 0.0 <= int8['labels_equal'] <= 1.0
