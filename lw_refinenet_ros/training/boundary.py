@@ -235,8 +235,12 @@ def train_boundary(config: BoundaryTrainConfig,
     metadata[BOUNDARY_FLAG] = True
     metadata['boundary_training'] = {'from': str(source.name), **training,
                                      **report.as_metadata()}
+    # float16 (half the file, as the packaged model) only where that loses nothing: the class
+    # weights must come back bit for bit (BatchNorm statistics stay float32 either way).
+    half = all(torch.equal(t, t.half().float()) for key, t in info.state_dict.items()
+               if t.is_floating_point() and not key.endswith(('running_mean', 'running_var')))
     save_checkpoint(config.out, model, arch=info.arch, class_names=info.class_names,
-                    colors=info.colors, metadata=metadata, half=True)
+                    colors=info.colors, metadata=metadata, half=half)
     progress(f'train-boundary: {report.frames} frames ({100 * report.seam_cells:.2f} % seam '
              f'cells), features {report.render_s:.0f} s, head {report.train_s:.0f} s; cells '
              f'at 0.5: precision {precision:.3f} recall {recall:.3f}; saved {config.out}')

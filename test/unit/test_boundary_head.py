@@ -11,13 +11,13 @@ import torch
 
 from lw_refinenet_ros.engine import EngineConfig, InferenceEngine
 from lw_refinenet_ros.engine.frames import boundary_probability, check_logits
-from lw_refinenet_ros.errors import CheckpointError, EngineError
+from lw_refinenet_ros.errors import CheckpointError, ConfigError, EngineError
 from lw_refinenet_ros.model import build_model
 from lw_refinenet_ros.model.boundary import BOUNDARY_FLAG, BoundaryHead
 from lw_refinenet_ros.model.checkpoint import save_checkpoint
 from lw_refinenet_ros.model.pretrained import init_from_checkpoint
 from lw_refinenet_ros.model.weights import load_model
-from lw_refinenet_ros.training.boundary import BoundaryTrainConfig, train_head
+from lw_refinenet_ros.training.boundary import BoundaryTrainConfig, train_boundary, train_head
 from lw_refinenet_ros.training.boundary_target import boundary_target, seam_pixels
 
 K = 3
@@ -178,3 +178,30 @@ def test_fine_tuning_the_classes_from_a_checkpoint_with_the_head_leaves_the_head
     assert fresh.boundary is None
     for key, value in plain.state_dict().items():
         assert torch.equal(fresh.state_dict()[key], value), key
+
+
+def test_train_boundary_adds_a_loadable_head_and_keeps_the_class_weights(models,
+                                                                         tmp_path) -> None:
+    plain, _ = models
+    start = _save(tmp_path, plain, {'note': 'kept'})
+    out = tmp_path / 'with_head.pt'
+    config = BoundaryTrainConfig(weights=start, out=str(out), seeds=(4700,), videos=1,
+                                 frames=2, frame_step=2, size=(64, 48), epochs=1, batch=2)
+    report = train_boundary(config, progress=lambda _: None)
+    assert report.frames == 2 and len(report.losses) == 1
+    model, info = load_model(str(out))
+    assert model.boundary_channel and info.metadata['note'] == 'kept'
+    assert info.metadata['boundary_training']['kept_frames'] == 2
+    for key, value in plain.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_train_boundary_refuses_bad_settings_before_any_work(tmp_path) -> None:
+    from lw_refinenet_ros.cli import build_parser
+    from lw_refinenet_ros.cli.train_boundary import build_config
+
+    with pytest.raises(ConfigError, match='epochs'):
+        build_config(build_parser().parse_args(['train-boundary', '--epochs', '0']))
+    path = tmp_path / 'model.pt'
+    with pytest.raises(ConfigError, match='overwrite its starting checkpoint'):
+        train_boundary(BoundaryTrainConfig(weights=str(path), out=str(path)))
