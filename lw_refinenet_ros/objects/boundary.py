@@ -25,7 +25,7 @@ import math
 import cv2
 import numpy as np
 
-from lw_refinenet_ros.objects.edges import grow_regions
+from lw_refinenet_ros.objects.edges import seeded_regions
 
 
 def check_boundary(boundary: np.ndarray | None, shape: tuple[int, int]) -> None:
@@ -100,14 +100,5 @@ def split_by_boundary(probability: np.ndarray, mask: np.ndarray, threshold: floa
         uint16 part ids (1..n, n >= 2) per mask pixel, 0 outside; None when the seams do not
         cut the region into two bodies of ``min_seed`` pixels.
     """
-    bodies = (mask & (probability < threshold)).astype(np.uint8)
-    count, components = cv2.connectedComponents(bodies, connectivity=4)
-    if count < 3:
-        return None
-    areas = np.bincount(components.ravel(), minlength=count)
-    seeds = [k for k in range(1, count) if areas[k] >= min_seed]
-    if len(seeds) < 2:
-        return None
-    lut = np.zeros(count, np.uint16)
-    lut[seeds] = np.arange(1, len(seeds) + 1)
-    return grow_regions(lut[components], mask)
+    seeded = seeded_regions(mask & (probability < threshold), mask, min_seed)
+    return None if seeded is None else seeded[0]

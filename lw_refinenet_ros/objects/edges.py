@@ -115,6 +115,26 @@ def _boundary_means(regions: np.ndarray, contrast: np.ndarray, count: int,
     return keys, mean, length
 
 
+def seeded_regions(bodies: np.ndarray, mask: np.ndarray,
+                   min_seed: int) -> tuple[np.ndarray, int] | None:
+    """Part ids grown over ``mask`` from the connected ``bodies`` of at least ``min_seed`` px.
+
+    Both splitters (dark lines here, a learned boundary in ``boundary.py``) find the surfaces
+    between seams and let each big one claim the mask around it; smaller bodies (slivers,
+    noise) seed nothing. Returns (uint16 ids 1..n per mask pixel, n), or None below two seeds.
+    """
+    count, components = cv2.connectedComponents(bodies.astype(np.uint8), connectivity=4)
+    if count < 3:
+        return None
+    areas = np.bincount(components.ravel(), minlength=count)
+    seeds = [k for k in range(1, count) if areas[k] >= min_seed]
+    if len(seeds) < 2:
+        return None
+    lut = np.zeros(count, np.uint16)
+    lut[seeds] = np.arange(1, len(seeds) + 1)
+    return grow_regions(lut[components], mask), len(seeds)
+
+
 def split_by_edges(contrast: np.ndarray, mask: np.ndarray, min_area: int,
                    settings: EdgeSplitSettings = EdgeSplitSettings()) -> np.ndarray | None:
     """Split one class region along the dark lines inside it.
@@ -130,18 +150,13 @@ def split_by_edges(contrast: np.ndarray, mask: np.ndarray, min_area: int,
         no line that separates parts.
     """
     inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8), borderValue=0) > 0
-    surfaces = (inner & (contrast < settings.line_contrast)).astype(np.uint8)
+    surfaces = inner & (contrast < settings.line_contrast)
     if int(np.count_nonzero(surfaces)) < 2 * min_area:
         return None
-    count, components = cv2.connectedComponents(surfaces, connectivity=4)
-    areas = np.bincount(components.ravel(), minlength=count)
-    seeds = [k for k in range(1, count) if areas[k] >= min_area]
-    if len(seeds) < 2:
+    seeded = seeded_regions(surfaces, mask, min_area)
+    if seeded is None:
         return None
-    lut = np.zeros(count, np.uint16)
-    lut[seeds] = np.arange(1, len(seeds) + 1)
-    regions = grow_regions(lut[components], mask)
-    n = len(seeds)
+    regions, n = seeded
     parent = list(range(n + 1))
 
     def root(index: int) -> int:
