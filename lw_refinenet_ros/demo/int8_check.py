@@ -17,7 +17,9 @@ the package exactly as the node will (same interpreter, same working directory):
    :data:`CHECK_SEED` (neither the calibration seed nor the scene the demo scores);
 3. answers with the figures; the demo asks the node for OpenVINO int8 only when the median
    share of equal labels is at least :data:`~lw_refinenet_ros.engine.select.AUTO_REDUCED_AGREEMENT`
-   (the gate of ``precision: auto``), and the run's live mIoU against the ground truth shows
+   (the gate of ``precision: auto``) and the node's own check of the request (its synthetic
+   warm-up frame, :data:`NODE_AGREEMENT_MIN`) will pass, so the node never refuses to start;
+   the run's live mIoU against the ground truth shows
    what int8 costs in accuracy. Otherwise the node runs as it would have.
 
 No ROS here (the child runs none).
@@ -51,6 +53,7 @@ def check(width: int, height: int, cache_dir: str = '') -> dict[str, Any]:
     from lw_refinenet_ros.data.conveyor import frame_rng, render_conveyor_frame
     from lw_refinenet_ros.engine.config import EngineConfig
     from lw_refinenet_ros.engine.select import AUTO_REDUCED_AGREEMENT
+    from lw_refinenet_ros.engine.warmup import warmup_frame
     from lw_refinenet_ros.engine.weights_card import open_weights
     from lw_refinenet_ros.segmenter import Segmenter, resolve_class_map
 
@@ -85,12 +88,22 @@ def check(width: int, height: int, cache_dir: str = '') -> dict[str, Any]:
         got = int8.segment(frame, want_objects=False).labels
         shares.append(float((got == expected).mean()))
     median = statistics.median(shares)
+    # The node checks an explicit int8 on its synthetic warm-up frame against
+    # NODE_AGREEMENT_MIN and refuses to start below it: the same frame here, so that a model
+    # the node would refuse is never asked for (the demo would stop instead of running fp32).
+    synthetic = warmup_frame(height, width)
+    node_gate = float((int8.segment(synthetic, want_objects=False).labels
+                       == reference.segment(synthetic, want_objects=False).labels).mean())
     result.update(agreement_median=round(median, 5), agreement_min=round(min(shares), 5),
-                  use=median >= AUTO_REDUCED_AGREEMENT,
+                  warmup_frame_agreement=round(node_gate, 5),
+                  use=median >= AUTO_REDUCED_AGREEMENT and node_gate >= NODE_AGREEMENT_MIN,
                   seconds=round(time.perf_counter() - start, 1))
-    if not result['use']:
+    if median < AUTO_REDUCED_AGREEMENT:
         result['why'] = (f'int8 labels {median:.2%} equal to fp32 on conveyor frames, below '
                          f'the gate {AUTO_REDUCED_AGREEMENT:.1%}')
+    elif not result['use']:
+        result['why'] = (f'the node would refuse it: {node_gate:.2%} equal labels on its '
+                         f'warm-up frame, below {NODE_AGREEMENT_MIN:.0%}')
     return result
 
 
