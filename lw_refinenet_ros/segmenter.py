@@ -92,9 +92,12 @@ def resolve_class_map(info: CheckpointInfo | WeightsCard | None, num_classes: in
 
 
 def _model_name(model: Any, info: CheckpointInfo | WeightsCard | None, engine: Any) -> str:
-    """``mbv2:default.pt via openvino/bf16``; ``in-memory`` for a model without a file."""
-    from lw_refinenet_ros.engine.weights_card import packaged_model_path
+    """``mbv2:default.pt via openvino/bf16``; ``in-memory`` for a model without a file (a
+    model opened from its file's card names the file from the card)."""
+    from lw_refinenet_ros.engine.weights_card import DeferredModel, packaged_model_path
 
+    if info is None and isinstance(model, DeferredModel):
+        info = model.card
     arch = info.arch if info is not None else getattr(model, 'arch', 'model')
     source = ((info.source or str(packaged_model_path())) if info is not None
               else 'in-memory')
@@ -119,6 +122,29 @@ def _checked_options(values: Mapping[str, Any],
                           f'the node parameters model.*, the engine options and objects.* '
                           f'(config/lw_refinenet.yaml).')
     return {name: specs[name].validate(value) for name, value in values.items()}
+
+
+def _file_arguments(weights: str, arch: str, num_classes: int,
+                    classes_file: str) -> dict[str, Any]:
+    """The node's ``model.*`` values as :meth:`Segmenter.load` takes them: ``''``,
+    ``'auto'`` and 0 mean "read it from the file"."""
+    return {'weights': weights or None, 'arch': None if arch == 'auto' else arch,
+            'num_classes': num_classes or None, 'classes_file': classes_file or None}
+
+
+def _load_arguments(values: Mapping[str, Any],
+                    engine_overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """:meth:`Segmenter.load`'s arguments from option values keyed by the node's parameter
+    names (see :meth:`Segmenter.from_options`); options not given take the node's defaults."""
+    specs = _option_specs()
+    checked = _checked_options(values, specs)
+    model = [checked.get(name, specs[name].default) for name in MODEL_OPTIONS]
+    engine_values = {spec.name: checked[spec.name] for spec in ENGINE_PARAMETERS
+                     if spec.name in checked}
+    objects = ObjectsConfig.from_mapping(
+        {name: value for name, value in checked.items() if name.startswith('objects.')})
+    return {**_file_arguments(*model), 'objects': objects,
+            'engine': EngineConfig.from_mapping({**engine_values, **engine_overrides})}
 
 
 class Segmenter:
@@ -161,8 +187,7 @@ class Segmenter:
         self.engine_config = engine if engine is not None else EngineConfig()
         self.objects_config = objects if objects is not None and objects.enabled else None
         self._engine: Any = None
-        self._still: ObjectProcessor | None = None
-        self._stream: ObjectProcessor | None = None
+        self._processors: dict[str, ObjectProcessor] = {}  # 'still' and 'stream', when used
         if not lazy:
             self._build_engine(warmup_image)
 
@@ -214,29 +239,15 @@ class Segmenter:
             ConfigError: An unknown option (named, with the closest known one) or an
                 invalid value (named, with what is allowed).
         """
-        specs = _option_specs()
-        checked = _checked_options(values, specs)
-        model = {name: checked.get(name, specs[name].default) for name in MODEL_OPTIONS}
-        engine_values = {spec.name: checked[spec.name] for spec in ENGINE_PARAMETERS
-                         if spec.name in checked}
-        engine_values.update(engine_overrides)
-        objects = ObjectsConfig.from_mapping(
-            {name: value for name, value in checked.items() if name.startswith('objects.')})
-        return cls.load(model['model.weights'] or None,
-                        arch=None if model['model.arch'] == 'auto' else model['model.arch'],
-                        num_classes=model['model.num_classes'] or None,
-                        classes_file=model['model.classes_file'] or None,
-                        engine=EngineConfig.from_mapping(engine_values), objects=objects,
-                        warmup_image=warmup_image, lazy=lazy)
+        return cls.load(**_load_arguments(values, engine_overrides), warmup_image=warmup_image,
+                        lazy=lazy)
 
     @classmethod
     def from_config(cls, config: Any, **kwargs: Any) -> Segmenter:
         """Build from a :class:`~lw_refinenet_ros.config.NodeConfig` (the node's path): its
         ``model_*`` fields, ``engine`` and ``objects``. ``kwargs`` as for the constructor."""
-        return cls.load(config.model_weights or None,
-                        arch=None if config.model_arch == 'auto' else config.model_arch,
-                        num_classes=config.model_num_classes or None,
-                        classes_file=config.model_classes_file or None,
+        return cls.load(**_file_arguments(config.model_weights, config.model_arch,
+                                          config.model_num_classes, config.model_classes_file),
                         engine=config.engine, objects=config.objects, **kwargs)
 
     @classmethod
@@ -295,12 +306,7 @@ class Segmenter:
     @property
     def name(self) -> str:
         """``arch:file via backend/precision``, for start-up logs and /diagnostics."""
-        from lw_refinenet_ros.engine.weights_card import DeferredModel
-
-        info = self._info
-        if info is None and isinstance(self._model, DeferredModel):
-            info = self._model.card
-        return _model_name(self._model, info, self._engine)
+        return _model_name(self._model, self._info, self._engine)
 
     def describe(self) -> dict[str, Any]:
         """The engine's settings (backend, precision, device, why), or {} before it exists."""
@@ -383,14 +389,11 @@ class Segmenter:
 
     def reset_stream(self) -> None:
         """Start a new stream: forget the tracks of the frames segmented with a ``stamp``."""
-        if self._stream is not None:
-            self._stream.tracker.reset()
+        if 'stream' in self._processors:
+            self._processors['stream'].tracker.reset()
 
     def _processor(self, *, still: bool) -> ObjectProcessor:
-        if still:
-            if self._still is None:
-                self._still = self.object_stream(tracking=False)
-            return self._still
-        if self._stream is None:
-            self._stream = self.object_stream()
-        return self._stream
+        key = 'still' if still else 'stream'
+        if key not in self._processors:
+            self._processors[key] = self.object_stream(tracking=not still)
+        return self._processors[key]

@@ -86,6 +86,18 @@ def resolve_device(config: EngineConfig) -> str:
                       f'--device-fallback).')
 
 
+def checked_num_classes(model: Any, num_classes: int | None) -> int:
+    """K as given, else the model's ``num_classes``; refused unless an integer in range."""
+    if num_classes is None:
+        num_classes = getattr(model, 'num_classes', None)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) \
+            or not 1 <= num_classes <= _MAX_CLASSES:
+        raise ConfigError(f'num_classes must be an integer in 1..{_MAX_CLASSES} (pass '
+                          f'num_classes= when the model has no num_classes attribute), '
+                          f'got {num_classes!r}.')
+    return num_classes
+
+
 class InferenceEngine:
     """Runs an LW-RefineNet on numpy images; see the module docstring for the pipeline.
 
@@ -117,14 +129,7 @@ class InferenceEngine:
         self.int8_model: str | None = None
         #: A node's int8 from its camera frames, in words (ros/live_int8.py; None: none).
         self.int8_live: str | None = None
-        if num_classes is None:
-            num_classes = getattr(model, 'num_classes', None)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) \
-                or not 1 <= num_classes <= _MAX_CLASSES:
-            raise ConfigError(f'num_classes must be an integer in 1..{_MAX_CLASSES} (pass '
-                              f'num_classes= when the model has no num_classes attribute), '
-                              f'got {num_classes!r}.')
-        self.num_classes = num_classes
+        self.num_classes = num_classes = checked_num_classes(model, num_classes)
         self.device = resolve_device(config)
         if config.num_threads > 0 and self.device == 'cpu' and 'torch' in sys.modules:
             # (Without torch imported nothing runs on its pool yet; a torch backend sets its
