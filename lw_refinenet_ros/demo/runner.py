@@ -27,7 +27,7 @@ import time
 from typing import Any, Callable
 
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.experimental import EventsExecutor
 from rclpy.signals import SignalHandlerOptions
 
 from lw_refinenet_ros.demo import int8_check, supervisor
@@ -203,7 +203,11 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
     robot = SortingRobotNode(context=context, namespace=config.namespace)
     video = DemoVideoNode(out / 'demo_video', picks=lambda: robot.picks, context=context,
                           namespace=config.namespace)
-    executor = SingleThreadedExecutor(context=context)
+    # rclpy's events executor (C++) rather than the Python SingleThreadedExecutor: this
+    # process takes every camera and node topic (about 200 messages/s at 30 Hz), and the
+    # Python executor's per-message work cost it 7.2-8.9 CPU s per 20 s run against 5.5-6.0 s
+    # (alternating, docs/benchmarks.md), CPU that the node needs on 2 cores.
+    executor = EventsExecutor(context=context)
     executor.add_node(monitor)
     executor.add_node(robot)
     executor.add_node(video)
