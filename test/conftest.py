@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from typing import Any, Callable, Iterator
 
@@ -40,6 +41,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Remove the session's temporary cache folder (a caller's LWRF_TEST_CACHE_HOME stays)."""
     if _OWN_CACHE_HOME is not None:
         shutil.rmtree(_OWN_CACHE_HOME, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_sigchld_handler_left_behind() -> Iterator[None]:
+    """Take back a SIGCHLD handler a test let a library install for the rest of the run.
+
+    torch's DataLoader installs a Python SIGCHLD handler, for good, the first time a loader
+    with worker processes starts in the main thread. Afterwards every child that exits (the
+    suite starts thousands: nodes, CLIs, exports) interrupts pytest's main thread to run it,
+    and two long runs of this suite died there with SIGSEGV (core dumps: while waiting on a
+    child, after the trainer tests had installed it), never in a test run on its own. A
+    training run is a process of its own, where torch's handler is wanted; in the suite it
+    must not outlive the test that caused it.
+    """
+    before = signal.getsignal(signal.SIGCHLD)
+    yield
+    if signal.getsignal(signal.SIGCHLD) is not before:
+        signal.signal(signal.SIGCHLD, before)
 
 
 @pytest.fixture(scope='session')
