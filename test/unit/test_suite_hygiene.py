@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import signal
 
-import torch
 
-
-def test_a_loader_with_workers_installs_torchs_sigchld_handler() -> None:
-    batches = iter(torch.utils.data.DataLoader(list(range(8)), num_workers=1))
-    next(batches)
-    del batches
-    handler = signal.getsignal(signal.SIGCHLD)
-    assert callable(handler) and handler.__module__.startswith('torch.')
+def test_a_library_installs_a_sigchld_handler_for_good() -> None:
+    # As torch's DataLoader does the first time a loader with workers starts (see conftest).
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    assert callable(signal.getsignal(signal.SIGCHLD))
 
 
 def test_the_next_test_finds_sigchld_as_the_run_started_it() -> None:
