@@ -49,11 +49,11 @@ def _no_sigchld_handler_left_behind() -> Iterator[None]:
 
     torch's DataLoader installs a Python SIGCHLD handler, for good, the first time a loader
     with worker processes starts in the main thread. Afterwards every child that exits (the
-    suite starts thousands: nodes, CLIs, exports) interrupts pytest's main thread to run it,
-    and two long runs of this suite died there with SIGSEGV (core dumps: while waiting on a
-    child, after the trainer tests had installed it), never in a test run on its own. A
-    training run is a process of its own, where torch's handler is wanted; in the suite it
-    must not outlive the test that caused it.
+    suite starts thousands: nodes, CLIs, exports) runs it on the receiving thread's alternate
+    signal stack, and in this long process that stack can be stale (OpenVINO's CPU plugin swaps
+    in its own while a compiled model lives; see ``_in_a_pytest_of_its_own`` in
+    test_trainer.py): runs of the suite died with SIGSEGV there. The loader tests now run in
+    a pytest of their own; this guard keeps any other test's handler from outliving it.
     """
     before = signal.getsignal(signal.SIGCHLD)
     yield
