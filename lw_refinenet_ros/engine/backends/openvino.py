@@ -66,6 +66,25 @@ def _query_core() -> Any:
     return openvino.Core()
 
 
+@functools.lru_cache(maxsize=None)
+def _compile_core(compiled_cache: str) -> Any:
+    """The process's one Core per compiled-blob folder ('' for none), never freed.
+
+    OpenVINO's CPU plugin swaps the calling thread's alternate signal stack for one of its own
+    while a Core lives and puts back, when the Core goes, the stack it found: two Cores freed
+    in the order they were made leave the first one's freed stack registered (checked with
+    sigaltstack(2)). The next signal handled on that thread (Ctrl-C, a child process's exit)
+    then crashes the process with SIGSEGV. Cores that live as long as the process never hand
+    back a dead stack; a Core is safe to share between threads.
+    """
+    import openvino
+
+    core = openvino.Core()
+    if compiled_cache:
+        core.set_property({'CACHE_DIR': compiled_cache})
+    return core
+
+
 def device_unavailable(device: str) -> str | None:
     """None when OpenVINO is importable and sees ``device``, else why not."""
     try:
@@ -111,14 +130,12 @@ class OpenVINOBackend:
     name = 'openvino'
 
     def __init__(self, model: Any, request: BackendRequest) -> None:
-        import openvino
 
         from lw_refinenet_ros.engine.weights_card import weights_id_of
 
         self.precision = request.precision
         self.device = ov_device(request.device)
         self._request = request
-        self._core = openvino.Core()
         supported = native_precisions(request.device)
         if request.precision not in supported:
             raise ConfigError(
@@ -126,10 +143,10 @@ class OpenVINOBackend:
                 f'device supports {", ".join(supported)}). Choose another precision, or '
                 f'"auto".')
         self._cache = ArtifactCache(request.cache_dir)
-        if self._cache.persistent:
-            # OpenVINO's own cache of compiled blobs (keyed by it with the model, settings,
-            # device and version): a restart loads instead of compiling.
-            self._core.set_property({'CACHE_DIR': str(self._cache.root / 'openvino-compiled')})
+        # OpenVINO's own cache of compiled blobs (keyed by it with the model, settings, device
+        # and version): a restart loads instead of compiling.
+        self._core = _compile_core(str(self._cache.root / 'openvino-compiled')
+                                   if self._cache.persistent else '')
         self._weights_id = request.weights_id or weights_id_of(model)
         self._model = model
         self._int8 = request.precision == 'int8'
