@@ -150,9 +150,8 @@ def _load_arguments(values: Mapping[str, Any],
 class Segmenter:
     """Model + class map + engine + object finder: ``segment(image) -> SegmentationResult``.
 
-    Build one with :meth:`load` (a checkpoint path or the packaged default),
-    :meth:`from_options` (the node's option names) or :meth:`from_model` (a model you already
-    hold, e.g. random weights in a benchmark). Use it from one thread, as the engine.
+    Build one with :meth:`load` (a checkpoint or the packaged default), :meth:`from_options`
+    (the node's option names), :meth:`from_config` or :meth:`from_model`; one thread only.
 
     Args:
         model: The LW-RefineNet (an ``nn.Module`` with ``num_classes``).
@@ -196,7 +195,7 @@ class Segmenter:
              num_classes: int | None = None, classes_file: str | Path | None = None,
              engine: EngineConfig | None = None, objects: ObjectsConfig | None = None,
              warmup_image: np.ndarray | None = None, lazy: bool = False,
-             calibration: Any = None) -> Segmenter:
+             calibration: Any = None, trained_scale: bool = False) -> Segmenter:
         """Load a checkpoint (None: the packaged conveyor model) and build the segmenter.
 
         Args:
@@ -205,10 +204,11 @@ class Segmenter:
             num_classes: If given, the file must have this many classes.
             classes_file: Class names/colours file (YAML or text); default: the checkpoint's.
             engine, objects, warmup_image, lazy, calibration: As for the constructor.
+            trained_scale: With ``max_side`` 0, run the network at the size the checkpoint
+                was trained at (the node's ``model.trained_scale``).
 
         Raises:
-            CheckpointError: Missing or unreadable file, or one that is not ``arch`` /
-                ``num_classes``.
+            CheckpointError: Missing, unreadable, or not ``arch`` / ``num_classes``.
             ConfigError: A bad class file or option.
         """
         from lw_refinenet_ros.engine.weights_card import open_weights
@@ -219,7 +219,9 @@ class Segmenter:
                                    cache_dir=config.resolved_cache_dir())
         class_map = resolve_class_map(info if info is not None else model.card,
                                       model.num_classes, classes_file)
-        return cls(model, class_map, engine=engine, objects=objects, info=info,
+        if trained_scale and config.max_side == 0:
+            config = dataclasses.replace(config, **model.card.engine_defaults)
+        return cls(model, class_map, engine=config, objects=objects, info=info,
                    warmup_image=warmup_image, lazy=lazy, calibration=calibration)
 
     @classmethod
@@ -248,16 +250,15 @@ class Segmenter:
         ``model_*`` fields, ``engine`` and ``objects``. ``kwargs`` as for the constructor."""
         return cls.load(**_file_arguments(config.model_weights, config.model_arch,
                                           config.model_num_classes, config.model_classes_file),
-                        engine=config.engine, objects=config.objects, **kwargs)
+                        engine=config.engine, objects=config.objects,
+                        trained_scale=config.model_trained_scale, **kwargs)
 
     @classmethod
     def from_model(cls, model: Any, class_map: ClassMap | None = None,
                    **kwargs: Any) -> Segmenter:
         """Wrap a model already in memory (default classes: :meth:`ClassMap.default` of its
         ``num_classes``); ``kwargs`` as for the constructor."""
-        if class_map is None:
-            class_map = ClassMap.default(int(model.num_classes))
-        return cls(model, class_map, **kwargs)
+        return cls(model, class_map or ClassMap.default(int(model.num_classes)), **kwargs)
 
     def _build_engine(self, warmup_image: np.ndarray | None) -> None:
         from lw_refinenet_ros.engine import InferenceEngine
@@ -289,8 +290,7 @@ class Segmenter:
 
     @property
     def engine(self) -> Any:
-        """The :class:`~lw_refinenet_ros.engine.InferenceEngine` (None until the first frame
-        when built ``lazy``)."""
+        """The :class:`~lw_refinenet_ros.engine.InferenceEngine` (None before a lazy one's)."""
         return self._engine
 
     @property

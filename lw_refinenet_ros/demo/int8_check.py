@@ -54,22 +54,18 @@ def check(width: int, height: int, cache_dir: str = '') -> dict[str, Any]:
     from lw_refinenet_ros.engine.config import EngineConfig
     from lw_refinenet_ros.engine.select import AUTO_REDUCED_AGREEMENT
     from lw_refinenet_ros.engine.warmup import warmup_frame
-    from lw_refinenet_ros.engine.weights_card import open_weights
-    from lw_refinenet_ros.segmenter import Segmenter, resolve_class_map
+    from lw_refinenet_ros.segmenter import Segmenter
 
     start = time.perf_counter()
     # Both engines' choices are remembered (the cache's decisions), so a later check builds
     # them from the cache without timing or a torch reference: seconds, not tens of them.
     config = EngineConfig(device='cpu', backend='openvino', precision='auto',
                           cache_dir=cache_dir, warmup_size=(height, width))
-    model, info = open_weights(None, cache_dir=config.resolved_cache_dir())
-    config = dataclasses.replace(config, **model.card.engine_defaults)  # as the node does
-    class_map = resolve_class_map(info if info is not None else model.card,
-                                  model.num_classes, None)
     # precision auto with the conveyor frames: builds the int8 model once (cached), offers it
-    # and, on the synthetic frame, keeps fp32: the reference below.
-    reference = Segmenter(model, class_map, engine=config, info=info,
-                          calibration=conveyor_calibration)
+    # and, on the synthetic frame, keeps fp32: the reference below. The trained scale, as the
+    # node applies it.
+    reference = Segmenter.load(None, engine=config, calibration=conveyor_calibration,
+                               trained_scale=True)
     int8_model = reference.describe().get('int8_model')
     result: dict[str, Any] = {'int8_model': int8_model, 'frames': CHECK_FRAMES,
                               'seed': CHECK_SEED, 'gate': AUTO_REDUCED_AGREEMENT,
@@ -79,7 +75,7 @@ def check(width: int, height: int, cache_dir: str = '') -> dict[str, Any]:
         result.update(use=False, why='no int8 model (OpenVINO/NNCF missing or the build '
                                      'failed; the node log says why)')
         return result
-    int8 = Segmenter(model, class_map, info=info, engine=dataclasses.replace(
+    int8 = Segmenter.load(None, trained_scale=True, engine=dataclasses.replace(
         config, precision='int8', agreement_min=NODE_AGREEMENT_MIN))
     shares = []
     for index in range(CHECK_FRAMES):

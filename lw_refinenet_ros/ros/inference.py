@@ -68,23 +68,12 @@ def load_engine(config: NodeConfig) -> LoadedModel:
     network runs at the image size the checkpoint was trained at, as ``lw-refinenet segment``
     does without ``--max-side``.
     """
-    from lw_refinenet_ros.engine.weights_card import open_weights
-    from lw_refinenet_ros.segmenter import Segmenter, resolve_class_map
+    from lw_refinenet_ros.segmenter import Segmenter
 
     # A file this machine has loaded before is known from its card: the network itself is
     # loaded only if the engine needs it (not for a remembered OpenVINO or ONNX Runtime
     # choice with its runtime model cached, so a restart does not import torch).
-    model, info = open_weights(config.model_weights or None,
-                               arch=None if config.model_arch == 'auto' else config.model_arch,
-                               num_classes=config.model_num_classes or None,
-                               cache_dir=config.engine.resolved_cache_dir())
-    engine = config.engine
-    if config.model_trained_scale and engine.max_side == 0:
-        engine = dataclasses.replace(engine, **model.card.engine_defaults)
-    segmenter = Segmenter(model, resolve_class_map(info if info is not None else model.card,
-                                                   model.num_classes,
-                                                   config.model_classes_file or None),
-                          engine=engine, objects=config.objects, info=info)
+    segmenter = Segmenter.from_config(config)
     return LoadedModel(segmenter.engine, segmenter.class_map, segmenter.name, segmenter)
 
 
