@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import os
 from pathlib import Path
 import queue
 import threading
@@ -24,6 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from lw_refinenet_ros.atomic import write_bytes_atomically
 from lw_refinenet_ros.errors import ConfigError
 
 #: Every output ``--outputs`` knows, with the file it writes per frame.
@@ -141,16 +141,9 @@ def write_file(target: Path, data: bytes) -> None:
     Raises:
         ConfigError: the file cannot be written, naming it and the system's reason.
     """
-    temporary = target.with_name(f'.{target.name}.{os.getpid()}.tmp')
     try:
-        with open(temporary, 'wb') as handle:
-            handle.write(data)
-        os.replace(temporary, target)
+        write_bytes_atomically(target, data)
     except OSError as error:
-        try:
-            temporary.unlink(missing_ok=True)
-        except OSError:
-            pass
         raise ConfigError(f'cannot write {target}: {error.strerror or error}; segmenting '
                           f'stopped (check the --out folder: permissions, free space).'
                           ) from error

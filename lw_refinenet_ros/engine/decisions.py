@@ -31,9 +31,10 @@ import json
 import logging
 import os
 from pathlib import Path
-import tempfile
 import time
 from typing import Any, Mapping
+
+from lw_refinenet_ros.atomic import write_json_atomically
 
 _LOG = logging.getLogger(__name__)
 
@@ -181,25 +182,15 @@ class DecisionStore:
                                                sort_keys=True, default=str)),
                   'decision': dataclasses.asdict(
                       dataclasses.replace(decision, created=decision.created or time.time()))}
-        temporary = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix='.tmp-', suffix='.json')
-            with os.fdopen(handle, 'w', encoding='utf-8') as stream:
-                json.dump(record, stream, indent=1, sort_keys=True)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, path)
-            temporary = None
+            write_json_atomically(path, record)
         except OSError as error:
             if not self._warned:
                 _LOG.warning('could not remember the backend choice in %s (%s); the next '
                              'start will time the runtimes again.', path.parent, error)
                 self._warned = True
             return None
-        finally:
-            if temporary is not None:
-                Path(temporary).unlink(missing_ok=True)
         return path
 
 

@@ -31,9 +31,10 @@ import logging
 import os
 from pathlib import Path
 import sys
-import tempfile
 import threading
 from typing import Any, Mapping
+
+from lw_refinenet_ros.atomic import write_json_atomically
 
 _LOG = logging.getLogger(__name__)
 
@@ -158,7 +159,6 @@ class WeightsCards:
     def save(self, path: Path | str, card: WeightsCard) -> Path | None:
         """Write ``card`` for ``path`` atomically; a failure is logged once (debug: it only
         costs the next start its speed) and leaves any previous card as it was."""
-        temporary = None
         try:
             path = Path(path).resolve()
             card_path = self._card_path(path)
@@ -167,12 +167,7 @@ class WeightsCards:
             record = {'format': FORMAT_VERSION, 'key': _file_key(path),
                       'card': dataclasses.asdict(card)}
             card_path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=card_path.parent, prefix='.tmp-',
-                                                 suffix='.json')
-            with os.fdopen(handle, 'w', encoding='utf-8') as stream:
-                json.dump(record, stream, indent=1, sort_keys=True, default=str)
-            os.replace(temporary, card_path)
-            temporary = None
+            write_json_atomically(card_path, record, durable=False)
             return card_path
         except (OSError, TypeError, ValueError) as error:
             if not self._warned:
@@ -180,9 +175,6 @@ class WeightsCards:
                            'loads the file again.', path, error)
                 self._warned = True
             return None
-        finally:
-            if temporary is not None:
-                Path(temporary).unlink(missing_ok=True)
 
 
 class DeferredModel:

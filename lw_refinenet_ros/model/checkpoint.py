@@ -37,6 +37,7 @@ from typing import Any, Mapping, Sequence, Union
 import torch
 from torch import nn
 
+from lw_refinenet_ros.atomic import atomic_file
 from lw_refinenet_ros.constants import IMAGENET_MEAN, IMAGENET_STD
 from lw_refinenet_ros.errors import CheckpointError, ConfigError
 
@@ -508,12 +509,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, *, arch: str
     path.parent.mkdir(parents=True, exist_ok=True)
     # Write next to the destination and rename, so a crash never leaves a truncated file
     # under the real name (a half-written default model would break the node at startup).
-    partial = path.with_name(f'.{path.name}.{os.getpid()}.partial')
-    try:
-        torch.save(payload, partial)
-        os.replace(partial, path)
-    finally:
-        if partial.exists():
-            partial.unlink()
+    with atomic_file(path) as stream:
+        torch.save(payload, stream)
     _LOG.info('saved %s (%d classes%s) to %s', arch, num_classes, ', fp16' if half else '',
               path)

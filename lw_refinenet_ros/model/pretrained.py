@@ -17,12 +17,12 @@ import logging
 import os
 from pathlib import Path
 import re
-import shutil
 from typing import Mapping
 
 import torch
 from torch import nn
 
+from lw_refinenet_ros.atomic import atomic_file
 from lw_refinenet_ros.errors import CheckpointError
 from lw_refinenet_ros.model.boundary import BOUNDARY_PREFIX
 from lw_refinenet_ros.model.checkpoint import (
@@ -234,26 +234,25 @@ def imagenet_weights(arch: str, *, url: str | None = None, sha256: str | None = 
                                   f'again (or fetch {url} into it by hand).')
         return target
     folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f'.{name}.{os.getpid()}.partial'
     try:
         _LOG.info('downloading %s to %s', url, target)
-        with urllib.request.urlopen(url, timeout=60) as response, open(partial, 'wb') as out:
-            shutil.copyfileobj(response, out, 1 << 20)
-        actual = _sha256(partial)
-        if not actual.startswith(expected):
-            raise CheckpointError(f'{url} downloaded with SHA-256 {actual[:16]}..., expected '
-                                  f'{expected}...; the file was not kept. Try again, or fetch '
-                                  f'it by hand and check it.')
-        os.replace(partial, target)
+        with urllib.request.urlopen(url, timeout=60) as response, atomic_file(target) as out:
+            digest = hashlib.sha256()
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+            actual = digest.hexdigest()
+            if not actual.startswith(expected):
+                # Raised inside the block: the download is removed, not renamed.
+                raise CheckpointError(f'{url} downloaded with SHA-256 {actual[:16]}..., '
+                                      f'expected {expected}...; the file was not kept. Try '
+                                      f'again, or fetch it by hand and check it.')
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, 'reason', None) or error
         raise CheckpointError(
             f'Cannot download the ImageNet weights for {arch} ({reason}). Offline: fetch '
             f'{url} on a machine with network access and put the file at {target}, or pass '
             f"--init-encoder with the file's path.") from None
-    finally:
-        if partial.exists():
-            partial.unlink()
     return target
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from torch import nn
 
+from lw_refinenet_ros.atomic import atomic_file
 from lw_refinenet_ros.errors import ConfigError
 
 _LOG = logging.getLogger(__name__)
@@ -100,9 +100,8 @@ class Checkpointer:
                  'stage': progress.stage,
                  'optimizer': optimizer.state_dict() if optimizer is not None else None,
                  'scaler': scaler.state_dict(), 'history': json.dumps(progress.history)}
-        partial = self.out / f'.{RESUME_FILE}.partial'
-        torch.save(state, partial)
-        os.replace(partial, self.out / RESUME_FILE)
+        with atomic_file(self.out / RESUME_FILE) as stream:
+            torch.save(state, stream)
         with open(self.out / 'history.json', 'w') as stream:
             json.dump(progress.history, stream, indent=1)
         try:
