@@ -9,6 +9,10 @@ with the labels the current engine gave them, and runs the int8 candidate on tho
 candidate is offered (:meth:`LiveInt8.take`) only when its share of equal labels is at least
 ``agreement_min``; the figure is kept for logs, /diagnostics and ``describe()`` either way.
 
+A model whose domain can be generated (the packaged conveyor model) needs no gathering: given
+a :class:`ReadyCalibration`, the build starts at once on those frames, and only the check
+(camera frames, the same gate) waits for the stream.
+
 Bad input ends the attempt, never the stream: too few frames, a build that fails (full disk,
 a runtime error), a candidate that disagrees: :attr:`LiveInt8.status` says why, the caller
 warns once, and the stream runs on at its precision. The int8 model itself goes through the
@@ -65,6 +69,27 @@ Builder = Callable[[Any, np.ndarray], Any]
 
 
 @dataclasses.dataclass(frozen=True)
+class ReadyCalibration:
+    """Calibration frames that need no camera: the model's own domain, made on demand (the
+    packaged model's conveyor generator, ros/live_int8.py), so the build need not wait a
+    minute for camera frames.
+
+    Attributes:
+        make: The network's (height, width) -> the
+            :class:`~lw_refinenet_ros.engine.quantize.Int8Calibration` for that size (called
+            on the background thread: rendering frames costs the stream nothing).
+        what: The frames in words, plural (``'conveyor frames'``), for the status.
+        sample: An RGB frame at the size the stream is expected to have (the engine's warm-up
+            frame): the candidate is built for its size at once, and again for the camera's
+            when the camera's frames turn out to need another network size.
+    """
+
+    make: Callable[[tuple[int, int]], Any]
+    what: str
+    sample: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
 class LiveInt8Settings:
     """How many frames, how spread, and the gate (see :data:`LIVE_INT8_PARAMETERS`)."""
 
@@ -111,10 +136,13 @@ class LiveInt8:
         clock: Seconds (monotonic); tests pass their own.
         low_priority: Raise the background thread's nice value (Linux threads have their
             own), so that the stream keeps the CPU.
+        ready: Calibration frames that need no gathering: the build starts now, on the
+            background thread, and camera frames are only kept to check the candidate.
     """
 
     def __init__(self, settings: LiveInt8Settings, build: Builder, *, current: str,
-                 clock: Callable[[], float] = time.monotonic, low_priority: bool = True) -> None:
+                 clock: Callable[[], float] = time.monotonic, low_priority: bool = True,
+                 ready: ReadyCalibration | None = None) -> None:
         self.settings = settings
         self._build = build
         self.current = current
@@ -136,6 +164,12 @@ class LiveInt8:
         self.agreement: float | None = None
         #: ``'switched'``, ``'refused'`` or ``'failed'`` once decided, else None.
         self.outcome: str | None = None
+        if ready is not None:
+            self.status = f'calibrating int8 on {ready.what} (background)'
+            self._sample = ready.sample
+            self._thread = threading.Thread(target=self._run_ready, args=(ready,),
+                                            name='live-int8', daemon=True)
+            self._thread.start()
 
     # ------------------------------------------------------------------ the stream's side
 
@@ -214,9 +248,7 @@ class LiveInt8:
         self.outcome, self.status = outcome, status
         (_LOG.info if outcome == 'switched' else _LOG.debug)(status)
 
-    def _run(self, frames: list[np.ndarray]) -> None:
-        from lw_refinenet_ros.engine.quantize import Int8Calibration
-
+    def _lower_priority(self) -> None:
         if self._low_priority and hasattr(os, 'setpriority'):
             try:  # this thread only; it ends with the attempt, so it is never lowered back
                 tid = threading.get_native_id()
@@ -224,17 +256,61 @@ class LiveInt8:
                     os.PRIO_PROCESS, tid) + 10))
             except OSError:
                 pass
+
+    def _candidate_from(self, make: Callable[[], Any], what: str,
+                        sample: np.ndarray) -> tuple[Any, str] | None:
+        """(candidate, the calibration in words), or None once failed (said in the status)."""
+        words = what
         try:
-            calibration = Int8Calibration(frames, f'{len(frames)} live camera frames')
-            assert self._sample is not None
-            candidate = self._build(calibration, self._sample)
+            calibration = make()
+            words = f'{len(calibration.frames)} {what}'
+            return self._build(calibration, sample), words
         except Exception as error:  # noqa: BLE001 - a full disk, NNCF, a runtime: go on
-            self._decide('failed', f'int8 not used: calibrating on {len(frames)} camera '
-                                   f'frames failed ({" ".join(str(error).split())}); running '
-                                   f'on {self.current}')
+            self._decide('failed', f'int8 not used: calibrating on {words} failed '
+                                   f'({" ".join(str(error).split())}); running on '
+                                   f'{self.current}')
+            return None
+
+    def _run(self, frames: list[np.ndarray]) -> None:
+        from lw_refinenet_ros.engine.quantize import Int8Calibration
+
+        self._lower_priority()
+        assert self._sample is not None
+        built = self._candidate_from(
+            lambda: Int8Calibration(frames, f'{len(frames)} live camera frames'),
+            'camera frames', self._sample)
+        if built is not None:
+            self._check(*built)
+
+    def _run_ready(self, ready: ReadyCalibration) -> None:
+        from lw_refinenet_ros.engine.preprocess import network_size
+
+        self._lower_priority()
+        max_side = self.settings.max_side
+        size = network_size(*ready.sample.shape[:2], max_side)
+        built = self._candidate_from(lambda: ready.make(size), ready.what, ready.sample)
+        if built is None:
             return
-        self.status = (f'int8 calibrated on {len(frames)} camera frames; waiting for '
-                       f'{self.settings.check_frames} other frames to check it')
+        self._checks_ready.wait()
+        if self._stopping:
+            return
+        image, order, _ = self._checks[0]
+        camera = network_size(*image.shape[:2], max_side)
+        if camera != size:
+            # The camera's frames need another network size than the one expected.
+            self.status = (f'calibrating int8 on {ready.what} again, at {camera[1]}x'
+                           f'{camera[0]} for the camera (background)')
+            rgb = np.ascontiguousarray(image[:, :, ::-1] if order == 'bgr' else image)
+            built = self._candidate_from(lambda: ready.make(camera), ready.what, rgb)
+            if built is None:
+                return
+        self._check(*built)
+
+    def _check(self, candidate: Any, words: str) -> None:
+        """Wait for the check frames, measure, and offer the candidate above the gate."""
+        if not self._checks_ready.is_set():
+            self.status = (f'int8 calibrated on {words}; waiting for '
+                           f'{self.settings.check_frames} other frames to check it')
         self._checks_ready.wait()
         if self._stopping:
             return
@@ -250,8 +326,7 @@ class LiveInt8:
         gate = self.settings.agreement_min
         figure = (f'{100 * agreement:.2f} % of labels equal to {self.current} on '
                   f'{len(labels)} other camera frames')
-        source = getattr(candidate, 'int8_source', f'calibrated on {len(frames)} camera '
-                                                   f'frames')
+        source = getattr(candidate, 'int8_source', f'calibrated on {words}')
         if agreement >= gate:
             with self._lock:
                 self._candidate = candidate

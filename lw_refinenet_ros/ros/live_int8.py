@@ -2,10 +2,19 @@
 
 The gathering, the background calibration and the agreement gate are
 :class:`~lw_refinenet_ros.engine.live_calibration.LiveInt8` (no ROS there); this module
-decides whether a node tries it at all (:func:`live_int8_for`) and builds the candidate as a
-second :class:`~lw_refinenet_ros.segmenter.Segmenter` of the same model and classes, running
-int8 on the runtime that has an int8 path (OpenVINO, else ONNX Runtime). The worker thread
-switches to it between two batches (ros/inference.py).
+decides whether a node tries it at all (:func:`live_int8_for`), what it calibrates on, and
+builds the candidate as a second :class:`~lw_refinenet_ros.segmenter.Segmenter` of the same
+model and classes, running int8 on the runtime that has an int8 path (OpenVINO, else ONNX
+Runtime). The worker thread switches to it between two batches (ros/inference.py).
+
+What it calibrates on: a user's checkpoint, the camera's frames (gathered over the first
+minute). The packaged default model, the conveyor generator's frames (its own domain,
+:func:`~lw_refinenet_ros.data.calibration.conveyor_calibration`, the set and cache entry the
+demo's int8 check uses too): the build starts with the node, and the camera's frames only
+check it. Either way the candidate is judged on camera frames before the switch, and the
+model is cached for the next start. For the packaged model an int8 model that start-up found
+cached and judged on its one synthetic frame is judged again on camera frames (stronger
+evidence), unless start-up timed it no faster than the precision it chose.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from lw_refinenet_ros.config import NodeConfig
-from lw_refinenet_ros.engine.live_calibration import LiveInt8, LiveInt8Settings
+from lw_refinenet_ros.engine.live_calibration import LiveInt8, LiveInt8Settings, ReadyCalibration
 
 
 def int8_runtime() -> str | None:
@@ -47,21 +56,57 @@ def why_not(config: NodeConfig, segmenter: Any) -> str | None:
     if described.get('precision') == 'int8':
         return 'off (already running int8)'
     if described.get('int8_model'):
-        return (f'off (an int8 model was cached and judged at start-up: '
-                f'{described["int8_model"]})')
+        if not packaged_model(config):
+            return (f'off (an int8 model was cached and judged at start-up: '
+                    f'{described["int8_model"]})')
+        slower = _slower_at_startup(described)
+        if slower is not None:
+            return slower
     if config.backend not in ('auto', 'openvino', 'onnxruntime') or int8_runtime() is None:
         return 'off (no int8 runtime: pip install openvino nncf, or onnxruntime)'
     return None
 
 
+def packaged_model(config: NodeConfig) -> bool:
+    """Whether the node runs the packaged default model (``model.weights`` empty), whose
+    calibration frames the conveyor generator makes."""
+    return not config.model_weights
+
+
+def _slower_at_startup(described: dict[str, Any]) -> str | None:
+    """Why not, when start-up timed int8 and it was no faster than the precision it chose
+    (on a CPU without VNNI it can be slower: then a switch would cost frames)."""
+    timings = described.get('selection_ms') or {}
+    current = f'{described.get("backend")}/{described.get("precision")}'
+    int8 = {label: ms for label, ms in timings.items() if label.endswith('/int8')}
+    if not int8 or not timings.get(current):
+        return None
+    label, int8_ms = min(int8.items(), key=lambda item: item[1])
+    if int8_ms < timings[current]:
+        return None
+    return (f'off ({label} was timed at start-up at {int8_ms:.1f} ms against '
+            f'{timings[current]:.1f} ms for {current}: not faster on this CPU)')
+
+
+def conveyor_ready(segmenter: Any) -> ReadyCalibration:
+    """The packaged model's calibration without a camera: conveyor frames at the network's
+    size, built first for the size the engine warmed up at (its warm-up frame)."""
+    from lw_refinenet_ros.data.calibration import conveyor_calibration
+    from lw_refinenet_ros.engine.warmup import warmup_frame
+
+    height, width = segmenter.engine_config.warmup_size
+    return ReadyCalibration(make=conveyor_calibration, what='conveyor frames',
+                            sample=warmup_frame(height, width))
+
+
 def build_candidate(segmenter: Any, runtime: str, calibration: Any,
-                    sample: np.ndarray) -> Any:
+                    sample: np.ndarray, *, what: str = 'camera frames') -> Any:
     """The int8 :class:`Segmenter` of ``segmenter``'s model, warmed up on ``sample`` (RGB,
     the camera's size): the int8 model cached earlier for this network size when there is one
     (a camera whose size differs from ``warmup_size`` is not found at start-up, so this is
     where a restart finds it without calibrating again), else one calibrated on
-    ``calibration`` into the runtime cache, keyed with the calibration's identity. Its
-    ``int8_source`` says which.
+    ``calibration`` (``what`` names its frames) into the runtime cache, keyed with the
+    calibration's identity. Its ``int8_source`` says which.
 
     Raises:
         ConfigError, EngineError, OSError: the build failed (nothing half-written is kept).
@@ -99,13 +144,14 @@ def build_candidate(segmenter: Any, runtime: str, calibration: Any,
                           objects=segmenter.objects_config, info=segmenter.info,
                           warmup_image=sample)
     candidate.int8_source = (f'cached earlier for {size[1]}x{size[0]}' if cached
-                             else f'calibrated on {len(calibration.frames)} camera frames')
+                             else f'calibrated on {len(calibration.frames)} {what}')
     candidate.engine.int8_model = f'{runtime}: {candidate.int8_source}'
     return candidate
 
 
 def live_int8_for(config: NodeConfig, segmenter: Any) -> tuple[LiveInt8 | None, str]:
-    """The live int8 attempt this node makes (None: none) and its status in words."""
+    """The live int8 attempt this node makes (None: none) and its status in words; for the
+    packaged model its build has started (background, low priority) when this returns."""
     reason = why_not(config, segmenter)
     if reason is not None:
         return None, reason
@@ -117,6 +163,8 @@ def live_int8_for(config: NodeConfig, segmenter: Any) -> tuple[LiveInt8 | None, 
                                 gather_s=config.live_int8_gather_s,
                                 agreement_min=config.agreement_min,
                                 max_side=segmenter.engine_config.max_side)
+    ready = conveyor_ready(segmenter) if packaged_model(config) else None
+    what = ready.what if ready is not None else 'camera frames'
     live = LiveInt8(settings, lambda calibration, sample: build_candidate(
-        segmenter, str(runtime), calibration, sample), current=current)
+        segmenter, str(runtime), calibration, sample, what=what), current=current, ready=ready)
     return live, live.status

@@ -1,11 +1,13 @@
 """The running node calibrates int8 on its own camera frames and switches to it (real
-OpenVINO + NNCF, the packaged model at 64x48): the figure is in /diagnostics and
-``describe()``, frames keep flowing across the switch, and a restart finds the cached model
-instead of calibrating again."""
+OpenVINO + NNCF, a user's checkpoint at 64x48: a copy of the packaged model's file, which the
+node treats as any user's): the figure is in /diagnostics and ``describe()``, frames keep
+flowing across the switch, and a restart finds the cached model instead of calibrating
+again."""
 
 from __future__ import annotations
 
 from pathlib import Path
+import shutil
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -13,6 +15,7 @@ from std_msgs.msg import Header
 
 from lw_refinenet_ros.config import NodeConfig
 from lw_refinenet_ros.data.conveyor import render_conveyor_frame
+from lw_refinenet_ros.model.weights import DEFAULT_MODEL_PATH
 from lw_refinenet_ros.ros.conversions import array_to_image
 from lw_refinenet_ros.ros.inference import load_engine
 from lw_refinenet_ros.ros.live_int8 import int8_runtime, live_int8_for
@@ -33,7 +36,9 @@ def engine_values(diagnostics: list[DiagnosticArray]) -> dict[str, str]:
 def test_the_node_switches_to_int8_from_its_camera_frames(ros_context: Any,
                                                           tmp_path: Path) -> None:
     assert int8_runtime() == 'openvino'  # the project's environment installs OpenVINO + NNCF
-    options = {'device': 'cpu', 'backend': 'openvino', 'precision': 'auto',
+    weights = shutil.copyfile(DEFAULT_MODEL_PATH, tmp_path / 'my_model.pt')
+    options = {'model.weights': str(weights), 'device': 'cpu', 'backend': 'openvino',
+               'precision': 'auto',
                'warmup_size': f'{WIDTH}x{HEIGHT}', 'cache_dir': str(tmp_path / 'cache'),
                'agreement_min': 0.5, 'live_int8.frames': 8, 'live_int8.check_frames': 2,
                'live_int8.gather_s': 0.0, 'max_frame_age_ms': 0.0}

@@ -1,7 +1,9 @@
 """int8 from a stream's own frames (engine/live_calibration.py) with a fake stream and a fake
 builder: it switches only at or above the gate, refuses below it with the figure, checks on
 frames the calibration never saw, never makes the stream wait, and gives up cleanly on too few
-frames or a failed build."""
+frames or a failed build. With a ready calibration (the packaged model's generated frames) the
+build starts before any frame, the stream's frames only check it, and a camera that needs
+another network size gets a candidate built for its size."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from lw_refinenet_ros.engine.live_calibration import (
     LIVE_INT8_PARAMETERS,
     LiveInt8,
     LiveInt8Settings,
+    ReadyCalibration,
 )
+from lw_refinenet_ros.engine.quantize import Int8Calibration
 
 SIZE = (12, 16)  # (height, width)
 
@@ -62,10 +66,13 @@ class Builder:
         self.release = release
         self.error = error
         self.calibration: Any = None
+        self.sample: np.ndarray | None = None
+        self.calls = 0
         self.started = threading.Event()
 
     def __call__(self, calibration: Any, sample: np.ndarray) -> Candidate:
-        self.calibration = calibration
+        self.calibration, self.sample = calibration, sample
+        self.calls += 1
         self.started.set()
         if self.release is not None:
             assert self.release.wait(60)
@@ -199,3 +206,74 @@ def test_the_options_are_declared_once_with_sane_defaults() -> None:
                         'live_int8.check_frames': 30, 'live_int8.gather_s': 60.0}
     for spec in LIVE_INT8_PARAMETERS:
         assert PARAMETER_SPECS[spec.name] is spec  # the node's table holds them unchanged
+
+
+class Generated:
+    """A ready calibration source: 8 generated frames at the size asked for; records sizes."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.sizes: list[tuple[int, int]] = []
+        self.error = error
+
+    def __call__(self, size: tuple[int, int]) -> Int8Calibration:
+        self.sizes.append(size)
+        if self.error is not None:
+            raise self.error
+        frames = [np.full(size + (3,), 200 + i, np.uint8) for i in range(8)]
+        return Int8Calibration(frames, 'generated', identity=f'generated at {size}')
+
+
+def ready(make: Generated, shape: tuple[int, int] = SIZE) -> ReadyCalibration:
+    return ReadyCalibration(make=make, what='conveyor frames',
+                            sample=np.zeros(shape + (3,), np.uint8))
+
+
+def test_a_ready_calibration_builds_before_any_frame_and_checks_on_the_stream() -> None:
+    release = threading.Event()
+    candidate = Candidate(wrong=0.0)
+    builder, make = Builder(candidate, release=release), Generated()
+    live = LiveInt8(settings(), builder, current='openvino/fp32', low_priority=False,
+                    ready=ready(make))
+    assert builder.started.wait(60)  # no frame was observed
+    assert make.sizes == [SIZE] and builder.calibration.identity == f'generated at {SIZE}'
+    assert live.phase == 'checking' and 'calibrating int8 on conveyor frames' in live.status
+    release.set()
+    stream(live, 0, 4)  # the first 4 frames are the check frames: no gathering
+    finish(live)
+    assert candidate.seen == [0, 1, 2, 3]
+    assert live.outcome == 'switched' and live.take() is candidate
+    assert live.status.startswith('int8 calibrated on 8 conveyor frames: 100.00 % of labels '
+                                  'equal to openvino/fp32 on 4 other camera frames')
+
+
+def test_a_ready_calibration_is_refused_below_the_gate_with_the_figure() -> None:
+    live = LiveInt8(settings(agreement_min=0.9), Builder(Candidate(wrong=0.5)),
+                    current='openvino/fp32', low_priority=False, ready=ready(Generated()))
+    stream(live, 0, 4)
+    finish(live)
+    assert live.outcome == 'refused' and live.take() is None and live.agreement == 0.5
+    assert '50.00 % of labels equal to openvino/fp32 on 4 other camera frames, below ' \
+           'agreement_min 90 %; running on openvino/fp32' in live.status
+
+
+def test_a_camera_of_another_network_size_gets_a_candidate_built_for_it() -> None:
+    builder, make = Builder(Candidate(wrong=0.0)), Generated()
+    live = LiveInt8(settings(), builder, current='openvino/fp32', low_priority=False,
+                    ready=ready(make, shape=(30, 40)))
+    stream(live, 0, 4)  # frames of SIZE, not the expected 30x40
+    finish(live)
+    assert make.sizes == [(30, 40), SIZE] and builder.calls == 2
+    assert builder.sample.shape == SIZE + (3,)
+    assert live.outcome == 'switched'
+
+
+def test_a_ready_calibration_that_fails_leaves_the_stream_on_its_precision() -> None:
+    builder = Builder(Candidate(wrong=0.0))
+    live = LiveInt8(settings(), builder, current='openvino/fp32', low_priority=False,
+                    ready=ready(Generated(error=OSError(28, 'No space left on device'))))
+    finish(live)
+    assert live.outcome == 'failed' and builder.calls == 0 and live.phase == 'done'
+    assert live.status == ('int8 not used: calibrating on conveyor frames failed ([Errno 28] '
+                           'No space left on device); running on openvino/fp32')
+    stream(live, 0, 10)  # the stream goes on; nothing more happens
+    assert live.take() is None and live._checks == []
