@@ -12,6 +12,7 @@ PACKAGE_SOURCES := $(shell find lw_refinenet_ros msg launch config scripts cmake
                      -type f -not -name '*.pyc' -not -path '*/__pycache__/*' 2>/dev/null) \
                    CMakeLists.txt package.xml pyproject.toml
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 DEMO_ARGS ?=
 
 .PHONY: setup test demo lint bench bench-e2e fuzz clean lock
@@ -34,8 +35,13 @@ $(VENV)/.package-stamp: $(VENV)/.deps-stamp $(PACKAGE_SOURCES)
 	$(BUILD_ENV) $(VPY) -m pip install --quiet --no-build-isolation --no-deps --force-reinstall .
 	touch $@
 
+# Two pytest-xdist workers, one test file per worker at a time (a file's module fixtures, such
+# as a node started once for its tests, stay in one process): on 2 cores much of the suite
+# waits on node processes, DDS discovery and subprocesses while the other core idles. Each
+# worker has its own ROS domain and runtime cache (test/conftest.py). TEST_WORKERS=0: one
+# process.
 test: setup
-	$(VPY) -m pytest $(PYTEST_ARGS)
+	$(VPY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 demo: setup
 	$(VENV)/bin/lw-refinenet demo $(DEMO_ARGS)

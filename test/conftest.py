@@ -1,7 +1,8 @@
 """Shared test fixtures.
 
 ROS isolation: every test run gets its own DDS domain and localhost-only discovery so that
-parallel runs (and other machines) cannot cross-talk; values set by the caller win. rclpy is
+parallel runs (and other machines) cannot cross-talk; values set by the caller win. Under
+pytest-xdist (``make test`` runs two workers) each worker moves to a domain of its own. rclpy is
 imported lazily so that the unit tests run in a plain environment without ROS.
 
 Cache isolation: ``XDG_CACHE_HOME`` points at one temporary folder per test session, set here
@@ -10,6 +11,7 @@ before any test builds an engine, so a test run never writes runtime models into
 processes inherit the variable). A caller's ``XDG_CACHE_HOME`` is deliberately ignored: it is
 usually the user's own cache, the folder this guards. To keep built models across runs (a CI
 cache step), set ``LWRF_TEST_CACHE_HOME`` to a folder; it is used instead and left in place.
+Each pytest-xdist worker makes a folder of its own (this file runs again in each).
 """
 
 from __future__ import annotations
@@ -25,8 +27,17 @@ import pytest
 from lw_refinenet_ros.testing.spin import spin_until  # noqa: F401  (tests import it from here)
 
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 100))
 os.environ.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '0')
+if 'ROS_DOMAIN_ID' not in os.environ:
+    # Chosen here, not by the caller: remembered so that parallel workers can move apart.
+    os.environ['ROS_DOMAIN_ID'] = str(1 + os.getpid() % 100)
+    os.environ['LWRF_TEST_DOMAIN_BASE'] = os.environ['ROS_DOMAIN_ID']
+if os.environ.get('PYTEST_XDIST_WORKER') and os.environ.get('LWRF_TEST_DOMAIN_BASE'):
+    # pytest-xdist workers ('gw0', 'gw1', ...) inherit the controller's domain; a domain each
+    # keeps one worker's nodes from discovering the other's (valid ids are 0-101).
+    _WORKER = int(os.environ['PYTEST_XDIST_WORKER'].lstrip('gw') or 0)
+    os.environ['ROS_DOMAIN_ID'] = str(1 + (int(os.environ['LWRF_TEST_DOMAIN_BASE'])
+                                           + 1 + _WORKER) % 100)
 
 #: The session's cache folder when this file created it (removed at the end), else None.
 _OWN_CACHE_HOME: str | None = None
