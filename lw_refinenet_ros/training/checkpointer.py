@@ -4,6 +4,10 @@
 ``lw_refinenet_ros.model.load_model``), ``resume.pt`` (optimiser, scaler and progress, written
 atomically so that a run killed mid-write can still resume), ``history.json`` and
 ``curves.png``. Only the main rank writes; the other ranks' checkpointer does nothing.
+
+The curves are redrawn at most every :data:`PLOT_EVERY_S` seconds and when the run ends: a
+plot costs a few tenths of a second on a small CPU, which on a fine-tuning of short epochs
+(seconds each) would be a noticeable share of the run. ``history.json`` is written every time.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass, field
 import json
 import logging
 from pathlib import Path
+import time
 from typing import Any, Sequence
 
 import torch
@@ -23,6 +28,8 @@ from lw_refinenet_ros.errors import ConfigError
 _LOG = logging.getLogger(__name__)
 
 RESUME_FILE = 'resume.pt'
+#: Least seconds between two redraws of ``curves.png`` (the last save of a run always draws).
+PLOT_EVERY_S = 30.0
 
 
 def _empty_history() -> dict[str, list]:
@@ -83,10 +90,12 @@ class Checkpointer:
         self.metadata = metadata
         self.half = half
         self.enabled = enabled
+        self._plotted = time.monotonic()
 
     def save_last(self, progress: Progress, optimizer: torch.optim.Optimizer | None,
-                  scaler: Any) -> None:
-        """``last.pt``, then ``resume.pt`` (atomically), ``history.json`` and the curves."""
+                  scaler: Any, *, final: bool = False) -> None:
+        """``last.pt``, then ``resume.pt`` (atomically), ``history.json`` and, when ``final``
+        (the run's last save) or :data:`PLOT_EVERY_S` after the last drawing, the curves."""
         if not self.enabled:
             return
         from lw_refinenet_ros.model import save_checkpoint
@@ -104,6 +113,9 @@ class Checkpointer:
             torch.save(state, stream)
         with open(self.out / 'history.json', 'w') as stream:
             json.dump(progress.history, stream, indent=1)
+        if not final and time.monotonic() - self._plotted < PLOT_EVERY_S:
+            return
+        self._plotted = time.monotonic()
         try:
             plot_history(progress.history, self.out / 'curves.png')
         except Exception as error:  # noqa: BLE001 - a plotting failure must never stop training

@@ -254,7 +254,8 @@ class EpochLoop:
                 progress.batch_in_epoch = 0
             else:
                 progress.batch_in_epoch = outcome.batch_index
-            self.checkpointer.save_last(progress, self.optimizer, self.scaler)
+            self.checkpointer.save_last(progress, self.optimizer, self.scaler,
+                                        final=finished or not epoch_done)
             if outcome.loss_count and self.ranks.main:
                 _LOG.info('epoch %d done: mean loss %.4f, step %d, %.0f s', progress.epoch,
                           outcome.loss_sum / outcome.loss_count, progress.global_step,

@@ -9,7 +9,14 @@ import torch
 
 from lw_refinenet_ros.errors import ConfigError
 from lw_refinenet_ros.model import build_model, read_checkpoint
-from lw_refinenet_ros.training.checkpointer import RESUME_FILE, Checkpointer, Progress, load_resume
+from lw_refinenet_ros.training import checkpointer as checkpointer_module
+from lw_refinenet_ros.training.checkpointer import (
+    PLOT_EVERY_S,
+    RESUME_FILE,
+    Checkpointer,
+    Progress,
+    load_resume,
+)
 from lw_refinenet_ros.training.epoch_loop import Budget
 
 
@@ -28,10 +35,9 @@ def test_last_and_resume_round_trip(tmp_path: Path) -> None:
     progress = Progress(epoch=3, batch_in_epoch=2, global_step=17, best_miou=0.5, stage=1,
                         history={'epochs': [{'epoch': 3, 'step': 15, 'loss': 0.6}], 'val': [],
                                  'steps': [[10, 0.7]]})
-    _checkpointer(tmp_path, model).save_last(progress, optimizer, scaler)
-    assert {p.name for p in tmp_path.iterdir()} >= {'last.pt', RESUME_FILE, 'history.json',
-                                                    'curves.png'}
-    assert not list(tmp_path.glob('.*partial'))  # written atomically
+    _checkpointer(tmp_path, model).save_last(progress, optimizer, scaler, final=True)
+    assert {p.name for p in tmp_path.iterdir()} == {'last.pt', RESUME_FILE, 'history.json',
+                                                    'curves.png'}  # no temporary left
     info = read_checkpoint(tmp_path / 'last.pt')
     assert info.class_names == ('bg', 'part') and info.metadata['global_step'] == 17
     assert info.metadata['epoch'] == 3 and info.metadata['dataset'] == 'd'
@@ -55,6 +61,25 @@ def test_best_carries_the_validation_score_and_other_ranks_write_nothing(
     quiet.save_best(Progress(), epoch=1)
     quiet.save_last(Progress(), None, torch.amp.GradScaler('cuda', enabled=False))
     assert not list(other.iterdir())
+
+
+def test_curves_are_redrawn_at_most_every_half_minute_and_at_the_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[float] = []
+    clock = [1000.0]
+    monkeypatch.setattr(checkpointer_module, 'plot_history',
+                        lambda history, path: drawn.append(clock[0]))
+    monkeypatch.setattr(checkpointer_module.time, 'monotonic', lambda: clock[0])
+    writer = _checkpointer(tmp_path, build_model('mbv2', 2))
+    scaler = torch.amp.GradScaler('cuda', enabled=False)
+    for _ in range(5):  # five short epochs
+        clock[0] += 4.0
+        writer.save_last(Progress(), None, scaler)
+    clock[0] += PLOT_EVERY_S
+    writer.save_last(Progress(), None, scaler)  # half a minute later: redrawn
+    writer.save_last(Progress(), None, scaler, final=True)  # the run's end: always
+    assert drawn == [1000.0 + 20.0 + PLOT_EVERY_S] * 2
+    assert (tmp_path / 'history.json').is_file()
 
 
 def test_resume_without_a_run_says_which_folder(tmp_path: Path) -> None:
