@@ -291,6 +291,7 @@ class LiveInt8:
         built = self._candidate_from(lambda: ready.make(size), ready.what, ready.sample)
         if built is None:
             return
+        self._say_waiting(built[1])
         self._checks_ready.wait()
         if self._stopping:
             return
@@ -306,11 +307,14 @@ class LiveInt8:
                 return
         self._check(*built)
 
-    def _check(self, candidate: Any, words: str) -> None:
-        """Wait for the check frames, measure, and offer the candidate above the gate."""
+    def _say_waiting(self, words: str) -> None:
         if not self._checks_ready.is_set():
             self.status = (f'int8 calibrated on {words}; waiting for '
                            f'{self.settings.check_frames} other frames to check it')
+
+    def _check(self, candidate: Any, words: str) -> None:
+        """Wait for the check frames, measure, and offer the candidate above the gate."""
+        self._say_waiting(words)
         self._checks_ready.wait()
         if self._stopping:
             return

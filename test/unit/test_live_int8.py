@@ -8,6 +8,7 @@ another network size gets a candidate built for its size."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -238,6 +239,11 @@ def test_a_ready_calibration_builds_before_any_frame_and_checks_on_the_stream() 
     assert make.sizes == [SIZE] and builder.calibration.identity == f'generated at {SIZE}'
     assert live.phase == 'checking' and 'calibrating int8 on conveyor frames' in live.status
     release.set()
+    waiting = 'int8 calibrated on 8 conveyor frames; waiting for 4 other frames to check it'
+    deadline = time.monotonic() + 60
+    while live.status != waiting and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert live.status == waiting  # built, not one frame seen
     stream(live, 0, 4)  # the first 4 frames are the check frames: no gathering
     finish(live)
     assert candidate.seen == [0, 1, 2, 3]
