@@ -42,11 +42,12 @@ MIN_FRAMES = 8
 
 LIVE_INT8_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('live_int8.enabled', True,
-                  'With precision auto on a CPU and no int8 model cached for these weights and '
-                  'this camera size: calibrate int8 on camera frames in the background (low '
-                  'priority, the stream keeps running), and switch to it when at least '
-                  'agreement_min of its labels on other camera frames equal the current '
-                  "engine's; cached for the next start. false: never."),
+                  'With precision auto on a CPU, unless start-up chose int8 (or, for a '
+                  "user's model, judged one cached earlier): calibrate int8 in the background "
+                  '(low priority, the stream keeps running) on camera frames, or, for the '
+                  "packaged model, on the conveyor generator's frames from the start; switch "
+                  'to it when at least agreement_min of its labels on other camera frames '
+                  "equal the current engine's; cached for the next start. false: never."),
     ParameterSpec('live_int8.frames', 200,
                   'Camera frames int8 is calibrated on (spread over live_int8.gather_s).',
                   minimum=MIN_FRAMES, maximum=300),
