@@ -7,6 +7,7 @@ another network size gets a candidate built for its size."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -283,3 +284,20 @@ def test_a_ready_calibration_that_fails_leaves_the_stream_on_its_precision() -> 
                            'No space left on device); running on openvino/fp32')
     stream(live, 0, 10)  # the stream goes on; nothing more happens
     assert live.take() is None and live._checks == []
+
+
+def test_the_build_runs_at_a_lower_priority_than_the_stream() -> None:
+    """The stream's frames come first: the build's thread is niced (Linux: per thread)."""
+    nice_in_build: list[int] = []
+
+    class NiceBuilder(Builder):
+        def __call__(self, calibration: Any, sample: np.ndarray) -> Candidate:
+            nice_in_build.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return super().__call__(calibration, sample)
+
+    stream_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    live = LiveInt8(settings(), NiceBuilder(Candidate(wrong=0.0)), current='openvino/fp32')
+    stream(live, 0, 14)
+    finish(live)
+    assert nice_in_build == [min(19, stream_nice + 10)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == stream_nice
