@@ -282,4 +282,4 @@ class Inference:
                 'backend': str(getattr(engine, 'reason', '')), 'batches': self.batches[0],
                 'failed_batches': self.batches[2],
                 'worker_restarts': self.supervisor.total_restarts,
-                'int8_live': self.live_status}
+                'int8_live': self._live.status if self._live is not None else self.live_status}

@@ -56,6 +56,7 @@ def test_the_packaged_model_switches_to_its_conveyor_int8_shared_with_the_demo(
         assert live.status == ('int8 calibrated on 32 conveyor frames; waiting for 2 other '
                                'frames to check it')
         assert harness.counters()['processed'] == 0
+        assert inference.engine_values()['int8_live'] == live.status  # /diagnostics, no frame yet
         camera = harness.publisher('image')
         sent = [0]
 
