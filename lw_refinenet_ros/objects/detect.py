@@ -7,11 +7,11 @@ For every part class present, the outer contours of its pixels give candidate re
 * specks (fewer than ``min_area`` pixels) are dropped;
 * pinholes (holes of at most ``max_hole_area`` pixels) are filled, real holes (a nut's bore)
   stay, so the pick point never lands in a bore;
-* touching parts of the same class are split where the mask narrows between two centres
-  (see :func:`split_regions`), and, given the camera image, overlapping ones where the image
-  shows the upper part's edge (:mod:`lw_refinenet_ros.objects.edges`); given the model's
-  learned part-boundary map instead, along the seams it shows
-  (:mod:`lw_refinenet_ros.objects.boundary`), and the two rules do not run;
+* touching parts of the same class are split where the mask (with its real holes) narrows
+  between two centres (see :func:`split_regions`), and, given the camera image, overlapping
+  ones where the image shows the upper part's edge (:mod:`lw_refinenet_ros.objects.edges`;
+  not along a hole's rim); given the model's learned part-boundary map instead, along the
+  seams it shows (:mod:`lw_refinenet_ros.objects.boundary`), and the two rules do not run;
 * pick point, principal axes, score and optional outline come from the cleaned mask.
 """
 
@@ -223,7 +223,10 @@ def _seed_regions(distance: np.ndarray, min_radius: float, neck_ratio: float,
 
 def split_regions(filled: np.ndarray, min_radius: float, neck_ratio: float,
                   ) -> np.ndarray | None:
-    """Split a (hole-filled) mask of touching parts into one region per part.
+    """Split a mask of touching parts into one region per part.
+
+    The detector passes the mask with its real holes (pinholes filled): a hole is part of
+    the shape, and a ring of material around a bolt hole is no body to split off.
 
     Seeds come from :func:`_seed_regions`; every other mask pixel joins the seed it reaches
     first through the mask.
@@ -318,18 +321,23 @@ def _split(mask: np.ndarray, filled: np.ndarray, contour: np.ndarray, box: tuple
         return [mask]
     pieces = [mask]
     if settings.split_touching:
-        regions = split_regions(filled, settings.split_min_radius, settings.split_neck_ratio)
+        # On the mask with its real holes: a hole narrows the part around it, so the end of
+        # a bracket's arm around its bolt hole is no round body (filled, it was one, and a
+        # bracket whose elbow the labels show narrow was cut in two there).
+        regions = split_regions(mask.astype(np.uint8), settings.split_min_radius,
+                                settings.split_neck_ratio)
         if regions is not None:
             pieces = [mask & (regions == k) for k in range(1, int(regions.max()) + 1)]
     if contrast is None:
         return pieces
     crop = None
+    holes = (filled > 0) & ~mask  # the parts' own holes: their rims are no seams
     out = []
     for piece in pieces:
         regions = None
         if np.count_nonzero(piece) >= 2 * settings.min_area:
             crop = contrast.crop(*box) if crop is None else crop
-            regions = split_by_edges(crop, piece, settings.min_area)
+            regions = split_by_edges(crop, piece, settings.min_area, holes=holes)
         out.extend([piece] if regions is None else
                    [piece & (regions == k) for k in range(1, int(regions.max()) + 1)])
     return out

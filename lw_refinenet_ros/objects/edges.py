@@ -16,7 +16,11 @@ line is what this module looks for, inside the mask of one class only:
    first through the mask.
 3. **Boundary check**: two regions stay apart only if the pixels along their common boundary
    are, on average, a dark line (``boundary_contrast``); a boundary through plain surface
-   (noise broke a thin ring of a nut in two, say) merges them back.
+   (noise broke a thin ring of a nut in two, say) merges them back. Boundary pixels within
+   ``hole_margin`` of one of the part's own holes do not count: a hole's rim is dark too, so
+   a bracket's arm end beyond its bolt hole was cut off along the rim on either side of the
+   hole (the commonest false split on the conveyor videos); only a line that continues
+   across the part's surface away from the holes keeps two regions apart.
 
 It is a rule about images, not about parts: a part with engraved or painted dark lines on
 its surface can be cut along them. That is why it only runs on regions whose outline is not
@@ -48,11 +52,14 @@ class EdgeSplitSettings:
         boundary_contrast: Two regions stay apart when their boundary's mean contrast is at
             least this.
         min_boundary: Shorter boundaries (pixels) are merged regardless: a touch, not a line.
+        hole_margin: Boundary pixels this close (pixels) to a hole of the part are its hole's
+            rim, not a line between parts, and are not counted.
     """
 
     line_contrast: float = 0.10
     boundary_contrast: float = 0.15
     min_boundary: int = 4
+    hole_margin: float = 3.5
 
 
 def grey(image: np.ndarray) -> np.ndarray:
@@ -135,8 +142,18 @@ def seeded_regions(bodies: np.ndarray, mask: np.ndarray,
     return grow_regions(lut[components], mask), len(seeds)
 
 
+def _away_from_holes(regions: np.ndarray, holes: np.ndarray | None,
+                     margin: float) -> np.ndarray:
+    """``regions`` with the pixels within ``margin`` of a hole set to 0 (not a boundary)."""
+    if holes is None or not holes.any():
+        return regions
+    distance = cv2.distanceTransform((~holes).astype(np.uint8), cv2.DIST_L2, 3)
+    return np.where(distance > margin, regions, 0).astype(regions.dtype)
+
+
 def split_by_edges(contrast: np.ndarray, mask: np.ndarray, min_area: int,
-                   settings: EdgeSplitSettings = EdgeSplitSettings()) -> np.ndarray | None:
+                   settings: EdgeSplitSettings = EdgeSplitSettings(),
+                   holes: np.ndarray | None = None) -> np.ndarray | None:
     """Split one class region along the dark lines inside it.
 
     Args:
@@ -144,6 +161,9 @@ def split_by_edges(contrast: np.ndarray, mask: np.ndarray, min_area: int,
         mask: bool (H, W) region.
         min_area: Smallest part, pixels: a surface between lines seeds a region only if it
             has this many pixels, so a sliver between a rim and a shadow is no part.
+        settings: The thresholds.
+        holes: Optional bool (H, W) holes of the region (inside its outline, not in it, e.g.
+            a bracket's bolt holes); boundaries along their rims do not separate parts.
 
     Returns:
         uint16 region ids (1..n, n >= 2) per mask pixel, 0 outside; None when the image shows
@@ -166,6 +186,14 @@ def split_by_edges(contrast: np.ndarray, mask: np.ndarray, min_area: int,
         return index
 
     keys, mean, length = _boundary_means(regions, contrast, n)
+    core = _away_from_holes(regions, holes, settings.hole_margin)
+    if core is not regions:
+        # Only the boundary away from the holes counts; a pair that touches only beside a
+        # hole has none left (length 0) and merges.
+        counted = _boundary_means(core, contrast, n)
+        kept = {key: (value, size) for key, value, size in zip(*(a.tolist() for a in counted))}
+        mean = np.array([kept.get(key, (0.0, 0))[0] for key in keys.tolist()])
+        length = np.array([kept.get(key, (0.0, 0))[1] for key in keys.tolist()])
     for key, value, size in zip(keys.tolist(), mean.tolist(), length.tolist()):
         if value < settings.boundary_contrast or size < settings.min_boundary:
             low, high = root(key // (n + 1)), root(key % (n + 1))
