@@ -13,7 +13,7 @@ its "segmenting with" line was logged (the node built; the rest is the first fra
 delivery) and the load average before it started.
 
 Usage: .venv/bin/python benchmarks/restart_time.py [--size 640x480] [--restarts 3] [--json F]
-       [--fresh-camera] [--camera-age 5] [--fastdds-profile XML]
+       [--fresh-camera] [--camera-age 5] [--fastdds-profile XML] [--param NAME:=VALUE ...]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import Sequence
 
 import numpy as np
 import rclpy
@@ -91,7 +92,8 @@ class Camera:
 
 
 def time_to_first_labels(camera: Camera, env: dict[str, str], timeout_s: float,
-                         log: pathlib.Path) -> dict[str, float | None]:
+                         log: pathlib.Path,
+                         params: Sequence[str] = ()) -> dict[str, float | None]:
     """Spawn the node (its output to ``log``), publish frames until its first labels:
     ``labels_s`` (inf: none), ``cpu_s`` (the node's CPU seconds then), ``ready_s`` (when it
     logged "segmenting with"; None if it did not), ``matched_s`` (when the camera first saw
@@ -99,7 +101,8 @@ def time_to_first_labels(camera: Camera, env: dict[str, str], timeout_s: float,
     camera.first.clear()
     load = os.getloadavg()[0]
     started, started_wall = time.monotonic(), time.time()
-    process = spawn(['-m', 'lw_refinenet_ros.ros.node'], env, log_path=log)
+    node_args = ['--ros-args', *[a for p in params for a in ('-p', p)]] if params else []
+    process = spawn(['-m', 'lw_refinenet_ros.ros.node', *node_args], env, log_path=log)
     cpu = matched = None
     try:
         next_frame = started
@@ -149,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
                         help='seconds the shared camera runs before the first start')
     parser.add_argument('--fastdds-profile', default=None,
                         help='Fast DDS XML profile for the camera and the node (default: none)')
+    parser.add_argument('--param', action='append', default=[], metavar='NAME:=VALUE',
+                        help='a node parameter, as ros2 run takes it (repeatable), e.g. '
+                             'live_int8.enabled:=false')
     args = parser.parse_args(argv)
     width, height = parse_size(args.size)
     with tempfile.TemporaryDirectory(prefix='lwrf-restart-') as cache:
@@ -165,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         def start(name: str) -> dict[str, float | None]:
             own = camera or Camera((width, height), domain)
             try:
-                return time_to_first_labels(own, env, args.timeout, logs / f'{name}.log')
+                return time_to_first_labels(own, env, args.timeout, logs / f'{name}.log',
+                                            args.param)
             finally:
                 if own is not camera:
                     own.close()
@@ -190,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         'restart_median_cpu_s': round(statistics.median(cpus), 3) if cpus else None,
         'camera': 'fresh before each start' if args.fresh_camera else
         f'one for all starts, started {args.camera_age:g} s before the first',
-        'fastdds_profile': args.fastdds_profile,
+        'fastdds_profile': args.fastdds_profile, 'params': args.param,
     })
     return 0
 

@@ -39,6 +39,12 @@ _LOG = logging.getLogger(__name__)
 
 #: Fewer calibration frames than this are not worth a build (quantize.MIN_CALIBRATION_FRAMES).
 MIN_FRAMES = 8
+#: A ready calibration's build waits for the stream's first frame (at most this many seconds)
+#: and then :data:`AFTER_FIRST_FRAME_S`: its imports (torch, NNCF) hold the interpreter's lock
+#: for seconds, and a restart's first labels must not wait for them (restart 1.7 -> 2.0 s,
+#: 1.43 -> 1.72 CPU s on 2 cores when the build started with the node).
+READY_WAIT_S = 5.0
+AFTER_FIRST_FRAME_S = 1.0
 
 LIVE_INT8_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('live_int8.enabled', True,
@@ -80,14 +86,16 @@ class ReadyCalibration:
             :class:`~lw_refinenet_ros.engine.quantize.Int8Calibration` for that size (called
             on the background thread: rendering frames costs the stream nothing).
         what: The frames in words, plural (``'conveyor frames'``), for the status.
-        sample: An RGB frame at the size the stream is expected to have (the engine's warm-up
-            frame): the candidate is built for its size at once, and again for the camera's
-            when the camera's frames turn out to need another network size.
+        sample: Makes an RGB frame at the size the stream is expected to have (the engine's
+            warm-up frame; drawing it costs a third of a second, so it is made on the
+            background thread, not on the node's start-up path): the candidate is built for
+            its size at once, and again for the camera's when the camera's frames turn out to
+            need another network size.
     """
 
     make: Callable[[tuple[int, int]], Any]
     what: str
-    sample: np.ndarray
+    sample: Callable[[], np.ndarray]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,13 +145,16 @@ class LiveInt8:
         clock: Seconds (monotonic); tests pass their own.
         low_priority: Raise the background thread's nice value (Linux threads have their
             own), so that the stream keeps the CPU.
-        ready: Calibration frames that need no gathering: the build starts now, on the
-            background thread, and camera frames are only kept to check the candidate.
+        ready: Calibration frames that need no gathering: the build starts on the background
+            thread without camera frames (after the stream's first frame, see
+            :data:`READY_WAIT_S`), and camera frames are only kept to check the candidate.
+        ready_wait_s: :data:`READY_WAIT_S`; 0 starts the build at once (tests).
     """
 
     def __init__(self, settings: LiveInt8Settings, build: Builder, *, current: str,
                  clock: Callable[[], float] = time.monotonic, low_priority: bool = True,
-                 ready: ReadyCalibration | None = None) -> None:
+                 ready: ReadyCalibration | None = None,
+                 ready_wait_s: float = READY_WAIT_S) -> None:
         self.settings = settings
         self._build = build
         self.current = current
@@ -155,6 +166,8 @@ class LiveInt8:
         self._first: float | None = None
         self._last: float | None = None
         self._checks_ready = threading.Event()
+        self._streaming = threading.Event()
+        self._ready_wait_s = ready_wait_s
         self._stopping = False
         self._lock = threading.Lock()
         self._candidate: Any = None
@@ -167,7 +180,6 @@ class LiveInt8:
         self.outcome: str | None = None
         if ready is not None:
             self.status = f'calibrating int8 on {ready.what} (background)'
-            self._sample = ready.sample
             self._thread = threading.Thread(target=self._run_ready, args=(ready,),
                                             name='live-int8', daemon=True)
             self._thread.start()
@@ -192,6 +204,7 @@ class LiveInt8:
         phase = self.phase
         if phase == 'done' or not images:
             return
+        self._streaming.set()
         now = self._clock()
         if self._first is None:
             self._first = now
@@ -240,6 +253,7 @@ class LiveInt8:
         """Give up (shutdown): the background thread ends at its next step."""
         self._stopping = True
         self._checks_ready.set()
+        self._streaming.set()
         if self._thread is not None and timeout > 0:
             self._thread.join(timeout)
 
@@ -286,10 +300,16 @@ class LiveInt8:
     def _run_ready(self, ready: ReadyCalibration) -> None:
         from lw_refinenet_ros.engine.preprocess import network_size
 
+        if self._ready_wait_s > 0:
+            if self._streaming.wait(self._ready_wait_s) and not self._stopping:
+                time.sleep(AFTER_FIRST_FRAME_S)
+        if self._stopping:
+            return
         self._lower_priority()
         max_side = self.settings.max_side
-        size = network_size(*ready.sample.shape[:2], max_side)
-        built = self._candidate_from(lambda: ready.make(size), ready.what, ready.sample)
+        sample = ready.sample()
+        size = network_size(*sample.shape[:2], max_side)
+        built = self._candidate_from(lambda: ready.make(size), ready.what, sample)
         if built is None:
             return
         self._say_waiting(built[1])

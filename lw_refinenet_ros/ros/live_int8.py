@@ -96,7 +96,7 @@ def conveyor_ready(segmenter: Any) -> ReadyCalibration:
 
     height, width = segmenter.engine_config.warmup_size
     return ReadyCalibration(make=conveyor_calibration, what='conveyor frames',
-                            sample=warmup_frame(height, width))
+                            sample=lambda: warmup_frame(height, width))
 
 
 def build_candidate(segmenter: Any, runtime: str, calibration: Any,

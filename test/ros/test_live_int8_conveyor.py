@@ -144,8 +144,9 @@ def test_the_conveyor_calibration_is_made_for_the_engines_warm_up_size() -> None
         engine_config = EngineConfig(warmup_size=(HEIGHT, WIDTH))
 
     ready = conveyor_ready(Warmed())
-    assert ready.what == 'conveyor frames' and ready.sample.shape == (HEIGHT, WIDTH, 3)
-    assert ready.sample.dtype == np.uint8
+    sample = ready.sample()
+    assert ready.what == 'conveyor frames' and sample.shape == (HEIGHT, WIDTH, 3)
+    assert sample.dtype == np.uint8
     made = ready.make((HEIGHT, WIDTH))
     assert made.identity == conveyor_calibration((HEIGHT, WIDTH)).identity
     assert len(made.frames) == 32

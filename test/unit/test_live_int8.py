@@ -227,7 +227,7 @@ class Generated:
 
 def ready(make: Generated, shape: tuple[int, int] = SIZE) -> ReadyCalibration:
     return ReadyCalibration(make=make, what='conveyor frames',
-                            sample=np.zeros(shape + (3,), np.uint8))
+                            sample=lambda: np.zeros(shape + (3,), np.uint8))
 
 
 def test_a_ready_calibration_builds_before_any_frame_and_checks_on_the_stream() -> None:
@@ -235,7 +235,7 @@ def test_a_ready_calibration_builds_before_any_frame_and_checks_on_the_stream() 
     candidate = Candidate(wrong=0.0)
     builder, make = Builder(candidate, release=release), Generated()
     live = LiveInt8(settings(), builder, current='openvino/fp32', low_priority=False,
-                    ready=ready(make))
+                    ready=ready(make), ready_wait_s=0)
     assert builder.started.wait(60)  # no frame was observed
     assert make.sizes == [SIZE] and builder.calibration.identity == f'generated at {SIZE}'
     assert live.phase == 'checking' and 'calibrating int8 on conveyor frames' in live.status
@@ -255,7 +255,8 @@ def test_a_ready_calibration_builds_before_any_frame_and_checks_on_the_stream() 
 
 def test_a_ready_calibration_is_refused_below_the_gate_with_the_figure() -> None:
     live = LiveInt8(settings(agreement_min=0.9), Builder(Candidate(wrong=0.5)),
-                    current='openvino/fp32', low_priority=False, ready=ready(Generated()))
+                    current='openvino/fp32', low_priority=False, ready=ready(Generated()),
+                    ready_wait_s=0)
     stream(live, 0, 4)
     finish(live)
     assert live.outcome == 'refused' and live.take() is None and live.agreement == 0.5
@@ -266,7 +267,7 @@ def test_a_ready_calibration_is_refused_below_the_gate_with_the_figure() -> None
 def test_a_camera_of_another_network_size_gets_a_candidate_built_for_it() -> None:
     builder, make = Builder(Candidate(wrong=0.0)), Generated()
     live = LiveInt8(settings(), builder, current='openvino/fp32', low_priority=False,
-                    ready=ready(make, shape=(30, 40)))
+                    ready=ready(make, shape=(30, 40)), ready_wait_s=0)
     stream(live, 0, 4)  # frames of SIZE, not the expected 30x40
     finish(live)
     assert make.sizes == [(30, 40), SIZE] and builder.calls == 2
@@ -277,7 +278,8 @@ def test_a_camera_of_another_network_size_gets_a_candidate_built_for_it() -> Non
 def test_a_ready_calibration_that_fails_leaves_the_stream_on_its_precision() -> None:
     builder = Builder(Candidate(wrong=0.0))
     live = LiveInt8(settings(), builder, current='openvino/fp32', low_priority=False,
-                    ready=ready(Generated(error=OSError(28, 'No space left on device'))))
+                    ready=ready(Generated(error=OSError(28, 'No space left on device'))),
+                    ready_wait_s=0)
     finish(live)
     assert live.outcome == 'failed' and builder.calls == 0 and live.phase == 'done'
     assert live.status == ('int8 not used: calibrating on conveyor frames failed ([Errno 28] '
@@ -301,3 +303,21 @@ def test_the_build_runs_at_a_lower_priority_than_the_stream() -> None:
     finish(live)
     assert nice_in_build == [min(19, stream_nice + 10)]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == stream_nice
+
+
+def test_a_ready_build_waits_for_the_streams_first_frame_so_start_up_keeps_the_cpu() -> None:
+    builder = Builder(Candidate(wrong=0.0))
+    live = LiveInt8(settings(), builder, current='openvino/fp32', low_priority=False,
+                    ready=ready(Generated()), ready_wait_s=60)
+    assert not builder.started.wait(0.5)  # no frame yet: nothing built
+    stream(live, 0, 1)  # the first frame (its labels are the restart's first labels)
+    assert builder.started.wait(60)
+    live.stop(timeout=60)
+
+
+def test_a_ready_build_starts_without_frames_once_the_wait_is_over() -> None:
+    builder = Builder(Candidate(wrong=0.0))
+    live = LiveInt8(settings(), builder, current='openvino/fp32', low_priority=False,
+                    ready=ready(Generated()), ready_wait_s=0.2)
+    assert builder.started.wait(60)  # not one frame observed
+    live.stop(timeout=60)
