@@ -17,7 +17,8 @@ lw_refinenet_ros/evaluation/object_metrics.py) is put in one bin:
 * ``mask_too_big``: one object covers half of the piece, but its IoU stays under 0.5 without
   another piece of its class under it (labels bleed, or a large don't-care sliver joined);
 * ``mask_too_small``: the objects on it cover less than half of the piece;
-* ``claimed_elsewhere``: an object matches it at IoU >= 0.5 but was taken by a better pair.
+* ``claimed_elsewhere``: an object matches it at IoU >= 0.5 but was taken by a better pair
+  (and covers no other piece of its class: then it is ``merged``).
 
 Unmatched objects (false positives) get ``merged`` (on two or more pieces of its class),
 ``fragment`` (on a piece another object matched, or on a piece cut apart), ``wrong_class``
@@ -150,10 +151,10 @@ def classify_frame(objects: list[Any], relaxed: list[Any], labels: np.ndarray,
             if 2 * best >= area:
                 others = [p for p in np.nonzero(obj_overlap)[0] if p != piece
                           and 2 * obj_overlap[p] >= truth.area[p]]
-                if iou >= 0.5:
-                    cause = 'claimed_elsewhere'
-                elif others:
+                if others:
                     cause = 'merged'
+                elif iou >= 0.5:
+                    cause = 'claimed_elsewhere'
                 else:
                     cause = 'mask_too_big'
             elif len(on) > 1 and 2 * sum(n for n, _ in on) >= area:
