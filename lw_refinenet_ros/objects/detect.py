@@ -221,7 +221,7 @@ def _seed_regions(distance: np.ndarray, min_radius: float, neck_ratio: float,
     return [components == label for components, label in markers]
 
 
-def split_regions(filled: np.ndarray, min_radius: float, neck_ratio: float,
+def split_regions(mask: np.ndarray, min_radius: float, neck_ratio: float,
                   ) -> np.ndarray | None:
     """Split a mask of touching parts into one region per part.
 
@@ -232,15 +232,15 @@ def split_regions(filled: np.ndarray, min_radius: float, neck_ratio: float,
     first through the mask.
 
     Returns:
-        uint16 region ids (1..n) per pixel of ``filled``, 0 outside; None when the mask is
+        uint16 region ids (1..n) per pixel of ``mask``, 0 outside; None when the mask is
         one part.
     """
-    distance = clearance_map(filled)
+    distance = clearance_map(mask)
     seeds = _seed_regions(distance, min_radius, neck_ratio)
     if len(seeds) < 2:
         return None
-    inside = filled > 0
-    regions = np.zeros(filled.shape, np.uint16)
+    inside = mask > 0
+    regions = np.zeros(mask.shape, np.uint16)
     for index, seed in enumerate(seeds, start=1):
         regions[seed & inside] = index
     # The rest of the mask joins the seed it reaches first: a watershed on a flat image.
