@@ -62,8 +62,8 @@ def check(width: int, height: int, cache_dir: str = '') -> dict[str, Any]:
     config = EngineConfig(device='cpu', backend='openvino', precision='auto',
                           cache_dir=cache_dir, warmup_size=(height, width))
     # precision auto with the conveyor frames: builds the int8 model once (cached), offers it
-    # and, on the synthetic frame, keeps fp32: the reference below. The trained scale, as the
-    # node applies it.
+    # and, on the synthetic frame, keeps fp32 (or bf16 on a CPU with bf16 units): the reference
+    # below. The trained scale, as the node applies it.
     reference = Segmenter.load(None, engine=config, calibration=conveyor_calibration,
                                trained_scale=True)
     int8_model = reference.describe().get('int8_model')
@@ -95,8 +95,8 @@ def check(width: int, height: int, cache_dir: str = '') -> dict[str, Any]:
                   use=median >= AUTO_REDUCED_AGREEMENT and node_gate >= NODE_AGREEMENT_MIN,
                   seconds=round(time.perf_counter() - start, 1))
     if median < AUTO_REDUCED_AGREEMENT:
-        result['why'] = (f'int8 labels {median:.2%} equal to fp32 on conveyor frames, below '
-                         f'the gate {AUTO_REDUCED_AGREEMENT:.1%}')
+        result['why'] = (f'int8 labels {median:.2%} equal to {result["reference"]} on conveyor '
+                         f'frames, below the gate {AUTO_REDUCED_AGREEMENT:.1%}')
     elif not result['use']:
         result['why'] = (f'the node would refuse it: {node_gate:.2%} equal labels on its '
                          f'warm-up frame, below {NODE_AGREEMENT_MIN:.0%}')

@@ -87,7 +87,9 @@ def test_the_check_builds_the_conveyor_int8_and_measures_it(tmp_path: Path) -> N
     cache = tmp_path / 'cache'
     answer = int8_check.check(64, 48, str(cache))
     assert answer['int8_model'].startswith('openvino: ')
-    assert answer['frames'] == int8_check.CHECK_FRAMES and answer['reference'] == 'openvino/fp32'
+    assert answer['frames'] == int8_check.CHECK_FRAMES
+    # Judged against what precision auto runs without int8: fp32, or bf16 on a bf16 CPU.
+    assert answer['reference'] in ('openvino/fp32', 'openvino/bf16')
     assert 0.0 <= answer['agreement_min'] <= answer['agreement_median'] <= 1.0
     assert answer['use'] is (answer['agreement_median'] >= answer['gate'] and
                              answer['warmup_frame_agreement'] >= int8_check.NODE_AGREEMENT_MIN)
