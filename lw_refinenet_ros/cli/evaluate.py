@@ -70,15 +70,13 @@ def run(args: argparse.Namespace) -> int:
     )
     from lw_refinenet_ros.evaluation.seeds import resolve_conveyor_data
     from lw_refinenet_ros.evaluation.segmentation import evaluate_model
-    from lw_refinenet_ros.model.weights import checkpoint_engine_defaults
     from lw_refinenet_ros.segmenter import Segmenter
 
     # The engine is built once the data is checked, warmed up on its first image. Options the
     # user leaves unset come from the checkpoint's model card (max_side: its trained scale),
     # so the scores are those of the node and `segment` running the file with no setting.
-    defaults = checkpoint_engine_defaults(args.weights, max_side=args.max_side)
-    segmenter = Segmenter.load(args.weights, engine=engine_config_from_args(args, **defaults),
-                               lazy=True)
+    segmenter = Segmenter.load(args.weights, engine=engine_config_from_args(args), lazy=True,
+                               trained_scale=args.max_side is None)
     info = segmenter.info
     data = resolve_conveyor_data(args.data)
     if data != args.data:
@@ -97,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
     segmenter.warm_up(dataset[0][0] if len(dataset) else None)
     engine = segmenter.engine
     print(f'engine: {_describe(engine)}'
-          + (f'; max_side {defaults["max_side"]} from the checkpoint\'s trained size'
-             if defaults.get('max_side') else ''))
+          + (f"; max_side {segmenter.engine_config.max_side} from the checkpoint's trained "
+             f'size' if args.max_side is None and segmenter.engine_config.max_side else ''))
     images = min(len(dataset), args.limit or len(dataset))
     requested = Perturbation('custom', args.brightness, args.blur, args.noise)
     if args.robustness:

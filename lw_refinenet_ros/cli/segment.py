@@ -162,7 +162,6 @@ def run(args: argparse.Namespace) -> int:
     from lw_refinenet_ros.data.uncertain import UncertainFrames
     from lw_refinenet_ros.engine.preprocess import network_size
     from lw_refinenet_ros.errors import ConfigError
-    from lw_refinenet_ros.model.weights import checkpoint_engine_defaults
     from lw_refinenet_ros.objects.options import ObjectsConfig
     from lw_refinenet_ros.segmenter import Segmenter
 
@@ -181,12 +180,13 @@ def run(args: argparse.Namespace) -> int:
     # The engine is built on the first frame, so that warm-up (and the timed choice of
     # backend) happens at the size of the input. Videos are tracked (frames carry a stamp);
     # separate images are separate scenes.
+    # --max-side unset: the checkpoint's trained scale, read from its card when the file has
+    # one (weights_card.py), so that a warm start imports no torch.
     segmenter = Segmenter.load(args.weights, arch=args.arch, num_classes=args.num_classes,
                                classes_file=args.classes_file,
-                               engine=engine_config_from_args(args, **checkpoint_engine_defaults(
-                                   args.weights, max_side=args.max_side)),
-                               objects=objects_config,
-                               lazy=True, calibration=_default_int8_frames(args.weights))
+                               engine=engine_config_from_args(args), objects=objects_config,
+                               lazy=True, calibration=_default_int8_frames(args.weights),
+                               trained_scale=args.max_side is None)
     plan = OutputPlan(outputs, np.ascontiguousarray(segmenter.class_map.colors[:, ::-1]),
                       args.alpha)
     want_confidence = plan.needs_confidence or uncertain is not None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 from lw_refinenet_ros.errors import CheckpointError, ConfigError
 from lw_refinenet_ros.model.boundary import boundary_flag
@@ -25,7 +24,6 @@ from lw_refinenet_ros.model.checkpoint import (
     Source,
     checkpoint_info_from_object,
     detect_arch,
-    engine_defaults,
     normalize_state_dict,
     read_checkpoint,
     save_checkpoint,
@@ -41,7 +39,7 @@ from lw_refinenet_ros.model.pretrained import (
 )
 
 __all__ = [
-    'CHECKPOINT_FORMAT', 'DEFAULT_MODEL_PATH', 'STRIPPED_PREFIXES', 'checkpoint_engine_defaults',
+    'CHECKPOINT_FORMAT', 'DEFAULT_MODEL_PATH', 'STRIPPED_PREFIXES',
     'TORCHVISION_MBV2_UNUSED_PREFIXES', 'TORCHVISION_RESNET_EXTRA_KEYS', 'WRAPPER_KEYS',
     'CheckpointInfo', 'Source', 'checkpoint_info_from_object', 'detect_arch',
     'init_encoder_from_torchvision', 'init_from_checkpoint', 'load_model', 'load_weights',
@@ -101,19 +99,3 @@ def load_model(weights: str | os.PathLike[str] | None, *, arch: str | None = Non
     model.eval()
     _LOG.info('loaded %s (%d classes) from %s', info.arch, info.num_classes, path)
     return model, info
-
-
-def checkpoint_engine_defaults(weights: str | os.PathLike[str] | None, *,
-                               max_side: int | None) -> dict[str, Any]:
-    """:func:`engine_defaults` of a checkpoint file (None: the packaged default model).
-
-    Reads the file only when something is unset; a file that cannot be read gives ``{}``
-    here and its error where the model itself is loaded.
-    """
-    if max_side is not None:
-        return {}
-    try:
-        info = read_checkpoint(DEFAULT_MODEL_PATH if weights is None else weights)
-    except CheckpointError:
-        return {}
-    return engine_defaults(info.metadata, max_side=max_side)

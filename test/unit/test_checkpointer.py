@@ -106,7 +106,7 @@ def test_the_model_card_round_trips_into_segment_and_the_engine(tmp_path: Path) 
     from lw_refinenet_ros.cli import build_parser
     from lw_refinenet_ros.engine.config import engine_config_from_args
     from lw_refinenet_ros.model.checkpoint import engine_defaults, model_card, val_scores
-    from lw_refinenet_ros.model.weights import checkpoint_engine_defaults
+    from lw_refinenet_ros.segmenter import Segmenter
 
     metadata = {'dataset': 'd', **model_card(input_size=(96, 72), train_scale=(0.8, 1.25))}
     checkpointer = Checkpointer(tmp_path, build_model('mbv2', 2), arch='mbv2',
@@ -126,9 +126,11 @@ def test_the_model_card_round_trips_into_segment_and_the_engine(tmp_path: Path) 
     for flags, expected in (([], 96), (['--max-side', '0'], 0), (['--max-side', '200'], 200)):
         args = build_parser().parse_args(['segment', 'x.png', '--out', 'o', '--weights',
                                           weights, *flags])
-        config = engine_config_from_args(args, **checkpoint_engine_defaults(
-            args.weights, max_side=args.max_side))
-        assert config.max_side == expected
+        # As `segment` and `eval` build it (the first load also writes the file's card).
+        segmenter = Segmenter.load(args.weights, engine=engine_config_from_args(
+            args, cache_dir=str(tmp_path / 'cache')), lazy=True,
+            trained_scale=args.max_side is None)
+        assert segmenter.engine_config.max_side == expected
 
 
 def test_the_packaged_model_runs_at_the_size_it_was_trained_at() -> None:
