@@ -8,8 +8,8 @@ is checked with described engines."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
+import re
 from typing import Any
 
 import numpy as np
