@@ -185,7 +185,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     if cpu:
         parts = ', '.join(f'{label} {cpu[key]} s' for key, label in (
             ('segmentation_node', 'node'), ('camera', 'camera'),
-            ('demo', 'this process (monitor, recorder, robot, video)'))
+            ('demo', f'this process (monitor, recorder, robot, video; nice '
+                     f'{cpu.get("demo_nice", "?")})'))
             if cpu.get(key) is not None)
         print(f'  cpu        {parts} over {cpu["window_s"]} s on {cpu["cores"]} cores')
     if summary.get('plot'):

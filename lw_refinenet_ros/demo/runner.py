@@ -349,7 +349,8 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
     summary['startup_s'] = startup
     summary['int8_check'] = int8
     summary['cpu_s'] = {**cpu.seconds(), 'window_s': round(elapsed, 2),
-                        'cores': os.cpu_count()} if cpu is not None else None
+                        'cores': os.cpu_count(), 'demo_nice': os.nice(0)} \
+        if cpu is not None else None
     summary['processes'] = {name: _exit_report(exits.get(name))
                             for name in ('camera', 'segmentation_node', 'view')
                             if name in exits}
