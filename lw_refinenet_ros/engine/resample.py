@@ -10,10 +10,6 @@ its weights normalised per output pixel (so the borders renormalise instead of p
 the width resampled first and then the height, in float32, with the weights computed in the
 same float and double steps as torch's CPU kernel. The result equals torch's to float32
 rounding (``test/unit/test_resample.py`` checks it against torch on many sizes).
-
-A side shrunk by an integer factor (640 -> 320) has one kernel for every output away from
-the borders: there OpenCV's separable filter, sampled at the stride, replaces the gather
-(:func:`shrink_hwc`; 3.3 -> 1.8 ms at 640x480, 69 -> 8.5 ms at 1920x1080).
 """
 
 from __future__ import annotations
