@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from lw_refinenet_ros.constants import IMAGENET_MEAN, IMAGENET_STD
-from lw_refinenet_ros.engine.resample import shrink_hwc
+from lw_refinenet_ros.engine.resample import shrink_chw
 from lw_refinenet_ros.errors import EngineError
 
 COLOR_ORDERS: tuple[str, ...] = ('rgb', 'bgr')
@@ -89,13 +89,12 @@ class CpuPreprocessor:
         batch = np.empty((len(images), 3) + tuple(size), dtype=np.float32)
         for i, (image, order) in enumerate(zip(images, orders)):
             hwc = cv2.LUT(np.ascontiguousarray(image), self._tables[order])
-            if tuple(image.shape[:2]) != tuple(size):
-                # torch's antialiased bilinear without torch (resample.py), on the planes in
-                # memory order: a bgr image's planes are put in RGB order after it.
-                hwc = shrink_hwc(hwc, size)
             chw = hwc.transpose(2, 0, 1)
             if order == 'bgr':
                 chw = chw[::-1]
+            if tuple(image.shape[:2]) != tuple(size):
+                # torch's antialiased bilinear in numpy (resample.py): no torch on the CPU.
+                chw = shrink_chw(chw, size)
             np.copyto(batch[i], chw)
         return batch
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from lw_refinenet_ros.engine.preprocess import CpuPreprocessor, TorchPreprocessor
-from lw_refinenet_ros.engine.resample import shrink_chw, shrink_hwc
+from lw_refinenet_ros.engine.resample import shrink_chw
 
 
 def _torch_shrink(chw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -49,21 +49,3 @@ def test_the_cpu_preprocessor_shrinks_like_the_torch_one() -> None:
         device = TorchPreprocessor('cpu')([image], [order], (48, 64)).numpy()
         assert cpu.shape == (1, 3, 48, 64)
         np.testing.assert_allclose(cpu, device, rtol=0, atol=2e-6)
-
-
-@pytest.mark.parametrize('source, size', [
-    ((480, 640), (240, 320)),    # integer factors: OpenCV's filter inside, gather at borders
-    ((1080, 1920), (180, 320)),
-    ((480, 640), (240, 213)),    # one side an integer factor, the other not
-    ((481, 641), (240, 320)),    # no integer factor: the gather alone
-])
-def test_the_image_layout_shrink_equals_torchs_too(source: tuple[int, int],
-                                                  size: tuple[int, int]) -> None:
-    rng = np.random.default_rng(sum(source) + 1)
-    hwc = (rng.standard_normal((*source, 3)) * 2).astype(np.float32)
-    ours = shrink_hwc(hwc, size)
-    assert ours.dtype == np.float32 and ours.shape == (*size, 3)
-    expected = _torch_shrink(np.ascontiguousarray(hwc.transpose(2, 0, 1)), size)
-    np.testing.assert_allclose(ours.transpose(2, 0, 1), expected, rtol=0, atol=2e-6)
-    # A view with the planes reversed (a bgr frame) shrinks to the reversed planes.
-    np.testing.assert_array_equal(shrink_hwc(hwc[:, :, ::-1], size), ours[:, :, ::-1])
