@@ -135,7 +135,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     int8 = summary.get('int8_check') or {}
     if int8.get('use'):
         print(f'             int8 checked before the run: labels {int8["agreement_median"]:.2%} '
-              f'equal to {int8.get("reference", "fp32")} on {int8["frames"]} conveyor frames of '
+              f'equal to {int8["reference"]} on {int8["frames"]} conveyor frames of '
               f'seed {int8["seed"]}')
     elif int8:
         print(f'             int8 not used: {int8.get("why")}')

@@ -148,7 +148,7 @@ def _int8_check(config: DemoConfig, log_path: Path,
                                                  f'{child.returncode}; see {log_path}'}
     if result.get('use'):
         echo(f'  int8: labels {result["agreement_median"]:.2%} equal to '
-             f'{result.get("reference", "fp32")} on '
+             f'{result["reference"]} on '
              f'{result["frames"]} conveyor frames (median; lowest {result["agreement_min"]:.2%})'
              f': the node runs OpenVINO int8')
     else:

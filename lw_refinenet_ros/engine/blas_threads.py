@@ -6,8 +6,9 @@ splits even these products (a few hundred thousand multiply-adds) over every cor
 keeps its idle threads spinning in ``sched_yield``. On a 2-core machine that spinning took the
 second core from the inference runtime: the demo node's 320x240 frame (OpenVINO int8, one
 inference thread) cost 35 ms of CPU for 17.6 ms of wall time, and 17.6 ms of CPU with one
-BLAS thread, no slower (docs/benchmarks.md, "BLAS threads"). In the demo the node's CPU went
-largely to the kernel's scheduler (``perf``: ``sched_yield`` and task switches).
+BLAS thread, no slower (docs/benchmarks.md, "A CPU with AVX512-BF16 and VNNI"). In the demo
+the node's CPU went largely to the kernel's scheduler (``perf``: ``sched_yield`` and task
+switches).
 
 The limit is process-wide (BLAS libraries keep one thread count), set once when the first
 CPU post-processor is built; a process that asked for its own count through
