@@ -47,6 +47,7 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 
 from lw_refinenet_ros.data.conveyor import CLASS_NAMES, ConveyorScene
+from lw_refinenet_ros.heap import keep_freed_memory
 from lw_refinenet_ros.msg import SegmentedObject, SegmentedObjects
 from lw_refinenet_ros.ros.topic_names import CAMERA_INFO, IMAGE
 
@@ -254,6 +255,7 @@ def main(args: list[str] | None = None) -> None:
     handling raises KeyboardInterrupt wherever the main thread is, possibly between publishing
     a frame and counting it, and the demo compares this count with the frames it recorded.
     """
+    keep_freed_memory()  # frame-sized buffers reused, not faulted in per frame (heap.py)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -48,6 +48,7 @@ import numpy as np
 
 from lw_refinenet_ros.constants import OUTPUT_STRIDE
 from lw_refinenet_ros.engine.blas_threads import single_threaded_blas
+from lw_refinenet_ros.heap import keep_freed_memory
 from lw_refinenet_ros.stats import ClassStat, compute_class_stats, stats_from_arrays
 
 # The OpenCV 5 Python binding resizes at most 128 channels per call (measured: 129 fails).
@@ -92,6 +93,7 @@ class CpuPostprocessor:
         self.band = band
         self.confidence_tolerance = confidence_tolerance
         single_threaded_blas()  # the band GEMM's spinning BLAS threads cost a core
+        keep_freed_memory()  # no page faults for each frame's buffers (heap.py)
         #: Blocks interpolated by the last band call (None: the full path ran).
         self.last_band_blocks: int | None = None
         self._buffers: dict[str, np.ndarray] = {}

@@ -1,0 +1,72 @@
+"""Keep freed frame-sized buffers in the process heap instead of handing them back to the OS.
+
+Why: every frame allocates and frees the same few megabyte arrays (the float image, the
+shrunk network input, logits, the label canvas, colour and overlay images, the stats'
+histograms). glibc serves an allocation above its mmap threshold (128 KiB at first, raised
+only as far as the largest block freed so far) with a fresh ``mmap``, frees it with ``munmap``
+and trims the heap's top above 128 KiB: each frame then faults its pages back in, one 4 KiB
+page at a time, zeroed by the kernel. In ``lw-refinenet demo --size 640x480`` ``perf`` put
+38 % of the node's CPU in the kernel (page faults, zeroing, ``munmap``), and the node segmented
+12 frames/s; with the buffers kept, 18-20 frames/s on the same machine (docs/benchmarks.md,
+"The heap").
+
+:func:`keep_freed_memory` raises both thresholds once per process (``mallopt``): blocks up to
+32 MiB (glibc's largest allowed threshold) come from the heap, and up to 256 MiB of free space
+at its top is kept for the next frame. The memory kept is what the process already used at
+its peak. Only on glibc; a process whose environment sets glibc's own malloc variables keeps
+them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import platform
+import threading
+
+_LOG = logging.getLogger(__name__)
+#: mallopt parameter numbers (glibc's malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+#: Blocks up to this size come from the heap (glibc refuses more than 32 MiB on 64-bit).
+MMAP_THRESHOLD = 32 << 20
+#: Free space at the heap's top kept for reuse.
+TRIM_THRESHOLD = 256 << 20
+#: Environment variables through which a user sets glibc's malloc themselves.
+ENV_VARIABLES = ('MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'GLIBC_TUNABLES')
+
+_lock = threading.Lock()
+_applied: bool | None = None
+
+
+def keep_freed_memory() -> bool:
+    """Raise glibc's mmap and trim thresholds for this process (once).
+
+    Returns:
+        Whether they are raised now: False on another C library, when the environment sets
+        them, or when ``mallopt`` refuses.
+    """
+    global _applied
+    with _lock:
+        if _applied is None:
+            _applied = _apply()
+        return _applied
+
+
+def _apply() -> bool:
+    if platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc':
+        return False
+    if any(os.environ.get(name) for name in ENV_VARIABLES):
+        _LOG.debug('malloc thresholds left to the environment')
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+    except OSError as error:
+        _LOG.debug('malloc thresholds left as they are: %s', error)
+        return False
+    applied = (libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+               and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
+    _LOG.debug('malloc thresholds raised: %s', applied)
+    return applied
