@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from lw_refinenet_ros.constants import OUTPUT_STRIDE
-from lw_refinenet_ros.engine.blas_threads import single_threaded_blas
+from lw_refinenet_ros.engine.cpu_threads import one_postprocessing_thread
 from lw_refinenet_ros.heap import keep_freed_memory
 from lw_refinenet_ros.stats import ClassStat, compute_class_stats, stats_from_arrays
 
@@ -92,7 +92,7 @@ class CpuPostprocessor:
         self.tile_rows = tile_rows
         self.band = band
         self.confidence_tolerance = confidence_tolerance
-        single_threaded_blas()  # the band GEMM's spinning BLAS threads cost a core
+        one_postprocessing_thread()  # spinning BLAS and OpenCV pools cost the runtime a core
         keep_freed_memory()  # no page faults for each frame's buffers (heap.py)
         #: Blocks interpolated by the last band call (None: the full path ran).
         self.last_band_blocks: int | None = None

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != 'glibc',
 # A worker thread (the node's inference thread has its own malloc arena) allocates and frees
 # eight 640x480 float32 planes at once (like a frame's logits), 40 times after a warm-up;
 # prints the minor page faults of those 40 rounds and keep_freed_memory()'s answer.
-_LOOP = '''
+_LOOP = """
 import resource, sys, threading
 import numpy as np
 from lw_refinenet_ros.heap import keep_freed_memory
@@ -39,7 +39,7 @@ thread = threading.Thread(target=frames)
 thread.start()
 thread.join()
 print(faults[0], applied)
-'''
+"""
 
 
 def _run(mode: str, **env: str) -> tuple[int, str]:
