@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[2] / PACKAGE
 #: Bottom to top. Each unit of the package is in exactly one layer.
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # ``__init__`` is the package root: its version and path, nothing imported.
-    ('foundation', frozenset({'__init__', 'atomic', 'errors', 'constants', 'options', 'sizes',
-                              'percentiles', 'stats', 'palette', 'classes', 'scheduler'})),
+    ('foundation', frozenset({'__init__', 'atomic', 'heap', 'errors', 'constants', 'options',
+                              'sizes', 'percentiles', 'stats', 'palette', 'classes',
+                              'scheduler'})),
     ('model', frozenset({'model', 'reference_pipeline'})),
     ('engine', frozenset({'engine'})),
     ('objects', frozenset({'objects'})),
