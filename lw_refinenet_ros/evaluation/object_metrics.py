@@ -114,12 +114,15 @@ def ground_truth_pieces(gt_labels: np.ndarray, gt_instances: np.ndarray,
     instance, class_id, area, dont_care = [0], [0], [0], [False]
     ids = np.unique(gt_instances)
     for inst in ids[ids > 0]:
-        part = (gt_instances == inst).astype(np.uint8)
-        ys, xs = np.nonzero(part)
-        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-        count, components, stats, _ = cv2.connectedComponentsWithStats(
-            part[y0:y1, x0:x1], connectivity=8)
-        cls = int(gt_labels[ys[0], xs[0]])
+        # The box through OpenCV's scan, not np.nonzero's coordinate arrays: the demo scores
+        # every 640x480 frame this way, and the coordinates took a fifth of its process.
+        part = (gt_instances == inst).view(np.uint8)
+        x0, y0, box_w, box_h = cv2.boundingRect(part)
+        y1, x1 = y0 + box_h, x0 + box_w
+        crop = part[y0:y1, x0:x1]
+        first = int(np.argmax(crop))  # the part's first pixel in row-major order
+        count, components, stats, _ = cv2.connectedComponentsWithStats(crop, connectivity=8)
+        cls = int(gt_labels[y0 + first // box_w, x0 + first % box_w])
         for k in range(1, count):
             left, top, w, h, size = (int(v) for v in stats[k])
             piece_id = len(instance)
