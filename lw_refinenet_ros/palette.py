@@ -182,7 +182,7 @@ def colorize(labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
 
 
 def overlay(image_rgb: np.ndarray, labels: np.ndarray, colors: np.ndarray,
-            alpha: float = 0.5) -> np.ndarray:
+            alpha: float = 0.5, color: np.ndarray | None = None) -> np.ndarray:
     """Blend the colourised labels over an image: ``(1 - alpha) * image + alpha * colour``.
 
     Args:
@@ -190,6 +190,8 @@ def overlay(image_rgb: np.ndarray, labels: np.ndarray, colors: np.ndarray,
         labels: (H, W) integer labels.
         colors: (K, 3) uint8 colours.
         alpha: Weight of the label colour, in [0, 1]; 0 returns the image, 1 the colours.
+        color: ``colorize(labels, colors)`` when the caller has it already (the node
+            publishes both), else None.
 
     Returns:
         (H, W, 3) uint8, rounded to nearest.
@@ -205,7 +207,8 @@ def overlay(image_rgb: np.ndarray, labels: np.ndarray, colors: np.ndarray,
     if labels.shape != image_rgb.shape[:2]:
         raise ConfigError(f'labels {labels.shape} and image {image_rgb.shape[:2]} differ in '
                           f'size.')
-    color = colorize(labels, colors)
+    if color is None:
+        color = colorize(labels, colors)
     try:
         import cv2  # deferred: optional fast path
     except ImportError:  # pragma: no cover - opencv is a dependency, numpy is the fallback

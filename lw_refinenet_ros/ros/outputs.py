@@ -192,12 +192,13 @@ class Outputs:
             self.wants([frame], name) for name in ('color', 'overlay', 'confidence'))
         camera.objects.process(header, labels, result.confidence, camera_info, image=image,
                                boundary=result.boundary)
+        color = colorize(labels, self._class_map.colors) if want_color or want_overlay \
+            else None
         if want_color:
-            publishers['color'].publish(array_to_image(
-                colorize(labels, self._class_map.colors), header, 'rgb8'))
+            publishers['color'].publish(array_to_image(color, header, 'rgb8'))
         if want_overlay:
             publishers['overlay'].publish(array_to_image(
-                self._overlay(camera, image, order, labels), header, 'rgb8'))
+                self._overlay(camera, image, order, labels, color), header, 'rgb8'))
         if want_confidence and result.confidence is not None:
             publishers['confidence'].publish(array_to_image(
                 result.confidence.astype(np.float32, copy=False), header, '32FC1'))
@@ -208,9 +209,10 @@ class Outputs:
         return self._lock
 
     def _overlay(self, camera: CameraOutputs, image: np.ndarray, order: str,
-                 labels: np.ndarray) -> np.ndarray:
+                 labels: np.ndarray, color: np.ndarray | None = None) -> np.ndarray:
         rgb = image[:, :, ::-1] if order == 'bgr' else image
-        blended = overlay(rgb, labels, self._class_map.colors, self._config.overlay_alpha)
+        blended = overlay(rgb, labels, self._class_map.colors, self._config.overlay_alpha,
+                          color)
         if self._filter_lut is not None:
             keep = self._filter_lut[np.minimum(labels, self._filter_lut.size - 1)]
             blended = np.where(keep[:, :, None], blended, rgb)

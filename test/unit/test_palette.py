@@ -87,3 +87,15 @@ def test_overlay_blend_values() -> None:
         overlay(image, labels, colors, 1.5)
     with pytest.raises(ConfigError, match='differ'):
         overlay(image, labels[:, :2], colors, 0.5)
+
+
+def test_colorize_takes_non_contiguous_labels_and_overlay_reuses_a_given_colour_image() -> None:
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 4, (48, 64), dtype=np.uint8)
+    colors = rng.integers(0, 256, (4, 3), dtype=np.uint8)
+    strided = labels[::2, ::3]  # a view, as the node's crops can be
+    assert np.array_equal(colorize(strided, colors), colors[strided])
+    image = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    color = colorize(labels, colors)
+    assert np.array_equal(overlay(image, labels, colors, 0.4, color),
+                          overlay(image, labels, colors, 0.4))
