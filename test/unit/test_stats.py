@@ -64,3 +64,28 @@ def test_errors() -> None:
     with pytest.raises(ConfigError, match='differ'):
         compute_class_stats(np.zeros((2, 2), np.uint8), np.zeros((3, 2)), 3)
     assert compute_class_stats(np.zeros((0, 4), np.uint8), None, 3) == []
+
+
+def test_the_mask_and_bincount_histograms_give_the_same_statistics(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """uint8 labels take the per-class masks; wider ones (or too many pixels x classes) the
+    bincount path. Both must report identical counts, boxes and centroids."""
+    import lw_refinenet_ros.stats as stats_module
+
+    rng = np.random.default_rng(11)
+    labels = rng.integers(0, 6, (37, 53), dtype=np.uint8)
+    labels[:, :5] = 0  # class 5 absent from the left, class 0 a wide band
+    labels[labels == 4] = 3  # class 4 absent entirely
+    conf = rng.random((37, 53), dtype=np.float32)
+    by_masks = compute_class_stats(labels, conf, 6)
+    monkeypatch.setattr(stats_module, 'MASK_BUDGET', 0)
+    by_bincount = compute_class_stats(labels, conf, 6)
+    assert [s.class_id for s in by_masks] == [0, 1, 2, 3, 5]
+    for a, b in zip(by_masks, by_bincount, strict=True):
+        assert (a.class_id, a.pixel_count, a.bbox, a.centroid) == \
+            (b.class_id, b.pixel_count, b.bbox, b.centroid)
+        assert a.mean_confidence == pytest.approx(b.mean_confidence, rel=1e-12)
+    ys, xs = np.nonzero(labels == 3)
+    three = next(s for s in by_masks if s.class_id == 3)
+    assert three.bbox == (xs.min(), ys.min(), xs.max(), ys.max())
+    assert three.centroid == pytest.approx((xs.mean(), ys.mean()))
