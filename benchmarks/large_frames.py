@@ -138,9 +138,12 @@ class _Rig:
 
 def run_child(args: Any) -> dict[str, Any]:
     """One case in this process: the node, its frames, memory."""
-    from lw_refinenet_ros.ros.runner import limit_heap_retention
+    import lw_refinenet_ros.heap as heap
+
     # As the node's process does it (run_node), unless --glibc-default measures without.
-    heap_limited = False if args.glibc_default else limit_heap_retention()
+    if args.glibc_default:
+        heap._applied = False  # noqa: SLF001 - keep_freed_memory() then changes nothing
+    heap_limited = heap.keep_freed_memory()
     base_rss = _rss_mib()
     rig = _Rig(args.max_side, args.num_threads, args.weights)
     after_start = _rss_mib()
@@ -315,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                         help='node parameters of the shutdown case, e.g. backend:=torch (the '
                              'slowest backend: the signal lands well inside an inference)')
     parser.add_argument('--glibc-default', action='store_true',
-                        help="measure without the node's heap setting (limit_heap_retention)")
+                        help="measure without the node's heap setting (heap.py)")
     args = parser.parse_args(argv)
     if args.child:
         print('LARGE_FRAMES_RESULT ' + json.dumps(run_child(args)), flush=True)

@@ -7,14 +7,18 @@ only as far as the largest block freed so far) with a fresh ``mmap``, frees it w
 and trims the heap's top above 128 KiB: each frame then faults its pages back in, one 4 KiB
 page at a time, zeroed by the kernel. In ``lw-refinenet demo --size 640x480`` ``perf`` put
 38 % of the node's CPU in the kernel (page faults, zeroing, ``munmap``), and the node segmented
-12 frames/s; with the buffers kept, 18-20 frames/s on the same machine (docs/benchmarks.md,
-"The heap").
+10-11.5 frames/s; with the buffers kept, 17.8-20.5 frames/s in the same window (docs/benchmarks.md,
+"The heap, one post-processing thread").
 
 :func:`keep_freed_memory` raises both thresholds once per process (``mallopt``): blocks up to
-32 MiB (glibc's largest allowed threshold) come from the heap, and up to 256 MiB of free space
+32 MiB (glibc's largest allowed threshold) come from the heap, and up to 64 MiB of free space
 at its top is kept for the next frame. The memory kept is what the process already used at
 its peak. Only on glibc; a process whose environment sets glibc's own malloc variables keeps
 them.
+
+This replaces the node's earlier opposite setting (a fixed 1 MiB mmap threshold, which
+returned every frame buffer to the OS): it saved 6-9 % of peak memory at 1080p, and it was
+what made every 640x480 frame fault its buffers back in.
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 #: Blocks up to this size come from the heap (glibc refuses more than 32 MiB on 64-bit).
 MMAP_THRESHOLD = 32 << 20
-#: Free space at the heap's top kept for reuse.
-TRIM_THRESHOLD = 256 << 20
+#: Free space at the heap's top kept for reuse: more than a 640x480 or 720p frame's buffers
+#: (about 10-30 MB), so those stay; a larger frame's excess goes back to the OS.
+TRIM_THRESHOLD = 64 << 20
 #: Environment variables through which a user sets glibc's malloc themselves.
 ENV_VARIABLES = ('MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'GLIBC_TUNABLES')
 

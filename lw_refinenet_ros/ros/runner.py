@@ -52,6 +52,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from lw_refinenet_ros.errors import LWRefineNetError
+from lw_refinenet_ros.heap import keep_freed_memory
 from lw_refinenet_ros.ros.health import NodeFailure
 from lw_refinenet_ros.ros.spinning import shutdown_raced
 from lw_refinenet_ros.scheduler import busy_workers
@@ -69,31 +70,6 @@ WORKER_GRACE_S = 0.5
 FORCED_EXIT_CODE = 3
 
 _LOG = logging.getLogger(__name__)
-
-
-# glibc: allocations from this size up get their own mapping, returned to the OS when freed.
-HEAP_MMAP_THRESHOLD = 1 << 20
-_M_MMAP_THRESHOLD = -3  # mallopt parameter number (malloc.h)
-
-
-def limit_heap_retention(threshold: int = HEAP_MMAP_THRESHOLD) -> bool:
-    """Make glibc return frame-sized buffers to the OS instead of keeping them in its heaps.
-
-    Why: glibc raises its mmap threshold (up to 32 MB) each time a large mapped block is
-    freed, after which the 1-32 MB buffers of a frame (decoded image, float input, overlay,
-    confidence) come from heap arenas shared by the worker and executor threads and stay
-    resident. Measured at 1920x1080 with the default model (docs/benchmarks.md, "Large
-    frames"): peak 1.09-1.10 GB instead of 1.17-1.23 GB, 0.55 GB instead of 0.60-0.63 GB
-    after start-up, no latency cost visible above the noise of a shared machine. A value the
-    user set (``MALLOC_MMAP_THRESHOLD_``) wins; returns False when nothing was changed (another
-    libc, or the user's setting).
-    """
-    if 'MALLOC_MMAP_THRESHOLD_' in os.environ:
-        return False
-    try:
-        return bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, int(threshold)))
-    except (OSError, AttributeError):
-        return False
 
 
 def _flush_streams() -> None:
@@ -196,7 +172,7 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None, *,
     returning (see the module docstring); with ``fast_exit=False`` this returns 0 instead,
     unless an inference is still running.
     """
-    limit_heap_retention()
+    keep_freed_memory()  # frame buffers reused, not faulted in per frame (heap.py)
     rclpy.init(args=args)
     context = rclpy.get_default_context()
     watchdog = ExitWatchdog(context).start()

@@ -436,12 +436,6 @@ def test_a_signal_while_the_node_is_still_being_built_exits_zero(ros_context) ->
             process.wait(timeout=10)
 
 
-def test_the_heap_setting_leaves_a_user_choice_alone(monkeypatch) -> None:
-    from lw_refinenet_ros.ros.runner import limit_heap_retention
-    monkeypatch.setenv('MALLOC_MMAP_THRESHOLD_', '65536')
-    assert limit_heap_retention() is False
-
-
 def test_a_crash_at_start_up_is_not_turned_into_a_clean_exit() -> None:
     """The exit watchdog serves signals only: an unexpected error keeps its traceback and a
     non-zero status."""

@@ -266,7 +266,10 @@ def test_colour_overlay_and_confidence_are_computed_only_while_subscribed(
     confidence = harness.listen('segmentation/confidence')
     assert harness.spin_until(lambda: (publisher.publish(stamped(scene())),
                                        bool(overlays) and bool(confidence))[1])
-    assert calls['overlay'] >= 1 and calls['colorize'] == 0 and wanted[-1]
+    # The overlay's colour image is made once per frame (and given to overlay()); the colour
+    # topic, not subscribed, adds no second one. The worker may be between the two calls.
+    assert calls['overlay'] >= 1 and calls['colorize'] - calls['overlay'] in (0, 1)
+    assert wanted[-1]
 
 
 def test_stats_are_computed_only_while_subscribed_and_precede_the_images(
