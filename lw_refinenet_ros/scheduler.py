@@ -47,13 +47,6 @@ _WORKERS: set[threading.Thread] = set()
 _WORKERS_LOCK = threading.Lock()
 
 
-def track_worker(thread: threading.Thread) -> None:
-    """Count ``thread`` among the workers :func:`busy_workers` reports while it runs (the
-    node's second-stage publisher, ros/deferred.py, is one)."""
-    with _WORKERS_LOCK:
-        _WORKERS.add(thread)
-
-
 def busy_workers() -> list[threading.Thread]:
     """Worker threads (of any scheduler) that are still alive, e.g. stopped mid-inference."""
     with _WORKERS_LOCK:
@@ -422,7 +415,8 @@ class LatestFrameScheduler:
             self._thread = threading.Thread(
                 target=self._run, args=(self._generation, previous),
                 name='lw_refinenet_worker', daemon=True)
-            track_worker(self._thread)
+            with _WORKERS_LOCK:
+                _WORKERS.add(self._thread)
             self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> bool:

@@ -1,13 +1,12 @@
 """The node's inference: the latest-frame scheduler, its worker thread and the segmenter.
 
-One :class:`~lw_refinenet_ros.scheduler.LatestFrameScheduler` worker does all decoding and
-inference (no GPU work ever runs on the executor thread). Each cycle decodes the frames taken
-(a bad one fails alone), runs one batched forward pass through the model's
+One :class:`~lw_refinenet_ros.scheduler.LatestFrameScheduler` worker does all decoding,
+inference and publishing (no GPU work ever runs on the executor thread). Each cycle decodes
+the frames taken (a bad one fails alone), runs one batched forward pass through the model's
 :class:`~lw_refinenet_ros.segmenter.Segmenter` (the same object ``lw-refinenet segment``
-uses) and publishes labels and stats; objects and the images follow on the second-stage
-thread (:mod:`.deferred`) while the worker takes the next frame. It also keeps the worker
-alive: a worker that died is restarted by :meth:`Inference.supervise` (called by the
-diagnostics timer), and one that keeps dying ends the process (:class:`~.health.NodeFailure`).
+uses) and hands the results to the outputs. It also keeps the worker alive: a worker that
+died is restarted by :meth:`Inference.supervise` (called by the diagnostics timer), and one
+that keeps dying ends the process (:class:`~.health.NodeFailure`).
 
 Between two batches the worker may switch to an int8 engine calibrated on the camera's own
 frames (:mod:`.live_int8`; it is built on another thread, and switched to only when its labels
@@ -19,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -28,7 +26,6 @@ from lw_refinenet_ros.config import NodeConfig
 from lw_refinenet_ros.engine.live_calibration import LiveInt8
 from lw_refinenet_ros.errors import LWRefineNetError
 from lw_refinenet_ros.palette import ClassMap
-from lw_refinenet_ros.ros.deferred import DeferredPublisher
 from lw_refinenet_ros.ros.health import WARN, StreamHealth, Verdict, WorkerSupervisor, worst
 from lw_refinenet_ros.ros.inputs import Inputs
 from lw_refinenet_ros.ros.live_int8 import live_int8_for
@@ -114,18 +111,11 @@ class Inference:
         self._live_reported = False
         self._set_live_status(self.live_status)
         self.uncertain = UncertainKeeper.from_config(config, log)
-        self._images = DeferredPublisher(
-            lambda error: log.warning('publish', f'publishing results failed: {error}'))
 
     def configure(self, config: NodeConfig) -> None:
         """Apply a runtime change (the worker uses the new policy from its next cycle)."""
         self._config = config
         self.scheduler.set_config(config.scheduler)
-
-    def start(self) -> None:
-        """Start the second-stage thread, then the worker (on activation)."""
-        self._images.start()
-        self.scheduler.start()
 
     def stop(self, timeout: float) -> bool:
         """Stop the worker (and any int8 calibration in the background); write the
@@ -133,9 +123,7 @@ class Inference:
         ``timeout``."""
         if self._live is not None:
             self._live.stop()
-        start = time.monotonic()
         stopped = self.scheduler.stop(timeout)
-        stopped = self._images.stop(max(0.0, timeout - (time.monotonic() - start))) and stopped
         if self.uncertain is not None:
             self.uncertain.write()
         return stopped
@@ -189,7 +177,6 @@ class Inference:
             return ok
         self.batches[1] += 1
         self._after_inference(frames, decoded, results)
-        published = []
         with self._outputs.lock:
             if not self._outputs.is_open:
                 # Deactivated or shutting down during the inference: processed, not published.
@@ -199,28 +186,12 @@ class Inference:
             for (index, image, order), result in zip(decoded, results):
                 frame = frames[index]
                 try:
-                    self._outputs.publish_labels(frame, result)
+                    self._outputs.publish(frame, image, order, result,
+                                          self._inputs.camera(frame.source).camera_info)
                     ok[index] = True
-                    published.append((frame, image, order, result))
                 except Exception as error:  # noqa: BLE001 - one bad publish must go on
                     self._log.warning('publish', f'publishing results failed: {error}')
-        if published:
-            # Objects and images on the second-stage thread, while this one segments the
-            # next frame (ros/deferred.py); outside the lock, which that stage takes.
-            self._images.submit(lambda: self._publish_images(published))
         return ok
-
-    def _publish_images(self, published: Sequence[tuple[Frame, np.ndarray, str, Any]]) -> None:
-        """Second stage: objects, markers, colour, overlay, confidence (one job, in order)."""
-        with self._outputs.lock:
-            if not self._outputs.is_open:
-                return
-            for frame, image, order, result in published:
-                try:
-                    self._outputs.publish_images(frame, image, order, result,
-                                                 self._inputs.camera(frame.source).camera_info)
-                except Exception as error:  # noqa: BLE001 - one bad publish must go on
-                    self._log.warning('publish', f'publishing results failed: {error}')
 
     # ------------------------------------------------------------------ int8, uncertain
 

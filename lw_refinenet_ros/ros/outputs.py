@@ -176,12 +176,6 @@ class Outputs:
                 camera_info: Any = None) -> None:
         """Publish every wanted output of one frame's result (the caller holds :attr:`lock`
         and has checked :attr:`is_open`); ``camera_info`` gives the objects metres."""
-        self.publish_labels(frame, result)
-        self.publish_images(frame, image, order, result, camera_info)
-
-    def publish_labels(self, frame: Frame, result: Any) -> None:
-        """The first stage, what robots wait for: labels and stats (and the latency windows).
-        The caller holds :attr:`lock` and has checked :attr:`is_open`."""
         camera = self._cameras[frame.source]
         header = frame.data.header
         publishers = camera.publishers
@@ -194,16 +188,6 @@ class Outputs:
         if result.stats is not None:
             publishers['stats'].publish(self._stats_message(header, labels, result.stats,
                                                             processing_ms, age_ms))
-
-    def publish_images(self, frame: Frame, image: np.ndarray, order: str, result: Any,
-                       camera_info: Any = None) -> None:
-        """The second stage: objects and markers, then the colour, overlay and confidence
-        images, each only while wanted (the caller holds :attr:`lock` and has checked
-        :attr:`is_open`). The node runs it on a thread of its own (ros/deferred.py)."""
-        camera = self._cameras[frame.source]
-        header = frame.data.header
-        publishers = camera.publishers
-        labels = result.labels
         want_color, want_overlay, want_confidence = (
             self.wants([frame], name) for name in ('color', 'overlay', 'confidence'))
         camera.objects.process(header, labels, result.confidence, camera_info, image=image,

@@ -2,9 +2,8 @@
 
 - **inputs** (:mod:`.inputs`): per camera the image subscription, camera_info, QoS, decoding
   and transport health;
-- **inference** (:mod:`.inference`): the latest-frame scheduler, its worker thread (all
-  inference, labels and stats; no GPU work on the executor thread), the second-stage thread
-  that publishes objects and images meanwhile (:mod:`.deferred`) and the model's segmenter;
+- **inference** (:mod:`.inference`): the latest-frame scheduler, its one worker thread (all
+  inference and publishing; no GPU work on the executor thread) and the model's segmenter;
 - **outputs** (:mod:`.outputs`, :mod:`.diagnostics`): publishers built from the one topic
   table (:mod:`.topics`), the messages, and /diagnostics.
 
@@ -62,7 +61,7 @@ class SegmentationPipeline:
         self._outputs.publish_class_map()
         self._inputs.subscribe(self._config, self._inference.scheduler.submit)
         self._outputs.open()
-        self._inference.start()
+        self._inference.scheduler.start()
 
     def unsubscribe(self, timeout: float = 0.5) -> bool:
         """Stop the worker, close the outputs, remove the input subscriptions.
