@@ -111,6 +111,14 @@ def test_int8_model_is_built_once_cached_and_close_to_fp32(model, tmp_path: Path
             reference = model(torch.from_numpy(x)).numpy().argmax(1)
         agree.append((backend.forward(x).argmax(1) == reference).mean())
     assert np.mean(agree) >= 0.95
+    # A camera that changes size mid-stream: no int8 model for the new size and nothing to
+    # calibrate on, so that size runs on the fp32 model instead of failing every frame.
+    other = preprocess_for_network(test_frames[0][:, :, ::-1], (32, 40))
+    with torch.no_grad():
+        fp32 = model(torch.from_numpy(other)).numpy()
+    logits = cached.forward(other)
+    assert logits.shape == fp32.shape
+    assert (logits.argmax(1) == fp32.argmax(1)).mean() >= 0.99
 
 
 def test_int8_without_calibration_or_cached_model_says_how_to_build_one(

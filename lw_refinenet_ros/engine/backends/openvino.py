@@ -183,8 +183,18 @@ class OpenVINOBackend:
         if not self._int8:
             folder = cached_ir(self._model, self._request, self._cache, self._weights_id, size)
         else:
-            folder = cached_int8_ir(self._model, self._request, self._cache, self._weights_id,
-                                    size)
+            try:
+                folder = cached_int8_ir(self._model, self._request, self._cache,
+                                        self._weights_id, size)
+            except ConfigError as error:
+                if not self._ir_dirs:
+                    raise  # the start-up size: no int8 at all, refused with the reason
+                # A later size (a camera that changed resolution) with no int8 model and
+                # nothing to calibrate on: run it in fp32 rather than fail every frame.
+                folder = cached_ir(self._model, self._request, self._cache, self._weights_id,
+                                   size)
+                _LOG.warning('no int8 model for a %dx%d network input: running that size on '
+                             'the fp32 model (%s)', width, height, error)
         self._ir_dirs[size] = folder
         return folder
 
