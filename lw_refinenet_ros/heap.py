@@ -13,8 +13,8 @@ page at a time, zeroed by the kernel. In ``lw-refinenet demo --size 640x480`` ``
 :func:`keep_freed_memory` sets both thresholds once per process (``mallopt``): blocks up to
 4 MiB come from the heap, and up to 32 MiB of free space at its top is kept for the next
 frame. ``benchmarks/heap_reuse.py`` at 640x480: 60 page faults per frame against 324 with
-glibc's defaults; ``benchmarks/large_frames.py`` at 1080p: peak memory 474 MiB against 504. Only on glibc; a process whose environment sets glibc's own malloc variables keeps
-them.
+glibc's defaults; ``benchmarks/large_frames.py`` at 1080p: peak memory 474 MiB against 504.
+Only on glibc; a process whose environment sets glibc's own malloc variables keeps them.
 
 This replaces the node's earlier opposite setting (a fixed 1 MiB mmap threshold, which
 returned every frame buffer to the OS): it saved 6-9 % of peak memory at 1080p, and it was
@@ -41,6 +41,12 @@ MMAP_THRESHOLD = 4 << 20
 #: Free space at the heap's top kept for reuse: more than a 640x480 frame's buffers (about
 #: 10-20 MB), so those stay; a larger frame's excess goes back to the OS.
 TRIM_THRESHOLD = 32 << 20
+#: The demo's recorder and camera: whole MCAP chunks and batches of camera-sized messages,
+#: several MB each, which the 4 MiB threshold would map and unmap per chunk; their memory is
+#: the demo's, not the node's (a loaded CI machine lost camera frames in the recording with
+#: the node's thresholds).
+STREAM_MMAP_THRESHOLD = 32 << 20
+STREAM_TRIM_THRESHOLD = 64 << 20
 #: Environment variables through which a user sets glibc's malloc themselves.
 ENV_VARIABLES = ('MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'GLIBC_TUNABLES')
 
@@ -48,8 +54,10 @@ _lock = threading.Lock()
 _applied: bool | None = None
 
 
-def keep_freed_memory() -> bool:
-    """Raise glibc's mmap and trim thresholds for this process (once).
+def keep_freed_memory(mmap_threshold: int = MMAP_THRESHOLD,
+                      trim_threshold: int = TRIM_THRESHOLD) -> bool:
+    """Raise glibc's mmap and trim thresholds for this process (once: the first call's
+    values stay).
 
     Returns:
         Whether they are raised now: False on another C library, when the environment sets
@@ -58,11 +66,11 @@ def keep_freed_memory() -> bool:
     global _applied
     with _lock:
         if _applied is None:
-            _applied = _apply()
+            _applied = _apply(mmap_threshold, trim_threshold)
         return _applied
 
 
-def _apply() -> bool:
+def _apply(mmap_threshold: int, trim_threshold: int) -> bool:
     if platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc':
         return False
     if any(os.environ.get(name) for name in ENV_VARIABLES):
@@ -73,7 +81,7 @@ def _apply() -> bool:
     except OSError as error:
         _LOG.debug('malloc thresholds left as they are: %s', error)
         return False
-    applied = (libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-               and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
+    applied = (libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold) == 1
+               and libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold) == 1)
     _LOG.debug('malloc thresholds raised: %s', applied)
     return applied

@@ -47,7 +47,7 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 
 from lw_refinenet_ros.data.conveyor import CLASS_NAMES, ConveyorScene
-from lw_refinenet_ros.heap import keep_freed_memory
+from lw_refinenet_ros.heap import STREAM_MMAP_THRESHOLD, STREAM_TRIM_THRESHOLD, keep_freed_memory
 from lw_refinenet_ros.msg import SegmentedObject, SegmentedObjects
 from lw_refinenet_ros.ros.topic_names import CAMERA_INFO, IMAGE
 
@@ -255,7 +255,8 @@ def main(args: list[str] | None = None) -> None:
     handling raises KeyboardInterrupt wherever the main thread is, possibly between publishing
     a frame and counting it, and the demo compares this count with the frames it recorded.
     """
-    keep_freed_memory()  # frame-sized buffers reused, not faulted in per frame (heap.py)
+    # Frame-sized messages reused, not faulted in per frame (heap.py).
+    keep_freed_memory(STREAM_MMAP_THRESHOLD, STREAM_TRIM_THRESHOLD)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -41,7 +41,7 @@ from lw_refinenet_ros.demo.scoring import accuracy_summary, number, rounded
 from lw_refinenet_ros.demo.sorting_robot import SortingRobotNode
 from lw_refinenet_ros.demo.video import DemoVideoNode
 from lw_refinenet_ros.errors import LWRefineNetError
-from lw_refinenet_ros.heap import keep_freed_memory
+from lw_refinenet_ros.heap import STREAM_MMAP_THRESHOLD, STREAM_TRIM_THRESHOLD, keep_freed_memory
 from lw_refinenet_ros.percentiles import percentile
 
 NODE_MODULE = 'lw_refinenet_ros.ros.node'
@@ -174,7 +174,8 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
         LWRefineNetError: The segmentation node exited or did not come up in time (the message
             includes the end of its log).
     """
-    keep_freed_memory()  # the recorder's and video's frame buffers (heap.py)
+    # The recorder's chunks and the video's frames (heap.py); before any post-processor.
+    keep_freed_memory(STREAM_MMAP_THRESHOLD, STREAM_TRIM_THRESHOLD)
     out = Path(config.out_dir)
     (out / 'logs').mkdir(parents=True, exist_ok=True)
     for stale in out.glob('overlay_*.png'):
