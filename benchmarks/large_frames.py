@@ -138,12 +138,12 @@ class _Rig:
 
 def run_child(args: Any) -> dict[str, Any]:
     """One case in this process: the node, its frames, memory."""
-    import lw_refinenet_ros.heap as heap
+    from lw_refinenet_ros.heap import keep_freed_memory, leave_to_glibc
 
     # As the node's process does it (run_node), unless --glibc-default measures without.
     if args.glibc_default:
-        heap._applied = False  # noqa: SLF001 - keep_freed_memory() then changes nothing
-    heap_limited = heap.keep_freed_memory()
+        leave_to_glibc()
+    heap_limited = keep_freed_memory()
     base_rss = _rss_mib()
     rig = _Rig(args.max_side, args.num_threads, args.weights)
     after_start = _rss_mib()

@@ -7,8 +7,8 @@ only as far as the largest block freed so far) with a fresh ``mmap``, frees it w
 and trims the heap's top above 128 KiB: each frame then faults its pages back in, one 4 KiB
 page at a time, zeroed by the kernel. In ``lw-refinenet demo --size 640x480`` ``perf`` put
 38 % of the node's CPU in the kernel (page faults, zeroing, ``munmap``), and the node segmented
-10-11.5 frames/s; with the buffers kept, 17.8-20.5 frames/s in the same window (docs/benchmarks.md,
-"The heap, one post-processing thread").
+10-11.5 frames/s; with the buffers kept (then with 32 MiB thresholds), 17.8-20.5 frames/s in
+the same window (docs/benchmarks.md, "The heap, one post-processing thread").
 
 :func:`keep_freed_memory` sets both thresholds once per process (``mallopt``): blocks up to
 4 MiB come from the heap, and up to 32 MiB of free space at its top is kept for the next
@@ -68,6 +68,16 @@ def keep_freed_memory(mmap_threshold: int = MMAP_THRESHOLD,
         if _applied is None:
             _applied = _apply(mmap_threshold, trim_threshold)
         return _applied
+
+
+def leave_to_glibc() -> None:
+    """Make :func:`keep_freed_memory` change nothing in this process (for measuring glibc's
+    own behaviour: ``benchmarks/heap_reuse.py``, ``benchmarks/large_frames.py
+    --glibc-default``). Call it before anything builds a post-processor."""
+    global _applied
+    with _lock:
+        if _applied is None:
+            _applied = False
 
 
 def _apply(mmap_threshold: int, trim_threshold: int) -> bool:

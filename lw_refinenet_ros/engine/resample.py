@@ -90,14 +90,13 @@ def _resample_axis(data: np.ndarray, axis: int, out_size: int) -> np.ndarray:
     shape[axis] = out_size
     result = np.empty(shape, np.float32)
 
-    def rows(start: int, end: int) -> tuple[slice, ...]:
-        return (slice(None),) * axis + (slice(start, end),)
+    def rows(start: int, end: int, every: int = 1) -> tuple[slice, ...]:
+        return (slice(None),) * axis + (slice(start, end, every),)
 
     run = result[rows(first, stop)]
     for tap in range(index.shape[1]):
         start = int(index[first, tap])
-        strided = data[(slice(None),) * axis + (slice(start, start + step * (stop - first),
-                                                       step),)]
+        strided = data[rows(start, start + step * (stop - first), step)]
         if tap == 0:
             np.multiply(strided, weights[first, 0], out=run)
         else:

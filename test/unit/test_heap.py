@@ -22,8 +22,10 @@ pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != 'glibc',
 _LOOP = """
 import resource, sys, threading
 import numpy as np
-from lw_refinenet_ros.heap import keep_freed_memory
-applied = keep_freed_memory() if sys.argv[1] == 'keep' else None
+from lw_refinenet_ros.heap import keep_freed_memory, leave_to_glibc
+if sys.argv[1] == 'leave':
+    leave_to_glibc()
+applied = keep_freed_memory() if sys.argv[1] in ('keep', 'leave') else None
 faults = []
 def frames():
     def one():
@@ -64,3 +66,10 @@ def test_a_user_setting_in_the_environment_wins() -> None:
     faults, applied = _run('keep', MALLOC_TRIM_THRESHOLD_='131072')
     assert applied == 'False'
     assert faults > 0
+
+
+def test_a_process_left_to_glibc_keeps_glibcs_thresholds() -> None:
+    """What the benchmarks' 'glibc default' variants rely on."""
+    faults, applied = _run('leave')
+    assert applied == 'False'
+    assert faults > 40 * 1000
