@@ -117,17 +117,18 @@ def score_video(engine: Any, config: ObjectsConfig, seed: int, frames: int,
         image, truth = scene.next_frame()
         instances, full_areas = scene.instances_and_areas()
         stamp = index / fps
-        inputs = {'exact_labels': (truth, None, None)}
+        inputs = {'exact_labels': (truth, None, None, None)}
         if engine is not None:
             result = engine(image, 'rgb', want_confidence=True, want_stats=False)
             # 'model': today's rules on the model's labels; 'model_learned': the same labels
             # split along the model's learned part boundaries (only a model with that output).
-            inputs['model'] = (result.labels, result.confidence, None)
+            inputs['model'] = (result.labels, result.confidence, None, result.network_size)
             if result.boundary is not None:
-                inputs['model_learned'] = (result.labels, result.confidence, result.boundary)
-        for name, (labels, confidence, boundary) in inputs.items():
+                inputs['model_learned'] = (result.labels, result.confidence, result.boundary,
+                                           result.network_size)
+        for name, (labels, confidence, boundary, network) in inputs.items():
             frame = processors[name].process(labels, stamp, confidence, image=image,
-                                             boundary=boundary)
+                                             boundary=boundary, network_size=network)
             scorers[name].add([r.object for r in frame.objects], truth, instances,
                               [r.track_id if r.confirmed else None for r in frame.objects],
                               full_areas)
@@ -185,7 +186,7 @@ def time_objects(engine: Any, config: ObjectsConfig, seed: int, frames: int,
     """
     scene = ConveyorScene(seed, size, density=density)
     sources: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray | None,
-                                  np.ndarray | None]]] = {'exact_labels': []}
+                                  np.ndarray | None, Any]]] = {'exact_labels': []}
     if engine is not None:
         sources['model'] = []
         sources['model_learned'] = []
@@ -194,13 +195,16 @@ def time_objects(engine: Any, config: ObjectsConfig, seed: int, frames: int,
         image, truth = scene.next_frame()
         _, areas = scene.instances_and_areas()
         parts_in_view.append(sum(1 for area in areas.values() if area > 0))
-        sources['exact_labels'].append((image, truth, None, None))
+        network = None
         if engine is not None:
             result = engine(image, 'rgb', want_confidence=True, want_stats=False)
-            sources['model'].append((image, result.labels, result.confidence, None))
+            network = result.network_size
+            sources['model'].append((image, result.labels, result.confidence, None, network))
             if result.boundary is not None:
                 sources['model_learned'].append((image, result.labels, result.confidence,
-                                                 result.boundary))
+                                                 result.boundary, network))
+        # The exact labels on the grid a node running this model would use.
+        sources['exact_labels'].append((image, truth, None, None, network))
     if not sources.get('model_learned', True):
         del sources['model_learned']
     out: dict[str, Any] = {'size': f'{size[0]}x{size[1]}', 'density': density,
@@ -212,14 +216,16 @@ def time_objects(engine: Any, config: ObjectsConfig, seed: int, frames: int,
         detect, track, counts = [], [], []
         for repeat in range(repeats):
             processor = ObjectProcessor(config, CLASS_NAMES)
-            for index, (image, labels, confidence, boundary) in enumerate(rendered[:5]):
+            for index, (image, labels, confidence, boundary, network) in \
+                    enumerate(rendered[:5]):
                 processor.process(labels, index / 30.0, confidence, image=image,  # warm-up
-                                  boundary=boundary)
+                                  boundary=boundary, network_size=network)
             processor.tracker.reset()
-            for index, (image, labels, confidence, boundary) in enumerate(rendered):
+            for index, (image, labels, confidence, boundary, network) in enumerate(rendered):
                 start, start_cpu = time.perf_counter(), time.process_time()
                 frame = processor.process(labels, 1000.0 + index / 30.0, confidence,
-                                          image=image, boundary=boundary)
+                                          image=image, boundary=boundary,
+                                          network_size=network)
                 runs[repeat, index] = (time.perf_counter() - start) * 1e3
                 cpu[repeat, index] = (time.process_time() - start_cpu) * 1e3
                 detect.append(frame.detect_ms)
@@ -277,7 +283,9 @@ def main() -> int:
 
         # The node's path to an engine; objects are scored by this benchmark's own
         # processors, on model and on exact labels alike.
-        engine = Segmenter.load(args.weights, engine=EngineConfig(device=args.device)).engine
+        # trained_scale as in the node: a 640x480 frame runs the network at 320x240.
+        engine = Segmenter.load(args.weights, engine=EngineConfig(device=args.device),
+                                trained_scale=True).engine
         model_name = args.weights or 'packaged default'
     seeds = list(parse_seeds(args.seeds))
     per_seed = {} if args.timing_only else {

@@ -355,7 +355,8 @@ class Segmenter:
             processor = self._processor(still=stamp is None)
             result.objects = processor.process(result.labels, 0.0 if stamp is None else stamp,
                                                result.confidence, image=image,
-                                               boundary=result.boundary)
+                                               boundary=result.boundary,
+                                               network_size=result.network_size)
             if not want_confidence:
                 result.confidence = None
         return result

@@ -382,7 +382,12 @@ def evaluate_objects(engine: Any, dataset: Sequence, class_names: Sequence[str],
     """
     from lw_refinenet_ros.data.datasets import scored_samples
     from lw_refinenet_ros.data.instances import instance_source
-    from lw_refinenet_ros.objects.detect import DetectorSettings, detect_objects, part_class_lut
+    from lw_refinenet_ros.objects.detect import (
+        DetectorSettings,
+        detect_objects,
+        detection_step,
+        part_class_lut,
+    )
     from lw_refinenet_ros.objects.options import ObjectsConfig
 
     config = config or ObjectsConfig.defaults()
@@ -394,8 +399,10 @@ def evaluate_objects(engine: Any, dataset: Sequence, class_names: Sequence[str],
                                                progress=progress, desc='objects'):
         result = engine(image, 'rgb', want_confidence=True, want_stats=False)
         # A model with the learned part-boundary output splits along it (else the rules).
+        step = detection_step(result.labels.shape, getattr(result, 'network_size', None)) \
+            if config.detect_at == 'network' else 1
         objects = detect_objects(result.labels, parts, settings, result.confidence, image,
-                                 getattr(result, 'boundary', None))
+                                 getattr(result, 'boundary', None), step)
         instances, full_areas = instances_of(index, labels)
         scorer.add(objects, labels, instances, full_areas=full_areas)
     return scorer, kind

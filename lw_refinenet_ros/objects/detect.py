@@ -13,11 +13,20 @@ For every part class present, the outer contours of its pixels give candidate re
   not along a hole's rim); given the model's learned part-boundary map instead, along the
   seams it shows (:mod:`lw_refinenet_ros.objects.boundary`), and the two rules do not run;
 * pick point, principal axes, score and optional outline come from the cleaned mask.
+
+When the network ran on a shrunken frame (``max_side``, ``model.trained_scale``), the camera
+labels hold no finer detail than the network's grid, and the parts are larger in camera
+pixels than the detector's pixel settings were made for. So the detector samples the labels
+on the network's grid (``step``, :func:`detection_step`), finds the parts there and scales
+them back to camera pixels (:func:`_to_camera`; outlines from the camera labels): a
+640x480 camera on a model trained at 320x240 costs a quarter of the pixels, and
+``min_area``, ``split_min_radius`` and ``max_hole_area`` mean the same at every camera
+resolution.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import math
 from typing import Sequence
 
@@ -149,6 +158,10 @@ def _component_peaks(components: np.ndarray, distance: np.ndarray,
                      ) -> dict[int, tuple[int, int, float]]:
     """Each component's highest pixel ``(row, col, height)`` (ties: the first in row-major
     order), from one sort instead of a full-crop pass per component."""
+    if int(components.max()) == 1:  # one component holds the crop's highest pixel
+        index = int(np.argmax(distance))
+        return {1: (index // distance.shape[1], index % distance.shape[1],
+                    float(distance.flat[index]))}
     labels = components.ravel()
     inside = np.flatnonzero(labels)
     label = labels[inside]
@@ -170,6 +183,11 @@ def _seed_regions(distance: np.ndarray, min_radius: float, neck_ratio: float,
     wide as the path to its head). Levels are geometric, so the cost is a handful of
     connected-component passes over the part's crop; a region's mask is only built for the
     centres that end up apart.
+
+    No two centres can be apart where the flood meets above ``neck_ratio * top`` (the saddle
+    would exceed the criterion for any centre height), so the flood starts at the last level
+    before that: its components are the centres, exactly as if it had come from the top.
+    It stops once a single centre is left below ``min_radius``, where no new one can rise.
     """
     top = float(distance.max())
     if top < min_radius:
@@ -181,10 +199,14 @@ def _seed_regions(distance: np.ndarray, min_radius: float, neck_ratio: float,
         levels.append(level)
         level *= 0.75
     levels.append(stop)
+    first = 0
+    while first + 1 < len(levels) and \
+            0.5 * (levels[first] + levels[first + 1]) > neck_ratio * top:
+        first += 1
     markers: list[tuple[np.ndarray, int]] = []
     active: list[_Seed] = []
     previous = top
-    for level in levels:
+    for level in levels[first:]:
         count, components = cv2.connectedComponents((distance >= level).astype(np.uint8),
                                                     connectivity=8)
         groups: dict[int, list[_Seed]] = {}
@@ -213,6 +235,9 @@ def _seed_regions(distance: np.ndarray, min_radius: float, neck_ratio: float,
             next_active.append(highest)
         active = next_active
         previous = level
+        if level <= min_radius and len(active) <= 1 \
+                and (not markers or all(seed.final for seed in active)):
+            break  # a new centre would peak below this level: too low to be one
     # Seeds still apart at the lowest level meet (if at all) through a neck narrower than
     # neck_ratio * min_radius: separate parts.
     markers.extend(seed.region for seed in active if not seed.final)
@@ -343,10 +368,54 @@ def _split(mask: np.ndarray, filled: np.ndarray, contour: np.ndarray, box: tuple
     return out
 
 
+def detection_step(shape: tuple[int, int], network_size: tuple[int, int] | None) -> int:
+    """The whole factor by which labels of ``shape`` (height, width) exceed the network's
+    input ``network_size`` (height, width): 2 for a 640x480 camera on a 320x240 network, 1
+    when the network ran at camera size or the size is unknown ((0, 0) or None)."""
+    if not network_size or min(network_size) <= 0:
+        return 1
+    return max(1, min(shape[0] // network_size[0], shape[1] // network_size[1]))
+
+
+def _to_camera(obj: DetectedObject, step: int, labels: np.ndarray) -> DetectedObject:
+    """An object found on labels sampled every ``step`` pixels (from pixel ``(step - 1) //
+    2``), in camera pixels: each grid pixel stands for a step x step block, and the mask
+    keeps the block pixels of the object's class (so its outline follows the camera labels)
+    and the blocks of the pinholes filled on the grid. The pick point is the grid pixel's
+    own sample, which is of the part's class."""
+    offset = (step - 1) // 2
+    centre = (step - 1) / 2.0
+    height, width = labels.shape
+    x, y, w, h = obj.bbox
+    x0, y0 = x * step, y * step
+    x1, y1 = min(width, (x + w) * step), min(height, (y + h) * step)
+    samples = labels[y0 + offset:y1:step, x0 + offset:x1:step] == obj.class_id
+    # Grid pixel kinds: 0 outside, 1 of the part's class, 2 a filled pinhole.
+    kinds = obj.mask.astype(np.uint8)
+    kinds[obj.mask & ~samples] = 2
+    blocks = cv2.resize(kinds, (w * step, h * step),
+                        interpolation=cv2.INTER_NEAREST)[:y1 - y0, :x1 - x0]
+    mask = (blocks == 2) | ((blocks == 1) & (labels[y0:y1, x0:x1] == obj.class_id))
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    contour = obj.contour
+    if contour.size:
+        contour = contour * np.float32(step) + np.float32(centre)
+    return replace(
+        obj, pixel_count=int(np.count_nonzero(mask)),
+        bbox=(x0 + c0, y0 + r0, c1 - c0, r1 - r0),
+        centroid=(obj.centroid[0] * step + centre, obj.centroid[1] * step + centre),
+        pick=(obj.pick[0] * step + offset, obj.pick[1] * step + offset),
+        clearance=obj.clearance * step, major_length=obj.major_length * step,
+        minor_length=obj.minor_length * step, mask=mask[r0:r1, c0:c1], contour=contour)
+
+
 def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSettings,
                    confidence: np.ndarray | None = None,
                    image: np.ndarray | None = None,
-                   boundary: np.ndarray | None = None) -> list[DetectedObject]:
+                   boundary: np.ndarray | None = None,
+                   step: int = 1) -> list[DetectedObject]:
     """All parts in a label image.
 
     Args:
@@ -378,6 +447,14 @@ def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSett
     if image is not None and image.shape[:2] != labels.shape:
         raise ValueError(f'image has shape {image.shape} but labels have {labels.shape}; '
                          f'pass the image the labels were computed for, at their size.')
+    if step > 1:
+        offset = (step - 1) // 2
+        grid = np.s_[offset::step, offset::step]
+        found = detect_objects(
+            np.ascontiguousarray(labels[grid]), parts, settings,
+            None if confidence is None else confidence[grid],
+            None if image is None else image[grid], boundary)
+        return [_to_camera(obj, step, labels) for obj in found]
     shape = (int(labels.shape[0]), int(labels.shape[1]))
     check_boundary(boundary, shape)
     seams = None

@@ -23,6 +23,13 @@ OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('objects.ignore_classes', ('background', 'belt'),
                   'Class names or ids that are never objects (the scene, not parts). Names '
                   'the model does not have are ignored.', runtime=True),
+    ParameterSpec('objects.detect_at', 'network',
+                  "network: find parts on the labels sampled at the network's input grid "
+                  '(every second pixel of a 640x480 camera on a model run at 320x240) and '
+                  'report them in camera pixels; min_area, max_hole_area and '
+                  "split_min_radius then count the network's pixels, so they hold at every "
+                  'camera resolution. camera: every camera pixel, settings in camera pixels.',
+                  choices=('network', 'camera'), runtime=True),
     ParameterSpec('objects.min_area', 40,
                   'Connected regions with fewer pixels than this are specks, not objects.',
                   minimum=1, maximum=1 << 24, runtime=True),

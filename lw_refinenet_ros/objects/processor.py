@@ -27,6 +27,7 @@ from lw_refinenet_ros.objects.detect import (
     DetectedObject,
     DetectorSettings,
     detect_objects,
+    detection_step,
     part_class_lut,
 )
 from lw_refinenet_ros.objects.options import ObjectsConfig
@@ -166,7 +167,8 @@ class ObjectProcessor:
                 confidence: np.ndarray | None = None,
                 camera_k: Sequence[float] | None = None,
                 image: np.ndarray | None = None,
-                boundary: np.ndarray | None = None) -> ObjectFrame:
+                boundary: np.ndarray | None = None,
+                network_size: tuple[int, int] | None = None) -> ObjectFrame:
         """Objects of one frame.
 
         Args:
@@ -179,6 +181,9 @@ class ObjectProcessor:
             boundary: Optional part-boundary probability at the network's stride
                 (``SegmentationResult.boundary``, from a model with that output): splits
                 same-class parts along learned seams instead of the rules.
+            network_size: (height, width) the network ran at
+                (``SegmentationResult.network_size``); with ``objects.detect_at`` network,
+                parts are found on that grid when the labels are a whole multiple of it.
         """
         start = time.perf_counter()
         if not self._config.split_edges:
@@ -186,8 +191,10 @@ class ObjectProcessor:
         elif image is not None and image.shape[:2] != labels.shape:
             image = cv2.resize(image, (labels.shape[1], labels.shape[0]),
                                interpolation=cv2.INTER_AREA)
+        step = detection_step(labels.shape, network_size) \
+            if self._config.detect_at == 'network' else 1
         objects = detect_objects(labels, self._parts, self._detector, confidence, image,
-                                 boundary)
+                                 boundary, step)
         detected = time.perf_counter()
         config = self._config
         names = self._class_names

@@ -187,14 +187,16 @@ class ObjectOutputs:
     def process(self, header: Any, labels: np.ndarray, confidence: np.ndarray | None,
                 camera_info: Any = None, force: bool = False,
                 image: np.ndarray | None = None,
-                boundary: np.ndarray | None = None) -> ObjectFrame | None:
+                boundary: np.ndarray | None = None,
+                network_size: tuple[int, int] | None = None) -> ObjectFrame | None:
         """Compute and publish this frame's objects if anyone wants them (or ``force``).
 
         ``camera_info`` (sensor_msgs/CameraInfo or None) gives the intrinsics for metres;
         ``force`` computes them for the overlay even when no one subscribes; ``image`` (the
         frame, any channel order) lets overlapping parts be split along their edges;
         ``boundary`` (``result.boundary`` of a model with the learned part-boundary output)
-        splits same-class parts along its seams instead.
+        splits same-class parts along its seams instead; ``network_size`` (the result's)
+        lets the parts be found on the network's grid (``objects.detect_at``).
 
         Returns:
             The frame's objects (also kept in ``last_frame`` for the overlay), or None when
@@ -206,7 +208,8 @@ class ObjectOutputs:
             return None
         stamp = stamp_seconds(header.stamp)
         camera_k = None if camera_info is None else list(camera_info.k)
-        frame = self.processor.process(labels, stamp, confidence, camera_k, image, boundary)
+        frame = self.processor.process(labels, stamp, confidence, camera_k, image, boundary,
+                                       network_size)
         self.last_frame = frame
         if want_objects:
             size = (labels.shape[1], labels.shape[0])

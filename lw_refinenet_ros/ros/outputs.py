@@ -191,7 +191,7 @@ class Outputs:
         want_color, want_overlay, want_confidence = (
             self.wants([frame], name) for name in ('color', 'overlay', 'confidence'))
         camera.objects.process(header, labels, result.confidence, camera_info, image=image,
-                               boundary=result.boundary)
+                               boundary=result.boundary, network_size=result.network_size)
         color = colorize(labels, self._class_map.colors) if want_color or want_overlay \
             else None
         if want_color:
