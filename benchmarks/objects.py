@@ -120,6 +120,8 @@ def score_video(engine: Any, config: ObjectsConfig, seed: int, frames: int,
         inputs = {'exact_labels': (truth, None, None, None)}
         if engine is not None:
             result = engine(image, 'rgb', want_confidence=True, want_stats=False)
+            # The exact labels on the grid a node running this model would use.
+            inputs['exact_labels'] = (truth, None, None, result.network_size)
             # 'model': today's rules on the model's labels; 'model_learned': the same labels
             # split along the model's learned part boundaries (only a model with that output).
             inputs['model'] = (result.labels, result.confidence, None, result.network_size)

@@ -247,20 +247,21 @@ def _seed_regions(distance: np.ndarray, min_radius: float, neck_ratio: float,
 
 
 def split_regions(mask: np.ndarray, min_radius: float, neck_ratio: float,
-                  ) -> np.ndarray | None:
+                  distance: np.ndarray | None = None) -> np.ndarray | None:
     """Split a mask of touching parts into one region per part.
 
     The detector passes the mask with its real holes (pinholes filled): a hole is part of
     the shape, and a ring of material around a bolt hole is no body to split off.
 
     Seeds come from :func:`_seed_regions`; every other mask pixel joins the seed it reaches
-    first through the mask.
+    first through the mask. ``distance`` is the mask's clearance map when the caller has it.
 
     Returns:
         uint16 region ids (1..n) per pixel of ``mask``, 0 outside; None when the mask is
         one part.
     """
-    distance = clearance_map(mask)
+    if distance is None:
+        distance = clearance_map(mask)
     seeds = _seed_regions(distance, min_radius, neck_ratio)
     if len(seeds) < 2:
         return None
@@ -274,20 +275,21 @@ def split_regions(mask: np.ndarray, min_radius: float, neck_ratio: float,
 
 def _measure(class_id: int, mask: np.ndarray, x0: int, y0: int, image_shape: tuple[int, int],
              confidence: np.ndarray | None, settings: DetectorSettings,
-             ) -> DetectedObject | None:
-    """Crop ``mask`` (placed at x0, y0) to its pixels and measure it."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+             distance: np.ndarray | None = None) -> DetectedObject | None:
+    """Crop ``mask`` (placed at x0, y0) to its pixels and measure it (``distance``: the
+    uncropped mask's clearance map, when the split computed it)."""
+    c0, r0, w, h = cv2.boundingRect(mask.view(np.uint8))
+    if w == 0:
         return None
-    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    mask = mask[r0:r1, c0:c1]
+    mask = mask[r0:r0 + h, c0:c0 + w]
     count = int(np.count_nonzero(mask))
     if count < settings.min_area:
         return None
-    x, y, w, h = x0 + c0, y0 + r0, c1 - c0, r1 - r0
+    x, y = x0 + c0, y0 + r0
     axes = principal_axes(mask)
-    (px, py), clearance = pick_point(mask, axes.centroid)
+    # Outside the crop the mask is empty, so the crop of its map is the crop's own map.
+    (px, py), clearance = pick_point(
+        mask, axes.centroid, None if distance is None else distance[r0:r0 + h, c0:c0 + w])
     score = math.nan
     if confidence is not None:
         score = float(confidence[y:y + h, x:x + w][mask].mean())
@@ -337,24 +339,28 @@ def _split_learned(mask: np.ndarray, box: tuple[int, int, int, int],
 
 def _split(mask: np.ndarray, filled: np.ndarray, contour: np.ndarray, box: tuple[int, ...],
            settings: DetectorSettings, contrast: _Contrast | None,
-           seams: BoundaryMap | None = None) -> list[np.ndarray]:
+           seams: BoundaryMap | None = None) -> tuple[list[np.ndarray], np.ndarray | None]:
     """The parts in one region: the learned seams when there is a map; else necks first,
-    then the image's edges inside each piece."""
+    then the image's edges inside each piece. Also the region's clearance map when the
+    neck split computed it and the region stayed one part (its pick point reuses it)."""
     if seams is not None:
-        return _split_learned(mask, box, settings, seams)  # type: ignore[arg-type]
+        return _split_learned(mask, box, settings, seams), None  # type: ignore[arg-type]
     if _is_convex(contour):
-        return [mask]
+        return [mask], None
     pieces = [mask]
+    distance = None
     if settings.split_touching:
         # On the mask with its real holes: a hole narrows the part around it, so the end of
         # a bracket's arm around its bolt hole is no round body (filled, it was one, and a
         # bracket whose elbow the labels show narrow was cut in two there).
-        regions = split_regions(mask.astype(np.uint8), settings.split_min_radius,
-                                settings.split_neck_ratio)
+        distance = clearance_map(mask)
+        regions = split_regions(mask.view(np.uint8), settings.split_min_radius,
+                                settings.split_neck_ratio, distance)
         if regions is not None:
             pieces = [mask & (regions == k) for k in range(1, int(regions.max()) + 1)]
+            distance = None
     if contrast is None:
-        return pieces
+        return pieces, distance
     crop = None
     holes = (filled > 0) & ~mask  # the parts' own holes: their rims are no seams
     out = []
@@ -365,7 +371,7 @@ def _split(mask: np.ndarray, filled: np.ndarray, contour: np.ndarray, box: tuple
             regions = split_by_edges(crop, piece, settings.min_area, holes=holes)
         out.extend([piece] if regions is None else
                    [piece & (regions == k) for k in range(1, int(regions.max()) + 1)])
-    return out
+    return out, distance if len(out) == 1 else None
 
 
 def detection_step(shape: tuple[int, int], network_size: tuple[int, int] | None) -> int:
@@ -476,9 +482,10 @@ def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSett
             if np.count_nonzero(mask) < settings.min_area:
                 continue
             mask = _fill_pinholes(mask, filled > 0, settings.max_hole_area)
-            for piece in _split(mask, filled, contour, (x, y, w, h), settings, contrast,
-                                seams):
-                obj = _measure(class_id, piece, x, y, shape, confidence, settings)
+            pieces, distance = _split(mask, filled, contour, (x, y, w, h), settings, contrast,
+                                      seams)
+            for piece in pieces:
+                obj = _measure(class_id, piece, x, y, shape, confidence, settings, distance)
                 if obj is not None:
                     found.append(obj)
         found.sort(key=lambda o: (o.bbox[1], o.bbox[0]))

@@ -67,17 +67,19 @@ def clearance_map(mask: np.ndarray) -> np.ndarray:
 
 
 def pick_point(mask: np.ndarray, centroid: tuple[float, float] | None = None,
-               ) -> tuple[tuple[int, int], float]:
+               distance: np.ndarray | None = None) -> tuple[tuple[int, int], float]:
     """The mask pixel farthest from the part's edge (where a suction cup seals best).
 
     Ties (a ring, a bar) go to the candidate nearest the centroid, so the point is stable
-    from frame to frame. The returned pixel always belongs to the mask.
+    from frame to frame. The returned pixel always belongs to the mask. ``distance`` is the
+    mask's :func:`clearance_map` when the caller already has it.
 
     Returns:
         ``((x, y), clearance)``: the pixel in crop coordinates and its distance to the edge;
         ``((-1, -1), 0.0)`` for an empty mask.
     """
-    distance = clearance_map(mask)
+    if distance is None:
+        distance = clearance_map(mask)
     best = float(distance.max()) if distance.size else 0.0
     if best <= 0.0:
         return (-1, -1), 0.0
