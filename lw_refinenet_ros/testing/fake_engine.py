@@ -90,6 +90,8 @@ class FakeEngine:
         keep_images: Keep a copy of every batch in :attr:`batches` (tests inspect what the
             node sent; benchmarks turn it off to keep memory flat).
         device: What the node reports as the engine's device.
+        network_divisor: The results say the network ran at the image size divided by this
+            (a model run on a shrunken frame, as with ``max_side``); labels stay full size.
 
     Attributes:
         calls: ``(image shape, color order)`` of every image, in order.
@@ -103,7 +105,7 @@ class FakeEngine:
                  fail_when: Callable[[np.ndarray], BaseException | None] | None = None,
                  busy: str = 'sleep', announce: Callable[[str], None] | None = None,
                  cache_by_shape: bool = False, keep_images: bool = True,
-                 device: str = 'fake') -> None:
+                 device: str = 'fake', network_divisor: int = 1) -> None:
         if delay_s < 0:
             raise ValueError(f'delay_s must be >= 0, got {delay_s}.')
         if busy not in ('sleep', 'native'):
@@ -119,6 +121,7 @@ class FakeEngine:
         self.cache_by_shape = cache_by_shape
         self.keep_images = keep_images
         self.device = device
+        self.network_divisor = network_divisor
         self.calls: list[tuple[tuple[int, ...], str]] = []
         self.batches: list[list[np.ndarray]] = []
         self.thread_names: set[str] = set()
@@ -202,4 +205,4 @@ class FakeEngine:
         return SegmentationResult(
             labels=labels, confidence=confidence, stats=stats,
             timings={'preprocess': 0.0, 'forward': 0.0, 'postprocess': 0.0, 'total': 0.0},
-            network_size=(height, width))
+            network_size=(height // self.network_divisor, width // self.network_divisor))

@@ -188,3 +188,29 @@ def test_objects_enabled_false_stops_them_at_runtime(ros_context) -> None:
         assert not camera_objects.wants()
     finally:
         harness.close()
+
+
+def test_detect_at_chooses_the_pixels_min_area_counts_in_the_node(ros_context) -> None:
+    """A model run at half the camera's size: with objects.detect_at network (the default)
+    a part of 29 camera pixels has about 7 on the network's grid, under min_area 12; with
+    camera, set at runtime, it is an object again."""
+    from rclpy.parameter import Parameter
+
+    harness = NodeHarness(ros_context, FakeEngine(network_divisor=2),
+                          parameters={'objects.min_area': 12})
+    try:
+        objects = harness.listen('segmentation/objects', SegmentedObjects)
+        publisher = harness.publisher('image')
+        image = np.zeros((48, 64, 3), np.uint8)
+        cv2.circle(image, (30, 24), 3, (255, 0, 0), -1)
+        assert harness.spin_until(lambda: (publisher.publish(stamped(image)),
+                                           len(objects) >= 3)[1], timeout=15)
+        assert all(msg.objects == [] for msg in objects)
+        result = harness.node.set_parameters([Parameter('objects.detect_at', value='camera')])
+        assert result[0].successful
+        objects.clear()
+        assert harness.spin_until(lambda: (publisher.publish(stamped(image)),
+                                           len(objects) >= 3)[1], timeout=15)
+        assert len(objects[-1].objects) == 1 and objects[-1].objects[0].pixel_count == 29
+    finally:
+        harness.close()
