@@ -94,7 +94,9 @@ class CpuPreprocessor:
                 chw = chw[::-1]
             if tuple(image.shape[:2]) != tuple(size):
                 # torch's antialiased bilinear in numpy (resample.py): no torch on the CPU.
-                chw = shrink_chw(chw, size)
+                # On contiguous planes: on the transposed view its strided slices gather
+                # across the interleaved channels (5.2 against 1.9 ms at 640x480).
+                chw = shrink_chw(np.ascontiguousarray(chw), size)
             np.copyto(batch[i], chw)
         return batch
 

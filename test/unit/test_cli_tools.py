@@ -182,3 +182,33 @@ def test_segment_objects_writes_parts_tracks_videos_and_takes_the_node_options(
     assert main(['segment', str(inputs / 'still.png'), '--out', str(big), '--objects',
                  '--objects-min-area', '100000', *engine]) == 0
     assert json.loads((big / 'still_objects.json').read_text())['objects'] == []
+
+
+def test_segment_finds_parts_on_the_network_grid_unless_told_camera(
+        tmp_path: pathlib.Path) -> None:
+    """A 640x480 image on a network run at 320x240 (--max-side 320): by default the parts
+    are found on every second pixel (pick points are grid samples: even coordinates) and
+    reported in camera pixels; --objects-detect-at camera finds them on every pixel."""
+    from lw_refinenet_ros.data.conveyor import ConveyorScene
+
+    scene = ConveyorScene(31, (640, 480))
+    for _ in range(20):
+        image = scene.next_frame()[0]
+    cv2.imwrite(str(tmp_path / 'belt.png'), image[:, :, ::-1])
+    engine = ['--device', 'cpu', '--backend', 'torch', '--precision', 'fp32', '--no-progress',
+              '--max-side', '320', '--objects']
+    found = {}
+    for mode in ('network', 'camera'):
+        out = tmp_path / mode
+        assert main(['segment', str(tmp_path / 'belt.png'), '--out', str(out), *engine,
+                     '--objects-detect-at', mode]) == 0
+        record = json.loads((out / 'belt_objects.json').read_text())
+        assert (record['width'], record['height']) == (640, 480) and record['objects']
+        found[mode] = record['objects']
+        for part in record['objects']:
+            box, pick = part['bbox'], part['pick']
+            assert box['x'] <= pick['x'] < box['x'] + box['width']
+            assert box['y'] <= pick['y'] < box['y'] + box['height']
+    assert all(p['pick']['x'] % 2 == 0 and p['pick']['y'] % 2 == 0 for p in found['network'])
+    assert not all(p['pick']['x'] % 2 == 0 and p['pick']['y'] % 2 == 0
+                   for p in found['camera'])
