@@ -352,11 +352,9 @@ class Segmenter:
                               want_stats=want_stats)
         result.class_names = self.class_names
         if find_objects:
-            processor = self._processor(still=stamp is None)
-            result.objects = processor.process(result.labels, 0.0 if stamp is None else stamp,
-                                               result.confidence, image=image,
-                                               boundary=result.boundary,
-                                               network_size=result.network_size)
+            result.objects = self._processor(still=stamp is None).process(
+                result.labels, 0.0 if stamp is None else stamp, result.confidence, image=image,
+                boundary=result.boundary, network_size=result.network_size)
             if not want_confidence:
                 result.confidence = None
         return result
