@@ -140,10 +140,11 @@ def _fill_pinholes(mask: np.ndarray, filled: np.ndarray, max_hole_area: int) -> 
     return mask | ((small & holes) > 0)
 
 
-def _is_convex(contour: np.ndarray) -> bool:
-    """Nearly convex outlines hold one part: two overlapping parts leave notches."""
+def _is_convex(contour: np.ndarray, solidity: float) -> bool:
+    """Nearly convex outlines hold one part: two overlapping parts leave notches. Nearly:
+    area at least ``solidity`` of the convex hull's."""
     hull = cv2.contourArea(cv2.convexHull(contour))
-    return hull <= 0 or cv2.contourArea(contour) >= 0.92 * hull
+    return hull <= 0 or cv2.contourArea(contour) >= solidity * hull
 
 
 @dataclass
@@ -345,7 +346,7 @@ def _split(mask: np.ndarray, filled: np.ndarray, contour: np.ndarray, box: tuple
     neck split computed it and the region stayed one part (its pick point reuses it)."""
     if seams is not None:
         return _split_learned(mask, box, settings, seams), None  # type: ignore[arg-type]
-    if _is_convex(contour):
+    if _is_convex(contour, settings.split_max_solidity):
         return [mask], None
     pieces = [mask]
     distance = None

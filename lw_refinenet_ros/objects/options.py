@@ -57,6 +57,12 @@ OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
                   'Split overlapping parts of the same class along the dark line (rim and '
                   'shadow of the upper part) the camera image shows between them; turn off '
                   'for parts with dark lines on their surface.', runtime=True),
+    ParameterSpec('objects.split_max_solidity', 0.92,
+                  'Regions at least this convex (area / convex hull area) are one part and '
+                  'skip the neck and edge splits. 0.7 skips about half of the split work on '
+                  'the conveyor parts with the same scores there, but no longer splits two '
+                  'round parts (nuts, washers) that touch or overlap: their union is 0.78-0.95 '
+                  'convex.', minimum=0.0, maximum=1.0, runtime=True),
     ParameterSpec('objects.split_boundary_threshold', 0.9,
                   'With a model that has the learned part-boundary output: cells at least '
                   'this likely to lie where two parts of one class meet cut a region into '
@@ -182,6 +188,7 @@ ObjectsConfig = settings_class(
 DETECTOR_OPTIONS: tuple[str, ...] = (
     'objects.min_area', 'objects.min_score', 'objects.max_hole_area', 'objects.split_touching',
     'objects.split_min_radius', 'objects.split_neck_ratio', 'objects.split_edges',
+    'objects.split_max_solidity',
     'objects.split_boundary_threshold', 'objects.contour_points')
 
 

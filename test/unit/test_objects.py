@@ -220,3 +220,14 @@ def test_homography_text_forms() -> None:
     assert parse_homography('[1, 0, 0; 0, 1, 0; 0, 0, 1]') == (1, 0, 0, 0, 1, 0, 0, 0, 1)
     with pytest.raises(ConfigError, match='nine numbers'):
         parse_homography('1 0 0 0 1 0 0 0 x')
+
+
+def test_split_max_solidity_decides_which_regions_are_tried_for_a_split() -> None:
+    """Two touching discs are about 0.78 convex: split under the default 0.92, taken as one
+    part when only regions below 0.7 are tried."""
+    labels = blank(60, 100)
+    cv2.circle(labels, (30, 30), 15, NUT, -1)
+    cv2.circle(labels, (58, 30), 13, NUT, -1)
+    labels[29:31, 44:46] = NUT
+    assert len(detect(labels)) == 2
+    assert len(detect(labels, split_max_solidity=0.7)) == 1
