@@ -375,11 +375,13 @@ def _split(mask: np.ndarray, filled: np.ndarray, contour: np.ndarray, box: tuple
     return out, distance if len(out) == 1 else None
 
 
-def detection_step(shape: tuple[int, int], network_size: tuple[int, int] | None) -> int:
+def detection_step(shape: tuple[int, int], network_size: tuple[int, int] | None,
+                   detect_at: str = 'network') -> int:
     """The whole factor by which labels of ``shape`` (height, width) exceed the network's
     input ``network_size`` (height, width): 2 for a 640x480 camera on a 320x240 network, 1
-    when the network ran at camera size or the size is unknown ((0, 0) or None)."""
-    if not network_size or min(network_size) <= 0:
+    when the network ran at camera size, the size is unknown ((0, 0) or None), or
+    ``detect_at`` (``objects.detect_at``) is ``camera``."""
+    if detect_at == 'camera' or not network_size or min(network_size) <= 0:
         return 1
     return max(1, min(shape[0] // network_size[0], shape[1] // network_size[1]))
 
@@ -403,19 +405,17 @@ def _to_camera(obj: DetectedObject, step: int, labels: np.ndarray) -> DetectedOb
     blocks = cv2.resize(kinds, (w * step, h * step),
                         interpolation=cv2.INTER_NEAREST)[:y1 - y0, :x1 - x0]
     mask = (blocks == 2) | ((blocks == 1) & (labels[y0:y1, x0:x1] == obj.class_id))
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    c0, r0, w, h = cv2.boundingRect(mask.view(np.uint8))
     contour = obj.contour
     if contour.size:
         contour = contour * np.float32(step) + np.float32(centre)
     return replace(
         obj, pixel_count=int(np.count_nonzero(mask)),
-        bbox=(x0 + c0, y0 + r0, c1 - c0, r1 - r0),
+        bbox=(x0 + c0, y0 + r0, w, h),
         centroid=(obj.centroid[0] * step + centre, obj.centroid[1] * step + centre),
         pick=(obj.pick[0] * step + offset, obj.pick[1] * step + offset),
         clearance=obj.clearance * step, major_length=obj.major_length * step,
-        minor_length=obj.minor_length * step, mask=mask[r0:r1, c0:c1], contour=contour)
+        minor_length=obj.minor_length * step, mask=mask[r0:r0 + h, c0:c0 + w], contour=contour)
 
 
 def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSettings,

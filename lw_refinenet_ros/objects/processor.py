@@ -191,10 +191,9 @@ class ObjectProcessor:
         elif image is not None and image.shape[:2] != labels.shape:
             image = cv2.resize(image, (labels.shape[1], labels.shape[0]),
                                interpolation=cv2.INTER_AREA)
-        step = detection_step(labels.shape, network_size) \
-            if self._config.detect_at == 'network' else 1
         objects = detect_objects(labels, self._parts, self._detector, confidence, image,
-                                 boundary, step)
+                                 boundary, detection_step(labels.shape, network_size,
+                                                          self._config.detect_at))
         detected = time.perf_counter()
         config = self._config
         names = self._class_names

@@ -44,6 +44,7 @@ def doubled(labels: np.ndarray) -> np.ndarray:
 ])
 def test_the_step_is_the_whole_factor_from_network_to_camera(labels, network, step) -> None:
     assert detection_step(labels, network) == step
+    assert detection_step(labels, network, 'camera') == 1
 
 
 def test_a_doubled_frame_on_the_grid_gives_the_same_parts_in_camera_pixels() -> None:
