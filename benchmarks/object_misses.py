@@ -25,10 +25,14 @@ Unmatched objects (false positives) get ``merged`` (on two or more pieces of its
 (mostly on another class or on no part) or ``other``. Matched objects whose pick pixel is
 not inside the matched part are counted as ``pick_outside``.
 
-Only detection is run (no tracking: misses do not depend on it). The frames of each video,
-their exact labels and the model's labels and confidence are kept under ``--cache`` (one
-network pass per video and size); later runs with other ``--param`` settings or detector
-code read them back. Use validation seeds to choose; test seeds only to report.
+Only detection is run (no tracking: misses do not depend on it), on the network's grid as
+in the node (``objects.detect_at``): the engine runs with ``trained_scale``, so a 640x480
+video is segmented at 320x240 and its parts are found on every second label pixel. Exact
+labels use the grid of the video's cached model run (none yet: every pixel). The frames of
+each video, their exact labels and the model's labels and confidence are kept under
+``--cache`` (one network pass per video and size); later runs with other ``--param``
+settings or detector code read them back. Use validation seeds to choose; test seeds only
+to report.
 
 Usage::
 
@@ -59,7 +63,11 @@ from lw_refinenet_ros.evaluation.object_metrics import (  # noqa: E402
     pickable_pieces,
 )
 from lw_refinenet_ros.evaluation.seeds import parse_seeds  # noqa: E402
-from lw_refinenet_ros.objects.detect import detect_objects, part_class_lut  # noqa: E402
+from lw_refinenet_ros.objects.detect import (  # noqa: E402
+    detect_objects,
+    detection_step,
+    part_class_lut,
+)
 from lw_refinenet_ros.objects.options import DetectorSettings, ObjectsConfig  # noqa: E402
 from lw_refinenet_ros.sizes import parse_size  # noqa: E402
 
@@ -71,7 +79,7 @@ def load_video(seed: int, frames: int, size: tuple[int, int], density: float,
     """The video's frames with ground truth and (when ``engine_factory`` is given) the
     model's labels and confidence, from ``cache`` when an earlier run kept them."""
     want_model = engine_factory is not None
-    path = cache / f'video_{seed}_{size[0]}x{size[1]}_d{density:g}_{frames}.pkl'
+    path = cache / f'video_{seed}_{size[0]}x{size[1]}_d{density:g}_{frames}_v2.pkl'
     if path.exists():
         with path.open('rb') as handle:
             video = pickle.load(handle)
@@ -91,6 +99,7 @@ def load_video(seed: int, frames: int, size: tuple[int, int], density: float,
             result = engine(frame['image'], 'rgb', want_confidence=True, want_stats=False)
             frame['model_labels'] = result.labels.astype(np.uint8)
             frame['model_confidence'] = result.confidence.astype(np.float16)
+            frame['network_size'] = tuple(result.network_size)
     cache.mkdir(parents=True, exist_ok=True)
     with path.open('wb') as handle:
         pickle.dump(video, handle, protocol=pickle.HIGHEST_PROTOCOL)
@@ -178,18 +187,20 @@ def classify_frame(objects: list[Any], relaxed: list[Any], labels: np.ndarray,
 
 
 def analyse(video: list[dict[str, Any]], source: str, settings: DetectorSettings,
-            relaxed: DetectorSettings, causes: Counter) -> None:
-    """Detect and classify every frame of one video on ``source`` labels."""
+            relaxed: DetectorSettings, causes: Counter, detect_at: str = 'network') -> None:
+    """Detect and classify every frame of one video on ``source`` labels, on the network's
+    grid as the node does (``objects.detect_at``; exact labels on the model's grid too)."""
     parts = part_class_lut(CLASS_NAMES, _IGNORE)
     for frame in video:
+        step = detection_step(frame['truth'].shape, frame.get('network_size'), detect_at)
         if source == 'exact':
             labels, confidence = frame['truth'], None
         else:
             labels = frame['model_labels']
             confidence = frame['model_confidence'].astype(np.float32)
         image = frame['image'] if settings.split_edges else None
-        objects = detect_objects(labels, parts, settings, confidence, image)
-        relaxed_objects = detect_objects(labels, parts, relaxed, None, image)
+        objects = detect_objects(labels, parts, settings, confidence, image, step=step)
+        relaxed_objects = detect_objects(labels, parts, relaxed, None, image, step=step)
         truth = ground_truth_pieces(frame['truth'], frame['instances'])
         pickable = pickable_pieces(truth, frame['areas'])
         classify_frame(objects, relaxed_objects, labels, truth, pickable,
@@ -246,7 +257,9 @@ def main() -> int:
             from lw_refinenet_ros.engine import EngineConfig
             from lw_refinenet_ros.segmenter import Segmenter
 
-            return Segmenter.load(args.weights, engine=EngineConfig(device=args.device)).engine
+            # trained_scale as in the node: a 640x480 frame runs the network at 320x240.
+            return Segmenter.load(args.weights, engine=EngineConfig(device=args.device),
+                                  trained_scale=True).engine
     size = parse_size(args.size, what='--size')
     per_seed = {}
     pooled: Counter = Counter()
@@ -254,7 +267,8 @@ def main() -> int:
         video = load_video(seed, 20 if args.quick else args.frames, size, args.density,
                            args.cache, factory)
         causes: Counter = Counter()
-        analyse(video, args.labels, settings, relaxed, causes)
+        analyse(video, args.labels, settings, relaxed, causes,
+                ObjectsConfig.from_mapping(values).detect_at)
         pooled.update(causes)
         per_seed[seed] = summarise(causes)
         print(seed, {k: per_seed[seed][k] for k in ('precision', 'recall', 'by_cause')},

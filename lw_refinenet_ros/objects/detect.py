@@ -26,7 +26,7 @@ resolution.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 import math
 from typing import Sequence
 
@@ -117,27 +117,29 @@ def _present_classes(labels: np.ndarray, parts: np.ndarray) -> list[int]:
 
 
 def _fill_pinholes(mask: np.ndarray, filled: np.ndarray, max_hole_area: int) -> np.ndarray:
-    """Fill holes of at most ``max_hole_area`` pixels (contours: cheaper than components)."""
+    """Fill holes of at most ``max_hole_area`` pixels (contours: cheaper than components).
+    ``mask`` and ``filled`` (its outline filled) are bool."""
     if max_hole_area <= 0:
         return mask
-    holes = (filled & ~mask).astype(np.uint8)
+    holes = filled & ~mask
     total = int(np.count_nonzero(holes))
     if total == 0:
         return mask
     if total <= max_hole_area:
-        return mask | (holes > 0)
-    contours, _ = cv2.findContours(holes, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    small = np.zeros_like(holes)
+        return mask | holes
+    contours, _ = cv2.findContours(holes.view(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    small = np.zeros(holes.shape, np.uint8)
     for contour in contours:
         x, y, w, h = cv2.boundingRect(contour)
         if w * h <= max_hole_area:
             cv2.drawContours(small, [contour], -1, 1, cv2.FILLED)
         elif cv2.contourArea(contour) <= max_hole_area:
-            one = np.zeros_like(holes)
+            one = np.zeros(holes.shape, np.uint8)
             cv2.drawContours(one, [contour], -1, 1, cv2.FILLED)
-            if np.count_nonzero(one & holes) <= max_hole_area:
+            if np.count_nonzero(one.view(bool) & holes) <= max_hole_area:
                 small |= one
-    return mask | ((small & holes) > 0)
+    return mask | (small.view(bool) & holes)
 
 
 def _is_convex(contour: np.ndarray, solidity: float) -> bool:
@@ -149,33 +151,26 @@ def _is_convex(contour: np.ndarray, solidity: float) -> bool:
 
 @dataclass
 class _Seed:
-    point: tuple[int, int]  # (row, col) of the seed's highest pixel
+    point: tuple[int, int]  # (row, col) of a highest pixel of the seed (see _component_peak)
     height: float
     region: tuple[np.ndarray, int]  # (a level's component labels, its label): lazy mask
     final: bool = False
 
 
-def _component_peaks(components: np.ndarray, distance: np.ndarray,
-                     ) -> dict[int, tuple[int, int, float]]:
-    """Each component's highest pixel ``(row, col, height)`` (ties: the first in row-major
-    order), from one sort instead of a full-crop pass per component."""
-    if int(components.max()) == 1:  # one component holds the crop's highest pixel
-        index = int(np.argmax(distance))
-        return {1: (index // distance.shape[1], index % distance.shape[1],
-                    float(distance.flat[index]))}
-    labels = components.ravel()
-    inside = np.flatnonzero(labels)
-    label = labels[inside]
-    height = distance.ravel()[inside]
-    order = np.lexsort((inside, -height, label))
-    first = order[np.r_[True, label[order][1:] != label[order][:-1]]]
-    width = components.shape[1]
-    return {int(label[i]): (int(inside[i] // width), int(inside[i] % width), float(height[i]))
-            for i in first}
+def _component_peak(components: np.ndarray, label: int, distance: np.ndarray,
+                    ) -> tuple[tuple[int, int], float]:
+    """A component's highest pixel ``(row, col)`` and its height.
+
+    Which of several equally high pixels does not matter: a seed's pixel only tells which
+    component holds the seed at the lower levels, and those only grow, each holding whole
+    components of the levels above.
+    """
+    _, height, _, (col, row) = cv2.minMaxLoc(distance, (components == label).view(np.uint8))
+    return (row, col), height
 
 
 def _seed_regions(distance: np.ndarray, min_radius: float, neck_ratio: float,
-                  ) -> list[np.ndarray]:
+                  min_body_radius: float = 0.0) -> list[np.ndarray]:
     """Regions around part centres that the mask's neck criterion keeps apart.
 
     Flooding the distance map from its top down, two centres (peaks of heights h1 >= h2)
@@ -189,9 +184,12 @@ def _seed_regions(distance: np.ndarray, min_radius: float, neck_ratio: float,
     would exceed the criterion for any centre height), so the flood starts at the last level
     before that: its components are the centres, exactly as if it had come from the top.
     It stops once a single centre is left below ``min_radius``, where no new one can rise.
+
+    A region whose top is under ``min_body_radius`` is not flooded at all: it holds no part
+    body, only thin structure (a spring's coils, joined by necks narrow enough to cut).
     """
-    top = float(distance.max())
-    if top < min_radius:
+    top = cv2.minMaxLoc(distance)[1]  # its max, cheaper than numpy's on a crop's view
+    if top < max(min_radius, min_body_radius):
         return []
     stop = neck_ratio * min_radius
     levels = []
@@ -208,20 +206,19 @@ def _seed_regions(distance: np.ndarray, min_radius: float, neck_ratio: float,
     active: list[_Seed] = []
     previous = top
     for level in levels[first:]:
-        count, components = cv2.connectedComponents((distance >= level).astype(np.uint8),
+        count, components = cv2.connectedComponents((distance >= level).view(np.uint8),
                                                     connectivity=8)
         groups: dict[int, list[_Seed]] = {}
         for seed in active:
             groups.setdefault(int(components[seed.point]), []).append(seed)
-        peaks = _component_peaks(components, distance) if len(groups) < count - 1 else {}
         saddle = 0.5 * (level + previous)
         next_active: list[_Seed] = []
         for component in range(1, count):
             members = groups.get(component, [])
-            if not members:
-                row, col, height = peaks[component]
+            if not members:  # a new centre: seeds if high enough
+                point, height = _component_peak(components, component, distance)
                 if height >= min_radius:
-                    next_active.append(_Seed((row, col), height, (components, component)))
+                    next_active.append(_Seed(point, height, (components, component)))
                 continue
             members.sort(key=lambda s: s.height, reverse=True)
             highest = members[0]
@@ -248,7 +245,8 @@ def _seed_regions(distance: np.ndarray, min_radius: float, neck_ratio: float,
 
 
 def split_regions(mask: np.ndarray, min_radius: float, neck_ratio: float,
-                  distance: np.ndarray | None = None) -> np.ndarray | None:
+                  distance: np.ndarray | None = None,
+                  min_body_radius: float = 0.0) -> np.ndarray | None:
     """Split a mask of touching parts into one region per part.
 
     The detector passes the mask with its real holes (pinholes filled): a hole is part of
@@ -263,7 +261,7 @@ def split_regions(mask: np.ndarray, min_radius: float, neck_ratio: float,
     """
     if distance is None:
         distance = clearance_map(mask)
-    seeds = _seed_regions(distance, min_radius, neck_ratio)
+    seeds = _seed_regions(distance, min_radius, neck_ratio, min_body_radius)
     if len(seeds) < 2:
         return None
     inside = mask > 0
@@ -272,6 +270,15 @@ def split_regions(mask: np.ndarray, min_radius: float, neck_ratio: float,
         regions[seed & inside] = index
     # The rest of the mask joins the seed it reaches first: a watershed on a flat image.
     return grow_regions(regions, inside)
+
+
+def _mean(values: np.ndarray) -> float:
+    """``float(values.mean())`` of a non-empty vector, bit for bit, without the overhead of
+    ``mean``'s generic path: for float32 and float64 it is the sum in that type, divided in
+    float64 and rounded back to the type."""
+    if values.dtype == np.float32 or values.dtype == np.float64:
+        return float(values.dtype.type(float(values.sum()) / values.size))
+    return float(values.mean())
 
 
 def _measure(class_id: int, mask: np.ndarray, x0: int, y0: int, image_shape: tuple[int, int],
@@ -287,15 +294,15 @@ def _measure(class_id: int, mask: np.ndarray, x0: int, y0: int, image_shape: tup
     if count < settings.min_area:
         return None
     x, y = x0 + c0, y0 + r0
+    score = math.nan
+    if confidence is not None:  # first: a dropped fragment needs no more measuring
+        score = _mean(confidence[y:y + h, x:x + w][mask])
+        if score < settings.min_score:
+            return None
     axes = principal_axes(mask)
     # Outside the crop the mask is empty, so the crop of its map is the crop's own map.
     (px, py), clearance = pick_point(
         mask, axes.centroid, None if distance is None else distance[r0:r0 + h, c0:c0 + w])
-    score = math.nan
-    if confidence is not None:
-        score = float(confidence[y:y + h, x:x + w][mask].mean())
-        if score < settings.min_score:
-            return None
     height, width = image_shape
     contour = outline(mask, settings.contour_points)
     if contour.size:
@@ -315,12 +322,23 @@ class _Contrast:
 
     def __init__(self, image: np.ndarray) -> None:
         self._image = image
+        # On the network's grid the image is a view that skips pixels, and numpy copies a
+        # crop of it one channel value at a time; viewed as one item per pixel (when the
+        # channels are adjacent in memory), a crop copies a pixel per move, twice as fast.
+        self._pixels = None
+        if image.ndim == 3 and image.strides[2] == image.itemsize:
+            self._pixels = image.view(np.dtype((np.void, image.shape[2] * image.itemsize)))
 
     def crop(self, x: int, y: int, w: int, h: int) -> np.ndarray:
         height, width = self._image.shape[:2]
         x0, y0 = max(0, x - PAD), max(0, y - PAD)
         x1, y1 = min(width, x + w + PAD), min(height, y + h + PAD)
-        contrast = dark_line_contrast(grey(self._image[y0:y1, x0:x1]))
+        if self._pixels is None:
+            pixels = self._image[y0:y1, x0:x1]
+        else:
+            pixels = np.ascontiguousarray(self._pixels[y0:y1, x0:x1]).view(
+                self._image.dtype).reshape(y1 - y0, x1 - x0, self._image.shape[2])
+        contrast = dark_line_contrast(grey(pixels))
         return contrast[y - y0:y - y0 + h, x - x0:x - x0 + w]
 
 
@@ -341,9 +359,10 @@ def _split_learned(mask: np.ndarray, box: tuple[int, int, int, int],
 def _split(mask: np.ndarray, filled: np.ndarray, contour: np.ndarray, box: tuple[int, ...],
            settings: DetectorSettings, contrast: _Contrast | None,
            seams: BoundaryMap | None = None) -> tuple[list[np.ndarray], np.ndarray | None]:
-    """The parts in one region: the learned seams when there is a map; else necks first,
-    then the image's edges inside each piece. Also the region's clearance map when the
-    neck split computed it and the region stayed one part (its pick point reuses it)."""
+    """The parts in one region (bool ``mask``; ``filled``: its outline filled, bool): the
+    learned seams when there is a map; else necks first, then the image's edges inside each
+    piece. Also the region's clearance map when the neck split computed it and the region
+    stayed one part (its pick point reuses it)."""
     if seams is not None:
         return _split_learned(mask, box, settings, seams), None  # type: ignore[arg-type]
     if _is_convex(contour, settings.split_max_solidity):
@@ -355,15 +374,15 @@ def _split(mask: np.ndarray, filled: np.ndarray, contour: np.ndarray, box: tuple
         # a bracket's arm around its bolt hole is no round body (filled, it was one, and a
         # bracket whose elbow the labels show narrow was cut in two there).
         distance = clearance_map(mask)
-        regions = split_regions(mask.view(np.uint8), settings.split_min_radius,
-                                settings.split_neck_ratio, distance)
+        regions = split_regions(mask, settings.split_min_radius, settings.split_neck_ratio,
+                                distance, settings.split_min_body_radius)
         if regions is not None:
             pieces = [mask & (regions == k) for k in range(1, int(regions.max()) + 1)]
             distance = None
     if contrast is None:
         return pieces, distance
     crop = None
-    holes = (filled > 0) & ~mask  # the parts' own holes: their rims are no seams
+    holes = filled & ~mask  # the parts' own holes: their rims are no seams
     out = []
     for piece in pieces:
         regions = None
@@ -398,24 +417,29 @@ def _to_camera(obj: DetectedObject, step: int, labels: np.ndarray) -> DetectedOb
     x, y, w, h = obj.bbox
     x0, y0 = x * step, y * step
     x1, y1 = min(width, (x + w) * step), min(height, (y + h) * step)
-    samples = labels[y0 + offset:y1:step, x0 + offset:x1:step] == obj.class_id
-    # Grid pixel kinds: 0 outside, 1 of the part's class, 2 a filled pinhole.
-    kinds = obj.mask.astype(np.uint8)
-    kinds[obj.mask & ~samples] = 2
-    blocks = cv2.resize(kinds, (w * step, h * step),
-                        interpolation=cv2.INTER_NEAREST)[:y1 - y0, :x1 - x0]
-    mask = (blocks == 2) | ((blocks == 1) & (labels[y0:y1, x0:x1] == obj.class_id))
+    size = (w * step, h * step)
+
+    def blocks(grid_mask: np.ndarray) -> np.ndarray:
+        return cv2.resize(grid_mask.view(np.uint8), size,
+                          interpolation=cv2.INTER_NEAREST)[:y1 - y0, :x1 - x0].view(bool)
+
+    mask = blocks(obj.mask) & (labels[y0:y1, x0:x1] == obj.class_id)
+    pinholes = obj.mask & (labels[y0 + offset:y1:step, x0 + offset:x1:step] != obj.class_id)
+    if pinholes.any():  # grid pixels of the part not of its class: filled pinholes
+        mask |= blocks(pinholes)
     c0, r0, w, h = cv2.boundingRect(mask.view(np.uint8))
     contour = obj.contour
     if contour.size:
         contour = contour * np.float32(step) + np.float32(centre)
-    return replace(
-        obj, pixel_count=int(np.count_nonzero(mask)),
+    return DetectedObject(
+        class_id=obj.class_id, pixel_count=int(np.count_nonzero(mask)),
         bbox=(x0 + c0, y0 + r0, w, h),
         centroid=(obj.centroid[0] * step + centre, obj.centroid[1] * step + centre),
         pick=(obj.pick[0] * step + offset, obj.pick[1] * step + offset),
-        clearance=obj.clearance * step, major_length=obj.major_length * step,
-        minor_length=obj.minor_length * step, mask=mask[r0:r0 + h, c0:c0 + w], contour=contour)
+        clearance=obj.clearance * step, orientation=obj.orientation,
+        major_length=obj.major_length * step, minor_length=obj.minor_length * step,
+        score=obj.score, touches_border=obj.touches_border,
+        mask=mask[r0:r0 + h, c0:c0 + w], contour=contour)
 
 
 def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSettings,
@@ -470,8 +494,9 @@ def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSett
     contrast = _Contrast(image) if image is not None and settings.split_edges else None
     objects: list[DetectedObject] = []
     for class_id in _present_classes(labels, parts):
-        class_mask = (labels == class_id).astype(np.uint8)
-        contours, _ = cv2.findContours(class_mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        class_mask = labels == class_id
+        contours, _ = cv2.findContours(class_mask.view(np.uint8), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_SIMPLE)
         found: list[DetectedObject] = []
         for contour in contours:
             x, y, w, h = cv2.boundingRect(contour)
@@ -479,10 +504,11 @@ def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSett
                 continue
             filled = np.zeros((h, w), np.uint8)
             cv2.drawContours(filled, [contour], -1, 1, cv2.FILLED, offset=(-x, -y))
-            mask = (filled > 0) & (class_mask[y:y + h, x:x + w] > 0)
+            filled = filled.view(bool)  # drawn with 1: a valid bool image
+            mask = filled & class_mask[y:y + h, x:x + w]
             if np.count_nonzero(mask) < settings.min_area:
                 continue
-            mask = _fill_pinholes(mask, filled > 0, settings.max_hole_area)
+            mask = _fill_pinholes(mask, filled, settings.max_hole_area)
             pieces, distance = _split(mask, filled, contour, (x, y, w, h), settings, contrast,
                                       seams)
             for piece in pieces:

@@ -31,9 +31,12 @@ convex (one part seen whole is nearly convex; two overlapping parts leave notche
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
+
+from lw_refinenet_ros.objects.geometry import as_uint8
 
 _KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
 # Lines up to about 6 px wide (a rim plus a cast shadow at 320x240) are removed by the
@@ -41,6 +44,7 @@ _KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
 PAD = 4
 _SMOOTH_SIGMA = 1.0
 _DARK_OFFSET = 8.0  # grey levels: keeps the ratio finite on black surfaces
+_SQUARE = np.ones((3, 3), np.uint8)  # one 8-connected pixel ring
 
 
 @dataclass(frozen=True)
@@ -67,10 +71,14 @@ def grey(image: np.ndarray) -> np.ndarray:
     for RGB and BGR, so callers need not say their channel order."""
     if image.ndim == 2:
         return image.astype(np.float32)
-    channels = image.shape[2]
-    mean = cv2.transform(image.astype(np.float32, copy=False),
-                         np.full((1, channels), 1.0 / channels, np.float32))
+    mean = cv2.transform(image.astype(np.float32, copy=False), _mean_weights(image.shape[2]))
     return mean.reshape(image.shape[:2])
+
+
+@lru_cache(maxsize=8)
+def _mean_weights(channels: int) -> np.ndarray:
+    """The (1, channels) float32 transform that averages the channels (made once)."""
+    return np.full((1, channels), 1.0 / channels, np.float32)
 
 
 def dark_line_contrast(brightness: np.ndarray) -> np.ndarray:
@@ -89,10 +97,9 @@ def grow_regions(regions: np.ndarray, inside: np.ndarray) -> np.ndarray:
     """Flood ``inside`` from the labelled seeds in ``regions`` (uint16, 0 = unassigned), one
     pixel ring per step: each pixel joins the seed it reaches first through ``inside``.
     Modifies and returns ``regions``."""
-    kernel = np.ones((3, 3), np.uint8)
     todo = inside & (regions == 0)
     while todo.any():
-        grown = cv2.dilate(regions, kernel)
+        grown = cv2.dilate(regions, _SQUARE)
         reached = todo & (grown > 0)
         if not reached.any():
             break  # pixels no seed can reach through the mask
@@ -130,11 +137,11 @@ def seeded_regions(bodies: np.ndarray, mask: np.ndarray,
     between seams and let each big one claim the mask around it; smaller bodies (slivers,
     noise) seed nothing. Returns (uint16 ids 1..n per mask pixel, n), or None below two seeds.
     """
-    count, components = cv2.connectedComponents(bodies.astype(np.uint8), connectivity=4)
+    count, components = cv2.connectedComponents(as_uint8(bodies), connectivity=4)
     if count < 3:
         return None
     areas = np.bincount(components.ravel(), minlength=count)
-    seeds = [k for k in range(1, count) if areas[k] >= min_seed]
+    seeds = np.flatnonzero(areas[1:] >= min_seed) + 1
     if len(seeds) < 2:
         return None
     lut = np.zeros(count, np.uint16)
@@ -169,7 +176,7 @@ def split_by_edges(contrast: np.ndarray, mask: np.ndarray, min_area: int,
         uint16 region ids (1..n, n >= 2) per mask pixel, 0 outside; None when the image shows
         no line that separates parts.
     """
-    inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8), borderValue=0) > 0
+    inner = cv2.erode(as_uint8(mask), _SQUARE, borderValue=0) > 0
     surfaces = inner & (contrast < settings.line_contrast)
     if int(np.count_nonzero(surfaces)) < 2 * min_area:
         return None

@@ -14,6 +14,12 @@ import cv2
 import numpy as np
 
 
+def as_uint8(mask: np.ndarray) -> np.ndarray:
+    """``mask`` as uint8 for OpenCV: a bool mask is viewed (no copy: the detector calls this
+    a few times per part per frame), other masks converted only when needed."""
+    return mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8, copy=False)
+
+
 @dataclass(frozen=True)
 class Axes:
     """Second-moment shape of a mask, as its equivalent ellipse.
@@ -40,7 +46,7 @@ def principal_axes(mask: np.ndarray) -> Axes:
     for the eigenvalues ``lambda`` of the covariance, so a w x h rectangle gives full lengths
     of about ``w * 2 / sqrt(3)`` and ``h * 2 / sqrt(3)``.
     """
-    moments = cv2.moments(mask.astype(np.uint8, copy=False), binaryImage=True)
+    moments = cv2.moments(as_uint8(mask), binaryImage=True)
     area = moments['m00']
     if area <= 0:
         return Axes((math.nan, math.nan), 0.0, 0.0, 0.0)
@@ -61,8 +67,7 @@ def clearance_map(mask: np.ndarray) -> np.ndarray:
     The crop is padded by one pixel so that its own border counts as edge: a part cut by the
     image border has an edge there as far as a gripper is concerned.
     """
-    padded = cv2.copyMakeBorder(mask.astype(np.uint8, copy=False), 1, 1, 1, 1,
-                                cv2.BORDER_CONSTANT, value=0)
+    padded = cv2.copyMakeBorder(as_uint8(mask), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     return cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_5)[1:-1, 1:-1]
 
 
@@ -80,7 +85,8 @@ def pick_point(mask: np.ndarray, centroid: tuple[float, float] | None = None,
     """
     if distance is None:
         distance = clearance_map(mask)
-    best = float(distance.max()) if distance.size else 0.0
+    # minMaxLoc: the same max as numpy's, several times cheaper on a crop's view
+    best = cv2.minMaxLoc(distance)[1] if distance.size else 0.0
     if best <= 0.0:
         return (-1, -1), 0.0
     ys, xs = np.nonzero(distance >= best - 1e-3)
@@ -99,8 +105,7 @@ def outline(mask: np.ndarray, max_points: int) -> np.ndarray:
     """
     if max_points <= 0:
         return np.zeros((0, 2), np.float32)
-    contours, _ = cv2.findContours(mask.astype(np.uint8, copy=False), cv2.RETR_EXTERNAL,
-                                   cv2.CHAIN_APPROX_SIMPLE)
+    contours, _ = cv2.findContours(as_uint8(mask), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
         return np.zeros((0, 2), np.float32)
     contour = max(contours, key=cv2.contourArea)

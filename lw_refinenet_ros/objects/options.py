@@ -49,6 +49,11 @@ OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
                   'A part centre must lie at least this many pixels from the mask edge to '
                   'seed its own object when splitting.', minimum=1.0, maximum=1000.0,
                   runtime=True),
+    ParameterSpec('objects.split_min_body_radius', 8.0,
+                  'A region is split at its necks only if its thickest point lies at least '
+                  'this many pixels from the mask edge: the coils of a spring or the teeth '
+                  'of a gear are thinner than a part body and are never cut apart.',
+                  minimum=1.0, maximum=1000.0, runtime=True),
     ParameterSpec('objects.split_neck_ratio', 0.4,
                   'Two centres stay separate objects only if the mask between them narrows to '
                   "at most this fraction of the smaller centre's radius.",
@@ -187,7 +192,8 @@ ObjectsConfig = settings_class(
 #: The options the detector uses (:class:`DetectorSettings`), by parameter name.
 DETECTOR_OPTIONS: tuple[str, ...] = (
     'objects.min_area', 'objects.min_score', 'objects.max_hole_area', 'objects.split_touching',
-    'objects.split_min_radius', 'objects.split_neck_ratio', 'objects.split_edges',
+    'objects.split_min_radius', 'objects.split_min_body_radius', 'objects.split_neck_ratio',
+    'objects.split_edges',
     'objects.split_max_solidity',
     'objects.split_boundary_threshold', 'objects.contour_points')
 

@@ -109,6 +109,18 @@ def test_a_bolt_head_and_shaft_stay_one_part() -> None:
     assert len(detect(labels)) == 1
 
 
+def test_a_springs_coils_stay_one_part() -> None:
+    # A spring's labels: a zig-zag of coils about 7 px in radius joined by necks narrow
+    # enough to split. A coil is no part body: a region whose thickest point is under
+    # split_min_body_radius (8) is not split at its necks (without that rule, before
+    # 2026-12-08, the spring was cut into its four coils).
+    labels = blank(60, 100)
+    for k in range(4):
+        cv2.circle(labels, (20 + 13 * k, 30 + (3 if k % 2 else -3)), 7, BOLT, -1)
+    assert len(detect(labels)) == 1
+    assert len(detect(labels, split_min_body_radius=6.0)) == 4
+
+
 def test_deeply_overlapping_parts_stay_merged() -> None:
     labels = blank(60, 100)
     cv2.circle(labels, (40, 30), 15, NUT, -1)
