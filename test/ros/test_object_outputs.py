@@ -241,3 +241,30 @@ def test_split_max_solidity_reaches_the_detector_at_runtime(ros_context) -> None
         assert len(objects[-1].objects) == 1
     finally:
         harness.close()
+
+
+def test_split_min_body_radius_reaches_the_detector_at_runtime(ros_context) -> None:
+    """The same two touching red discs (radii 15 and 13): two parts by default (8 px), one
+    once the node is told that a part body is at least 20 px thick, which neither disc is."""
+    from rclpy.parameter import Parameter
+
+    harness = NodeHarness(ros_context, FakeEngine())
+    try:
+        objects = harness.listen('segmentation/objects', SegmentedObjects)
+        publisher = harness.publisher('image')
+        image = np.zeros((60, 100, 3), np.uint8)
+        cv2.circle(image, (30, 30), 15, (255, 0, 0), -1)
+        cv2.circle(image, (58, 30), 13, (255, 0, 0), -1)
+        image[29:31, 44:46] = (255, 0, 0)
+        assert harness.spin_until(lambda: (publisher.publish(stamped(image)),
+                                           len(objects) >= 2)[1], timeout=15)
+        assert len(objects[-1].objects) == 2
+        result = harness.node.set_parameters(
+            [Parameter('objects.split_min_body_radius', value=20.0)])
+        assert result[0].successful
+        objects.clear()
+        assert harness.spin_until(lambda: (publisher.publish(stamped(image)),
+                                           len(objects) >= 3)[1], timeout=15)
+        assert len(objects[-1].objects) == 1
+    finally:
+        harness.close()
