@@ -51,8 +51,8 @@ OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
                   runtime=True),
     ParameterSpec('objects.split_min_body_radius', 8.0,
                   'A region is split at its necks only if its thickest point lies at least '
-                  'this many pixels from the mask edge: the coils of a spring or the teeth '
-                  'of a gear are thinner than a part body and are never cut apart.',
+                  'this many pixels from the mask edge: a spring\'s coils, joined by narrow '
+                  'necks, are thinner than a part body and are not cut apart.',
                   minimum=1.0, maximum=1000.0, runtime=True),
     ParameterSpec('objects.split_neck_ratio', 0.4,
                   'Two centres stay separate objects only if the mask between them narrows to '
