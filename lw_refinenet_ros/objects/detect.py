@@ -4,7 +4,8 @@ For every part class present, the outer contours of its pixels give candidate re
 (``cv2.findContours`` is several times cheaper than connected components with statistics on a
 640x480 frame). Each region is then cleaned and measured in its own small crop:
 
-* specks (fewer than ``min_area`` pixels) are dropped;
+* specks (fewer than ``min_area`` pixels) are dropped, and so are pieces that small after a
+  split (fragments: an arm end cut off by a part lying across it);
 * pinholes (holes of at most ``max_hole_area`` pixels) are filled, real holes (a nut's bore)
   stay, so the pick point never lands in a bore;
 * touching parts of the same class are split where the mask (with its real holes) narrows
@@ -350,7 +351,7 @@ def _split_learned(mask: np.ndarray, box: tuple[int, int, int, int],
     if seams.peak(box) < threshold:
         return [mask]
     regions = split_by_boundary(seams.crop(box), mask, threshold,
-                                max(1, settings.min_area // 2))
+                                max(1, settings.split_min_seed_area // 2))
     if regions is None:
         return [mask]
     return [mask & (regions == k) for k in range(1, int(regions.max()) + 1)]
@@ -386,9 +387,9 @@ def _split(mask: np.ndarray, filled: np.ndarray, contour: np.ndarray, box: tuple
     out = []
     for piece in pieces:
         regions = None
-        if np.count_nonzero(piece) >= 2 * settings.min_area:
+        if np.count_nonzero(piece) >= 2 * settings.split_min_seed_area:
             crop = contrast.crop(*box) if crop is None else crop
-            regions = split_by_edges(crop, piece, settings.min_area, holes=holes)
+            regions = split_by_edges(crop, piece, settings.split_min_seed_area, holes=holes)
         out.extend([piece] if regions is None else
                    [piece & (regions == k) for k in range(1, int(regions.max()) + 1)])
     return out, distance if len(out) == 1 else None

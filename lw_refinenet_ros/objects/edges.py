@@ -12,7 +12,7 @@ line is what this module looks for, inside the mask of one class only:
    its shading gradient do not count).
 2. **Seeds**: the mask, shrunk by a pixel so that the part's own outer rim drops out, minus
    the dark-line pixels, falls apart into the surfaces between lines. Surfaces of at least
-   ``min_area`` pixels seed one region each, and every other pixel joins the seed it reaches
+   ``min_seed`` pixels seed one region each, and every other pixel joins the seed it reaches
    first through the mask.
 3. **Boundary check**: two regions stay apart only if the pixels along their common boundary
    are, on average, a dark line (``boundary_contrast``); a boundary through plain surface
@@ -158,7 +158,7 @@ def _away_from_holes(regions: np.ndarray, holes: np.ndarray | None,
     return np.where(distance > margin, regions, 0).astype(regions.dtype)
 
 
-def split_by_edges(contrast: np.ndarray, mask: np.ndarray, min_area: int,
+def split_by_edges(contrast: np.ndarray, mask: np.ndarray, min_seed: int,
                    settings: EdgeSplitSettings = EdgeSplitSettings(),
                    holes: np.ndarray | None = None) -> np.ndarray | None:
     """Split one class region along the dark lines inside it.
@@ -166,7 +166,7 @@ def split_by_edges(contrast: np.ndarray, mask: np.ndarray, min_area: int,
     Args:
         contrast: (H, W) :func:`dark_line_contrast` of the region's crop.
         mask: bool (H, W) region.
-        min_area: Smallest part, pixels: a surface between lines seeds a region only if it
+        min_seed: Smallest seed, pixels: a surface between lines seeds a region only if it
             has this many pixels, so a sliver between a rim and a shadow is no part.
         settings: The thresholds.
         holes: Optional bool (H, W) holes of the region (inside its outline, not in it, e.g.
@@ -178,9 +178,9 @@ def split_by_edges(contrast: np.ndarray, mask: np.ndarray, min_area: int,
     """
     inner = cv2.erode(as_uint8(mask), _SQUARE, borderValue=0) > 0
     surfaces = inner & (contrast < settings.line_contrast)
-    if int(np.count_nonzero(surfaces)) < 2 * min_area:
+    if int(np.count_nonzero(surfaces)) < 2 * min_seed:
         return None
-    seeded = seeded_regions(surfaces, mask, min_area)
+    seeded = seeded_regions(surfaces, mask, min_seed)
     if seeded is None:
         return None
     regions, n = seeded

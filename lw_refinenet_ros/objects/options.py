@@ -30,9 +30,12 @@ OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
                   "split_min_radius then count the network's pixels, so they hold at every "
                   'camera resolution. camera: every camera pixel, settings in camera pixels.',
                   choices=('network', 'camera'), runtime=True),
-    ParameterSpec('objects.min_area', 40,
-                  'Connected regions with fewer pixels than this are specks, not objects.',
-                  minimum=1, maximum=1 << 24, runtime=True),
+    ParameterSpec('objects.min_area', 160,
+                  'Smallest object reported, in pixels: smaller regions and split pieces are '
+                  'specks and fragments (an arm end cut off by a part lying across it, a '
+                  'sliver of a part mostly covered), not parts a robot can pick. 160 is about '
+                  'half the smallest pickable conveyor part at 320x240; lower it for smaller '
+                  'parts.', minimum=1, maximum=1 << 24, runtime=True),
     ParameterSpec('objects.min_score', 0.75,
                   'Objects whose mean confidence is below this are dropped (fragments the '
                   "model is unsure about, e.g. a part's rim taken for another class); only "
@@ -51,13 +54,18 @@ OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
                   runtime=True),
     ParameterSpec('objects.split_min_body_radius', 8.0,
                   'A region is split at its necks only if its thickest point lies at least '
-                  'this many pixels from the mask edge: a spring\'s coils, joined by narrow '
+                  "this many pixels from the mask edge: a spring's coils, joined by narrow "
                   'necks, are thinner than a part body and are not cut apart.',
                   minimum=1.0, maximum=1000.0, runtime=True),
     ParameterSpec('objects.split_neck_ratio', 0.4,
                   'Two centres stay separate objects only if the mask between them narrows to '
                   "at most this fraction of the smaller centre's radius.",
                   minimum=0.05, maximum=1.0, runtime=True),
+    ParameterSpec('objects.split_min_seed_area', 40,
+                  'Smallest surface, in pixels, between dark lines (objects.split_edges) or '
+                  'learned seams (half of it there) that seeds a part of its own when a region '
+                  'is split; pieces under objects.min_area are dropped afterwards.',
+                  minimum=1, maximum=1 << 24, runtime=True),
     ParameterSpec('objects.split_edges', True,
                   'Split overlapping parts of the same class along the dark line (rim and '
                   'shadow of the upper part) the camera image shows between them; turn off '
@@ -193,8 +201,7 @@ ObjectsConfig = settings_class(
 DETECTOR_OPTIONS: tuple[str, ...] = (
     'objects.min_area', 'objects.min_score', 'objects.max_hole_area', 'objects.split_touching',
     'objects.split_min_radius', 'objects.split_min_body_radius', 'objects.split_neck_ratio',
-    'objects.split_edges',
-    'objects.split_max_solidity',
+    'objects.split_min_seed_area', 'objects.split_edges', 'objects.split_max_solidity',
     'objects.split_boundary_threshold', 'objects.contour_points')
 
 
@@ -213,5 +220,5 @@ DetectorSettings = settings_class(
     with_defaults=True,
     doc="""What the detector needs: the :data:`DETECTOR_OPTIONS` share of
     :class:`ObjectsConfig`, as keyword fields with the table's defaults (the same defaults
-    the node and the CLI use: ``min_score`` 0.75, ``min_area`` 40, ...). Build it from a
+    the node and the CLI use: ``min_score`` 0.75, ``min_area`` 160, ...). Build it from a
     config with :meth:`from_config`, or with keywords in code and tests.""")

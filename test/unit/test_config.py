@@ -264,4 +264,4 @@ def test_each_option_has_exactly_one_default() -> None:
                     wrong.append(f'{cls.__name__}.{f.name} = {f.default!r} but {spec.name} '
                                  f'defaults to {spec.default!r}')
     assert not wrong, wrong
-    assert DetectorSettings().min_score == 0.75 and DetectorSettings().min_area == 40
+    assert DetectorSettings().min_score == 0.75 and DetectorSettings().min_area == 160

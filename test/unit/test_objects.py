@@ -30,7 +30,9 @@ def blank(height: int = 60, width: int = 80) -> np.ndarray:
 
 
 def detect(labels: np.ndarray, **settings) -> list:
-    return detect_objects(labels, PARTS, DetectorSettings(**settings))
+    # The hand-made parts here are small (100-700 px), so their smallest object is 40 px;
+    # the default (160, for conveyor parts) has its own test below.
+    return detect_objects(labels, PARTS, DetectorSettings(**{'min_area': 40, **settings}))
 
 
 def test_empty_and_all_background_frames_give_no_objects() -> None:
@@ -109,6 +111,18 @@ def test_a_bolt_head_and_shaft_stay_one_part() -> None:
     assert len(detect(labels)) == 1
 
 
+def test_a_fragment_cut_off_by_a_part_lying_across_is_no_object_by_default() -> None:
+    # A 14 px wide bar of one class, crossed near its end by a bar of another: the end that
+    # shows beyond it (10 x 14 = 140 px) is under the default min_area (160), the rest is
+    # a part.
+    labels = blank(60, 100)
+    labels[20:34, 10:80] = NUT
+    labels[10:50, 60:70] = BOLT
+    nuts = [o for o in detect_objects(labels, PARTS, DetectorSettings()) if o.class_id == NUT]
+    assert [o.pixel_count for o in nuts] == [50 * 14]
+    assert sorted(o.pixel_count for o in detect(labels) if o.class_id == NUT) == [140, 700]
+
+
 def test_a_springs_coils_stay_one_part() -> None:
     # A spring's labels: a zig-zag of coils about 7 px in radius joined by necks narrow
     # enough to split. A coil is no part body: a region whose thickest point is under
@@ -153,7 +167,8 @@ def test_score_is_the_mean_confidence_over_the_part() -> None:
     labels[10:20, 10:20] = NUT
     confidence = np.full(labels.shape, 0.2, np.float32)
     confidence[10:20, 10:15] = 0.9
-    (obj,) = detect_objects(labels, PARTS, DetectorSettings(min_score=0.0), confidence)
+    (obj,) = detect_objects(labels, PARTS, DetectorSettings(min_score=0.0, min_area=40),
+                            confidence)
     assert obj.score == pytest.approx(0.55)
     with pytest.raises(ValueError, match='confidence has shape'):
         detect_objects(labels, PARTS, DetectorSettings(), confidence[:5])

@@ -133,12 +133,12 @@ def test_no_line_no_split_and_a_sliver_is_not_a_part() -> None:
     mask = np.zeros((40, 80), bool)
     mask[5:35, 5:75] = True
     flat = np.zeros(mask.shape, np.float32)
-    assert split_by_edges(flat, mask, min_area=40) is None
+    assert split_by_edges(flat, mask, min_seed=40) is None
     line = flat.copy()
     line[:, 7] = 0.5  # cuts off a 1-pixel-wide sliver: 28 px, less than a part
-    assert split_by_edges(line, mask, min_area=40) is None
+    assert split_by_edges(line, mask, min_seed=40) is None
     line[:, 40] = 0.5
-    regions = split_by_edges(line, mask, min_area=40)
+    regions = split_by_edges(line, mask, min_seed=40)
     assert regions is not None and int(regions.max()) == 2
 
 

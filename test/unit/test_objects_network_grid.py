@@ -75,7 +75,8 @@ def test_pinholes_filled_on_the_grid_stay_filled_in_camera_pixels() -> None:
     labels = np.full((80, 80), BELT, np.uint8)
     labels[20:40, 20:40] = NUT
     labels[30:32, 30:32] = BELT         # a pinhole of 4 camera pixels, 1 on the grid
-    (obj,) = detect_objects(labels, PARTS, DetectorSettings(max_hole_area=2), step=2)
+    (obj,) = detect_objects(labels, PARTS, DetectorSettings(max_hole_area=2, min_area=40),
+                            step=2)
     assert obj.pixel_count == 400 and obj.mask.all()
 
 
