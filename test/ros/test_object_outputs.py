@@ -216,9 +216,15 @@ def test_detect_at_chooses_the_pixels_min_area_counts_in_the_node(ros_context) -
         harness.close()
 
 
-def test_split_max_solidity_reaches_the_detector_at_runtime(ros_context) -> None:
-    """Two touching red discs (about 0.78 convex): two parts by default, one once the node
-    is told to try only regions below 0.7."""
+@pytest.mark.parametrize('name, value', [
+    # Only regions below 0.7 convex are tried for a split: the pair is about 0.78.
+    ('objects.split_max_solidity', 0.7),
+    # A part body is at least 20 px thick: neither disc (radii 15 and 13) is one.
+    ('objects.split_min_body_radius', 20.0),
+])
+def test_split_settings_reach_the_detector_at_runtime(ros_context, name: str,
+                                                      value: float) -> None:
+    """Two touching red discs: two parts by default, one once the node is told ``name``."""
     from rclpy.parameter import Parameter
 
     harness = NodeHarness(ros_context, FakeEngine())
@@ -232,35 +238,7 @@ def test_split_max_solidity_reaches_the_detector_at_runtime(ros_context) -> None
         assert harness.spin_until(lambda: (publisher.publish(stamped(image)),
                                            len(objects) >= 2)[1], timeout=15)
         assert len(objects[-1].objects) == 2
-        result = harness.node.set_parameters(
-            [Parameter('objects.split_max_solidity', value=0.7)])
-        assert result[0].successful
-        objects.clear()
-        assert harness.spin_until(lambda: (publisher.publish(stamped(image)),
-                                           len(objects) >= 3)[1], timeout=15)
-        assert len(objects[-1].objects) == 1
-    finally:
-        harness.close()
-
-
-def test_split_min_body_radius_reaches_the_detector_at_runtime(ros_context) -> None:
-    """The same two touching red discs (radii 15 and 13): two parts by default (8 px), one
-    once the node is told that a part body is at least 20 px thick, which neither disc is."""
-    from rclpy.parameter import Parameter
-
-    harness = NodeHarness(ros_context, FakeEngine())
-    try:
-        objects = harness.listen('segmentation/objects', SegmentedObjects)
-        publisher = harness.publisher('image')
-        image = np.zeros((60, 100, 3), np.uint8)
-        cv2.circle(image, (30, 30), 15, (255, 0, 0), -1)
-        cv2.circle(image, (58, 30), 13, (255, 0, 0), -1)
-        image[29:31, 44:46] = (255, 0, 0)
-        assert harness.spin_until(lambda: (publisher.publish(stamped(image)),
-                                           len(objects) >= 2)[1], timeout=15)
-        assert len(objects[-1].objects) == 2
-        result = harness.node.set_parameters(
-            [Parameter('objects.split_min_body_radius', value=20.0)])
+        result = harness.node.set_parameters([Parameter(name, value=value)])
         assert result[0].successful
         objects.clear()
         assert harness.spin_until(lambda: (publisher.publish(stamped(image)),
