@@ -95,6 +95,18 @@ def test_the_image_edge_splits_crossed_parts_into_the_upper_part_and_the_visible
         assert obj.mask[py - y, px - x]
 
 
+def test_seeds_decide_the_split_and_min_area_which_pieces_are_reported() -> None:
+    image, labels = crossed_bolts()
+    sizes = sorted(o.pixel_count for o in detect(labels, image))
+    upper, pieces = sizes[-1], sizes[:-1]
+    # Surfaces this large cannot seed a part: no split, one blob.
+    assert len(detect(labels, image, split_min_seed_area=upper)) == 1
+    # The split stands, but the lower bolt's visible pieces are under min_area: the upper
+    # bolt alone is reported, not the blob.
+    (only,) = detect(labels, image, min_area=max(pieces) + 1)
+    assert only.pixel_count == upper
+
+
 def test_bgr_and_grey_images_split_the_same_way() -> None:
     image, labels = crossed_bolts()
     boxes = {tuple(o.bbox) for o in detect(labels, image)}
