@@ -248,7 +248,8 @@ def main() -> int:
         current = getattr(default, name[len('objects.'):].replace('.', '_'))
         values[name] = (text.lower() == 'true' if isinstance(current, bool)
                         else type(current)(text))
-    settings = DetectorSettings.from_config(ObjectsConfig.from_mapping(values))
+    config = ObjectsConfig.from_mapping(values)
+    settings = DetectorSettings.from_config(config)
     relaxed = DetectorSettings.from_config(ObjectsConfig.from_mapping(
         {**values, 'objects.min_score': 0.0, 'objects.min_area': 1}))
     factory = None
@@ -267,8 +268,7 @@ def main() -> int:
         video = load_video(seed, 20 if args.quick else args.frames, size, args.density,
                            args.cache, factory)
         causes: Counter = Counter()
-        analyse(video, args.labels, settings, relaxed, causes,
-                ObjectsConfig.from_mapping(values).detect_at)
+        analyse(video, args.labels, settings, relaxed, causes, config.detect_at)
         pooled.update(causes)
         per_seed[seed] = summarise(causes)
         print(seed, {k: per_seed[seed][k] for k in ('precision', 'recall', 'by_cause')},

@@ -400,9 +400,9 @@ def evaluate_objects(engine: Any, dataset: Sequence, class_names: Sequence[str],
     for index, image, labels in scored_samples(dataset, limit=limit, transform=transform,
                                                progress=progress, desc='objects'):
         result = engine(image, 'rgb', want_confidence=True, want_stats=False)
-        # A model with the learned part-boundary output splits along it (else the rules).
         step = detection_step(result.labels.shape, getattr(result, 'network_size', None),
                               config.detect_at)
+        # A model with the learned part-boundary output splits along it (else the rules).
         objects = detect_objects(result.labels, parts, settings, result.confidence, image,
                                  getattr(result, 'boundary', None), step)
         instances, full_areas = instances_of(index, labels)
