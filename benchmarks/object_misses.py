@@ -71,8 +71,6 @@ from lw_refinenet_ros.objects.detect import (  # noqa: E402
 from lw_refinenet_ros.objects.options import DetectorSettings, ObjectsConfig  # noqa: E402
 from lw_refinenet_ros.sizes import parse_size  # noqa: E402
 
-_IGNORE = ('background', 'belt')
-
 
 def load_video(seed: int, frames: int, size: tuple[int, int], density: float,
                cache: pathlib.Path, engine_factory: Any) -> list[dict[str, Any]]:
@@ -186,11 +184,13 @@ def classify_frame(objects: list[Any], relaxed: list[Any], labels: np.ndarray,
         causes[f'fp/{cause}/{name}'] += 1
 
 
-def analyse(video: list[dict[str, Any]], source: str, settings: DetectorSettings,
-            relaxed: DetectorSettings, causes: Counter, detect_at: str = 'network') -> None:
+def analyse(video: list[dict[str, Any]], source: str, config: ObjectsConfig,
+            relaxed: DetectorSettings, causes: Counter) -> None:
     """Detect and classify every frame of one video on ``source`` labels, on the network's
     grid as the node does (``objects.detect_at``; exact labels on the model's grid too)."""
-    parts = part_class_lut(CLASS_NAMES, _IGNORE)
+    parts = part_class_lut(CLASS_NAMES, config.ignore_classes, config.one_hole_classes)
+    settings = DetectorSettings.from_config(config)
+    detect_at = config.detect_at
     for frame in video:
         step = detection_step(frame['truth'].shape, frame.get('network_size'), detect_at)
         if source == 'exact':
@@ -247,9 +247,9 @@ def main() -> int:
         name, _, text = item.partition('=')
         current = getattr(default, name[len('objects.'):].replace('.', '_'))
         values[name] = (text.lower() == 'true' if isinstance(current, bool)
-                        else type(current)(text))
+                        else tuple(t for t in text.split(',') if t)
+                        if isinstance(current, tuple) else type(current)(text))
     config = ObjectsConfig.from_mapping(values)
-    settings = DetectorSettings.from_config(config)
     relaxed = DetectorSettings.from_config(ObjectsConfig.from_mapping(
         {**values, 'objects.min_score': 0.0, 'objects.min_area': 1}))
     factory = None
@@ -268,7 +268,7 @@ def main() -> int:
         video = load_video(seed, 20 if args.quick else args.frames, size, args.density,
                            args.cache, factory)
         causes: Counter = Counter()
-        analyse(video, args.labels, settings, relaxed, causes, config.detect_at)
+        analyse(video, args.labels, config, relaxed, causes)
         pooled.update(causes)
         per_seed[seed] = summarise(causes)
         print(seed, {k: per_seed[seed][k] for k in ('precision', 'recall', 'by_cause')},

@@ -391,7 +391,7 @@ def evaluate_objects(engine: Any, dataset: Sequence, class_names: Sequence[str],
     from lw_refinenet_ros.objects.options import ObjectsConfig
 
     config = config or ObjectsConfig.defaults()
-    parts = part_class_lut(class_names, config.ignore_classes)
+    parts = part_class_lut(class_names, config.ignore_classes, config.one_hole_classes)
     settings = DetectorSettings.from_config(config)
     instances_of, kind = instance_source(dataset, parts)
     # The scoring's own smallest piece (as in the benchmark and the demo), not the detector's

@@ -8,6 +8,9 @@ For every part class present, the outer contours of its pixels give candidate re
   split (fragments: an arm end cut off by a part lying across it);
 * pinholes (holes of at most ``max_hole_area`` pixels) are filled, real holes (a nut's bore)
   stay, so the pick point never lands in a bore;
+* a region of a class whose parts each have one hole (nuts, washers, gears) that shows two or
+  more such holes is that many parts, split between the holes
+  (:mod:`lw_refinenet_ros.objects.bores`); the rules below do not run on it;
 * touching parts of the same class are split where the mask (with its real holes) narrows
   between two centres (see :func:`split_regions`), and, given the camera image, overlapping
   ones where the image shows the upper part's edge (:mod:`lw_refinenet_ros.objects.edges`;
@@ -35,6 +38,7 @@ import cv2
 import numpy as np
 
 from lw_refinenet_ros.errors import ConfigError
+from lw_refinenet_ros.objects.bores import split_at_holes
 from lw_refinenet_ros.objects.boundary import BoundaryMap, check_boundary, split_by_boundary
 from lw_refinenet_ros.objects.edges import (
     PAD,
@@ -90,21 +94,36 @@ class DetectedObject:
         return out
 
 
-def part_class_lut(class_names: Sequence[str], ignore: Sequence[str]) -> np.ndarray:
-    """Which class ids are parts: every class except the ignored names or ids.
+#: :func:`part_class_lut` values: no part (scene), a part, a part with one hole through it.
+SCENE, PART, ONE_HOLE_PART = 0, 1, 2
 
-    Ignored names the model does not have are skipped (the default ignores ``belt``, which a
-    VOC model lacks); an id beyond the class count is a configuration error.
-    """
-    lut = np.ones(max(len(class_names), 1), bool)
-    for item in ignore:
+
+def _class_ids(class_names: Sequence[str], items: Sequence[str], parameter: str) -> list[int]:
+    """The class ids named by ``items`` (names or ids); names the model lacks are skipped."""
+    ids = []
+    for item in items:
         if item in class_names:
-            lut[list(class_names).index(item)] = False
+            ids.append(list(class_names).index(item))
         elif item.isdigit():
             if int(item) >= len(class_names):
-                raise ConfigError(f'objects.ignore_classes entry {item!r} is not a class id '
-                                  f'of this model (it has {len(class_names)} classes).')
-            lut[int(item)] = False
+                raise ConfigError(f'{parameter} entry {item!r} is not a class id of this '
+                                  f'model (it has {len(class_names)} classes).')
+            ids.append(int(item))
+    return ids
+
+
+def part_class_lut(class_names: Sequence[str], ignore: Sequence[str],
+                   one_hole: Sequence[str] = ()) -> np.ndarray:
+    """What each class id is: :data:`SCENE` (the ignored names or ids), :data:`PART`, or
+    :data:`ONE_HOLE_PART` (named in ``one_hole``: each part has one hole through it, see
+    :mod:`lw_refinenet_ros.objects.bores`). Truthy for parts, so it also reads as "is a part".
+
+    Names the model does not have are skipped (the default ignores ``belt``, which a VOC
+    model lacks); an id beyond the class count is a configuration error.
+    """
+    lut = np.full(max(len(class_names), 1), PART, np.uint8)
+    lut[_class_ids(class_names, one_hole, 'objects.one_hole_classes')] = ONE_HOLE_PART
+    lut[_class_ids(class_names, ignore, 'objects.ignore_classes')] = SCENE
     return lut
 
 
@@ -114,7 +133,7 @@ def _present_classes(labels: np.ndarray, parts: np.ndarray) -> list[int]:
     else:
         hist = np.bincount(labels.ravel(), minlength=parts.size)
     count = min(hist.size, parts.size)
-    return [int(c) for c in np.nonzero((hist[:count] > 0) & parts[:count])[0]]
+    return [int(c) for c in np.nonzero((hist[:count] > 0) & (parts[:count] != SCENE))[0]]
 
 
 def _fill_pinholes(mask: np.ndarray, filled: np.ndarray, max_hole_area: int) -> np.ndarray:
@@ -452,8 +471,9 @@ def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSett
 
     Args:
         labels: (H, W) integer class ids.
-        parts: bool lookup by class id, True for classes that are parts
-            (:func:`part_class_lut`); ids beyond it are not parts.
+        parts: Lookup by class id (:func:`part_class_lut`): truthy for classes that are
+            parts, :data:`ONE_HOLE_PART` for those split at their holes; ids beyond it are
+            not parts.
         settings: Detector settings.
         confidence: Optional (H, W) confidence of the winning class, for ``score``.
         image: Optional camera image of the same (H, W), any channel order, for
@@ -493,6 +513,7 @@ def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSett
     if boundary is not None and settings.split_boundary_threshold < 1.0:
         seams = BoundaryMap(boundary, shape)
     contrast = _Contrast(image) if image is not None and settings.split_edges else None
+    scene_classes = parts == SCENE
     objects: list[DetectedObject] = []
     for class_id in _present_classes(labels, parts):
         class_mask = labels == class_id
@@ -510,8 +531,16 @@ def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSett
             if np.count_nonzero(mask) < settings.min_area:
                 continue
             mask = _fill_pinholes(mask, filled, settings.max_hole_area)
-            pieces, distance = _split(mask, filled, contour, (x, y, w, h), settings, contrast,
-                                      seams)
+            pieces, distance = None, None
+            if parts[class_id] == ONE_HOLE_PART:
+                regions = split_at_holes(mask, filled & ~mask, labels[y:y + h, x:x + w],
+                                         scene_classes, settings.split_min_seed_area,
+                                         settings.split_min_radius)
+                if regions is not None:
+                    pieces = [mask & (regions == k) for k in range(1, int(regions.max()) + 1)]
+            if pieces is None:
+                pieces, distance = _split(mask, filled, contour, (x, y, w, h), settings,
+                                          contrast, seams)
             for piece in pieces:
                 obj = _measure(class_id, piece, x, y, shape, confidence, settings, distance)
                 if obj is not None:

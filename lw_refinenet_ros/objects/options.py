@@ -45,6 +45,12 @@ OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
                   'Holes inside a part up to this many pixels are pinholes and get filled '
                   '(real holes, e.g. in nuts, are larger and stay); 0 keeps every hole.',
                   minimum=0, maximum=1 << 24, runtime=True),
+    ParameterSpec('objects.one_hole_classes', ('nut', 'washer', 'gear'),
+                  'Class names or ids whose parts each have one hole through them (a bore, a '
+                  "shaft hole): a region of such a class showing two or more holes of the "
+                  'belt is that many parts, split between the holes (overlapping washers '
+                  'show no neck). Names the model does not have are ignored; [] turns it '
+                  'off.', runtime=True),
     ParameterSpec('objects.split_touching', True,
                   'Split touching parts of the same class where the mask has a neck between '
                   'them (distance transform seeds, flooded through the mask).', runtime=True),

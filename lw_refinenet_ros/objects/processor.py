@@ -120,7 +120,8 @@ class ObjectProcessor:
     def configure(self, config: ObjectsConfig) -> None:
         """Apply new settings (runtime parameter change); tracks survive."""
         self._config = config
-        self._parts = part_class_lut(self._class_names, config.ignore_classes)
+        self._parts = part_class_lut(self._class_names, config.ignore_classes,
+                                     config.one_hole_classes)
         self._detector = DetectorSettings.from_config(config)
         self.tracker.settings = TrackerSettings(
             max_distance_px=config.tracking_max_distance_px,

@@ -246,3 +246,31 @@ def test_split_settings_reach_the_detector_at_runtime(ros_context, name: str,
         assert len(objects[-1].objects) == 1
     finally:
         harness.close()
+
+
+def test_one_hole_classes_reach_the_detector_at_runtime(ros_context) -> None:
+    """Two overlapping red rings: one object while ``red_part`` is not a one-hole class (the
+    fake engine's classes are none of the defaults), two once the node is told it is."""
+    from rclpy.parameter import Parameter
+
+    harness = NodeHarness(ros_context, FakeEngine())
+    try:
+        objects = harness.listen('segmentation/objects', SegmentedObjects)
+        publisher = harness.publisher('image')
+        image = np.zeros((80, 110, 3), np.uint8)
+        for x in (38, 62):
+            cv2.circle(image, (x, 40), 18, (255, 0, 0), -1)
+        for x in (38, 62):
+            cv2.circle(image, (x, 40), 8, (0, 0, 0), -1)
+        assert harness.spin_until(lambda: (publisher.publish(stamped(image)),
+                                           len(objects) >= 2)[1], timeout=15)
+        assert len(objects[-1].objects) == 1
+        result = harness.node.set_parameters(
+            [Parameter('objects.one_hole_classes', value=['red_part'])])
+        assert result[0].successful
+        objects.clear()
+        assert harness.spin_until(lambda: (publisher.publish(stamped(image)),
+                                           len(objects) >= 3)[1], timeout=15)
+        assert len(objects[-1].objects) == 2
+    finally:
+        harness.close()
