@@ -47,7 +47,7 @@ OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
                   minimum=0, maximum=1 << 24, runtime=True),
     ParameterSpec('objects.one_hole_classes', ('nut', 'washer', 'gear'),
                   'Class names or ids whose parts each have one hole through them (a bore, a '
-                  "shaft hole): a region of such a class showing two or more holes of the "
+                  'shaft hole): a region of such a class showing two or more holes of the '
                   'belt is that many parts, split between the holes (overlapping washers '
                   'show no neck). Names the model does not have are ignored; [] turns it '
                   'off.', runtime=True),
