@@ -186,10 +186,18 @@ def test_eval_cli_scores_the_labels_of_the_engine_with_the_same_options(tmp_path
 
 
 def test_validation_and_test_seeds_never_overlap_each_other_or_training() -> None:
-    from lw_refinenet_ros.evaluation.seeds import TEST, TRAINING_SEEDS, VALIDATION
+    from lw_refinenet_ros.evaluation.seeds import (
+        TEST,
+        TEST_WIDE,
+        TRAINING_SEEDS,
+        VALIDATION,
+        VALIDATION_WIDE,
+    )
 
-    validation = {VALIDATION.frames, *VALIDATION.videos}
-    test = {TEST.frames, *TEST.videos}
+    validation = {VALIDATION_WIDE.frames, *VALIDATION_WIDE.videos}
+    test = {TEST_WIDE.frames, *TEST_WIDE.videos}
+    assert {VALIDATION.frames, *VALIDATION.videos} <= validation
+    assert {TEST.frames, *TEST.videos} <= test and len(TEST_WIDE.videos) == 15
     assert not validation & test
     assert not (validation | test) & set(TRAINING_SEEDS)
     assert 2000 in validation          # chose the default model's checkpoint
