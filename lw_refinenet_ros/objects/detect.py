@@ -136,30 +136,37 @@ def _present_classes(labels: np.ndarray, parts: np.ndarray) -> list[int]:
     return [int(c) for c in np.nonzero((hist[:count] > 0) & (parts[:count] != SCENE))[0]]
 
 
-def _fill_pinholes(mask: np.ndarray, filled: np.ndarray, max_hole_area: int) -> np.ndarray:
+def _fill_pinholes(mask: np.ndarray, filled: np.ndarray,
+                   max_hole_area: int) -> tuple[np.ndarray, int]:
     """Fill holes of at most ``max_hole_area`` pixels (contours: cheaper than components).
-    ``mask`` and ``filled`` (its outline filled) are bool."""
+    ``mask`` and ``filled`` (its outline filled) are bool. Also how many holes stay (the
+    hole split needs two; -1 when not counted, with ``max_hole_area`` 0)."""
     if max_hole_area <= 0:
-        return mask
+        return mask, -1
     holes = filled & ~mask
     total = int(np.count_nonzero(holes))
     if total == 0:
-        return mask
+        return mask, 0
     if total <= max_hole_area:
-        return mask | holes
+        return mask | holes, 0
     contours, _ = cv2.findContours(holes.view(np.uint8), cv2.RETR_EXTERNAL,
                                    cv2.CHAIN_APPROX_SIMPLE)
     small = np.zeros(holes.shape, np.uint8)
+    kept = len(contours)
     for contour in contours:
         x, y, w, h = cv2.boundingRect(contour)
         if w * h <= max_hole_area:
             cv2.drawContours(small, [contour], -1, 1, cv2.FILLED)
+            kept -= 1
         elif cv2.contourArea(contour) <= max_hole_area:
             one = np.zeros(holes.shape, np.uint8)
             cv2.drawContours(one, [contour], -1, 1, cv2.FILLED)
             if np.count_nonzero(one.view(bool) & holes) <= max_hole_area:
                 small |= one
-    return mask | (small.view(bool) & holes)
+                kept -= 1
+    if kept == len(contours):
+        return mask, kept
+    return mask | (small.view(bool) & holes), kept
 
 
 def _is_convex(contour: np.ndarray, solidity: float) -> bool:
@@ -530,9 +537,9 @@ def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSett
             mask = filled & class_mask[y:y + h, x:x + w]
             if np.count_nonzero(mask) < settings.min_area:
                 continue
-            mask = _fill_pinholes(mask, filled, settings.max_hole_area)
+            mask, holes_left = _fill_pinholes(mask, filled, settings.max_hole_area)
             pieces, distance = None, None
-            if parts[class_id] == ONE_HOLE_PART:
+            if parts[class_id] == ONE_HOLE_PART and holes_left != 0 and holes_left != 1:
                 regions = split_at_holes(mask, filled & ~mask, labels[y:y + h, x:x + w],
                                          scene_classes, settings.split_min_seed_area,
                                          settings.split_min_radius)
