@@ -139,6 +139,26 @@ def add_real_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         help='extra arguments for the node host, e.g. --ros-args -p x:=y')
 
 
+def objects_parameters(items: Sequence[str]) -> dict[str, Any]:
+    """``--param objects.NAME=VALUE`` items as a parameter mapping, each value of its
+    default's type (``true``/``false`` for switches, commas between list entries: ``=,`` is
+    an empty list)."""
+    from lw_refinenet_ros.objects.options import ObjectsConfig
+
+    default = ObjectsConfig.defaults()
+    values: dict[str, Any] = {}
+    for item in items:
+        name, _, text = item.partition('=')
+        current = getattr(default, name[len('objects.'):].replace('.', '_'))
+        if isinstance(current, bool):
+            values[name] = text.lower() == 'true'
+        elif isinstance(current, tuple):
+            values[name] = tuple(entry for entry in text.split(',') if entry)
+        else:
+            values[name] = type(current)(text)
+    return values
+
+
 def write_json(path: pathlib.Path | None, result: dict[str, Any]) -> None:
     """Write ``result`` to ``path`` (if given) and a compact copy to stdout."""
     text = json.dumps(result, indent=2, sort_keys=False, default=str)

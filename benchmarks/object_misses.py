@@ -53,7 +53,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from _common import base_parser, write_json  # noqa: E402
+from _common import base_parser, objects_parameters, write_json  # noqa: E402
 
 from lw_refinenet_ros.data.conveyor import CLASS_NAMES, ConveyorScene  # noqa: E402
 from lw_refinenet_ros.evaluation.object_metrics import (  # noqa: E402
@@ -241,14 +241,7 @@ def main() -> int:
     parser.add_argument('--param', action='append', default=[], metavar='NAME=VALUE',
                         help='objects.* detector parameter, e.g. objects.split_edges=false')
     args = parser.parse_args()
-    values: dict[str, Any] = {}
-    default = ObjectsConfig.defaults()
-    for item in args.param:
-        name, _, text = item.partition('=')
-        current = getattr(default, name[len('objects.'):].replace('.', '_'))
-        values[name] = (text.lower() == 'true' if isinstance(current, bool)
-                        else tuple(t for t in text.split(',') if t)
-                        if isinstance(current, tuple) else type(current)(text))
+    values = objects_parameters(args.param)
     config = ObjectsConfig.from_mapping(values)
     relaxed = DetectorSettings.from_config(ObjectsConfig.from_mapping(
         {**values, 'objects.min_score': 0.0, 'objects.min_area': 1}))

@@ -45,7 +45,13 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from _common import base_parser, machine_state, percentiles, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    base_parser,
+    machine_state,
+    objects_parameters,
+    percentiles,
+    write_json,
+)
 
 from lw_refinenet_ros.data.conveyor import CLASS_NAMES, ConveyorScene  # noqa: E402
 from lw_refinenet_ros.evaluation.object_metrics import (  # noqa: E402
@@ -266,14 +272,7 @@ def main() -> int:
     parser.add_argument('--param', action='append', default=[], metavar='NAME=VALUE',
                         help='objects.* parameter, e.g. objects.split_touching=false')
     args = parser.parse_args()
-    values: dict[str, Any] = {}
-    for item in args.param:
-        name, _, text = item.partition('=')
-        default = ObjectsConfig.defaults()
-        field = name[len('objects.'):].replace('.', '_')
-        current = getattr(default, field)
-        values[name] = (text.lower() == 'true' if isinstance(current, bool)
-                        else type(current)(text))
+    values = objects_parameters(args.param)
     config = ObjectsConfig.from_mapping(values)
     frames = 40 if args.quick else args.frames
     width, height = parse_size(args.size, what='--size')
