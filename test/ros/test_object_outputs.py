@@ -216,6 +216,29 @@ def test_detect_at_chooses_the_pixels_min_area_counts_in_the_node(ros_context) -
         harness.close()
 
 
+def parts_before_and_after(ros_context, image: np.ndarray, name: str,
+                           value: object) -> tuple[int, int]:
+    """Objects the node finds in ``image`` with the defaults, then after ``name`` is set to
+    ``value`` on the running node."""
+    from rclpy.parameter import Parameter
+
+    harness = NodeHarness(ros_context, FakeEngine())
+    try:
+        objects = harness.listen('segmentation/objects', SegmentedObjects)
+        publisher = harness.publisher('image')
+        assert harness.spin_until(lambda: (publisher.publish(stamped(image)),
+                                           len(objects) >= 2)[1], timeout=15)
+        before = len(objects[-1].objects)
+        result = harness.node.set_parameters([Parameter(name, value=value)])
+        assert result[0].successful
+        objects.clear()
+        assert harness.spin_until(lambda: (publisher.publish(stamped(image)),
+                                           len(objects) >= 3)[1], timeout=15)
+        return before, len(objects[-1].objects)
+    finally:
+        harness.close()
+
+
 @pytest.mark.parametrize('name, value', [
     # Only regions below 0.7 convex are tried for a split: the pair is about 0.78.
     ('objects.split_max_solidity', 0.7),
@@ -225,52 +248,20 @@ def test_detect_at_chooses_the_pixels_min_area_counts_in_the_node(ros_context) -
 def test_split_settings_reach_the_detector_at_runtime(ros_context, name: str,
                                                       value: float) -> None:
     """Two touching red discs: two parts by default, one once the node is told ``name``."""
-    from rclpy.parameter import Parameter
-
-    harness = NodeHarness(ros_context, FakeEngine())
-    try:
-        objects = harness.listen('segmentation/objects', SegmentedObjects)
-        publisher = harness.publisher('image')
-        image = np.zeros((60, 100, 3), np.uint8)
-        cv2.circle(image, (30, 30), 15, (255, 0, 0), -1)
-        cv2.circle(image, (58, 30), 13, (255, 0, 0), -1)
-        image[29:31, 44:46] = (255, 0, 0)
-        assert harness.spin_until(lambda: (publisher.publish(stamped(image)),
-                                           len(objects) >= 2)[1], timeout=15)
-        assert len(objects[-1].objects) == 2
-        result = harness.node.set_parameters([Parameter(name, value=value)])
-        assert result[0].successful
-        objects.clear()
-        assert harness.spin_until(lambda: (publisher.publish(stamped(image)),
-                                           len(objects) >= 3)[1], timeout=15)
-        assert len(objects[-1].objects) == 1
-    finally:
-        harness.close()
+    image = np.zeros((60, 100, 3), np.uint8)
+    cv2.circle(image, (30, 30), 15, (255, 0, 0), -1)
+    cv2.circle(image, (58, 30), 13, (255, 0, 0), -1)
+    image[29:31, 44:46] = (255, 0, 0)
+    assert parts_before_and_after(ros_context, image, name, value) == (2, 1)
 
 
 def test_one_hole_classes_reach_the_detector_at_runtime(ros_context) -> None:
     """Two overlapping red rings: one object while ``red_part`` is not a one-hole class (the
     fake engine's classes are none of the defaults), two once the node is told it is."""
-    from rclpy.parameter import Parameter
-
-    harness = NodeHarness(ros_context, FakeEngine())
-    try:
-        objects = harness.listen('segmentation/objects', SegmentedObjects)
-        publisher = harness.publisher('image')
-        image = np.zeros((80, 110, 3), np.uint8)
-        for x in (38, 62):
-            cv2.circle(image, (x, 40), 18, (255, 0, 0), -1)
-        for x in (38, 62):
-            cv2.circle(image, (x, 40), 8, (0, 0, 0), -1)
-        assert harness.spin_until(lambda: (publisher.publish(stamped(image)),
-                                           len(objects) >= 2)[1], timeout=15)
-        assert len(objects[-1].objects) == 1
-        result = harness.node.set_parameters(
-            [Parameter('objects.one_hole_classes', value=['red_part'])])
-        assert result[0].successful
-        objects.clear()
-        assert harness.spin_until(lambda: (publisher.publish(stamped(image)),
-                                           len(objects) >= 3)[1], timeout=15)
-        assert len(objects[-1].objects) == 2
-    finally:
-        harness.close()
+    image = np.zeros((80, 110, 3), np.uint8)
+    for x in (38, 62):
+        cv2.circle(image, (x, 40), 18, (255, 0, 0), -1)
+    for x in (38, 62):
+        cv2.circle(image, (x, 40), 8, (0, 0, 0), -1)
+    assert parts_before_and_after(ros_context, image, 'objects.one_hole_classes',
+                                  ['red_part']) == (1, 2)
