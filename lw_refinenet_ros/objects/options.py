@@ -22,7 +22,8 @@ OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
                   runtime=True),
     ParameterSpec('objects.ignore_classes', ('background', 'belt'),
                   'Class names or ids that are never objects (the scene, not parts). Names '
-                  'the model does not have are ignored.', runtime=True),
+                  'the model does not have are ignored (with one warning, unless the list is '
+                  'the default).', runtime=True),
     ParameterSpec('objects.detect_at', 'network',
                   "network: find parts on the labels sampled at the network's input grid "
                   '(every second pixel of a 640x480 camera on a model run at 320x240) and '
@@ -49,8 +50,8 @@ OBJECT_PARAMETERS: tuple[ParameterSpec, ...] = (
                   'Class names or ids whose parts each have one hole through them (a bore, a '
                   'shaft hole): a region of such a class showing two or more holes of the '
                   'belt is that many parts, split between the holes (overlapping washers '
-                  'show no neck). Names the model does not have are ignored; [] turns it '
-                  'off.', runtime=True),
+                  'show no neck). Names the model does not have are ignored (with one '
+                  'warning, unless the list is the default); [] turns it off.', runtime=True),
     ParameterSpec('objects.split_touching', True,
                   'Split touching parts of the same class where the mask has a neck between '
                   'them (distance transform seeds, flooded through the mask).', runtime=True),

@@ -30,7 +30,7 @@ from lw_refinenet_ros.objects.detect import (
     detection_step,
     part_class_lut,
 )
-from lw_refinenet_ros.objects.options import ObjectsConfig
+from lw_refinenet_ros.objects.options import OBJECT_PARAMETER_SPECS, ObjectsConfig
 from lw_refinenet_ros.objects.tracking import Tracker, TrackerSettings
 
 _NAN2 = (math.nan, math.nan)
@@ -123,11 +123,26 @@ class ObjectProcessor:
         self._parts = part_class_lut(self._class_names, config.ignore_classes,
                                      config.one_hole_classes)
         self._detector = DetectorSettings.from_config(config)
+        for name in ('ignore_classes', 'one_hole_classes'):
+            self._warn_unknown_classes(name, getattr(config, name))
         self.tracker.settings = TrackerSettings(
             max_distance_px=config.tracking_max_distance_px,
             confirm_frames=config.tracking_confirm_frames,
             max_missed_frames=config.tracking_max_missed_frames)
         self._geometry_key = None  # rebuilt (and re-checked) on the next frame
+
+    def _warn_unknown_classes(self, field: str, entries: Sequence[str]) -> None:
+        """A class list set by the user that names classes the model lacks is probably a
+        typo, and would silently do nothing: say so once. The defaults name conveyor
+        classes, which another model need not have, and are not reported."""
+        if tuple(entries) == OBJECT_PARAMETER_SPECS[f'objects.{field}'].default:
+            return
+        unknown = [entry for entry in entries
+                   if entry not in self._class_names and not entry.isdigit()]
+        if unknown:
+            self._warn(f'objects.{field} names {", ".join(map(repr, unknown))}, which this '
+                       f'model does not have (its classes: {", ".join(self._class_names)}); '
+                       f'those entries do nothing.')
 
     def _warn(self, text: str) -> None:
         if text not in self._warned:

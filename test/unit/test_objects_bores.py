@@ -138,3 +138,15 @@ def test_the_setting_turns_it_off_in_the_processor() -> None:
     assert len(by_default.process(washers(), 0.0, confidence).objects) == 2
     off = ObjectProcessor(ObjectsConfig.from_mapping({'objects.one_hole_classes': []}), NAMES)
     assert len(off.process(washers(), 0.0, confidence).objects) == 1
+
+
+def test_a_class_the_model_lacks_is_reported_once_not_silently_ignored() -> None:
+    """A typo in a class list would do nothing; the defaults (conveyor names) stay quiet."""
+    warnings: list[str] = []
+    ObjectProcessor(ObjectsConfig.defaults(), ('background', 'aeroplane'), warnings.append)
+    assert warnings == []
+    config = ObjectsConfig.from_mapping({'objects.one_hole_classes': ['wahser', 'washer', '2']})
+    processor = ObjectProcessor(config, NAMES, warnings.append)
+    processor.configure(config)
+    assert len(warnings) == 1
+    assert "one_hole_classes names 'wahser'" in warnings[0] and 'washer' in warnings[0]
