@@ -15,7 +15,8 @@ Every seed that chose the packaged default model or the ``objects.*`` defaults i
 :data:`VALIDATION`: 2000 (checkpoint selection in training), 3000 and 5000 (the held-out
 mIoU and the robustness suite that shaped the camera-change augmentation), and the five
 object videos that chose the run-3 model and ``objects.split_edges``; the ten videos
-:data:`VALIDATION_WIDE` adds chose ``objects.one_hole_classes``. Training frames come
+:data:`VALIDATION_WIDE` adds chose ``objects.one_hole_classes``, and videos 201001,
+202002, ..., 210010 (every 1001) checked it (docs/benchmarks.md). Training frames come
 from :data:`TRAINING_SEEDS`.
 
 ``lw-refinenet eval --data conveyor:validation`` (the default) and ``conveyor:test`` name
