@@ -212,3 +212,26 @@ def test_segment_finds_parts_on_the_network_grid_unless_told_camera(
     assert all(p['pick']['x'] % 2 == 0 and p['pick']['y'] % 2 == 0 for p in found['network'])
     assert not all(p['pick']['x'] % 2 == 0 and p['pick']['y'] % 2 == 0
                    for p in found['camera'])
+
+
+def test_segment_splits_overlapping_washers_at_their_holes_unless_told_otherwise(
+        tmp_path: pathlib.Path) -> None:
+    """A validation belt (seed 20009, frame 44) where two washers lie on each other: the
+    packaged model labels them as one washer blob with two holes. By default they are two
+    objects; ``--objects-one-hole-classes`` with no class leaves them one."""
+    from lw_refinenet_ros.data.conveyor import ConveyorScene
+
+    scene = ConveyorScene(20009, (320, 240))
+    for _ in range(44):
+        image = scene.next_frame()[0]
+    cv2.imwrite(str(tmp_path / 'belt.png'), image[:, :, ::-1])
+    engine = ['--device', 'cpu', '--backend', 'torch', '--precision', 'fp32', '--no-progress',
+              '--objects']
+    washers = {}
+    for name, extra in (('default', []), ('off', ['--objects-one-hole-classes'])):
+        out = tmp_path / name
+        assert main(['segment', str(tmp_path / 'belt.png'), '--out', str(out), *engine,
+                     *extra]) == 0
+        record = json.loads((out / 'belt_objects.json').read_text())
+        washers[name] = sum(p['class_name'] == 'washer' for p in record['objects'])
+    assert washers['default'] == washers['off'] + 1
