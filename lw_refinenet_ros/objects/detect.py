@@ -383,6 +383,19 @@ def _split_learned(mask: np.ndarray, box: tuple[int, int, int, int],
     return [mask & (regions == k) for k in range(1, int(regions.max()) + 1)]
 
 
+def _split_at_holes(mask: np.ndarray, filled: np.ndarray, labels: np.ndarray,
+                    scene_classes: np.ndarray,
+                    settings: DetectorSettings) -> list[np.ndarray] | None:
+    """The parts of a one-hole class's region, one per hole it shows, or None (fewer than
+    two holes: the other rules decide). A hole must be as large as a split's seed, and holes
+    closer than ``split_min_radius`` are one (see :mod:`lw_refinenet_ros.objects.bores`)."""
+    regions = split_at_holes(mask, filled & ~mask, labels, scene_classes,
+                             settings.split_min_seed_area, settings.split_min_radius)
+    if regions is None:
+        return None
+    return [mask & (regions == k) for k in range(1, int(regions.max()) + 1)]
+
+
 def _split(mask: np.ndarray, filled: np.ndarray, contour: np.ndarray, box: tuple[int, ...],
            settings: DetectorSettings, contrast: _Contrast | None,
            seams: BoundaryMap | None = None) -> tuple[list[np.ndarray], np.ndarray | None]:
@@ -540,11 +553,8 @@ def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSett
             mask, holes_left = _fill_pinholes(mask, filled, settings.max_hole_area)
             pieces, distance = None, None
             if parts[class_id] == ONE_HOLE_PART and holes_left != 0 and holes_left != 1:
-                regions = split_at_holes(mask, filled & ~mask, labels[y:y + h, x:x + w],
-                                         scene_classes, settings.split_min_seed_area,
-                                         settings.split_min_radius)
-                if regions is not None:
-                    pieces = [mask & (regions == k) for k in range(1, int(regions.max()) + 1)]
+                pieces = _split_at_holes(mask, filled, labels[y:y + h, x:x + w],
+                                         scene_classes, settings)
             if pieces is None:
                 pieces, distance = _split(mask, filled, contour, (x, y, w, h), settings,
                                           contrast, seams)
