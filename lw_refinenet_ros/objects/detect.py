@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from lw_refinenet_ros.errors import ConfigError
-from lw_refinenet_ros.objects.bores import split_at_holes
+from lw_refinenet_ros.objects.bores import enclosed_holes, split_at_holes
 from lw_refinenet_ros.objects.boundary import BoundaryMap, check_boundary, split_by_boundary
 from lw_refinenet_ros.objects.edges import (
     PAD,
@@ -383,13 +383,23 @@ def _split_learned(mask: np.ndarray, box: tuple[int, int, int, int],
     return [mask & (regions == k) for k in range(1, int(regions.max()) + 1)]
 
 
-def _split_at_holes(mask: np.ndarray, filled: np.ndarray, labels: np.ndarray,
-                    scene_classes: np.ndarray,
+def _split_at_holes(mask: np.ndarray, filled: np.ndarray, contour: np.ndarray,
+                    holes_left: int, labels: np.ndarray, scene_classes: np.ndarray,
                     settings: DetectorSettings) -> list[np.ndarray] | None:
     """The parts of a one-hole class's region, one per hole it shows, or None (fewer than
     two holes: the other rules decide). A hole must be as large as a split's seed, and holes
-    closer than ``split_min_radius`` are one (see :mod:`lw_refinenet_ros.objects.bores`)."""
-    regions = split_at_holes(mask, filled & ~mask, labels, scene_classes,
+    closer than ``split_min_radius`` are one (see :mod:`lw_refinenet_ros.objects.bores`).
+    With fewer than two closed holes, a region whose outline is not convex (two parts leave
+    notches) is searched for bores that a part lying across the ring opened to the belt."""
+    if holes_left == 0 or holes_left == 1:
+        if _is_convex(contour, settings.split_max_solidity):
+            return None
+        holes = enclosed_holes(mask, labels, scene_classes, settings.split_min_seed_area)
+        if holes is None:
+            return None
+    else:
+        holes = filled & ~mask
+    regions = split_at_holes(mask, holes, labels, scene_classes,
                              settings.split_min_seed_area, settings.split_min_radius)
     if regions is None:
         return None
@@ -552,9 +562,9 @@ def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSett
                 continue
             mask, holes_left = _fill_pinholes(mask, filled, settings.max_hole_area)
             pieces, distance = None, None
-            if parts[class_id] == ONE_HOLE_PART and holes_left != 0 and holes_left != 1:
-                pieces = _split_at_holes(mask, filled, labels[y:y + h, x:x + w],
-                                         scene_classes, settings)
+            if parts[class_id] == ONE_HOLE_PART:
+                pieces = _split_at_holes(mask, filled, contour, holes_left,
+                                         labels[y:y + h, x:x + w], scene_classes, settings)
             if pieces is None:
                 pieces, distance = _split(mask, filled, contour, (x, y, w, h), settings,
                                           contrast, seams)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lw_refinenet_ros.errors import ConfigError
-from lw_refinenet_ros.objects.bores import split_at_holes
+from lw_refinenet_ros.objects.bores import enclosed_holes, split_at_holes
 from lw_refinenet_ros.objects.detect import (
     ONE_HOLE_PART,
     PART,
@@ -150,3 +150,33 @@ def test_a_class_the_model_lacks_is_reported_once_not_silently_ignored() -> None
     processor.configure(config)
     assert len(warnings) == 1
     assert "one_hole_classes names 'wahser'" in warnings[0] and 'washer' in warnings[0]
+
+
+def test_a_bore_opened_by_a_part_lying_across_the_ring_still_counts() -> None:
+    """A bolt lies across the left washer's ring, so its bore reaches the bolt, not closed
+    in by the ring; with the bolt it is still closed in, and mostly by the washer."""
+    labels = washers()
+    labels[28:36, 0:28] = BOLT         # across the left washer's ring, into its bore
+    plain = part_class_lut(NAMES, ('background', 'belt'))
+    assert len([o for o in detect_objects(labels, plain, DetectorSettings())
+                if o.class_id == WASHER]) == 1
+    found = [o for o in detect_objects(labels, PARTS, DetectorSettings())
+             if o.class_id == WASHER]
+    assert len(found) == 2
+
+
+def test_a_pocket_of_belt_between_a_part_and_another_is_no_bore(monkeypatch) -> None:
+    """Belt closed in half by the region and half by a part beside it is a pocket between
+    parts; belt closed in by the region alone is a bore."""
+    from lw_refinenet_ros.objects import bores
+
+    labels = np.full((40, 60), BELT, np.uint8)
+    labels[5:35, 5:30] = WASHER
+    labels[5:35, 30:55] = BOLT
+    labels[15:25, 25:35] = BELT        # the pocket, across the two parts' edge
+    labels[12:22, 10:18] = BELT        # the region's own bore
+    mask = labels == WASHER
+    assert enclosed_holes(mask, labels, PARTS == SCENE, 40) is None
+    monkeypatch.setattr(bores, 'OPEN_BORE_RIM_SHARE', 0.3)
+    holes = enclosed_holes(mask, labels, PARTS == SCENE, 40)
+    assert holes is not None and holes[20, 30] and holes[16, 14]
