@@ -383,16 +383,17 @@ def _split_learned(mask: np.ndarray, box: tuple[int, int, int, int],
     return [mask & (regions == k) for k in range(1, int(regions.max()) + 1)]
 
 
-def _split_at_holes(mask: np.ndarray, filled: np.ndarray, contour: np.ndarray,
+def _split_at_holes(mask: np.ndarray, filled: np.ndarray, convex: bool,
                     holes_left: int, labels: np.ndarray, scene_classes: np.ndarray,
                     settings: DetectorSettings) -> list[np.ndarray] | None:
     """The parts of a one-hole class's region, one per hole it shows, or None (fewer than
     two holes: the other rules decide). A hole must be as large as a split's seed, and holes
     closer than ``split_min_radius`` are one (see :mod:`lw_refinenet_ros.objects.bores`).
     With fewer than two closed holes, a region whose outline is not convex (two parts leave
-    notches) is searched for bores that a part lying across the ring opened to the belt."""
+    notches) is searched for bores that a part lying across the ring opened to the belt.
+    ``convex``: :func:`_is_convex` of the region's outline."""
     if holes_left == 0 or holes_left == 1:
-        if _is_convex(contour, settings.split_max_solidity):
+        if convex:
             return None
         holes = enclosed_holes(mask, labels, scene_classes, settings.split_min_seed_area)
         if holes is None:
@@ -406,16 +407,17 @@ def _split_at_holes(mask: np.ndarray, filled: np.ndarray, contour: np.ndarray,
     return [mask & (regions == k) for k in range(1, int(regions.max()) + 1)]
 
 
-def _split(mask: np.ndarray, filled: np.ndarray, contour: np.ndarray, box: tuple[int, ...],
+def _split(mask: np.ndarray, filled: np.ndarray, convex: bool, box: tuple[int, ...],
            settings: DetectorSettings, contrast: _Contrast | None,
            seams: BoundaryMap | None = None) -> tuple[list[np.ndarray], np.ndarray | None]:
     """The parts in one region (bool ``mask``; ``filled``: its outline filled, bool): the
     learned seams when there is a map; else necks first, then the image's edges inside each
     piece. Also the region's clearance map when the neck split computed it and the region
-    stayed one part (its pick point reuses it)."""
+    stayed one part (its pick point reuses it). ``convex``: :func:`_is_convex` of the
+    region's outline (not read with seams)."""
     if seams is not None:
         return _split_learned(mask, box, settings, seams), None  # type: ignore[arg-type]
-    if _is_convex(contour, settings.split_max_solidity):
+    if convex:
         return [mask], None
     pieces = [mask]
     distance = None
@@ -562,11 +564,15 @@ def detect_objects(labels: np.ndarray, parts: np.ndarray, settings: DetectorSett
                 continue
             mask, holes_left = _fill_pinholes(mask, filled, settings.max_hole_area)
             pieces, distance = None, None
-            if parts[class_id] == ONE_HOLE_PART:
-                pieces = _split_at_holes(mask, filled, contour, holes_left,
+            one_hole = parts[class_id] == ONE_HOLE_PART
+            # Once per region: both the hole split and the rules gate on it.
+            convex = ((seams is None or one_hole)
+                      and _is_convex(contour, settings.split_max_solidity))
+            if one_hole:
+                pieces = _split_at_holes(mask, filled, convex, holes_left,
                                          labels[y:y + h, x:x + w], scene_classes, settings)
             if pieces is None:
-                pieces, distance = _split(mask, filled, contour, (x, y, w, h), settings,
+                pieces, distance = _split(mask, filled, convex, (x, y, w, h), settings,
                                           contrast, seams)
             for piece in pieces:
                 obj = _measure(class_id, piece, x, y, shape, confidence, settings, distance)
