@@ -98,9 +98,15 @@ class DetectedObject:
 SCENE, PART, ONE_HOLE_PART = 0, 1, 2
 
 
-def _class_ids(class_names: Sequence[str], items: Sequence[str], parameter: str) -> list[int]:
-    """The class ids named by ``items`` (names or ids); names the model lacks are skipped."""
-    ids = []
+def class_ids(class_names: Sequence[str], items: Sequence[str],
+              parameter: str) -> tuple[list[int], list[str]]:
+    """The class ids named by ``items`` (names or ids), and the names the model lacks
+    (skipped: the caller decides whether to warn).
+
+    Raises:
+        ConfigError: For an id beyond the class count (``parameter`` names the option).
+    """
+    ids, unknown = [], []
     for item in items:
         if item in class_names:
             ids.append(list(class_names).index(item))
@@ -109,7 +115,9 @@ def _class_ids(class_names: Sequence[str], items: Sequence[str], parameter: str)
                 raise ConfigError(f'{parameter} entry {item!r} is not a class id of this '
                                   f'model (it has {len(class_names)} classes).')
             ids.append(int(item))
-    return ids
+        else:
+            unknown.append(item)
+    return ids, unknown
 
 
 def part_class_lut(class_names: Sequence[str], ignore: Sequence[str],
@@ -122,8 +130,8 @@ def part_class_lut(class_names: Sequence[str], ignore: Sequence[str],
     model lacks); an id beyond the class count is a configuration error.
     """
     lut = np.full(max(len(class_names), 1), PART, np.uint8)
-    lut[_class_ids(class_names, one_hole, 'objects.one_hole_classes')] = ONE_HOLE_PART
-    lut[_class_ids(class_names, ignore, 'objects.ignore_classes')] = SCENE
+    lut[class_ids(class_names, one_hole, 'objects.one_hole_classes')[0]] = ONE_HOLE_PART
+    lut[class_ids(class_names, ignore, 'objects.ignore_classes')[0]] = SCENE
     return lut
 
 

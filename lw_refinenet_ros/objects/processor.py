@@ -26,6 +26,7 @@ from lw_refinenet_ros.objects.belt import (
 from lw_refinenet_ros.objects.detect import (
     DetectedObject,
     DetectorSettings,
+    class_ids,
     detect_objects,
     detection_step,
     part_class_lut,
@@ -137,8 +138,7 @@ class ObjectProcessor:
         classes, which another model need not have, and are not reported."""
         if tuple(entries) == OBJECT_PARAMETER_SPECS[f'objects.{field}'].default:
             return
-        unknown = [entry for entry in entries
-                   if entry not in self._class_names and not entry.isdigit()]
+        _, unknown = class_ids(self._class_names, entries, f'objects.{field}')
         if unknown:
             self._warn(f'objects.{field} names {", ".join(map(repr, unknown))}, which this '
                        f'model does not have (its classes: {", ".join(self._class_names)}); '
