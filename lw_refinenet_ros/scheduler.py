@@ -20,6 +20,15 @@ left-behind worker, so ``process`` never runs twice at once. :func:`busy_workers
 worker threads still alive, so that a process can decide how to exit (a daemon thread inside
 C++ code at interpreter exit aborts the process; see lw_refinenet_ros/ros/runner.py).
 
+Two stages (``complete``): the worker runs ``process`` (decoding and the forward pass) and
+hands its result to a second thread that runs ``complete`` (post-processing and publishing),
+then takes the next frames. On a CPU the next frame's forward pass thus overlaps this frame's
+outputs. The worker hands over a cycle only once the second thread has completed the previous
+one, so at most one cycle is in each stage, frames stay in order and a frame's latency grows
+by at most one stage's wait. A taken frame stays ``pending`` until it is complete. The second
+thread belongs to its worker: the worker waits for it before it exits, so :meth:`stop` and
+:func:`busy_workers` cover both.
+
 The worker must never die silently: ``process`` errors only fail their frames, and anything
 else that ends the thread is logged with its traceback, reported to ``on_crash`` and kept
 (:meth:`LatestFrameScheduler.worker_crash`) until the owner restarts it
@@ -198,7 +207,73 @@ def frame_age_ms(frame: Frame, clock: Callable[[], float],
 
 # ``process`` receives the frames of one cycle and returns, per frame, True when it was
 # processed and False when it failed. Raising counts every frame of the cycle as failed.
-ProcessFn = Callable[[list[Frame]], Sequence[bool]]
+# With a ``complete`` stage, ``process`` returns what ``complete`` needs instead (its carry),
+# and ``complete(frames, carry)`` returns the outcome per frame.
+ProcessFn = Callable[[list[Frame]], Any]
+CompleteFn = Callable[[list[Frame], Any], Sequence[bool]]
+
+
+class _SecondStage:
+    """The thread that completes a worker's cycles, one at a time, while the worker runs the
+    next cycle's first stage.
+
+    Args:
+        complete: Completes one cycle (never raises: the scheduler's ``_complete_cycle``).
+        name: The thread's name.
+    """
+
+    def __init__(self, complete: Callable[[list[Frame], Any], None], name: str) -> None:
+        self._complete = complete
+        self._condition = threading.Condition()
+        self._cycle: tuple[list[Frame], Any] | None = None
+        self._busy = False
+        self._closed = False
+        self._ended = False
+        #: Why the thread ended on its own ('<type>: <message>'), else ''.
+        self.error = ''
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def hand_over(self, frames: list[Frame], carry: Any) -> bool:
+        """Wait until the previous cycle is complete, then hand this one over. False: the
+        thread has ended (the caller must fail the frames)."""
+        with self._condition:
+            while (self._cycle is not None or self._busy) and not self._ended:
+                self._condition.wait()
+            if self._ended:
+                return False
+            self._cycle = (frames, carry)
+            self._condition.notify_all()
+            return True
+
+    def close(self) -> None:
+        """Complete the cycle handed over, then end the thread (the caller joins it)."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._condition:
+                    while self._cycle is None and not self._closed:
+                        self._condition.wait()
+                    if self._cycle is None:
+                        return
+                    (frames, carry), self._cycle = self._cycle, None
+                    self._busy = True
+                try:
+                    self._complete(frames, carry)
+                finally:
+                    with self._condition:
+                        self._busy = False
+                        self._condition.notify_all()
+        except BaseException as error:  # noqa: BLE001 - the worker reports it as its crash
+            self.error = f'{type(error).__name__}: {" ".join(str(error).split())}'
+            _LOG.error('the outputs thread died: %s', self.error, exc_info=error)
+        finally:
+            with self._condition:
+                self._ended = True
+                self._condition.notify_all()
 
 
 class LatestFrameScheduler:
@@ -209,7 +284,8 @@ class LatestFrameScheduler:
                  clock: Callable[[], float] = time.monotonic,
                  stamp_clock: Callable[[], float] = time.time,
                  on_skipped: Callable[[Frame, str], None] | None = None,
-                 on_crash: Callable[[WorkerCrash], None] | None = None) -> None:
+                 on_crash: Callable[[WorkerCrash], None] | None = None,
+                 complete: CompleteFn | None = None) -> None:
         """Create the scheduler (the worker starts with :meth:`start`).
 
         Args:
@@ -223,9 +299,13 @@ class LatestFrameScheduler:
                 reason, so the caller can log it.
             on_crash: Called on the dying worker thread when anything but ``process`` raised
                 in it (``process`` errors only fail their frames); see :meth:`restart`.
+            complete: The second stage, on its own thread (see the module docstring); None:
+                ``process`` does all and returns the outcome. :meth:`run_once` runs both
+                stages on the calling thread.
         """
         self._sources = _check_sources(sources)
         self._process = process
+        self._complete = complete
         self._config = config or SchedulerConfig()
         self._clock = clock
         self._stamp_clock = stamp_clock
@@ -324,48 +404,84 @@ class LatestFrameScheduler:
                     fresh.append(frame)
             return fresh, stale
 
-    def _finish(self, frames: list[Frame], outcome: Sequence[bool] | None) -> None:
+    def _settle(self, frames: list[Frame], outcome: Sequence[bool] | None) -> None:
         with self._condition:
             for index, frame in enumerate(frames):
                 self._counts[frame.source].finished(
                     outcome is not None and index < len(outcome) and bool(outcome[index]))
 
     def run_once(self, timeout: float | None = None) -> int:
-        """Run one cycle on the calling thread; returns how many frames were handed over.
+        """Run one cycle (both stages) on the calling thread; returns how many frames were
+        handed over.
 
         The worker thread runs the same cycle in a loop; tests call this for determinism.
         """
-        return self._cycle(timeout, None)
+        return self._cycle(timeout, None, None)
 
-    def _cycle(self, timeout: float | None, generation: int | None) -> int:
+    def _cycle(self, timeout: float | None, generation: int | None,
+               second: _SecondStage | None) -> int:
         frames, stale = self._take(timeout, generation)
         if self._on_skipped is not None:
             for frame, reason in stale:
                 self._on_skipped(frame, reason)
         if not frames:
             return 0
-        outcome: Sequence[bool] | None = None
+        if self._complete is None:
+            outcome: Sequence[bool] | None = None
+            try:
+                outcome = self._process(frames)
+            except Exception:  # noqa: BLE001 - a failing cycle must not kill the worker
+                _LOG.exception('processing %d frame(s) failed', len(frames))
+            finally:
+                self._settle(frames, outcome)
+            return len(frames)
         try:
-            outcome = self._process(frames)
-        except Exception:  # noqa: BLE001 - a failing cycle must not kill the worker
+            carry = self._process(frames)
+        except Exception:  # noqa: BLE001 - see above
             _LOG.exception('processing %d frame(s) failed', len(frames))
-        finally:
-            self._finish(frames, outcome)
+            self._settle(frames, None)
+            return len(frames)
+        if second is None:
+            self._complete_cycle(frames, carry)
+        elif not second.hand_over(frames, carry):
+            self._settle(frames, None)
+            raise RuntimeError(f'the outputs thread died: {second.error or "it ended"}')
         return len(frames)
 
+    def _complete_cycle(self, frames: list[Frame], carry: Any) -> None:
+        outcome: Sequence[bool] | None = None
+        try:
+            outcome = self._complete(frames, carry)  # type: ignore[misc]
+        except Exception:  # noqa: BLE001 - a failing cycle must not kill the thread
+            _LOG.exception('completing %d frame(s) failed', len(frames))
+        finally:
+            self._settle(frames, outcome)
+
     def _run(self, generation: int, previous: threading.Thread | None) -> None:
+        second = None
         try:
             if previous is not None:
                 # One cycle at a time: the engine behind ``process`` need not be re-entrant.
                 previous.join()
+            if self._complete is not None:
+                second = _SecondStage(self._complete_cycle, 'lw_refinenet_outputs')
+                with _WORKERS_LOCK:
+                    _WORKERS.add(second.thread)
+                second.thread.start()
             while True:
                 with self._condition:
                     if self._retired(generation):
                         return
-                self._cycle(None, generation)
+                self._cycle(None, generation, second)
         except BaseException as error:  # noqa: BLE001 - recorded and reported, never silent
             self._died(generation, error)
         finally:
+            if second is not None:
+                # The cycle handed over is completed before this worker counts as ended.
+                second.close()
+                second.thread.join()
+                with _WORKERS_LOCK:
+                    _WORKERS.discard(second.thread)
             with _WORKERS_LOCK:
                 _WORKERS.discard(threading.current_thread())
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -365,15 +365,31 @@ class Segmenter:
                       want_stats: bool = True) -> list[SegmentationResult]:
         """Segment several images in shared forward passes (several cameras). No parts: each
         camera is its own stream; give each an :meth:`object_stream`."""
+        return self.begin_batch(images, color_orders, want_confidence=want_confidence,
+                                want_stats=want_stats)()
+
+    def begin_batch(self, images: Sequence[np.ndarray],
+                    color_orders: str | Sequence[str] = 'rgb', *,
+                    want_confidence: bool = True,
+                    want_stats: bool = True) -> Callable[[], list[SegmentationResult]]:
+        """:meth:`segment_batch` in two halves: the forward passes now, the post-processing
+        when the returned function is called (the node's second thread; see
+        ``InferenceEngine.begin_batch``)."""
         if images:
             self.warm_up(images[0], color_orders if isinstance(color_orders, str)
                          else color_orders[0])
-        results = self._engine.infer_batch(images, color_orders,
-                                           want_confidence=want_confidence,
-                                           want_stats=want_stats)
-        for result in results:
-            result.class_names = self.class_names
-        return results
+        finish_engine = self._engine.begin_batch(images, color_orders,
+                                                 want_confidence=want_confidence,
+                                                 want_stats=want_stats)
+        class_names = self.class_names
+
+        def finish() -> list[SegmentationResult]:
+            results = finish_engine()
+            for result in results:
+                result.class_names = class_names
+            return results
+
+        return finish
 
     def object_stream(self, *, tracking: bool = True,
                       on_warning: Any = None) -> ObjectProcessor:

@@ -93,9 +93,18 @@ def boundary_probability(logits: Any, num_classes: int) -> np.ndarray | None:
     return (1.0 / (1.0 + np.exp(-channel))).astype(np.float32)
 
 
-def run_on_cpu(pre: CpuPreprocessor, backend: Backend, post: CpuPostprocessor,
-               num_classes: int, chunk: Chunk) -> None:
-    """The chunk through numpy/OpenCV stages around ``backend.forward``."""
+@dataclass
+class ForwardOutput:
+    """A chunk's logits and the host times around its forward pass (:func:`forward_on_cpu`),
+    waiting for :func:`finish_on_cpu`."""
+
+    logits: Any
+    times: tuple[float, float, float]  # preprocess start, forward start, forward end
+
+
+def forward_on_cpu(pre: CpuPreprocessor, backend: Backend, num_classes: int,
+                   chunk: Chunk) -> ForwardOutput:
+    """The chunk's preprocessing and forward pass (then :func:`finish_on_cpu`)."""
     size = chunk.size
     t0 = time.perf_counter()
     batch = pre([chunk.images[i] for i in chunk.members],
@@ -104,15 +113,24 @@ def run_on_cpu(pre: CpuPreprocessor, backend: Backend, post: CpuPostprocessor,
     logits = backend.forward(batch)
     t2 = time.perf_counter()
     check_logits(logits, len(chunk.members), num_classes, size)
+    return ForwardOutput(logits, (t0, t1, t2))
+
+
+def finish_on_cpu(post: CpuPostprocessor, num_classes: int, chunk: Chunk,
+                  forward: ForwardOutput) -> None:
+    """The chunk's post-processing into its results, after :func:`forward_on_cpu` (on the
+    same thread or another one: ``InferenceEngine.begin_batch``)."""
+    t0, t1, t2 = forward.times
     need_conf = chunk.want_confidence or chunk.want_stats
     for j, i in enumerate(chunk.members):
         t_post = time.perf_counter()
-        labels, conf = post(logits[j], chunk.height, chunk.width, need_conf)
+        labels, conf = post(forward.logits[j], chunk.height, chunk.width, need_conf)
         stats = post.stats(labels, conf) if chunk.want_stats else None
         post_ms = (time.perf_counter() - t_post) * 1e3
         chunk.results[i] = SegmentationResult(
             labels=labels, confidence=conf if chunk.want_confidence else None, stats=stats,
-            network_size=size, boundary=boundary_probability(logits[j], num_classes),
+            network_size=chunk.size,
+            boundary=boundary_probability(forward.logits[j], num_classes),
             timings={'preprocess': (t1 - t0) * 1e3, 'forward': (t2 - t1) * 1e3,
                      'postprocess': post_ms, 'total': (t2 - t0) * 1e3 + post_ms})
 

@@ -14,11 +14,12 @@ run in numpy/OpenCV on the CPU around the backend's numpy interface.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import sys
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -28,8 +29,10 @@ from lw_refinenet_ros.engine.config import AUTO, THREADS_AUTO, EngineConfig
 from lw_refinenet_ros.engine.decisions import Decision, DecisionStore
 from lw_refinenet_ros.engine.frames import (
     Chunk,
+    ForwardOutput,
     checked_orders,
-    run_on_cpu,
+    finish_on_cpu,
+    forward_on_cpu,
     run_on_device,
     size_groups,
 )
@@ -55,6 +58,18 @@ from lw_refinenet_ros.errors import ConfigError, EngineError
 
 _LOG = logging.getLogger(__name__)
 _MAX_CLASSES = 65536
+
+
+@contextlib.contextmanager
+def _engine_errors(chunk: Chunk) -> Iterator[None]:
+    """Runtime errors of a chunk's stages as EngineError (which names the frame size)."""
+    try:
+        yield
+    except EngineError:
+        raise
+    except (RuntimeError, MemoryError) as error:
+        raise EngineError(f'inference failed on a {chunk.height}x{chunk.width} frame: '
+                          f'{type(error).__name__}: {error}') from error
 
 
 def resolve_device(config: EngineConfig) -> str:
@@ -296,29 +311,52 @@ class InferenceEngine:
         Returns:
             One result per image, in input order.
         """
+        return self.begin_batch(images, color_orders, want_confidence=want_confidence,
+                                want_stats=want_stats)()
+
+    def begin_batch(self, images: Sequence[np.ndarray],
+                    color_orders: str | Sequence[str] = 'rgb', *, want_confidence: bool = True,
+                    want_stats: bool = True) -> Callable[[], list[SegmentationResult]]:
+        """:meth:`infer_batch` in two halves: preprocess and run the forward passes now, and
+        return a function that post-processes them and returns the results.
+
+        The node calls that function on a second thread, so that on a CPU the next frame's
+        forward pass overlaps this frame's post-processing (``overlap_outputs``). Call it
+        once, before this engine's next :meth:`begin_batch` returns its own (post-processing
+        buffers are reused). On the device the whole frame runs now: its stages are queued on
+        the GPU and do not hold the host.
+
+        Raises:
+            EngineError: Bad images or colour orders, or a forward pass failed (now); a
+                post-processing failure is raised by the returned function.
+        """
         images = list(images)
         orders = checked_orders(images, color_orders)
         results: list[SegmentationResult | None] = [None] * len(images)
+        forwarded: list[tuple[Chunk, ForwardOutput]] = []
         step = self.config.max_batch
         for (height, width), members in size_groups(images).items():
             size = network_size(height, width, self.config.max_side)
             for first in range(0, len(members), step):
                 chunk = Chunk(images, orders, members[first:first + step], height, width,
                               size, want_confidence, want_stats, results)
-                try:
+                with _engine_errors(chunk):
                     if self._on_device:
                         pre, post = self._device_stages()
                         run_on_device(pre, self.backend, post, self.num_classes, self.device,
                                       chunk)
                     else:
-                        run_on_cpu(self._cpu_pre, self.backend, self._cpu_post,
-                                   self.num_classes, chunk)
-                except EngineError:
-                    raise
-                except (RuntimeError, MemoryError) as error:
-                    raise EngineError(f'inference failed on a {height}x{width} frame: '
-                                      f'{type(error).__name__}: {error}') from error
-        return results  # type: ignore[return-value]
+                        forwarded.append((chunk, forward_on_cpu(
+                            self._cpu_pre, self.backend, self.num_classes, chunk)))
+        cpu_post, num_classes = self._cpu_post, self.num_classes
+
+        def finish() -> list[SegmentationResult]:
+            for chunk, forward in forwarded:
+                with _engine_errors(chunk):
+                    finish_on_cpu(cpu_post, num_classes, chunk, forward)
+            return results  # type: ignore[return-value]
+
+        return finish
 
     def _device_stages(self) -> tuple[TorchPreprocessor, TorchPostprocessor]:
         """The torch pre- and post-processing of the on-device path, built once."""

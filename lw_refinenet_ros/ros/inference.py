@@ -1,12 +1,14 @@
 """The node's inference: the latest-frame scheduler, its worker thread and the segmenter.
 
-One :class:`~lw_refinenet_ros.scheduler.LatestFrameScheduler` worker does all decoding,
-inference and publishing (no GPU work ever runs on the executor thread). Each cycle decodes
-the frames taken (a bad one fails alone), runs one batched forward pass through the model's
+One :class:`~lw_refinenet_ros.scheduler.LatestFrameScheduler` worker decodes the frames
+taken (a bad one fails alone) and runs one batched forward pass through the model's
 :class:`~lw_refinenet_ros.segmenter.Segmenter` (the same object ``lw-refinenet segment``
-uses) and hands the results to the outputs. It also keeps the worker alive: a worker that
-died is restarted by :meth:`Inference.supervise` (called by the diagnostics timer), and one
-that keeps dying ends the process (:class:`~.health.NodeFailure`).
+uses); with ``overlap_outputs`` (the default) the scheduler's second thread then
+post-processes and publishes those frames while the worker runs the next forward pass, and
+without it the worker does both. No GPU work ever runs on the executor thread. It also keeps
+the worker alive: a worker that died is restarted by :meth:`Inference.supervise` (called by
+the diagnostics timer), and one that keeps dying ends the process
+(:class:`~.health.NodeFailure`).
 
 Between two batches the worker may switch to an int8 engine calibrated on the camera's own
 frames (:mod:`.live_int8`; it is built on another thread, and switched to only when its labels
@@ -57,6 +59,32 @@ class LoadedModel:
 
 
 EngineFactory = Callable[[NodeConfig], LoadedModel]
+Finish = Callable[[], list[Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Forwarded:
+    """A batch between the stages: the decoded frames (index in the cycle, image, colour
+    order) and the function that post-processes their forward pass."""
+
+    decoded: list[tuple[int, np.ndarray, str]]
+    finish: Finish
+
+
+def _first_half(loaded: LoadedModel) -> Callable[..., Finish]:
+    """``begin_batch`` of the model's segmenter; for a model without one (the engine fakes of
+    tests, a segmenter with only ``segment_batch``) the whole batch runs in the first stage."""
+    begin = getattr(loaded.segmenter, 'begin_batch', None)
+    if begin is not None:
+        return begin
+    whole = (loaded.engine.infer_batch if loaded.segmenter is None
+             else loaded.segmenter.segment_batch)
+
+    def begin_whole(images: list[np.ndarray], orders: list[str], **kwargs: Any) -> Finish:
+        results = whole(images, orders, **kwargs)
+        return lambda: results
+
+    return begin_whole
 
 
 def load_engine(config: NodeConfig) -> LoadedModel:
@@ -97,11 +125,14 @@ class Inference:
         self._outputs = outputs
         self._log = log
         self._logger = logger
-        self._infer = (loaded.segmenter.segment_batch if loaded.segmenter is not None
-                       else loaded.engine.infer_batch)
+        self._begin_infer = _first_half(loaded)
+        if config.overlap_outputs:
+            process, complete = self._forward, self._publish
+        else:
+            process, complete = self._process, None
         self.scheduler = LatestFrameScheduler(
-            list(inputs.names), self._process, config.scheduler, on_skipped=self._on_skipped,
-            on_crash=self._on_crash)
+            list(inputs.names), process, config.scheduler, on_skipped=self._on_skipped,
+            on_crash=self._on_crash, complete=complete)
         self.supervisor = WorkerSupervisor()
         # Batches handed to the engine: attempted, succeeded, failed (the engine's status).
         self.batches = [0, 0, 0]
@@ -157,23 +188,38 @@ class Inference:
         return decoded
 
     def _process(self, frames: list[Frame]) -> list[bool]:
-        """Worker: decode, infer in one batch, publish; returns success per frame."""
-        ok = [False] * len(frames)
+        """Both stages on the worker (``overlap_outputs`` false); success per frame."""
+        return self._publish(frames, self._forward(frames))
+
+    def _forward(self, frames: list[Frame]) -> _Forwarded | None:
+        """Worker, first stage: decode and run the forward pass in one batch. None: no frame
+        decoded, or the forward pass failed (logged); the frames fail."""
         decoded = self._decode_all(frames)
         if not decoded:
-            return ok
+            return None
         self._switch_if_ready()
         want_confidence, want_stats = self._outputs.wants_confidence(frames)
         want_confidence = want_confidence or self.uncertain is not None
         self.batches[0] += 1
         try:
-            results = self._infer([image for _, image, _ in decoded],
-                                  [order for _, _, order in decoded],
-                                  want_confidence=want_confidence, want_stats=want_stats)
+            finish = self._begin_infer([image for _, image, _ in decoded],
+                                       [order for _, _, order in decoded],
+                                       want_confidence=want_confidence, want_stats=want_stats)
         except Exception as error:  # noqa: BLE001 - EngineError, CUDA OOM, anything: go on
-            self.batches[2] += 1
-            self._log.warning('engine', f'inference failed for {len(decoded)} frame(s) '
-                                        f'(counted as failed): {error}')
+            self._engine_failed(len(decoded), error)
+            return None
+        return _Forwarded(decoded, finish)
+
+    def _publish(self, frames: list[Frame], forwarded: _Forwarded | None) -> list[bool]:
+        """Second stage: post-process and publish; success per frame."""
+        ok = [False] * len(frames)
+        if forwarded is None:
+            return ok
+        decoded = forwarded.decoded
+        try:
+            results = forwarded.finish()
+        except Exception as error:  # noqa: BLE001 - as in _forward
+            self._engine_failed(len(decoded), error)
             return ok
         self.batches[1] += 1
         self._after_inference(frames, decoded, results)
@@ -192,6 +238,11 @@ class Inference:
                 except Exception as error:  # noqa: BLE001 - one bad publish must go on
                     self._log.warning('publish', f'publishing results failed: {error}')
         return ok
+
+    def _engine_failed(self, frames: int, error: Exception) -> None:
+        self.batches[2] += 1
+        self._log.warning('engine', f'inference failed for {frames} frame(s) '
+                                    f'(counted as failed): {error}')
 
     # ------------------------------------------------------------------ int8, uncertain
 
@@ -233,7 +284,7 @@ class Inference:
         status = self._live.status
         self._loaded = dataclasses.replace(self._loaded, engine=candidate.engine,
                                            segmenter=candidate, name=candidate.name)
-        self._infer = candidate.segment_batch
+        self._begin_infer = _first_half(self._loaded)
         self._set_live_status(status)
         self._live_reported = True
         (self._logger() or _LOG).info(f'now segmenting with {candidate.name}: {status}')

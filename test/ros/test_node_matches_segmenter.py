@@ -1,18 +1,22 @@
 """The node and the Python API are one path: on the packaged default model, what the running
 node publishes for a frame (labels, statistics, objects) is what ``Segmenter.segment`` returns
-for the same image and stamp."""
+for the same image and stamp, whether the outputs are published on the second thread while the
+next forward pass runs (``overlap_outputs``, the default) or on the worker itself."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from lw_refinenet_ros.msg import SegmentationStats, SegmentedObjects
 import numpy as np
+import pytest
 from std_msgs.msg import Header
 
+from lw_refinenet_ros.config import NodeConfig
 from lw_refinenet_ros.data.conveyor import render_conveyor_frame
 from lw_refinenet_ros.ros.conversions import array_to_image, image_to_array, stamp_seconds
-from lw_refinenet_ros.ros.inference import load_engine
+from lw_refinenet_ros.ros.inference import LoadedModel, load_engine
 from lw_refinenet_ros.segmenter import Segmenter
 from lw_refinenet_ros.testing.fake_node import NodeHarness
 
@@ -21,9 +25,32 @@ OPTIONS = {'device': 'cpu', 'backend': 'torch', 'precision': 'fp32',
            'warmup_size': f'{WIDTH}x{HEIGHT}'}
 
 
-def test_node_publishes_what_the_segmenter_returns(ros_context: Any) -> None:
+def post_processing_threads(threads: list[str]):
+    """The production factory, its segmenter noting the thread of every post-processing."""
+    def factory(config: NodeConfig) -> LoadedModel:
+        loaded = load_engine(config)
+        begin = loaded.segmenter.begin_batch
+
+        def begin_batch(*args: Any, **kwargs: Any) -> Any:
+            finish = begin(*args, **kwargs)
+
+            def noted() -> Any:
+                threads.append(threading.current_thread().name)
+                return finish()
+            return noted
+        loaded.segmenter.begin_batch = begin_batch
+        return loaded
+    return factory
+
+
+@pytest.mark.parametrize('overlap, thread', [(True, 'lw_refinenet_outputs'),
+                                             (False, 'lw_refinenet_worker')])
+def test_node_publishes_what_the_segmenter_returns(ros_context: Any, overlap: bool,
+                                                   thread: str) -> None:
     image = render_conveyor_frame(3, (WIDTH, HEIGHT), augment=False)[0]
-    harness = NodeHarness(ros_context, None, parameters=OPTIONS, factory=load_engine)
+    threads: list[str] = []
+    harness = NodeHarness(ros_context, None, parameters={**OPTIONS, 'overlap_outputs': overlap},
+                          factory=post_processing_threads(threads))
     try:
         labels = harness.listen('segmentation/labels')
         stats = harness.listen('segmentation/stats', SegmentationStats)
@@ -40,6 +67,7 @@ def test_node_publishes_what_the_segmenter_returns(ros_context: Any) -> None:
     finally:
         harness.close()
 
+    assert threads and set(threads) == {thread}
     # The first frame the node processed, through the API with the same options and stamp.
     first = labels[0].header.stamp
     stamp = stamp_seconds(first)

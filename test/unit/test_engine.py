@@ -269,6 +269,53 @@ def test_batch_equals_single_frames() -> None:
     assert batch[2].labels.shape == (15, 33)
 
 
+def test_a_batch_begun_runs_its_forward_pass_now_and_its_post_processing_when_finished(
+        ) -> None:
+    """``begin_batch`` is ``infer_batch`` in two halves (the node runs the second on another
+    thread): the forward passes happen at once, the post-processing on ``finish()``, and the
+    results are the same."""
+    engine = InferenceEngine(StandIn(5), dataclasses.replace(FAST, max_batch=2))
+    images = [_image(20, 28, 1), _image(20, 28, 2), _image(15, 33, 3)]
+    orders = ['rgb', 'bgr', 'rgb']
+    expected = engine.infer_batch(images, orders)
+    calls = {'forward': 0, 'post': 0}
+    forward, post = engine.backend.forward, engine._cpu_post
+
+    def counted_forward(batch):
+        calls['forward'] += 1
+        return forward(batch)
+
+    class CountedPost:
+        def __call__(self, *args, **kwargs):
+            calls['post'] += 1
+            return post(*args, **kwargs)
+
+        def stats(self, *args, **kwargs):
+            return post.stats(*args, **kwargs)
+
+    engine.backend.forward = counted_forward
+    engine._cpu_post = CountedPost()
+    finish = engine.begin_batch(images, orders)
+    assert calls == {'forward': 2, 'post': 0}, 'two chunks forwarded, none post-processed'
+    results = finish()
+    assert calls == {'forward': 2, 'post': 3}
+    for got, want in zip(results, expected):
+        assert np.array_equal(got.labels, want.labels)
+        np.testing.assert_array_equal(got.confidence, want.confidence)
+
+
+def test_a_failing_post_processing_is_an_engine_error_of_the_finish() -> None:
+    engine = InferenceEngine(StandIn(5), FAST)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError('tile buffer gone')
+
+    engine._cpu_post = broken
+    finish = engine.begin_batch([_image(20, 28, 1)], 'rgb')  # the forward pass is fine
+    with pytest.raises(EngineError, match='20x28 frame: RuntimeError: tile buffer gone'):
+        finish()
+
+
 def test_device_stats_equal_the_numpy_reference() -> None:
     engine = InferenceEngine(StandIn(6, seed=3), FAST)
     result = engine(_image(41, 57, 5))
