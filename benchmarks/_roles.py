@@ -42,8 +42,18 @@ def qos(kind: str, depth: int) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability)
 
 
-def _frames(width: int, height: int, encoding: str, variants: int = 4) -> list[bytes]:
-    """A few different frames (noise + a moving bar), built before timing starts."""
+def _frames(width: int, height: int, encoding: str, variants: int = 4,
+            conveyor_seed: int = -1, density: float = 6.0) -> list[bytes]:
+    """A few different frames (noise + a moving bar), built before timing starts; with a
+    ``conveyor_seed`` >= 0, three seconds of the conveyor generator's belt (parts to find)."""
+    if conveyor_seed >= 0:
+        from lw_refinenet_ros.data.conveyor import ConveyorScene
+        if encoding not in ('rgb8', 'bgr8'):
+            raise SystemExit('--conveyor-seed needs rgb8 or bgr8')
+        scene = ConveyorScene(conveyor_seed, (width, height), density=density)
+        images = [scene.next_frame()[0] for _ in range(90)]
+        return [(image[:, :, ::-1] if encoding == 'bgr8' else image).tobytes()
+                for image in images]
     rng = np.random.default_rng(0)
     channels = CHANNELS[encoding]
     frames = []
@@ -74,7 +84,8 @@ def run_camera(args: argparse.Namespace) -> int:
     context = _init()
     node = rclpy.create_node('bench_camera', context=context)
     publisher = node.create_publisher(Image, args.topic, qos(args.qos, args.depth))
-    frames = _frames(args.width, args.height, args.encoding)
+    frames = _frames(args.width, args.height, args.encoding,
+                     conveyor_seed=args.conveyor_seed, density=args.density)
     step = args.width * CHANNELS[args.encoding]
     deadline = time.monotonic() + args.match_timeout
     while publisher.get_subscription_count() < args.wait_subs and not stop.is_set():
@@ -181,9 +192,10 @@ def _diagnostic_values(message: object) -> dict[str, dict[str, str]]:
 
 def run_monitor(args: argparse.Namespace) -> int:
     """Record stamp -> arrival of each output; ``--topics name:topic:kind`` (kind image,
-    stats, diag). Writes {name: [[stamp_ns, recv_ns, extra...], ...], 'diagnostics': last}."""
+    stats, objects, diag). Writes {name: [[stamp_ns, recv_ns, extra...], ...],
+    'diagnostics': last}."""
     from diagnostic_msgs.msg import DiagnosticArray
-    from lw_refinenet_ros.msg import SegmentationStats
+    from lw_refinenet_ros.msg import SegmentationStats, SegmentedObjects
     stop = _stop_on_signals()
     context = _init()
     node = rclpy.create_node('bench_monitor', context=context)
@@ -207,7 +219,8 @@ def run_monitor(args: argparse.Namespace) -> int:
             records[name].append(row)
         return callback
 
-    types = {'image': Image, 'stats': SegmentationStats, 'diag': DiagnosticArray}
+    types = {'image': Image, 'stats': SegmentationStats, 'objects': SegmentedObjects,
+             'diag': DiagnosticArray}
     for spec in args.topics:
         name, topic, kind = spec.split(':')
         records[name] = []
@@ -256,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--settle', type=float, default=1.0,
                         help='seconds between matching and the first frame (discovery)')
     parser.add_argument('--frame-id', default='bench_camera')
+    parser.add_argument('--conveyor-seed', type=int, default=-1,
+                        help='camera: conveyor frames of this seed (default: noise frames)')
+    parser.add_argument('--density', type=float, default=6.0,
+                        help='camera: parts per 320 px of belt with --conveyor-seed')
     parser.add_argument('--log', default='')
     parser.add_argument('--echo', default='', help='sink: republish a mono8 image here')
     parser.add_argument('--echo-width', type=int, default=320)

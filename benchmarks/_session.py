@@ -85,14 +85,17 @@ class Session:
 
     def camera(self, *, width: int, height: int, rate: float, duration: float,
                qos: str = 'best_effort', depth: int = 1, encoding: str = 'rgb8',
-               settle: float = 0.5, label: str = '', count: int = 0) -> dict[str, Any]:
-        """Publish one paced run; returns the camera log (stamps, publish times)."""
+               settle: float = 0.5, label: str = '', count: int = 0,
+               conveyor_seed: int = -1, density: float = 6.0) -> dict[str, Any]:
+        """Publish one paced run; returns the camera log (stamps, publish times). With a
+        ``conveyor_seed`` >= 0 the frames are the conveyor generator's, else noise."""
         log = self.dir / f'camera{len(self.runs)}.json'
         camera = _common.spawn(
             ['benchmarks/_roles.py', 'camera', '--width', str(width), '--height', str(height),
              '--rate', str(rate), '--duration', str(duration), '--qos', qos, '--depth',
              str(depth), '--encoding', encoding, '--settle', str(settle), '--match-timeout',
-             '120', '--count', str(count), '--log', str(log)],
+             '120', '--count', str(count), '--log', str(log), '--conveyor-seed',
+             str(conveyor_seed), '--density', str(density)],
             self.env, stdout=subprocess.PIPE, text=True)
         try:
             camera.wait(timeout=duration + 180)
