@@ -222,7 +222,8 @@ class _SecondStage:
         name: The thread's name.
     """
 
-    def __init__(self, complete: Callable[[list[Frame], Any], None], name: str) -> None:
+    def __init__(self, complete: Callable[[list[Frame], Any], None],
+                 name: str = 'lw_refinenet_outputs') -> None:
         self._complete = complete
         self._condition = threading.Condition()
         self._cycle: tuple[list[Frame], Any] | None = None
@@ -245,11 +246,21 @@ class _SecondStage:
             self._condition.notify_all()
             return True
 
-    def close(self) -> None:
-        """Complete the cycle handed over, then end the thread (the caller joins it)."""
+    def start(self) -> _SecondStage:
+        """Start the thread (listed by :func:`busy_workers`); returns self."""
+        with _WORKERS_LOCK:
+            _WORKERS.add(self.thread)
+        self.thread.start()
+        return self
+
+    def end(self) -> None:
+        """Complete the cycle handed over, then end the thread and wait for it."""
         with self._condition:
             self._closed = True
             self._condition.notify_all()
+        self.thread.join()
+        with _WORKERS_LOCK:
+            _WORKERS.discard(self.thread)
 
     def _run(self) -> None:
         try:
@@ -274,6 +285,59 @@ class _SecondStage:
             with self._condition:
                 self._ended = True
                 self._condition.notify_all()
+
+
+class _Stages:
+    """One cycle's frames through ``process`` and, when there is one, ``complete``: on the
+    second thread while a worker runs, on the caller's thread without one (``run_once``).
+    Every frame's outcome goes to ``settle`` once, whatever failed.
+    """
+
+    def __init__(self, process: ProcessFn, complete: CompleteFn | None,
+                 settle: Callable[[list[Frame], Sequence[bool] | None], None]) -> None:
+        self._process = process
+        self._complete = complete
+        self._settle = settle
+
+    def second_stage(self) -> _SecondStage | None:
+        """A started second thread for a new worker, or None (one stage)."""
+        return None if self._complete is None else _SecondStage(self._completed).start()
+
+    def run(self, frames: list[Frame], second: _SecondStage | None) -> None:
+        """Process ``frames``; complete them now, or hand them to ``second``.
+
+        Raises:
+            RuntimeError: ``second`` has died (the frames are settled as failed first).
+        """
+        if self._complete is None:
+            outcome: Sequence[bool] | None = None
+            try:
+                outcome = self._process(frames)
+            except Exception:  # noqa: BLE001 - a failing cycle must not kill the worker
+                _LOG.exception('processing %d frame(s) failed', len(frames))
+            finally:
+                self._settle(frames, outcome)
+            return
+        try:
+            carry = self._process(frames)
+        except Exception:  # noqa: BLE001 - see above
+            _LOG.exception('processing %d frame(s) failed', len(frames))
+            self._settle(frames, None)
+            return
+        if second is None:
+            self._completed(frames, carry)
+        elif not second.hand_over(frames, carry):
+            self._settle(frames, None)
+            raise RuntimeError(f'the outputs thread died: {second.error or "it ended"}')
+
+    def _completed(self, frames: list[Frame], carry: Any) -> None:
+        outcome: Sequence[bool] | None = None
+        try:
+            outcome = self._complete(frames, carry)  # type: ignore[misc]
+        except Exception:  # noqa: BLE001 - a failing cycle must not kill the thread
+            _LOG.exception('completing %d frame(s) failed', len(frames))
+        finally:
+            self._settle(frames, outcome)
 
 
 class LatestFrameScheduler:
@@ -304,8 +368,7 @@ class LatestFrameScheduler:
                 stages on the calling thread.
         """
         self._sources = _check_sources(sources)
-        self._process = process
-        self._complete = complete
+        self._stages = _Stages(process, complete, self._settle)
         self._config = config or SchedulerConfig()
         self._clock = clock
         self._stamp_clock = stamp_clock
@@ -424,38 +487,9 @@ class LatestFrameScheduler:
         if self._on_skipped is not None:
             for frame, reason in stale:
                 self._on_skipped(frame, reason)
-        if not frames:
-            return 0
-        if self._complete is None:
-            outcome: Sequence[bool] | None = None
-            try:
-                outcome = self._process(frames)
-            except Exception:  # noqa: BLE001 - a failing cycle must not kill the worker
-                _LOG.exception('processing %d frame(s) failed', len(frames))
-            finally:
-                self._settle(frames, outcome)
-            return len(frames)
-        try:
-            carry = self._process(frames)
-        except Exception:  # noqa: BLE001 - see above
-            _LOG.exception('processing %d frame(s) failed', len(frames))
-            self._settle(frames, None)
-            return len(frames)
-        if second is None:
-            self._complete_cycle(frames, carry)
-        elif not second.hand_over(frames, carry):
-            self._settle(frames, None)
-            raise RuntimeError(f'the outputs thread died: {second.error or "it ended"}')
+        if frames:
+            self._stages.run(frames, second)
         return len(frames)
-
-    def _complete_cycle(self, frames: list[Frame], carry: Any) -> None:
-        outcome: Sequence[bool] | None = None
-        try:
-            outcome = self._complete(frames, carry)  # type: ignore[misc]
-        except Exception:  # noqa: BLE001 - a failing cycle must not kill the thread
-            _LOG.exception('completing %d frame(s) failed', len(frames))
-        finally:
-            self._settle(frames, outcome)
 
     def _run(self, generation: int, previous: threading.Thread | None) -> None:
         second = None
@@ -463,11 +497,7 @@ class LatestFrameScheduler:
             if previous is not None:
                 # One cycle at a time: the engine behind ``process`` need not be re-entrant.
                 previous.join()
-            if self._complete is not None:
-                second = _SecondStage(self._complete_cycle, 'lw_refinenet_outputs')
-                with _WORKERS_LOCK:
-                    _WORKERS.add(second.thread)
-                second.thread.start()
+            second = self._stages.second_stage()
             while True:
                 with self._condition:
                     if self._retired(generation):
@@ -477,11 +507,7 @@ class LatestFrameScheduler:
             self._died(generation, error)
         finally:
             if second is not None:
-                # The cycle handed over is completed before this worker counts as ended.
-                second.close()
-                second.thread.join()
-                with _WORKERS_LOCK:
-                    _WORKERS.discard(second.thread)
+                second.end()  # its cycle is complete before this worker counts as ended
             with _WORKERS_LOCK:
                 _WORKERS.discard(threading.current_thread())
 

@@ -147,6 +147,26 @@ def _load_arguments(values: Mapping[str, Any],
             'engine': EngineConfig.from_mapping({**engine_values, **engine_overrides})}
 
 
+def _first_frame(images: Sequence[np.ndarray], color_orders: str | Sequence[str]
+                 ) -> tuple[np.ndarray | None, str]:
+    """The first image of a batch and its colour order: what a lazy segmenter warms up on."""
+    if not images:
+        return None, 'rgb'
+    return images[0], color_orders if isinstance(color_orders, str) else color_orders[0]
+
+
+def _named(finish: Callable[[], list[SegmentationResult]], class_names: tuple[str, ...]
+           ) -> Callable[[], list[SegmentationResult]]:
+    """``finish`` with the class names set on its results."""
+    def named() -> list[SegmentationResult]:
+        results = finish()
+        for result in results:
+            result.class_names = class_names
+        return results
+
+    return named
+
+
 class Segmenter:
     """Model + class map + engine + object finder: ``segment(image) -> SegmentationResult``.
 
@@ -360,36 +380,20 @@ class Segmenter:
         return result
 
     def segment_batch(self, images: Sequence[np.ndarray],
-                      color_orders: str | Sequence[str] = 'rgb', *,
-                      want_confidence: bool = True,
-                      want_stats: bool = True) -> list[SegmentationResult]:
-        """Segment several images in shared forward passes (several cameras). No parts: each
-        camera is its own stream; give each an :meth:`object_stream`."""
-        return self.begin_batch(images, color_orders, want_confidence=want_confidence,
-                                want_stats=want_stats)()
+                      color_orders: str | Sequence[str] = 'rgb', **wants: bool
+                      ) -> list[SegmentationResult]:
+        """Segment several images in shared forward passes (several cameras; ``wants``:
+        ``want_confidence``, ``want_stats``). No parts: give each camera an
+        :meth:`object_stream`."""
+        return self.begin_batch(images, color_orders, **wants)()
 
     def begin_batch(self, images: Sequence[np.ndarray],
-                    color_orders: str | Sequence[str] = 'rgb', *,
-                    want_confidence: bool = True,
-                    want_stats: bool = True) -> Callable[[], list[SegmentationResult]]:
-        """:meth:`segment_batch` in two halves: the forward passes now, the post-processing
-        when the returned function is called (the node's second thread; see
-        ``InferenceEngine.begin_batch``)."""
-        if images:
-            self.warm_up(images[0], color_orders if isinstance(color_orders, str)
-                         else color_orders[0])
-        finish_engine = self._engine.begin_batch(images, color_orders,
-                                                 want_confidence=want_confidence,
-                                                 want_stats=want_stats)
-        class_names = self.class_names
-
-        def finish() -> list[SegmentationResult]:
-            results = finish_engine()
-            for result in results:
-                result.class_names = class_names
-            return results
-
-        return finish
+                    color_orders: str | Sequence[str] = 'rgb', **wants: bool
+                    ) -> Callable[[], list[SegmentationResult]]:
+        """:meth:`segment_batch` in two halves (``InferenceEngine.begin_batch``)."""
+        self.warm_up(*_first_frame(images, color_orders))
+        return _named(self._engine.begin_batch(images, color_orders, **wants),
+                      self.class_names)
 
     def object_stream(self, *, tracking: bool = True,
                       on_warning: Any = None) -> ObjectProcessor:

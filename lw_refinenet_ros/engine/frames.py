@@ -9,9 +9,10 @@ from CUDA events, so the frame runs without a synchronisation between stages.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from lw_refinenet_ros.engine.preprocess import (
     CpuPreprocessor,
     TorchPreprocessor,
     check_image,
+    network_size,
 )
 from lw_refinenet_ros.engine.result import SegmentationResult
 from lw_refinenet_ros.errors import EngineError
@@ -68,6 +70,33 @@ class Chunk:
     want_confidence: bool
     want_stats: bool
     results: list[SegmentationResult | None]
+
+
+def plan_chunks(images: list[np.ndarray], orders: list[str], max_batch: int, max_side: int,
+                want_confidence: bool, want_stats: bool
+                ) -> tuple[list[SegmentationResult | None], list[Chunk]]:
+    """The result slots of a call and its chunks: same-size images, up to ``max_batch``
+    each, at the network size ``max_side`` gives them."""
+    results: list[SegmentationResult | None] = [None] * len(images)
+    chunks = []
+    for (height, width), members in size_groups(images).items():
+        size = network_size(height, width, max_side)
+        for first in range(0, len(members), max_batch):
+            chunks.append(Chunk(images, orders, members[first:first + max_batch], height,
+                                width, size, want_confidence, want_stats, results))
+    return results, chunks
+
+
+@contextlib.contextmanager
+def engine_errors(chunk: Chunk) -> Iterator[None]:
+    """Runtime errors of a chunk's stages as EngineError (which names the frame size)."""
+    try:
+        yield
+    except EngineError:
+        raise
+    except (RuntimeError, MemoryError) as error:
+        raise EngineError(f'inference failed on a {chunk.height}x{chunk.width} frame: '
+                          f'{type(error).__name__}: {error}') from error
 
 
 def check_logits(logits: Any, count: int, num_classes: int, size: tuple[int, int]) -> None:
@@ -133,6 +162,21 @@ def finish_on_cpu(post: CpuPostprocessor, num_classes: int, chunk: Chunk,
             boundary=boundary_probability(forward.logits[j], num_classes),
             timings={'preprocess': (t1 - t0) * 1e3, 'forward': (t2 - t1) * 1e3,
                      'postprocess': post_ms, 'total': (t2 - t0) * 1e3 + post_ms})
+
+
+def finish_later(post: CpuPostprocessor, num_classes: int,
+                 forwarded: list[tuple[Chunk, ForwardOutput]],
+                 results: list[SegmentationResult | None]
+                 ) -> Callable[[], list[SegmentationResult]]:
+    """The function that post-processes the ``forwarded`` chunks (:func:`finish_on_cpu`) and
+    returns every result of the call."""
+    def finish() -> list[SegmentationResult]:
+        for chunk, forward in forwarded:
+            with engine_errors(chunk):
+                finish_on_cpu(post, num_classes, chunk, forward)
+        return results  # type: ignore[return-value]
+
+    return finish
 
 
 def run_on_device(pre: TorchPreprocessor, backend: Backend, post: TorchPostprocessor,

@@ -14,12 +14,11 @@ run in numpy/OpenCV on the CPU around the backend's numpy interface.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import sys
 import time
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -31,10 +30,11 @@ from lw_refinenet_ros.engine.frames import (
     Chunk,
     ForwardOutput,
     checked_orders,
-    finish_on_cpu,
+    engine_errors,
+    finish_later,
     forward_on_cpu,
+    plan_chunks,
     run_on_device,
-    size_groups,
 )
 from lw_refinenet_ros.engine.postprocess import CpuPostprocessor, TorchPostprocessor
 from lw_refinenet_ros.engine.preprocess import (
@@ -58,18 +58,6 @@ from lw_refinenet_ros.errors import ConfigError, EngineError
 
 _LOG = logging.getLogger(__name__)
 _MAX_CLASSES = 65536
-
-
-@contextlib.contextmanager
-def _engine_errors(chunk: Chunk) -> Iterator[None]:
-    """Runtime errors of a chunk's stages as EngineError (which names the frame size)."""
-    try:
-        yield
-    except EngineError:
-        raise
-    except (RuntimeError, MemoryError) as error:
-        raise EngineError(f'inference failed on a {chunk.height}x{chunk.width} frame: '
-                          f'{type(error).__name__}: {error}') from error
 
 
 def resolve_device(config: EngineConfig) -> str:
@@ -303,60 +291,40 @@ class InferenceEngine:
         return self.infer_batch([image], color_order, want_confidence=want_confidence,
                                 want_stats=want_stats)[0]
 
-    def infer_batch(self, images: Sequence[np.ndarray],
-                    color_orders: str | Sequence[str] = 'rgb', *, want_confidence: bool = True,
-                    want_stats: bool = True) -> list[SegmentationResult]:
-        """Segment several images; same-size images share forward passes (up to max_batch).
-
-        Returns:
-            One result per image, in input order.
-        """
-        return self.begin_batch(images, color_orders, want_confidence=want_confidence,
-                                want_stats=want_stats)()
+    def infer_batch(self, images: Sequence[np.ndarray], color_orders: str | Sequence[str] = 'rgb',
+                    **wants: bool) -> list[SegmentationResult]:
+        """Segment several images (``want_confidence``, ``want_stats`` as for one); same-size
+        images share forward passes (up to max_batch). One result per image, in order."""
+        return self.begin_batch(images, color_orders, **wants)()
 
     def begin_batch(self, images: Sequence[np.ndarray],
                     color_orders: str | Sequence[str] = 'rgb', *, want_confidence: bool = True,
                     want_stats: bool = True) -> Callable[[], list[SegmentationResult]]:
-        """:meth:`infer_batch` in two halves: preprocess and run the forward passes now, and
-        return a function that post-processes them and returns the results.
-
-        The node calls that function on a second thread, so that on a CPU the next frame's
-        forward pass overlaps this frame's post-processing (``overlap_outputs``). Call it
-        once, before this engine's next :meth:`begin_batch` returns its own (post-processing
-        buffers are reused). On the device the whole frame runs now: its stages are queued on
-        the GPU and do not hold the host.
+        """:meth:`infer_batch` in two halves: the forward passes now, the post-processing in
+        the function returned, which the node calls on a second thread so that the next
+        frame's forward pass overlaps it (``overlap_outputs``). Call it once, before the next
+        :meth:`begin_batch` returns its own. On the device the whole frame runs now (its
+        stages are queued on the GPU and do not hold the host).
 
         Raises:
             EngineError: Bad images or colour orders, or a forward pass failed (now); a
-                post-processing failure is raised by the returned function.
+                post-processing failure is raised by the function returned.
         """
         images = list(images)
-        orders = checked_orders(images, color_orders)
-        results: list[SegmentationResult | None] = [None] * len(images)
+        results, chunks = plan_chunks(images, checked_orders(images, color_orders),
+                                      self.config.max_batch, self.config.max_side,
+                                      want_confidence, want_stats)
         forwarded: list[tuple[Chunk, ForwardOutput]] = []
-        step = self.config.max_batch
-        for (height, width), members in size_groups(images).items():
-            size = network_size(height, width, self.config.max_side)
-            for first in range(0, len(members), step):
-                chunk = Chunk(images, orders, members[first:first + step], height, width,
-                              size, want_confidence, want_stats, results)
-                with _engine_errors(chunk):
-                    if self._on_device:
-                        pre, post = self._device_stages()
-                        run_on_device(pre, self.backend, post, self.num_classes, self.device,
-                                      chunk)
-                    else:
-                        forwarded.append((chunk, forward_on_cpu(
-                            self._cpu_pre, self.backend, self.num_classes, chunk)))
-        cpu_post, num_classes = self._cpu_post, self.num_classes
-
-        def finish() -> list[SegmentationResult]:
-            for chunk, forward in forwarded:
-                with _engine_errors(chunk):
-                    finish_on_cpu(cpu_post, num_classes, chunk, forward)
-            return results  # type: ignore[return-value]
-
-        return finish
+        for chunk in chunks:
+            with engine_errors(chunk):
+                if self._on_device:
+                    pre, post = self._device_stages()
+                    run_on_device(pre, self.backend, post, self.num_classes, self.device,
+                                  chunk)
+                else:
+                    forwarded.append((chunk, forward_on_cpu(self._cpu_pre, self.backend,
+                                                            self.num_classes, chunk)))
+        return finish_later(self._cpu_post, self.num_classes, forwarded, results)
 
     def _device_stages(self) -> tuple[TorchPreprocessor, TorchPostprocessor]:
         """The torch pre- and post-processing of the on-device path, built once."""
