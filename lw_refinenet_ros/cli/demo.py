@@ -142,8 +142,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
     print(f'  results    {res["labels_received"]} label images ({show(res["throughput_hz"])} Hz)')
     print(f'  latency    p50 {show(lat["p50"], " ms")}, p95 {show(lat["p95"], " ms")} '
           f'(camera stamp -> labels arrival, {lat["count"]} frames)')
-    print(f'  accuracy   mIoU {show(acc["miou"])}, pixel accuracy {show(acc["pixel_accuracy"])} '
-          f'over {acc["frames_scored"]} frames')
+    in_view = acc.get('miou_in_view')
+    over_view = (f' ({show(in_view)} over the classes in view)'
+                 if in_view is not None and in_view != acc['miou'] else '')
+    print(f'  accuracy   mIoU {show(acc["miou"])}{over_view}, pixel accuracy '
+          f'{show(acc["pixel_accuracy"])} over {acc["frames_scored"]} frames')
     if acc['iou']:
         # A class never in view but predicted somewhere has IoU 0 and still counts in the mean.
         absent = {name for name, d in acc.get('per_class', {}).items() if d['gt_pixels'] == 0}

@@ -99,8 +99,13 @@ def accuracy_summary(scorer: StampPairingScorer, class_names: tuple[str, ...]) -
     per_class = {name: round(float(iou), 4)
                  for name, iou, present in zip(names, scores.iou, scores.present) if present}
     details = scores.to_dict(names[:len(scores.iou)])
+    # A short run can miss a class entirely (no washer passed): a few pixels predicted as
+    # one then count with IoU 0 in the mIoU, so the classes in view are averaged apart too.
+    in_view = scores.confusion.sum(axis=1) > 0
     return {'frames_scored': scorer.frames_scored,
             'miou': rounded(scores.miou, 4),
+            'miou_in_view': rounded(float(np.mean(scores.iou[in_view])), 4)
+            if in_view.any() else None,
             'pixel_accuracy': rounded(scores.pixel_accuracy, 4),
             'iou': per_class,
             'per_class': details['per_class'], 'confusion': details['confusion']}

@@ -88,6 +88,16 @@ def test_scorer_grows_for_more_predicted_classes_and_keeps_counts() -> None:
     assert set(summary['iou']) == {'b', '4'}
 
 
+def test_a_class_never_in_view_but_predicted_counts_in_the_miou_and_not_in_the_in_view_one(
+        ) -> None:
+    scorer = scoring.StampPairingScorer(num_classes=3)
+    scorer.add_truth(1, np.array([[0, 0, 1, 1]], np.uint8))
+    scorer.add_labels(1, np.array([[0, 2, 1, 1]], np.uint8))  # class 2 is not in view
+    summary = scoring.accuracy_summary(scorer, ('belt', 'bolt', 'washer'))
+    assert summary['iou'] == {'belt': 0.5, 'bolt': 1.0, 'washer': 0.0}
+    assert summary['miou'] == 0.5 and summary['miou_in_view'] == 0.75
+
+
 def test_scorer_forgets_unmatched_frames_beyond_the_window() -> None:
     scorer = scoring.StampPairingScorer(num_classes=2)
     frame = np.zeros((1, 1), np.uint8)
