@@ -2,11 +2,13 @@
 """The node with and without ``overlap_outputs``: labels and parts per second at 640x480.
 
 The system under test is the installed node (``main()``, every parameter at its default but
-``overlap_outputs``) on the packaged conveyor model. A camera process publishes conveyor
+those of the variant: ``--variant 'overlap_outputs:=true'`` and ``'overlap_outputs:=false'``
+unless given; a variant is space-separated ``NAME:=VALUE`` node parameters) on the packaged
+conveyor model. A camera process publishes conveyor
 frames (``--seed``, ``--density``) at ``--rate`` Hz, best-effort, with the shared-memory
 profile; a monitor subscribes to ``segmentation/labels``, ``segmentation/stats`` and
 ``segmentation/objects`` (so the node finds the parts, as for a sorting robot). Each round
-starts one node per setting, the order alternating between rounds, warms it up for
+starts one node per variant, the order reversed every other round, warms it up for
 ``--warmup`` seconds (not measured), then measures ``--duration`` seconds: labels and object
 messages per second, stamp -> arrival latency, and the node's CPU seconds per second.
 
@@ -33,15 +35,16 @@ from lw_refinenet_ros.ros.topic_names import DIAGNOSTICS, LABELS, OBJECTS, STATS
 
 TOPICS = (f'labels:{LABELS}:image', f'stats:{STATS}:stats', f'objects:{OBJECTS}:objects',
           f'diag:{DIAGNOSTICS}:diag')
-SETTINGS = ('true', 'false')
+VARIANTS = ('overlap_outputs:=true', 'overlap_outputs:=false')
 
 
-def measure(overlap: str, args: Any, profile: str | None) -> dict[str, Any]:
-    """One node with ``overlap_outputs:=overlap``: warm-up, then one measured camera run."""
-    argv = _session.node_command('real', fake_ms=0, device=args.device, extra=[
-        '--ros-args', '-p', f'overlap_outputs:={overlap}'])
-    session = _session.Session(argv, profile=profile, monitor_topics=TOPICS,
-                               name=f'overlap_outputs={overlap}')
+def measure(variant: str, args: Any, profile: str | None) -> dict[str, Any]:
+    """One node with the ``variant``'s parameters: warm-up, then one measured camera run."""
+    extra = ['--ros-args']
+    for item in variant.split():
+        extra += ['-p', item]
+    argv = _session.node_command('real', fake_ms=0, device=args.device, extra=extra)
+    session = _session.Session(argv, profile=profile, monitor_topics=TOPICS, name=variant)
     width, height = args.width, args.height
     camera = {'width': width, 'height': height, 'conveyor_seed': args.seed,
               'density': args.density}
@@ -64,7 +67,7 @@ def measure(overlap: str, args: Any, profile: str | None) -> dict[str, Any]:
             summary['node_cores'] = round((cpu - before) / elapsed, 3)
     finally:
         session.close()
-    summary['overlap_outputs'] = overlap
+    summary['variant'] = variant
     return summary
 
 
@@ -77,37 +80,43 @@ def main() -> int:
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--seed', type=int, default=75005, help='conveyor seed (a test seed)')
     parser.add_argument('--density', type=float, default=6.0)
+    parser.add_argument('--variant', action='append', default=[],
+                        help="node parameters of one variant, e.g. 'overlap_outputs:=true "
+                             "num_threads:=1' (repeatable; default: overlap_outputs true "
+                             'and false)')
     args = parser.parse_args()
+    variants = tuple(args.variant) or VARIANTS
     args.width, args.height = (int(v) for v in args.size.lower().split('x'))
     profile, _ = _common.shm_profile_path()
     runs: list[dict[str, Any]] = []
     for round_index in range(args.rounds):
-        order = SETTINGS if round_index % 2 == 0 else SETTINGS[::-1]
-        for overlap in order:
-            summary = measure(overlap, args, profile)
+        order = variants if round_index % 2 == 0 else variants[::-1]
+        for variant in order:
+            summary = measure(variant, args, profile)
             summary['round'] = round_index + 1
             runs.append(summary)
             labels, objects = summary['labels'], summary['objects']
-            print(f"round {round_index + 1} overlap_outputs={overlap}: labels "
+            print(f"round {round_index + 1} {variant}: labels "
                   f"{labels['output_rate_hz']} Hz (p50 {labels['latency_ms']['p50']} ms), "
                   f"objects {objects['output_rate_hz']} Hz, node "
                   f"{summary.get('node_cores')} cores, load {summary['loadavg_1min']}",
                   file=sys.stderr)
     medians = {}
-    for overlap in SETTINGS:
-        mine = [r for r in runs if r['overlap_outputs'] == overlap]
-        medians[overlap] = {
+    for variant in variants:
+        mine = [r for r in runs if r['variant'] == variant]
+        medians[variant] = {
             'labels_hz': statistics.median(r['labels']['output_rate_hz'] for r in mine),
             'objects_hz': statistics.median(r['objects']['output_rate_hz'] for r in mine),
             'labels_p50_ms': statistics.median(r['labels']['latency_ms']['p50'] for r in mine),
         }
-    ratio = medians['true']['labels_hz'] / max(1e-9, medians['false']['labels_hz'])
-    print(f"median labels/s: on {medians['true']['labels_hz']}, off "
-          f"{medians['false']['labels_hz']} (x{ratio:.2f})", file=sys.stderr)
+    first, last = variants[0], variants[-1]
+    ratio = medians[first]['labels_hz'] / max(1e-9, medians[last]['labels_hz'])
+    print(f"median labels/s: {first}: {medians[first]['labels_hz']}, {last}: "
+          f"{medians[last]['labels_hz']} (x{ratio:.2f})", file=sys.stderr)
     _common.write_json(args.json, {
         'command': ' '.join(sys.argv), 'size': args.size, 'rate_hz': args.rate,
         'seed': args.seed, 'density': args.density, 'runs': runs, 'medians': medians,
-        'ratio_labels_hz': round(ratio, 3), 'machine': _common.machine_state()})
+        'ratio_first_to_last_labels_hz': round(ratio, 3), 'machine': _common.machine_state()})
     return 0
 
 
