@@ -218,7 +218,7 @@ class _SecondStage:
     next cycle's first stage.
 
     Args:
-        complete: Completes one cycle (never raises: the scheduler's ``_complete_cycle``).
+        complete: Completes one cycle (never raises: ``_Stages._completed``).
         name: The thread's name.
     """
 
