@@ -23,8 +23,8 @@ publishing costs a copy into ``array.array('B')`` (about 0.05 ms). The video the
 every ``loop_frames / rate_hz`` seconds; set ``loop_frames`` to 0 to render every frame live
 (an endless, never-repeating belt at the cost of the CPU time).
 
-All publishers are reliable with depth 5: a reliable publisher matches both best-effort
-subscribers (the segmentation node) and reliable ones (recorders).
+All publishers are reliable with depth :data:`QOS_DEPTH`: a reliable publisher matches both
+best-effort subscribers (the segmentation node) and reliable ones (recorders).
 """
 
 from __future__ import annotations
@@ -55,7 +55,10 @@ FRAME_ID = 'conveyor_camera_optical'
 #: Belt densities (mean parts per 320 px of belt) the camera accepts: the default model was
 #: trained on 6 to 9; beyond 10 parts pile up deeper than on any training belt.
 DENSITY_RANGE = (1.0, 10.0)
-QOS_DEPTH = 5
+#: Reliable history of every publisher: a second of frames at 30 Hz, so that a recorder
+#: starved of CPU for a moment (the demo's own process runs at a lower priority than the
+#: node) acknowledges them late rather than losing them.
+QOS_DEPTH = 30
 
 
 def _int_range(low: int, high: int) -> list[IntegerRange]:

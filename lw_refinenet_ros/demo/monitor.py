@@ -139,7 +139,9 @@ class DemoMonitor(Node):
         so creating it only now (after :meth:`node_is_up`) means no label image is published
         before the recorder receives labels: nothing is missed at the start.
         """
-        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        # Five seconds of frames at 30 Hz: this process runs at a lower priority than the
+        # node, and a busy machine can leave its executor behind for a while.
+        qos = QoSProfile(depth=150, reliability=ReliabilityPolicy.RELIABLE)
         for topic, type_name in CAMERA_TOPICS.items():
             self.recorder.subscribe(topic, type_name, qos)
 

@@ -54,6 +54,9 @@ CAMERA_LOOP_FRAMES = 150
 #: Niceness of this process once the node and the camera run: with 5, the node segmented
 #: 599 and 601 of 602 frames against 581 and 595 at 0 (alternating, 2 cores, commit 2c73313).
 OWN_NICE = 5
+#: Longest wait after the camera stops for the frames and results still in flight (it ends as
+#: soon as every frame is recorded and the node's count matches the labels received).
+DRAIN_S = 8.0
 DIAGNOSTIC_COUNTERS = ('received', 'processed', 'dropped_overwritten', 'dropped_too_old',
                        'failed')
 
@@ -319,11 +322,11 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> dict[st
         if camera is not None:
             exits['camera'] = _stop(camera, spin=lambda: executor.spin_once(timeout_sec=0.02))
             published = _camera_published(camera_log)
-        # Drain, for at most 3 s: the camera's last frames (acknowledged by this process's
-        # reader before the camera exited, but maybe not taken yet on a busy machine), and
-        # the in-flight results, until the node's diagnostics count exactly the label images
-        # received (its last frames are then in both).
-        drain_end = time.monotonic() + 3.0
+        # Drain, for at most DRAIN_S: the camera's last frames (acknowledged by this
+        # process's reader before the camera exited, but maybe not taken yet on a busy
+        # machine), and the in-flight results, until the node's diagnostics count exactly the
+        # label images received (its last frames are then in both).
+        drain_end = time.monotonic() + DRAIN_S
         while time.monotonic() < drain_end and not (
                 monitor.node_counts_settled()
                 and (published is None or monitor.image_count >= published)):
