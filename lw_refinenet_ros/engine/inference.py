@@ -302,9 +302,11 @@ class InferenceEngine:
                     want_stats: bool = True) -> Callable[[], list[SegmentationResult]]:
         """:meth:`infer_batch` in two halves: the forward passes now, the post-processing in
         the function returned, which the node calls on a second thread so that the next
-        frame's forward pass overlaps it (``overlap_outputs``). Call it once, before the next
-        :meth:`begin_batch` returns its own. On the device the whole frame runs now (its
-        stages are queued on the GPU and do not hold the host).
+        frame's forward pass overlaps it (``overlap_outputs``). Call the functions of
+        successive batches one at a time, in order (they share the post-processing
+        buffers); the next :meth:`begin_batch` may run meanwhile (every backend returns
+        logits of their own). On the device the whole frame runs now (its stages are queued
+        on the GPU and do not hold the host).
 
         Raises:
             EngineError: Bad images or colour orders, or a forward pass failed (now); a
