@@ -309,26 +309,26 @@ class _Stages:
         Raises:
             RuntimeError: ``second`` has died (the frames are settled as failed first).
         """
-        if self._complete is None:
-            outcome: Sequence[bool] | None = None
+        outcome: Sequence[bool] | None = None
+        settled_later = False  # by _completed, here or on the second thread
+        try:
             try:
-                outcome = self._process(frames)
+                carry = self._process(frames)
             except Exception:  # noqa: BLE001 - a failing cycle must not kill the worker
                 _LOG.exception('processing %d frame(s) failed', len(frames))
-            finally:
+                return
+            if self._complete is None:
+                outcome = carry
+            elif second is None:
+                settled_later = True
+                self._completed(frames, carry)
+            elif second.hand_over(frames, carry):
+                settled_later = True
+            else:
+                raise RuntimeError(f'the outputs thread died: {second.error or "it ended"}')
+        finally:
+            if not settled_later:
                 self._settle(frames, outcome)
-            return
-        try:
-            carry = self._process(frames)
-        except Exception:  # noqa: BLE001 - see above
-            _LOG.exception('processing %d frame(s) failed', len(frames))
-            self._settle(frames, None)
-            return
-        if second is None:
-            self._completed(frames, carry)
-        elif not second.hand_over(frames, carry):
-            self._settle(frames, None)
-            raise RuntimeError(f'the outputs thread died: {second.error or "it ended"}')
 
     def _completed(self, frames: list[Frame], carry: Any) -> None:
         outcome: Sequence[bool] | None = None

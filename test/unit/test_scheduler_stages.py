@@ -231,3 +231,18 @@ def test_a_second_thread_that_dies_ends_the_worker_as_a_crash_and_a_restart_reco
         assert _wait_for(lambda: scheduler.counters().processed == 1)
     finally:
         assert scheduler.stop(timeout=WAIT_S)
+
+
+def test_a_forward_pass_that_kills_the_worker_still_settles_its_frames() -> None:
+    def process(frames: list[Frame]) -> object:
+        raise _Fatal('worker ended')
+
+    scheduler = LatestFrameScheduler(['cam'], process, complete=lambda frames, carry: [True])
+    scheduler.start()
+    try:
+        scheduler.submit('cam', 'a')
+        assert _wait_for(lambda: scheduler.worker_crash() is not None)
+        counters = scheduler.counters()
+        assert (counters.failed, counters.pending) == (1, 0) and _invariant_holds(scheduler)
+    finally:
+        assert scheduler.stop(timeout=WAIT_S)
